@@ -1,0 +1,97 @@
+"""The adapter interface every agent implements (DESIGN §7).
+
+An adapter builds the launch (argv, env, stdin) for a prompt in a worktree, parses the agent's
+structured stream into readable progress lines and a result, and classifies the outcome from the
+result's fields, because exit codes lie.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+from ..config import AgentConfig
+from ..model import Usage
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    TRANSIENT = "transient"
+    OUT_OF_BUDGET = "out_of_budget"
+    AUTH = "auth"
+    PERMANENT = "permanent"
+
+
+@dataclass(frozen=True)
+class AgentRequest:
+    role: str  # worker | judge | planner
+    prompt: str
+    task_id: str
+    slave: str
+    worktree: Path
+    attempt: int
+    prompt_file: Path
+    config: AgentConfig
+    resume_session: str | None = None
+
+
+@dataclass(frozen=True)
+class Launch:
+    argv: list[str]
+    cwd: Path
+    env: dict[str, str] = field(default_factory=dict)  # added to the slave's environment
+    stdin: str | None = None  # None: stdin is /dev/null
+
+
+@dataclass
+class AgentResult:
+    text: str = ""
+    usage: Usage = Usage()
+    session_id: str | None = None
+    is_error: bool = False
+    error: str = ""
+    error_kind: str | None = None  # a kind the agent itself stated (the fake agent does)
+    files: list[str] = field(default_factory=list)
+
+
+class StreamParser(Protocol):
+    def feed(self, line: str) -> list[str]:
+        """One line of the agent's stdout → zero or more readable progress lines."""
+        ...
+
+    def feed_stderr(self, line: str) -> list[str]: ...
+
+    def result(self) -> AgentResult: ...
+
+
+class Adapter(Protocol):
+    name: str
+
+    def launch(self, req: AgentRequest) -> Launch: ...
+
+    def parser(self) -> StreamParser: ...
+
+    def classify(self, result: AgentResult, exit_code: int | None) -> Outcome: ...
+
+
+_CONTROL = re.compile(r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b.|[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def sanitize(text: str) -> str:
+    """Strip escape sequences and control characters, so an agent can't retitle or repaint a pane."""
+    return _CONTROL.sub("", text)
+
+
+VERDICT = re.compile(r"^\s*VERDICT:\s*(done|rework|blocked)\b[\s:—-]*(.*)$", re.IGNORECASE | re.MULTILINE)
+
+
+def parse_verdict(text: str) -> tuple[str, str] | None:
+    """The last `VERDICT: done|rework|blocked [reasons]` line of a judge's answer."""
+    found = VERDICT.findall(text)
+    if not found:
+        return None
+    verdict, reasons = found[-1]
+    return verdict.lower(), reasons.strip()

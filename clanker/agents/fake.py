@@ -1,0 +1,70 @@
+"""Adapter for the built-in fake agent (`clanker.agents.fakebin`)."""
+
+from __future__ import annotations
+
+import sys
+
+from ..model import Usage
+from .base import AgentRequest, AgentResult, Launch, Outcome
+from .runner import json_line
+
+
+class FakeParser:
+    def __init__(self) -> None:
+        self._result = AgentResult()
+
+    def feed(self, line: str) -> list[str]:
+        ev = json_line(line)
+        if ev is None:
+            return [line] if line.strip() else []
+        kind = ev.get("type")
+        if kind == "start":
+            self._result.session_id = str(ev.get("session_id") or "") or None
+            return [f"▶ fake agent started (session {self._result.session_id})"]
+        if kind == "say":
+            return [f"· {ev.get('text', '')}"]
+        if kind == "tool":
+            return [f"✎ {ev.get('tool')} {ev.get('path', '')}".rstrip()]
+        if kind == "result":
+            r = self._result
+            r.text = str(ev.get("text", ""))
+            r.is_error = bool(ev.get("is_error"))
+            r.error = r.text if r.is_error else ""
+            kind_ = ev.get("error_kind")
+            r.error_kind = str(kind_) if kind_ else None
+            raw_usage = ev.get("usage")
+            usage = Usage.from_json(raw_usage if isinstance(raw_usage, dict) else None)
+            r.usage = Usage(usage.input, usage.output, 0, 0, usage.turns, float(str(ev.get("cost_usd", 0.0))))
+            r.session_id = str(ev.get("session_id") or r.session_id or "") or None
+            files = ev.get("files")
+            r.files = [str(f) for f in files] if isinstance(files, list) else []
+            mark = "✗" if r.is_error else "✓"
+            return [f"{mark} {r.text}"]
+        return []
+
+    def feed_stderr(self, line: str) -> list[str]:
+        return [f"stderr: {line}"] if line.strip() else []
+
+    def result(self) -> AgentResult:
+        return self._result
+
+
+class FakeAdapter:
+    name = "fake"
+
+    def launch(self, req: AgentRequest) -> Launch:
+        env = {"CLANKER_RESUME_SESSION": req.resume_session} if req.resume_session else {}
+        return Launch([sys.executable, "-m", "clanker.agents.fakebin"], req.worktree, env, stdin=req.prompt)
+
+    def parser(self) -> FakeParser:
+        return FakeParser()
+
+    def classify(self, result: AgentResult, exit_code: int | None) -> Outcome:
+        if result.error_kind:
+            try:
+                return Outcome(result.error_kind)
+            except ValueError:
+                return Outcome.PERMANENT
+        if result.is_error or exit_code not in (0, None):
+            return Outcome.PERMANENT
+        return Outcome.OK

@@ -1,0 +1,164 @@
+"""The fake agent program: a real process, scripted by `fake:` lines in its prompt.
+
+It stands in for the LLM in the demo and the tests, and goes through exactly the same launch,
+stream, log and classify path as a real agent. Worker directives (`fake: …`, one per line):
+
+  write PATH TEXT…        write a file (TEXT: `\\n` for newlines)
+  append PATH TEXT…       append a line to a file
+  delete PATH             remove a file
+  sleep SECONDS           take this long
+  say TEXT…               print a progress message
+  fail-gate-once [PATH]   attempt 1 leaves PATH (default GATE_FAIL) behind, later attempts remove it
+  on-attempt N DIRECTIVE  run DIRECTIVE only on attempt N
+  exit CODE [MESSAGE…]    fail with this exit code
+  error KIND [MESSAGE…]   report an error of KIND (transient|out_of_budget|auth|permanent)
+  title TEXT…             print an OSC terminal-title escape (clanker must not let it through)
+  hang                    print nothing, forever (stall detection)
+  tokens IN OUT           the token counts to report
+
+Judge directives (`fake-judge: …`): `rework-once REASON…`, `rework REASON…`, `block REASON…`,
+`sleep SECONDS`; the default verdict is done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import sys
+import time
+from pathlib import Path
+
+PRICE_IN, PRICE_OUT = 3.0 / 1e6, 15.0 / 1e6  # $ per token, for a realistic-looking demo bill
+
+
+def emit(obj: dict[str, object]) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def directives(prompt: str, prefix: str) -> list[list[str]]:
+    out = []
+    for line in prompt.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(prefix + ":"):
+            try:
+                out.append(shlex.split(stripped[len(prefix) + 1 :]))
+            except ValueError:
+                out.append(stripped[len(prefix) + 1 :].split())
+    return [d for d in out if d]
+
+
+def resolve_conflicts(root: Path) -> list[str]:
+    """Keep both sides of every conflict block: what a cooperative agent would do by default."""
+    fixed = []
+    block = re.compile(r"<<<<<<< [^\n]*\n(.*?)=======\n(.*?)>>>>>>> [^\n]*\n", re.S)
+    for path in root.rglob("*"):
+        if ".git" in path.parts or not path.is_file():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        if "<<<<<<< " in text:
+            path.write_text(block.sub(lambda m: m.group(1) + m.group(2), text), encoding="utf-8")
+            fixed.append(str(path.relative_to(root)))
+    return fixed
+
+
+def main() -> int:
+    prompt = sys.stdin.read()
+    role = os.environ.get("CLANKER_ROLE", "worker")
+    attempt = int(os.environ.get("CLANKER_ATTEMPT", "1"))
+    task = os.environ.get("CLANKER_TASK_ID", "task")
+    session = os.environ.get("CLANKER_RESUME_SESSION") or f"fake-{task}-{role}-{attempt}-{os.getpid()}"
+    root = Path.cwd()
+    emit({"type": "start", "session_id": session, "role": role, "attempt": attempt})
+    tokens_in, tokens_out = len(prompt) // 4 + 200, 0
+    files: list[str] = []
+    error: tuple[str, str] | None = None
+    text = ""
+
+    if role == "judge":
+        verdict = "VERDICT: done — the change does what the task asks and the gate passed"
+        for d in directives(prompt, "fake-judge"):
+            verb, args = d[0], d[1:]
+            if verb == "sleep":
+                time.sleep(float(args[0]))
+            elif verb == "rework-once" and attempt == 1 or verb == "rework":
+                verdict = "VERDICT: rework " + (" ".join(args) or "needs another pass")
+            elif verb == "block":
+                verdict = "VERDICT: blocked " + (" ".join(args) or "cannot be done as specified")
+        emit({"type": "say", "text": "reviewing the diff and the gate output"})
+        text = verdict
+        tokens_out += 40
+    else:
+        for fixed in resolve_conflicts(root):
+            emit({"type": "tool", "tool": "edit", "path": fixed, "note": "resolved conflict"})
+            files.append(fixed)
+        for d in directives(prompt, "fake"):
+            if d[0] == "on-attempt":
+                if len(d) < 3 or int(d[1]) != attempt:
+                    continue
+                d = d[2:]
+            verb, args = d[0], d[1:]
+            tokens_out += 30
+            if verb in ("write", "append"):
+                path = root / args[0]
+                path.parent.mkdir(parents=True, exist_ok=True)
+                body = " ".join(args[1:]).replace("\\n", "\n")
+                if verb == "write":
+                    path.write_text(body if body.endswith("\n") else body + "\n", encoding="utf-8")
+                else:
+                    with open(path, "a", encoding="utf-8") as f:
+                        f.write(body + "\n")
+                files.append(args[0])
+                emit({"type": "tool", "tool": verb, "path": args[0]})
+            elif verb == "delete":
+                (root / args[0]).unlink(missing_ok=True)
+                emit({"type": "tool", "tool": "delete", "path": args[0]})
+            elif verb == "fail-gate-once":
+                marker = root / (args[0] if args else "GATE_FAIL")
+                if attempt == 1:
+                    marker.write_text("GATE-FAIL\n", encoding="utf-8")
+                    emit({"type": "tool", "tool": "write", "path": marker.name})
+                elif marker.exists():
+                    marker.unlink()
+                    emit({"type": "tool", "tool": "delete", "path": marker.name})
+            elif verb == "sleep":
+                time.sleep(float(args[0]))
+            elif verb == "say":
+                emit({"type": "say", "text": " ".join(args)})
+            elif verb == "title":
+                osc = f"\x1b]2;{' '.join(args)}\x07"
+                sys.stdout.write(json.dumps({"type": "say", "text": osc + "retitled"}) + "\n" + osc + "\n")
+                sys.stdout.flush()
+                sys.stderr.write(osc + "\n")
+                sys.stderr.flush()
+            elif verb == "hang":
+                while True:
+                    time.sleep(3600)
+            elif verb == "tokens":
+                tokens_in, tokens_out = int(args[0]), int(args[1])
+            elif verb == "error":
+                error = (args[0], " ".join(args[1:]) or f"fake {args[0]} error")
+                break
+            elif verb == "exit":
+                msg = " ".join(args[1:]) or "fake agent exited with an error"
+                emit({"type": "result", "is_error": True, "text": msg, "session_id": session})
+                return int(args[0])
+        text = "changed " + ", ".join(dict.fromkeys(files)) if files else "nothing to change"
+    usage = {"input": tokens_in, "output": tokens_out, "turns": 1}
+    cost = round(tokens_in * PRICE_IN + tokens_out * PRICE_OUT, 6)
+    if error:
+        emit({"type": "result", "is_error": True, "error_kind": error[0], "text": error[1], "usage": usage,
+              "cost_usd": cost, "session_id": session})  # fmt: skip
+        return 1
+    emit({"type": "result", "is_error": False, "text": text, "usage": usage, "cost_usd": cost,
+          "session_id": session, "files": files})  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

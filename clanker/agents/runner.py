@@ -1,0 +1,204 @@
+"""Run one agent process: stream its output, log it, enforce timeout and stall limits."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from .base import Adapter, AgentRequest, AgentResult, Outcome, sanitize
+from .launch import Process, prepare
+
+_DONE = object()
+
+
+@dataclass
+class RunResult:
+    result: AgentResult
+    outcome: Outcome
+    exit_code: int | None
+    seconds: float
+    timed_out: bool = False
+    stalled: bool = False
+    cancelled: bool = False
+
+
+class AgentRun:
+    """One agent process. `cancel()` may be called from a signal handler or another thread."""
+
+    def __init__(
+        self,
+        adapter: Adapter,
+        req: AgentRequest,
+        log_path: Path,
+        progress: Callable[[str], None],
+        launch_guard: Callable[[], AbstractContextManager[object]] = nullcontext,
+        on_start: Callable[[int], None] = lambda _pgid: None,
+    ) -> None:
+        self.adapter = adapter
+        self.launch_guard = launch_guard
+        self.on_start = on_start
+        self.req = req
+        self.log_path = log_path
+        self.progress = progress
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._q: queue.Queue[object] = queue.Queue()
+        self._cancelled = False
+
+    @property
+    def pgid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._q.put(None)
+
+    def run(self) -> RunResult:
+        proc_spec = prepare(self.req, self.adapter.launch(self.req))
+        parser = self.adapter.parser()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        cfg = self.req.config
+        timed_out = stalled = False
+        with open(self.log_path, "ab") as raw, open(self.log_path.with_suffix(".txt"), "a", encoding="utf-8") as txt:
+            txt.write(f"# {self.req.role} {self.req.task_id} attempt {self.req.attempt} by {self.req.slave}\n")
+            txt.flush()
+
+            def show(lines: list[str]) -> None:
+                for line in lines:
+                    clean = sanitize(line)
+                    txt.write(clean + "\n")
+                    self.progress(clean)
+                txt.flush()
+
+            try:
+                # A new session = a new process group: the whole tree can be stopped at once,
+                # and the agent has no controlling terminal to retitle the pane through.
+                with self.launch_guard():
+                    self.proc = self._spawn(proc_spec)
+            except OSError as e:
+                msg = f"can't start {proc_spec.argv[0]}: {e.strerror}"
+                show([msg])
+                res = AgentResult(is_error=True, error=msg, error_kind="permanent")
+                return RunResult(res, Outcome.PERMANENT, None, 0.0)
+            proc = self.proc
+            self.on_start(proc.pid)
+            threads = [
+                threading.Thread(target=self._pump, args=("out", proc.stdout), daemon=True),
+                threading.Thread(target=self._pump, args=("err", proc.stderr), daemon=True),
+            ]
+            if proc_spec.stdin is not None:
+                threads.append(threading.Thread(target=self._feed, args=(proc.stdin, proc_spec.stdin), daemon=True))
+            for t in threads:
+                t.start()
+            open_streams = 2
+            last_output = time.monotonic()
+            while open_streams:
+                now = time.monotonic()
+                deadlines = []
+                if cfg.timeout_secs:
+                    deadlines.append(started + cfg.timeout_secs - now)
+                if cfg.stall_secs:
+                    deadlines.append(last_output + cfg.stall_secs - now)
+                wait = max(0.0, min(deadlines)) if deadlines else None
+                try:
+                    item = self._q.get(timeout=wait)
+                except queue.Empty:
+                    if cfg.timeout_secs and time.monotonic() - started >= cfg.timeout_secs:
+                        timed_out = True
+                        show([f"agent timed out after {cfg.timeout_secs:.0f}s: stopping it"])
+                    else:
+                        stalled = True
+                        show([f"agent printed nothing for {cfg.stall_secs:.0f}s: stopping it"])
+                    self._kill_group()
+                    break
+                if item is None:  # cancel()
+                    self._kill_group()
+                    break
+                if item is _DONE:
+                    open_streams -= 1
+                    continue
+                assert isinstance(item, tuple)
+                stream, line = item
+                last_output = time.monotonic()
+                if stream == "out":
+                    raw.write(line.encode("utf-8") + b"\n")
+                    raw.flush()
+                    show(parser.feed(line))
+                else:
+                    show(parser.feed_stderr(line))
+            try:
+                code: int | None = proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._kill_group(signal.SIGKILL)
+                code = proc.wait()
+        seconds = time.monotonic() - started
+        result = parser.result()
+        if self._cancelled:
+            return RunResult(result, Outcome.TRANSIENT, code, seconds, cancelled=True)
+        if timed_out or stalled:
+            result.is_error = True
+            result.error = result.error or ("agent timed out" if timed_out else "agent stalled (no output)")
+            return RunResult(result, Outcome.TRANSIENT, code, seconds, timed_out, stalled)
+        return RunResult(result, self.adapter.classify(result, code), code, seconds)
+
+    @staticmethod
+    def _spawn(spec: Process) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            spec.argv,
+            cwd=spec.cwd,
+            env=spec.env,
+            stdin=subprocess.PIPE if spec.stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+
+    def _pump(self, name: str, stream: IO[bytes] | None) -> None:
+        assert stream is not None
+        for raw in iter(stream.readline, b""):
+            self._q.put((name, raw.decode("utf-8", "replace").rstrip("\r\n")))
+        self._q.put(_DONE)
+
+    @staticmethod
+    def _feed(stdin: IO[bytes] | None, text: str) -> None:
+        assert stdin is not None
+        try:
+            stdin.write(text.encode("utf-8"))
+            stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+
+    def _kill_group(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        kill_group(self.proc.pid, sig)
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            kill_group(self.proc.pid, signal.SIGKILL)
+
+
+def kill_group(pgid: int, sig: int = signal.SIGTERM) -> bool:
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def json_line(line: str) -> dict[str, object] | None:
+    try:
+        obj = json.loads(line)
+    except (json.JSONDecodeError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None

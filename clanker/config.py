@@ -1,0 +1,284 @@
+"""`clanker.yaml`: find it, read it, validate it against the schema, apply defaults.
+
+Pipeline: find (walk up from cwd) → parse (YAML nodes keep line numbers) → validate each key
+against SCHEMA → build a frozen Config. Every problem is one ConfigError naming file:line and key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+CONFIG_NAME = "clanker.yaml"
+AGENT_KINDS = ("fake", "command", "claude", "codex", "aider", "gemini")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    kind: str = "fake"
+    command: tuple[str, ...] = ()
+    model: str | None = None
+    max_turns: int | None = None
+    timeout_secs: float = 1800.0
+    stall_secs: float = 600.0
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    repo: Path
+    path: Path | None = None
+    slaves: int = 3
+    heartbeat_secs: float = 5.0
+    max_attempts: int = 3
+    agent: AgentConfig = AgentConfig()
+    judge_agent: AgentConfig | None = AgentConfig()  # None: the gate alone decides
+    judge_max_parallel: int = 1
+    gate: tuple[str, ...] = ()
+    gate_timeout_secs: float = 600.0
+    mainline_branch: str = "main"
+    conflict_budget: int = 3
+    tmux_socket: str | None = None
+    tmux_session: str | None = None
+    worktrees: Path | None = None
+    owner_files: tuple[str, ...] = ()
+    git_ignore: str = "exclude"
+
+
+# --- validators: each returns the clean value or raises ValueError with the problem -----------
+
+
+def _int(lo: int, hi: int | None = None) -> Callable[[Any], int]:
+    def v(x: Any) -> int:
+        if isinstance(x, bool) or not isinstance(x, int):
+            raise ValueError(f"must be a whole number, got {x!r}")
+        if x < lo or (hi is not None and x > hi):
+            raise ValueError(f"must be between {lo} and {hi}" if hi is not None else f"must be ≥ {lo}")
+        return x
+
+    return v
+
+
+def _num(lo: float, positive: bool = False) -> Callable[[Any], float]:
+    def v(x: Any) -> float:
+        if isinstance(x, bool) or not isinstance(x, int | float):
+            raise ValueError(f"must be a number, got {x!r}")
+        if x < lo or (positive and x <= 0):
+            raise ValueError(f"must be {'> 0' if positive else f'≥ {lo}'}, got {x}")
+        return float(x)
+
+    return v
+
+
+def _str(x: Any) -> str:
+    if not isinstance(x, str) or not x.strip():
+        raise ValueError(f"must be a non-empty string, got {x!r}")
+    return x
+
+
+def _opt(inner: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda x: None if x is None else inner(x)
+
+
+def _strlist(x: Any) -> tuple[str, ...]:
+    if x is None:
+        return ()
+    if not isinstance(x, list) or not all(isinstance(i, str) and i for i in x):
+        raise ValueError("must be a list of non-empty strings")
+    return tuple(x)
+
+
+def _choice(*options: str) -> Callable[[Any], str]:
+    def v(x: Any) -> str:
+        if x not in options:
+            raise ValueError(f"must be one of {', '.join(options)}, got {x!r}")
+        return str(x)
+
+    return v
+
+
+def _env(x: Any) -> dict[str, str]:
+    if x is None:
+        return {}
+    if not isinstance(x, dict) or not all(isinstance(k, str) for k in x):
+        raise ValueError("must be a mapping of NAME: value")
+    return {k: str(v) for k, v in x.items()}
+
+
+AGENT_SCHEMA: dict[str, Callable[[Any], Any]] = {
+    "kind": _choice(*AGENT_KINDS),
+    "command": _strlist,
+    "model": _opt(_str),
+    "max_turns": _opt(_int(1)),
+    "timeout_secs": _num(0),
+    "stall_secs": _num(0),
+    "args": _strlist,
+    "env": _env,
+}
+
+SCHEMA: dict[str, Any] = {
+    "slaves": _int(1, 64),
+    "heartbeat_secs": _num(0.2),
+    "max_attempts": _int(1),
+    "agent": AGENT_SCHEMA,
+    "judge": {"agent": "judge-agent", "max_parallel": _int(1, 64)},
+    "gate": _strlist,
+    "gate_timeout_secs": _num(1),
+    "mainline": {"branch": _str, "conflict_budget": _int(0)},
+    "tmux": {"socket": _opt(_str), "session": _opt(_str)},
+    "worktrees": _opt(_str),
+    "owner_files": _strlist,
+    "git_ignore": _choice("exclude", "gitignore"),
+}
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest clanker.yaml at or above `start`, stopping at the git top level's parent."""
+    for d in (start, *start.parents):
+        candidate = d / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+        if (d / ".git").exists():
+            return None
+    return None
+
+
+def load(repo: Path, path: Path | None = None) -> Config:
+    """Load and validate the repo's clanker.yaml (defaults only when there is none)."""
+    if path is None:
+        path = find_config(Path.cwd()) if Path.cwd().is_relative_to(repo) else None
+        if path is None and (repo / CONFIG_NAME).is_file():
+            path = repo / CONFIG_NAME
+    raw: dict[str, Any] = {}
+    lines: dict[tuple[str, ...], int] = {}
+    if path is not None:
+        raw, lines = _parse(path)
+    return _build(repo, path, raw, lines)
+
+
+def _parse(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+    shown = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(shown, None, "file", f"can't read it: {e.strerror}") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(shown, mark.line + 1 if mark else None, "yaml", f"not valid YAML: {problem}") from None
+    if data is None:
+        return {}, {}
+    if not isinstance(data, dict):
+        raise ConfigError(shown, 1, "(top level)", "must be a mapping of settings, like `slaves: 3`")
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(n: yaml.Node, prefix: tuple[str, ...]) -> None:
+        if isinstance(n, yaml.MappingNode):
+            for k, v in n.value:
+                key = (*prefix, str(k.value))
+                lines[key] = k.start_mark.line + 1
+                walk(v, key)
+
+    if node is not None:
+        walk(node, ())
+    return data, lines
+
+
+def _validate(
+    schema: dict[str, Any], raw: dict[str, Any], prefix: tuple[str, ...], shown: str, lines: dict[tuple[str, ...], int]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        path = (*prefix, str(key))
+        dotted = ".".join(path)
+        line = lines.get(path) or lines.get(prefix)
+        if key not in schema:
+            known = ", ".join(sorted(schema))
+            raise ConfigError(shown, line, dotted, f"unknown key (known here: {known})")
+        rule = schema[key]
+        if isinstance(rule, dict):
+            if value is None:
+                value = {}
+            if not isinstance(value, dict):
+                raise ConfigError(shown, line, dotted, "must be a mapping")
+            out[key] = _validate(rule, value, path, shown, lines)
+        elif rule == "judge-agent":
+            out[key] = _judge_agent(value, path, shown, lines)
+        else:
+            try:
+                out[key] = rule(value)
+            except ValueError as e:
+                raise ConfigError(shown, line, dotted, str(e)) from None
+    return out
+
+
+def _judge_agent(value: Any, path: tuple[str, ...], shown: str, lines: dict[tuple[str, ...], int]) -> Any:
+    if value in ("none", "same", None):
+        return value or "same"
+    if isinstance(value, dict):
+        return _validate(AGENT_SCHEMA, value, path, shown, lines)
+    raise ConfigError(shown, lines.get(path), ".".join(path), "must be none, same, or a mapping like `agent`")
+
+
+def _agent(raw: dict[str, Any], where: str, shown: str, line: int | None) -> AgentConfig:
+    agent = AgentConfig(
+        kind=raw.get("kind", "fake"),
+        command=raw.get("command", ()),
+        model=raw.get("model"),
+        max_turns=raw.get("max_turns"),
+        timeout_secs=raw.get("timeout_secs", 1800.0),
+        stall_secs=raw.get("stall_secs", 600.0),
+        args=raw.get("args", ()),
+        env=raw.get("env", {}),
+    )
+    if agent.kind == "command" and not agent.command:
+        raise ConfigError(shown, line, f"{where}.command", "kind `command` needs `command: [program, args…]`")
+    return agent
+
+
+def _build(repo: Path, path: Path | None, raw: dict[str, Any], lines: dict[tuple[str, ...], int]) -> Config:
+    shown = str(path) if path else CONFIG_NAME
+    v = _validate(SCHEMA, raw, (), shown, lines)
+    agent = _agent(v.get("agent", {}), "agent", shown, lines.get(("agent",)))
+    judge = v.get("judge", {})
+    judge_raw = judge.get("agent", "same")
+    judge_agent: AgentConfig | None
+    if judge_raw == "none":
+        judge_agent = None
+    elif judge_raw == "same":
+        judge_agent = agent
+    else:
+        judge_agent = _agent(judge_raw, "judge.agent", shown, lines.get(("judge", "agent")))
+    mainline = v.get("mainline", {})
+    tmux = v.get("tmux", {})
+    worktrees = v.get("worktrees")
+    return Config(
+        repo=repo,
+        path=path,
+        slaves=v.get("slaves", 3),
+        heartbeat_secs=v.get("heartbeat_secs", 5.0),
+        max_attempts=v.get("max_attempts", 3),
+        agent=agent,
+        judge_agent=judge_agent,
+        judge_max_parallel=judge.get("max_parallel", 1),
+        gate=v.get("gate", ()),
+        gate_timeout_secs=v.get("gate_timeout_secs", 600.0),
+        mainline_branch=mainline.get("branch", "main"),
+        conflict_budget=mainline.get("conflict_budget", 3),
+        tmux_socket=os.environ.get("CLANKER_TMUX_SOCKET") or tmux.get("socket"),
+        tmux_session=tmux.get("session"),
+        worktrees=(repo / worktrees) if worktrees else None,
+        owner_files=v.get("owner_files", ()),
+        git_ignore=v.get("git_ignore", "exclude"),
+    )

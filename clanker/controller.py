@@ -1,0 +1,191 @@
+"""The controller: attach existing slave panes, spawn the missing ones, respawn crashed ones with
+backoff, reconcile dead slaves' claims, and show the fleet (DESIGN §1–2).
+
+One `list-panes -a` per tick. Between ticks it waits on changes to events.log (inotify) with the
+heartbeat interval as the safety net, so an idle fleet costs almost nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+
+from filelock import FileLock, Timeout
+
+from . import fleet, heartbeat
+from .config import Config
+from .errors import ClankerError
+from .heartbeat import Heart, SleepDetector
+from .model import LIVE, S, State
+from .paths import Paths
+from .reconcile import dead_slaves, release_events
+from .status import render, slave_rows
+from .store import Store
+from .tmux import Tmux
+from .wait import LogWaiter
+
+
+@dataclass(frozen=True)
+class Outcome:
+    finished: bool
+    blocked: list[str]
+
+
+def progress(state: State) -> Outcome:
+    """Finished when nothing is left that could still move: every task is done, cancelled, split,
+    blocked, or waits on a task that is blocked or cancelled."""
+    stuck = {t.id for t in state.tasks.values() if t.state in (S.BLOCKED, S.CANCELLED)}
+    changed = True
+    while changed:  # dependents of stuck tasks are stuck too
+        changed = False
+        for t in state.tasks.values():
+            if t.id not in stuck and t.state == S.READY and any(d in stuck for d in t.depends_on):
+                stuck.add(t.id)
+                changed = True
+    movable = [t for t in state.tasks.values() if t.state in LIVE and t.id not in stuck]
+    blocked = [t.id for t in state.tasks.values() if t.state == S.BLOCKED]
+    return Outcome(not movable, blocked)
+
+
+class Controller:
+    def __init__(self, cfg: Config, *, headless: bool, out: Callable[[str], None] | None = None) -> None:
+        self.cfg = cfg
+        self.headless = headless
+        self.paths = Paths(cfg.repo, cfg.worktrees)
+        self.store = Store(self.paths, "ctl")
+        self.tm = Tmux(cfg.tmux_socket)
+        self.out = out or (lambda s: print(s, flush=True))
+        self.respawner = fleet.Respawner()
+        self.stopping = threading.Event()
+        self.waiter: LogWaiter | None = None
+        self.heart = Heart(self.paths, "ctl", cfg.heartbeat_secs, pane=os.environ.get("TMUX_PANE", ""))
+        self._last_screen = ""
+        self._spawned: set[str] = set()
+        self._sleep = SleepDetector()
+
+    def session(self) -> str:
+        pane = os.environ.get("TMUX_PANE")
+        if pane and not self.headless:
+            return self.tm.display(pane, "#{session_name}")
+        return fleet.session_name(self.cfg)
+
+    # --- one tick --------------------------------------------------------------------------------
+
+    def tick(self) -> fleet.FleetView:
+        fv = fleet.view(self.tm, self.cfg.repo)
+        now = time.time()
+        session = self.session()
+        for n in range(1, self.cfg.slaves + 1):
+            sid = f"c{n}"
+            pane = fv.panes.get(sid)
+            beat = heartbeat.read(self.paths, sid)
+            if pane is None:
+                if beat and not beat.stopped and heartbeat.pid_alive(beat.pid):
+                    continue  # a slave running outside tmux (or on another server): leave it be
+                fleet.spawn_slave(self.tm, self.cfg, n, fv, session)
+                self._spawned.add(sid)
+                self.respawner.record(sid, now)
+                self.store.emit("slave.spawned", slave=sid)
+                fv = fleet.view(self.tm, self.cfg.repo)
+            elif pane.dead and pane.created:
+                if beat is not None and beat.stopped:
+                    continue  # it exited cleanly (e.g. `clanker stop`): not a crash
+                if self.respawner.due(sid, now):
+                    delay = self.respawner.record(sid, now)
+                    self.tm.respawn(pane.id, str(self.cfg.repo), fleet.slave_command(self.cfg, n), fleet.pane_env(self.cfg))
+                    self.store.emit("risk", slave=sid, kind="crash",
+                                    message=f"slave {sid} died; respawned (next backoff {delay:.0f}s)")  # fmt: skip
+        if not self._sleep.slept():
+            self._reconcile(fv)
+        return fv
+
+    def _reconcile(self, fv: fleet.FleetView) -> None:
+        beats = heartbeat.read_all(self.paths)
+        dead_panes = frozenset(sid for sid, p in fv.panes.items() if p.dead)
+
+        def decide(st: State) -> list:  # type: ignore[type-arg]
+            dead = dead_slaves(st, beats, self.cfg.heartbeat_secs, dead_panes)
+            return release_events(st, dead, "ctl", "slave is dead (stale heartbeat, no process)")
+
+        self.store.transact(decide)
+
+    def draw(self, fv: fleet.FleetView) -> None:
+        state = self.store.state()
+        rows = slave_rows(self.cfg, self.paths, state, fv.panes)
+        screen = render(state, rows)
+        if screen == self._last_screen:
+            return
+        self._last_screen = screen
+        if self.headless:
+            counts: dict[str, int] = {}
+            for t in state.tasks.values():
+                counts[t.state] = counts.get(t.state, 0) + 1
+            self.out(time.strftime("%H:%M:%S ") + "  ".join(f"{k}:{v}" for k, v in sorted(counts.items())))
+        else:
+            header = f"clanker · {self.cfg.repo} · {time.strftime('%H:%M:%S')} · q / Ctrl-C quits (slaves keep running)"
+            sys.stdout.write("\x1b[H\x1b[2J" + header + "\n\n" + screen + "\n")
+            sys.stdout.flush()
+
+    # --- loop --------------------------------------------------------------------------------------
+
+    def run(self, until_done: bool = False, timeout: float | None = None) -> int:
+        lock = FileLock(str(self.paths.locks / "controller.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise ClankerError("a controller is already running for this repo: attach to it, or `clanker stop`") from None
+        self._install_signals()
+        self.heart.start()
+        self.waiter = LogWaiter(self.paths.state_dir)
+        started = time.monotonic()
+        code = 0
+        try:
+            while not self.stopping.is_set():
+                fv = self.tick()
+                self.draw(fv)
+                if until_done:
+                    result = progress(self.store.state())
+                    if result.finished:
+                        code = 1 if result.blocked else 0
+                        break
+                    if timeout is not None and time.monotonic() - started > timeout:
+                        code = 3
+                        break
+                self.waiter.wait(self.cfg.heartbeat_secs)
+        finally:
+            self.waiter.close()
+            self.heart.stop()
+            lock.release()
+        return code
+
+    def _install_signals(self) -> None:
+        def handler(_signum: int, _frame: FrameType | None) -> None:
+            self.stopping.set()
+            if self.waiter is not None:
+                self.waiter.poke()
+
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, handler)
+
+    def stop_spawned(self) -> None:
+        fleet.stop(self.cfg, self.tm, only=set(self._spawned) | {f"c{n}" for n in range(1, self.cfg.slaves + 1)})
+
+
+def summary(state: State, code: int, timeout: float | None) -> str:
+    """The one-screen summary `clanker run --until-done` ends with."""
+    lines = []
+    done = [t for t in state.tasks.values() if t.state == S.DONE]
+    lines.append(f"{len(done)}/{len(state.tasks)} tasks done")
+    if code == 3:
+        lines.append(f"time ran out after {timeout:.0f}s" if timeout else "time ran out")
+    for t in state.tasks.values():
+        if t.state != S.DONE:
+            reason = f" — {t.reason}" if t.reason else ""
+            lines.append(f"  {t.id} {t.state}{reason}"[:200])
+    return "\n".join(lines)

@@ -1,0 +1,170 @@
+"""`clanker doctor`: is everything clanker needs in place? Each line is ok, warn or fail, with the fix."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import git, heartbeat, tmux
+from .config import Config, load
+from .errors import ClankerError
+from .fleet import view
+from .locks import is_held
+from .paths import Paths
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # ok | warn | fail
+    detail: str
+    fix: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {"check": self.name, "status": self.status, "detail": self.detail, "fix": self.fix}
+
+
+def _version(text: str) -> tuple[int, ...]:
+    m = re.search(r"(\d+)\.(\d+)", text)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+def run_checks(repo: Path, config_path: Path | None = None) -> list[Check]:
+    checks: list[Check] = []
+    tv = tmux.version()
+    if not tv:
+        checks.append(Check("tmux", "fail", "tmux is not installed", "install tmux (e.g. `apt-get install tmux`)"))
+    elif _version(tv) < (3, 2):
+        checks.append(Check("tmux", "warn", f"{tv}: pane-scoped hooks need 3.2+", "upgrade tmux"))
+    else:
+        checks.append(Check("tmux", "ok", tv))
+    gv = git.version()
+    if not gv:
+        checks.append(Check("git", "fail", "git is not installed", "install git"))
+    elif _version(gv) < (2, 38):
+        checks.append(Check("git", "fail", f"{gv}: mainlining needs `git merge-tree --write-tree` (2.38+)", "upgrade git"))
+    else:
+        checks.append(Check("git", "ok", gv))
+    checks.append(Check("inside tmux", "ok", "yes" if tmux.inside() else "no (clanker will create its own session)"))
+    try:
+        cfg = load(repo, config_path)
+    except ClankerError as e:
+        checks.append(Check("config", "fail", str(e), "fix clanker.yaml (see clanker.yaml.example)"))
+        return checks
+    checks.append(Check("config", "ok", str(cfg.path) if cfg.path else "no clanker.yaml: defaults"))
+    checks += _agent_checks(cfg)
+    checks += _repo_checks(cfg)
+    checks += _fleet_checks(cfg)
+    return checks
+
+
+def _agent_checks(cfg: Config) -> list[Check]:
+    out = []
+    for role, agent in (("agent", cfg.agent), ("judge agent", cfg.judge_agent)):
+        if agent is None:
+            out.append(Check(role, "ok", "none: the gate alone decides"))
+        elif agent.kind == "fake":
+            out.append(Check(role, "ok", "fake (built in)"))
+        elif agent.kind == "command":
+            found = shutil.which(agent.command[0]) if agent.command else None
+            if found:
+                out.append(Check(role, "ok", f"command: {found}"))
+            else:
+                out.append(Check(role, "fail", f"command {agent.command[0]!r} not found on PATH",
+                                 "install it or fix agent.command in clanker.yaml"))  # fmt: skip
+        else:
+            found = shutil.which(agent.kind)
+            status = "ok" if found else "fail"
+            out.append(Check(role, status, f"{agent.kind}: {found or 'not found on PATH'}", "" if found else f"install {agent.kind}"))
+    return out
+
+
+def _repo_checks(cfg: Config) -> list[Check]:
+    out = []
+    repo = cfg.repo
+    if git.rev(repo, cfg.mainline_branch) is None:
+        out.append(Check("main branch", "fail", f"branch {cfg.mainline_branch!r} has no commit",
+                         "commit something first, or set mainline.branch"))  # fmt: skip
+    else:
+        out.append(Check("main branch", "ok", cfg.mainline_branch))
+    if git.is_ignored(repo, ".clanker/events.log"):
+        out.append(Check(".clanker ignored", "ok", "git ignores .clanker/"))
+    else:
+        out.append(Check(".clanker ignored", "fail", "git would see .clanker/", "run `clanker init`"))
+    if not cfg.gate:
+        out.append(Check("gate", "warn", "no gate commands: nothing checks a change before main",
+                         "add `gate: [your test command]` to clanker.yaml"))  # fmt: skip
+    else:
+        out.append(Check("gate", "ok", f"{len(cfg.gate)} command(s)"))
+    if cfg.slaves < 2:
+        out.append(Check("slaves", "warn", "1 slave: nobody can judge its work", "set `slaves: 2` or more"))
+    else:
+        out.append(Check("slaves", "ok", str(cfg.slaves)))
+    paths = Paths(repo, cfg.worktrees)
+    try:
+        trees = git.worktrees(repo)
+    except ClankerError as e:
+        trees = []
+        out.append(Check("worktrees", "fail", str(e)))
+    for w in trees:
+        if w.prunable:
+            out.append(Check("worktree", "warn", f"{w.path} is gone but registered", "run `git worktree prune`"))
+        elif w.locked:
+            out.append(Check("worktree", "warn", f"{w.path} is locked", f"`git worktree unlock {w.path}` if unused"))
+        elif w.path.is_relative_to(paths.worktrees) and w.path.exists() and git.porcelain(w.path):
+            out.append(Check("worktree", "warn", f"{w.path} has uncommitted changes ({w.branch or 'detached'})",
+                             "the slave saves them when it next starts a job; inspect with `git -C … status`"))  # fmt: skip
+    mine = [w for w in trees if w.path.is_relative_to(paths.worktrees)]
+    out.append(Check("worktrees", "ok", f"{len(mine)} slave worktree(s) under {paths.worktrees}"))
+    free = shutil.disk_usage(repo).free
+    gib = free / 2**30
+    if free < 100 * 2**20:
+        out.append(Check("disk", "fail", f"{gib:.2f} GiB free", "free some disk space"))
+    elif free < 2**30:
+        out.append(Check("disk", "warn", f"{gib:.2f} GiB free", "free some disk space"))
+    else:
+        out.append(Check("disk", "ok", f"{gib:.0f} GiB free"))
+    return out
+
+
+def _fleet_checks(cfg: Config) -> list[Check]:
+    out = []
+    paths = Paths(cfg.repo, cfg.worktrees)
+    panes = {}
+    if tmux.available():
+        try:
+            panes = view(tmux.Tmux(cfg.tmux_socket), cfg.repo).panes
+        except ClankerError:
+            panes = {}
+    beats = heartbeat.read_all(paths)
+    for n in range(1, cfg.slaves + 1):
+        sid = f"c{n}"
+        p = panes.get(sid)
+        beat = beats.get(sid)
+        if p is None:
+            out.append(Check(f"pane {sid}", "warn", "not attached", "run `clanker` (or `clanker slave " + str(n) + "` in a pane)"))
+        elif p.dead:
+            out.append(Check(f"pane {sid}", "warn", f"{p.id} is dead", "the controller respawns it; or `clanker stop`"))
+        else:
+            out.append(Check(f"pane {sid}", "ok", f"{p.id} in session {p.session}"))
+        if beat and not beat.stopped and heartbeat.is_dead(beat, cfg.heartbeat_secs):
+            out.append(Check(f"heartbeat {sid}", "warn", f"stale ({beat.age():.0f}s, pid {beat.pid} gone)",
+                             "its claims are released automatically; restart it with `clanker`"))  # fmt: skip
+    for lock in sorted(paths.locks.glob("*.lock")) if paths.locks.is_dir() else []:
+        if is_held(str(lock)):
+            out.append(Check("lock", "ok", f"{lock.name} held (freed by the kernel if its holder dies)"))
+    return out
+
+
+def render(checks: list[Check]) -> str:
+    lines = []
+    for c in checks:
+        fix = f"  → {c.fix}" if c.fix and c.status != "ok" else ""
+        lines.append(f"{c.status:<4}  {c.name:<16} {c.detail}{fix}")
+    return "\n".join(lines)
+
+
+def exit_code(checks: list[Check]) -> int:
+    return 1 if any(c.status == "fail" for c in checks) else 0

@@ -1,0 +1,250 @@
+"""The pure fold: events → State. One small function per event type (DESIGN §3).
+
+`fold` never mutates its input state, so a replay of any `events.log` gives the same State.
+`check` says whether an event is legal now; the store refuses illegal events before they are
+written, and the fold skips (never crashes on) an illegal one found in a hand-edited log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .errors import IllegalTransition
+from .model import TRANSITIONS, S, SlaveInfo, State, Task, Usage, trigger
+from .model import ANNOTATIONS, Event
+
+Tasks = dict[str, Task]
+
+
+def check(state: State, ev: Event) -> None:
+    """Raise IllegalTransition unless `ev` may be applied to `state`."""
+    if ev.task is None:
+        return
+    task = state.tasks.get(ev.task)
+    if ev.type in ANNOTATIONS:
+        if task is None:
+            raise IllegalTransition(ev.task, ev.type, None)
+        return
+    current = task.state if task else None
+    if (current, trigger(ev)) not in TRANSITIONS:
+        raise IllegalTransition(ev.task, trigger(ev), current)
+
+
+def fold(state: State, events: Iterable[tuple[Event, int]]) -> State:
+    """Apply events (each with the log offset just past it) to `state`, returning a new State."""
+    tasks = dict(state.tasks)
+    slaves = dict(state.slaves)
+    counters = {"events": state.events, "conflicts": state.conflicts, "mainlined": state.mainlined}
+    paused = set(state.paused)
+    offset = state.offset
+    for ev, end in events:
+        offset = end
+        counters["events"] += 1
+        if ev.type.startswith("slave."):
+            _slave_event(slaves, ev)
+            continue
+        if ev.type in ("fleet.paused", "fleet.resumed"):
+            who = ev.data.get("slave") or "*"
+            if ev.type == "fleet.paused":
+                paused.add(who)
+            elif who == "*":
+                paused.clear()
+            else:
+                paused.discard(who)
+            continue
+        if ev.type == "risk" and ev.data.get("kind") == "conflict":
+            counters["conflicts"] += 1
+        if ev.task is None:
+            continue
+        try:
+            check(State(tasks=tasks), ev)
+        except IllegalTransition:
+            continue
+        if ev.type == "task.mainlined":
+            counters["mainlined"] += 1
+        before = tasks.get(ev.task)
+        handler = _HANDLERS.get(ev.type)
+        after = handler(before, ev) if handler else before
+        if after is None:
+            continue
+        if ev.type not in ANNOTATIONS:
+            after = dataclasses.replace(after, state=TRANSITIONS[(before.state if before else None, trigger(ev))])
+        tasks[ev.task] = dataclasses.replace(after, updated=ev.ts)
+    return State(
+        tasks=tasks,
+        slaves=slaves,
+        offset=offset,
+        events=counters["events"],
+        conflicts=counters["conflicts"],
+        mainlined=counters["mainlined"],
+        paused=frozenset(paused),
+    )
+
+
+def _slave_event(slaves: dict[str, SlaveInfo], ev: Event) -> None:
+    sid = str(ev.data.get("slave") or ev.actor)
+    if ev.type == "slave.started":
+        slaves[sid] = SlaveInfo(sid, int(ev.data.get("pid", 0)), str(ev.data.get("pane", "")), ev.ts)
+    elif ev.type in ("slave.stopped", "slave.dead") and sid in slaves:
+        slaves[sid] = dataclasses.replace(slaves[sid], stopped=True)
+
+
+def _tup(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value)
+
+
+def _added(_: Task | None, ev: Event) -> Task:
+    d = ev.data
+    assert ev.task is not None
+    return Task(
+        id=ev.task,
+        title=str(d.get("title", ev.task)),
+        prompt=str(d.get("prompt", "")),
+        description=str(d.get("description", "")),
+        priority=int(d.get("priority", 0)),
+        paths=_tup(d.get("paths")),
+        tags=_tup(d.get("tags")),
+        depends_on=_tup(d.get("depends_on")),
+        parent=d.get("parent"),
+        branch=str(d.get("branch") or f"clanker/{ev.task}"),
+        created=ev.ts,
+    )
+
+
+def _claimed(t: Task | None, ev: Event) -> Task:
+    assert t is not None
+    slave = str(ev.data.get("slave", ev.actor))
+    return dataclasses.replace(t, slave=slave, author=slave, attempts=t.attempts + 1, started=ev.ts)
+
+
+def _released(t: Task | None, ev: Event) -> Task:
+    assert t is not None
+    return dataclasses.replace(t, slave=None, started=None, reason=str(ev.data.get("reason", t.reason)))
+
+
+def _failed(t: Task | None, ev: Event) -> Task:
+    assert t is not None
+    err = str(ev.data.get("error", "failed"))
+    return dataclasses.replace(t, slave=None, started=None, reason=err, errors=(*t.errors, err))
+
+
+def _submitted(t: Task | None, ev: Event) -> Task:
+    assert t is not None
+    touched = tuple(dict.fromkeys((*t.touched, *_tup(ev.data.get("files")))))
+    return dataclasses.replace(t, slave=None, started=None, summary=str(ev.data.get("summary", "")), touched=touched)
+
+
+def _judge_claimed(t: Task | None, ev: Event) -> Task:
+    assert t is not None
+    slave = str(ev.data.get("slave", ev.actor))
+    return dataclasses.replace(t, slave=slave, judge_rounds=t.judge_rounds + 1, started=ev.ts)
+
+
+def _judge_released(t: Task | None, ev: Event) -> Task:
+    assert t is not None
+    return dataclasses.replace(t, slave=None, started=None)
+
+
+def _verdict(t: Task | None, ev: Event) -> Task:
+    assert t is not None
+    verdict = ev.data.get("verdict")
+    reasons = str(ev.data.get("reasons", ""))
+    conflicts = t.conflicts + (1 if ev.data.get("conflict") else 0)
+    if verdict == "done":
+        return dataclasses.replace(t, reason=reasons)
+    return dataclasses.replace(t, slave=None, started=None, reason=reasons, conflicts=conflicts)
+
+
+def _mainlined(t: Task | None, ev: Event) -> Task:
+    assert t is not None
+    return dataclasses.replace(t, slave=None, started=None, sha=str(ev.data.get("sha", "")) or None)
+
+
+def _blocked(t: Task | None, ev: Event) -> Task:
+    assert t is not None
+    return dataclasses.replace(t, slave=None, started=None, reason=str(ev.data.get("reason", "blocked")))
+
+
+def _cancelled(t: Task | None, ev: Event) -> Task:
+    assert t is not None
+    return dataclasses.replace(t, slave=None, started=None, reason=str(ev.data.get("reason", "cancelled")))
+
+
+def _retried(t: Task | None, ev: Event) -> Task:
+    assert t is not None
+    return dataclasses.replace(t, slave=None, started=None, attempt_base=t.attempts, reason="")
+
+
+def _attempt_finished(t: Task | None, ev: Event) -> Task:
+    assert t is not None
+    usage = Usage.from_json(ev.data.get("usage"))
+    session = ev.data.get("session_id")
+    sessions = (*t.sessions, str(session)) if session and ev.data.get("role") == "work" else t.sessions
+    if ev.data.get("role") == "judge":
+        return dataclasses.replace(t, judge=t.judge + usage)
+    return dataclasses.replace(t, work=t.work + usage, sessions=sessions)
+
+
+_HANDLERS: dict[str, Callable[[Task | None, Event], Task]] = {
+    "task.added": _added,
+    "task.claimed": _claimed,
+    "task.released": _released,
+    "task.failed": _failed,
+    "task.submitted": _submitted,
+    "task.judge_claimed": _judge_claimed,
+    "task.judge_released": _judge_released,
+    "task.verdict": _verdict,
+    "task.mainlined": _mainlined,
+    "task.blocked": _blocked,
+    "task.cancelled": _cancelled,
+    "task.retried": _retried,
+    "attempt.finished": _attempt_finished,
+}
+
+
+# --- snapshot (de)serialisation -------------------------------------------------------------
+
+
+def state_to_json(state: State) -> dict[str, Any]:
+    def task_json(t: Task) -> dict[str, Any]:
+        d = dataclasses.asdict(t)
+        d["state"] = str(t.state)
+        return d
+
+    return {
+        "offset": state.offset,
+        "events": state.events,
+        "conflicts": state.conflicts,
+        "mainlined": state.mainlined,
+        "paused": sorted(state.paused),
+        "tasks": [task_json(t) for t in state.tasks.values()],
+        "slaves": [dataclasses.asdict(s) for s in state.slaves.values()],
+    }
+
+
+def state_from_json(raw: dict[str, Any]) -> State:
+    tasks: Tasks = {}
+    for d in raw.get("tasks", []):
+        d = dict(d)
+        for key in ("paths", "tags", "depends_on", "touched", "errors", "sessions"):
+            d[key] = tuple(d.get(key) or ())
+        d["state"] = S(d["state"])
+        d["work"] = Usage(**d["work"])
+        d["judge"] = Usage(**d["judge"])
+        tasks[d["id"]] = Task(**d)
+    slaves = {s["id"]: SlaveInfo(**s) for s in raw.get("slaves", [])}
+    return State(
+        tasks=tasks,
+        slaves=slaves,
+        offset=int(raw["offset"]),
+        events=int(raw.get("events", 0)),
+        conflicts=int(raw.get("conflicts", 0)),
+        mainlined=int(raw.get("mainlined", 0)),
+        paused=frozenset(raw.get("paused", [])),
+    )

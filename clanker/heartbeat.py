@@ -1,0 +1,134 @@
+"""Heartbeats: one small JSON file per process, replaced atomically every `heartbeat_secs`.
+
+A slave is dead when its heartbeat is older than 3 × heartbeat_secs *and* its pid is gone (or its
+pane is dead). If wall time jumped much further than monotonic time, the machine slept: nobody is
+declared dead until the next round ("reconcile on wake").
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from . import atomic
+from .paths import Paths
+
+
+@dataclass(frozen=True)
+class Beat:
+    id: str
+    pid: int
+    wall: float
+    job: str | None
+    task: str | None
+    phase: str
+    pane: str
+    agent_pgid: int | None
+    stopped: bool
+
+    def age(self, now: float | None = None) -> float:
+        return max(0.0, (now or time.time()) - self.wall)
+
+
+def read(paths: Paths, sid: str) -> Beat | None:
+    raw = atomic.read_json(paths.heartbeat(sid))
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return Beat(
+            id=sid,
+            pid=int(raw.get("pid", 0)),
+            wall=float(raw.get("wall", 0.0)),
+            job=raw.get("job"),
+            task=raw.get("task"),
+            phase=str(raw.get("phase", "")),
+            pane=str(raw.get("pane", "")),
+            agent_pgid=raw.get("agent_pgid"),
+            stopped=bool(raw.get("stopped", False)),
+        )
+    except (TypeError, ValueError):
+        return None
+
+
+def read_all(paths: Paths) -> dict[str, Beat]:
+    beats = {}
+    if paths.heartbeats.is_dir():
+        for f in sorted(paths.heartbeats.glob("*.json")):
+            b = read(paths, f.stem)
+            if b:
+                beats[b.id] = b
+    return beats
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); it is dead for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def is_dead(beat: Beat, heartbeat_secs: float, now: float | None = None, pane_dead: bool = False) -> bool:
+    if beat.stopped:
+        return True
+    stale = beat.age(now) > 3 * heartbeat_secs
+    return stale and (pane_dead or not pid_alive(beat.pid))
+
+
+class SleepDetector:
+    """Notices that the machine slept: wall time moved much further than monotonic time."""
+
+    def __init__(self, tolerance: float = 5.0) -> None:
+        self.tolerance = tolerance
+        self._wall = time.time()
+        self._mono = time.monotonic()
+
+    def slept(self) -> bool:
+        wall, mono = time.time(), time.monotonic()
+        jump = (wall - self._wall) - (mono - self._mono)
+        self._wall, self._mono = wall, mono
+        return jump > self.tolerance
+
+
+class Heart:
+    """Writes this process's heartbeat every `interval` seconds from a daemon thread."""
+
+    def __init__(self, paths: Paths, sid: str, interval: float, pane: str = "") -> None:
+        self.paths = paths
+        self.sid = sid
+        self.interval = interval
+        self.info: dict[str, Any] = {"job": None, "task": None, "phase": "starting", "pane": pane, "agent_pgid": None}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{sid}", daemon=True)
+
+    def start(self) -> None:
+        self.beat()
+        self._thread.start()
+
+    def update(self, **info: Any) -> None:
+        self.info.update(info)
+        self.beat()
+
+    def beat(self, stopped: bool = False) -> None:
+        data = {**self.info, "pid": os.getpid(), "wall": time.time(), "mono": time.monotonic(), "stopped": stopped}
+        atomic.write_json(self.paths.heartbeat(self.sid), data)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.beat()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.beat(stopped=True)

@@ -1,0 +1,1 @@
+"""The jobs a slave runs: work, judge (and, later, plan)."""

@@ -1,0 +1,124 @@
+"""The judge job: verify a task another slave built, and mainline it on a `done` verdict."""
+
+from __future__ import annotations
+
+from .. import git, history, mainline
+from ..agents.base import Outcome, parse_verdict
+from ..model import Event, Task
+from ..prompts import judge_prompt
+from .context import JobContext
+from .work import prepare_worktree
+
+MAX_REBUILDS = 5
+
+
+def run_judge(ctx: JobContext, task: Task) -> None:
+    prepare_worktree(ctx)
+    rnd = task.judge_rounds
+    ctx.say(f"▶ {task.id} judge: {task.title} (round {rnd}, by {task.author})")
+    ctx.heart.update(job="judge", task=task.id, phase="rebase")
+    already = git.landed_sha(ctx.repo, ctx.main, task.id)
+    if already:
+        # A judge died between moving main and recording it: record it now, land nothing twice.
+        ctx.store.emit("task.mainlined", task.id, slave=ctx.sid, sha=already, recovered=True)
+        ctx.say(f"  {task.id} was already on {ctx.main} as {already[:10]}")
+        return _idle(ctx)
+    verdict_given = False
+    for _ in range(MAX_REBUILDS):
+        cand = mainline.build(ctx.repo, ctx.main, task)
+        if cand.conflicts:
+            return _conflict(ctx, task, cand.conflicts)
+        gate_output = ""
+        if cand.sha:
+            ctx.heart.update(phase="gate")
+            result = mainline.gate(ctx.worktree, cand.sha, ctx.cfg.gate, ctx.cfg.gate_timeout_secs)
+            gate_output = result.output
+            ctx.store.emit("gate.ran", task.id, slave=ctx.sid, role="judge", passed=result.passed,
+                           seconds=round(result.seconds, 2), failed=result.failed, tail=result.output[-600:])  # fmt: skip
+            if not result.passed:
+                reasons = f"the gate fails on the change rebased onto {ctx.main}: `{result.failed}`: {result.last_line()}"
+                return _verdict(ctx, task, "rework", reasons)
+        if not verdict_given:
+            verdict, reasons = _ask_judge(ctx, task, cand, gate_output)
+            if verdict is None:
+                ctx.store.emit("task.judge_released", task.id, slave=ctx.sid, reason=reasons)
+                return _idle(ctx)
+            if verdict != "done":
+                return _verdict(ctx, task, verdict, reasons)
+            ctx.store.emit("task.verdict", task.id, slave=ctx.sid, verdict="done", reasons=reasons)
+            verdict_given = True
+        ctx.heart.update(phase="mainline")
+        landed = mainline.land(ctx.paths, ctx.main, cand)
+        if landed.ok:
+            git.detach(ctx.worktree, ctx.main)
+            ctx.store.emit("task.mainlined", task.id, slave=ctx.sid, sha=landed.sha, base=cand.base)
+            ctx.say(f"  ✓ {task.id} landed on {ctx.main} as {(landed.sha or '')[:10]}")
+            return _idle(ctx)
+        if landed.reason != "moved":
+            ctx.store.emit("risk", task.id, slave=ctx.sid, kind="mainline", message=landed.reason)
+            ctx.store.emit("task.judge_released", task.id, slave=ctx.sid, reason=landed.reason)
+            ctx.say(f"  ! can't land {task.id}: {landed.reason}")
+            ctx.stopping.wait(ctx.cfg.heartbeat_secs)
+            return _idle(ctx)
+        ctx.say(f"  {ctx.main} moved while gating {task.id}: rebuilding on the new head")
+    ctx.store.emit("task.judge_released", task.id, slave=ctx.sid, reason=f"{ctx.main} kept moving")
+    _idle(ctx)
+
+
+def _ask_judge(ctx: JobContext, task: Task, cand: mainline.Candidate, gate_output: str) -> tuple[str | None, str]:
+    agent = ctx.cfg.judge_agent
+    if agent is None:
+        return "done", "gate passed (judge.agent: none)"
+    ctx.heart.update(phase="judge agent")
+    diff = git.diff(ctx.repo, cand.base, cand.sha) if cand.sha else ""
+    prompt = judge_prompt(task, diff, gate_output)
+    tries = 0
+    while True:
+        res = ctx.run_agent(agent, "judge", task.id, task.judge_rounds, prompt)
+        ctx.store.emit("attempt.finished", task.id, role="judge", slave=ctx.sid, attempt=task.judge_rounds,
+                       outcome=str(res.outcome), usage=res.result.usage.to_json(),
+                       session_id=res.result.session_id, seconds=round(res.seconds, 2))  # fmt: skip
+        if res.cancelled:
+            return None, "the judge was asked to stop"
+        if res.outcome == Outcome.TRANSIENT:
+            tries += 1
+            delay = ctx.backoff(tries)
+            ctx.store.emit("retry.wait", task.id, slave=ctx.sid, reason=res.result.error[:200], delay=round(delay, 2))
+            if ctx.stopping.is_set():
+                return None, "the judge was asked to stop"
+            continue
+        if res.outcome != Outcome.OK:
+            return None, f"judge agent failed: {res.result.error[:200]}"
+        parsed = parse_verdict(res.result.text)
+        history.write(ctx.paths, task.id, f"judge-{task.judge_rounds}", {
+            "Verdict": f"{parsed[0]}: {parsed[1]}" if parsed else "none given",
+            "Judge summary": res.result.text[-2000:],
+            "Gate output": gate_output[-1500:],
+        })  # fmt: skip
+        if parsed is None:
+            return None, "the judge gave no VERDICT line"
+        return parsed
+
+
+def _verdict(ctx: JobContext, task: Task, verdict: str, reasons: str, conflict: bool = False) -> None:
+    git.detach(ctx.worktree, ctx.main)
+    ctx.store.emit("task.verdict", task.id, slave=ctx.sid, verdict=verdict, reasons=reasons, conflict=conflict)
+    ctx.say(f"  {task.id}: {verdict} — {reasons[:160]}")
+    _idle(ctx)
+
+
+def _conflict(ctx: JobContext, task: Task, files: tuple[str, ...]) -> None:
+    reasons = f"conflicts with {ctx.main} in: {', '.join(files)}"
+    ctx.store.emit("risk", task.id, slave=ctx.sid, kind="conflict", message=reasons, files=list(files))
+    if task.conflicts >= ctx.cfg.conflict_budget:
+        ctx.store.append(
+            Event("task.verdict", ctx.sid, task.id, {"verdict": "rework", "reasons": reasons, "conflict": True}),
+            Event("task.blocked", ctx.sid, task.id,
+                  {"reason": f"conflict budget ({ctx.cfg.conflict_budget}) spent: {reasons}; re-scope or split it"}),
+        )  # fmt: skip
+        return _idle(ctx)
+    _verdict(ctx, task, "rework", reasons, conflict=True)
+
+
+def _idle(ctx: JobContext) -> None:
+    ctx.heart.update(job=None, task=None, phase="idle")

@@ -1,0 +1,140 @@
+"""The work job: implement a task in the slave's own worktree, commit, gate, summarise, submit."""
+
+from __future__ import annotations
+
+from .. import git, history
+from ..agents.base import Outcome
+from ..gate import run_gate
+from ..model import Event, S, Task
+from .context import JobContext
+
+TRANSIENT_CAP = 30.0
+
+
+def prepare_worktree(ctx: JobContext) -> None:
+    """The slave's worktree exists and holds no stray changes (leftovers are committed or stashed)."""
+    git.ensure_worktree(ctx.repo, ctx.worktree, ctx.main)
+    save_leftovers(ctx, "checkpoint: leftovers found when the slave started a job")
+
+
+def save_leftovers(ctx: JobContext, why: str) -> None:
+    if not git.porcelain(ctx.worktree):
+        return
+    branch = git.current_branch(ctx.worktree)
+    if branch and branch.startswith("clanker/"):
+        git.commit_all(ctx.worktree, f"wip: {why}")
+        ctx.say(f"saved uncommitted work on {branch}")
+    else:
+        # Never lose work: changes outside a task branch are stashed, not discarded.
+        git.run(["stash", "push", "-u", "-q", "-m", f"clanker {ctx.sid}: {why}"], ctx.worktree)
+        ctx.say("stashed stray changes (see `git stash list`)")
+
+
+def run_work(ctx: JobContext, task: Task) -> None:
+    prepare_worktree(ctx)
+    git.checkout_branch(ctx.worktree, task.branch, ctx.main)
+    conflicts: list[str] = []
+    if git.rev(ctx.repo, task.branch) != git.rev(ctx.repo, ctx.main) and git.commits_ahead(
+        ctx.repo, task.branch, ctx.main
+    ):
+        # Bring the branch up to date with main; the agent resolves any conflict markers.
+        conflicts = git.merge_no_commit(ctx.worktree, ctx.main)
+        if not conflicts:
+            git.commit_all(ctx.worktree, f"merge {ctx.main} into {task.branch}")
+    attempt = task.attempts
+    kind = "rework" if task.judge_rounds else "work"
+    ctx.say(f"▶ {task.id} {kind}: {task.title} (attempt {attempt})")
+    ctx.heart.update(job="work", task=task.id, phase="agent")
+    resume = task.sessions[-1] if task.judge_rounds and task.sessions else None
+    prompt = _prompt(task, conflicts)
+    transient = 0
+    while True:
+        res = ctx.run_agent(ctx.cfg.agent, "worker", task.id, attempt, prompt, resume)
+        ctx.store.emit("attempt.finished", task.id, role="work", slave=ctx.sid, attempt=attempt,
+                       outcome=str(res.outcome), usage=res.result.usage.to_json(),
+                       session_id=res.result.session_id, seconds=round(res.seconds, 2),
+                       error=res.result.error[:500] or None)  # fmt: skip
+        if res.cancelled:
+            checkpoint(ctx, task, "the slave was asked to stop")
+            return
+        if res.outcome != Outcome.TRANSIENT:
+            break
+        transient += 1
+        delay = ctx.backoff(transient, cap=TRANSIENT_CAP)
+        ctx.store.emit("retry.wait", task.id, slave=ctx.sid, reason=res.result.error[:200], delay=round(delay, 2))
+        if ctx.stopping.is_set():
+            checkpoint(ctx, task, "the slave was asked to stop")
+            return
+    if res.outcome == Outcome.AUTH:
+        git.commit_all(ctx.worktree, f"wip({task.id}): attempt {attempt} (agent could not authenticate)")
+        _finish(ctx)
+        ctx.store.emit("task.blocked", task.id, slave=ctx.sid, reason=f"auth: {res.result.error[:300]}")
+        return
+    if res.outcome == Outcome.OUT_OF_BUDGET:
+        git.commit_all(ctx.worktree, f"wip({task.id}): attempt {attempt} (agent out of budget)")
+        _finish(ctx)
+        ctx.store.emit("task.blocked", task.id, slave=ctx.sid, reason=f"out_of_budget: {res.result.error[:300]}")
+        return
+    files = sorted(set(git.porcelain(ctx.worktree)) | set(res.result.files))
+    git.commit_all(ctx.worktree, f"wip({task.id}): {task.title} (attempt {attempt})")
+    if res.outcome != Outcome.OK:
+        _fail(ctx, task, f"agent failed: {history.short(res.result.error or res.result.text, 200)}")
+        return
+    ctx.heart.update(phase="gate")
+    ctx.say(f"  gate: {len(ctx.cfg.gate)} command(s)")
+    gate = run_gate(ctx.cfg.gate, ctx.worktree, ctx.cfg.gate_timeout_secs)
+    ctx.store.emit("gate.ran", task.id, slave=ctx.sid, role="work", passed=gate.passed,
+                   seconds=round(gate.seconds, 2), failed=gate.failed, tail=gate.output[-600:])  # fmt: skip
+    touched = git.changed_files(ctx.repo, ctx.main, task.branch)
+    summary = history.short(res.result.text) or "no summary"
+    history.write(ctx.paths, task.id, f"work-{attempt}", {
+        "Outcome": ("gate passed" if gate.passed else f"gate failed: {gate.failed}") + f"; agent: {res.outcome}",
+        "Files touched": "\n".join(f"- {f}" for f in touched),
+        "Commands run": "\n".join(f"- `{c}`" for c in ctx.cfg.gate),
+        "Agent summary": res.result.text[-2000:],
+        "Test results": gate.output[-1500:],
+    })  # fmt: skip
+    if not gate.passed:
+        ctx.say(f"  ✗ gate failed: {gate.failed} — {gate.last_line()}")
+        _fail(ctx, task, f"gate failed: `{gate.failed}`: {gate.last_line()[:200]}")
+        return
+    ctx.say(f"  ✓ gate passed; submitting {task.id} for judging ({len(files)} file(s) changed)")
+    _finish(ctx)
+    ctx.store.emit("task.submitted", task.id, slave=ctx.sid, summary=summary, files=touched)
+
+
+def _prompt(task: Task, conflicts: list[str]) -> str:
+    from ..prompts import worker_prompt
+
+    return worker_prompt(task, conflicts)
+
+
+def _finish(ctx: JobContext) -> None:
+    git.detach(ctx.worktree)
+    ctx.heart.update(job=None, task=None, phase="idle")
+
+
+def _fail(ctx: JobContext, task: Task, error: str) -> None:
+    _finish(ctx)
+    done_attempts = task.attempts_since_retry
+    if done_attempts >= ctx.cfg.max_attempts:
+        # One append, so no other slave can claim the task between the two events.
+        ctx.store.append(
+            Event("task.failed", ctx.sid, task.id, {"slave": ctx.sid, "error": error}),
+            Event("task.blocked", ctx.sid, task.id, {"reason": f"{done_attempts} attempts failed; last: {error}"}),
+        )
+    else:
+        ctx.store.emit("task.failed", task.id, slave=ctx.sid, error=error)
+
+
+def checkpoint(ctx: JobContext, task: Task, why: str) -> None:
+    """Commit whatever is in the worktree to the task branch and release the claim with an event."""
+    if git.merge_in_progress(ctx.worktree):
+        git.commit_all(ctx.worktree, f"wip({task.id}): checkpoint with unresolved merge ({why})")
+    else:
+        git.commit_all(ctx.worktree, f"wip({task.id}): checkpoint ({why})")
+    _finish(ctx)
+    st = ctx.store.state().tasks.get(task.id)
+    if st and st.state == S.CLAIMED and st.slave == ctx.sid:
+        ctx.store.emit("task.released", task.id, slave=ctx.sid, reason=why)
+    ctx.say(f"  checkpointed {task.id} on {task.branch} and released it")

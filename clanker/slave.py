@@ -1,0 +1,199 @@
+"""`clanker slave N`: the slave loop — heartbeat, claim a job, run it, record the outcome.
+
+Waiting is event-driven (the log's inotify events), with the heartbeat interval as a safety net.
+SIGTERM/SIGINT/SIGHUP checkpoint the current job (commit WIP to the task branch, release the claim)
+and exit cleanly with status 0.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from types import FrameType
+
+from filelock import Timeout
+
+from . import git, heartbeat, tmux
+from .agents.runner import kill_group
+from .config import Config
+from .errors import ClankerError
+from .heartbeat import Heart, SleepDetector
+from .jobs.context import JobContext
+from .jobs.judge import run_judge
+from .jobs.work import run_work
+from .locks import slave_lock
+from .model import Event, S, State
+from .paths import Paths
+from .reconcile import alive_slaves, dead_slaves, release_events
+from .scheduler import Job, choose_job
+from .store import Store
+from .wait import LogWaiter
+
+
+def say(sid: str, text: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {sid} {text}", flush=True)
+
+
+class Slave:
+    def __init__(self, cfg: Config, number: int) -> None:
+        self.cfg = cfg
+        self.sid = f"c{number}"
+        self.paths = Paths(cfg.repo, cfg.worktrees)
+        self.store = Store(self.paths, self.sid)
+        self.pane = os.environ.get("TMUX_PANE", "")
+        self.heart = Heart(self.paths, self.sid, cfg.heartbeat_secs, pane=self.pane)
+        self.ctx = JobContext(
+            cfg, self.paths, self.store, self.sid, self.paths.worktree(self.sid), self.heart,
+            lambda text: say(self.sid, text),
+        )  # fmt: skip
+        self.waiter: LogWaiter | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        lock = slave_lock(self.paths, self.sid)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            beat = heartbeat.read(self.paths, self.sid)
+            pid = f" (pid {beat.pid})" if beat else ""
+            raise ClankerError(f"slave {self.sid} is already running{pid}: use another number, or `clanker stop`") from None
+        try:
+            return self._run()
+        finally:
+            lock.release()
+
+    def _run(self) -> int:
+        self._install_signals()
+        self._mark_pane()
+        self._kill_orphan_agent()
+        self.heart.start()
+        self.store.emit("slave.started", slave=self.sid, pid=os.getpid(), pane=self.pane)
+        self._release_own_claims()
+        self.waiter = LogWaiter(self.paths.state_dir)
+        say(self.sid, f"slave {self.sid} ready in {self.paths.repo} (worktree {self.ctx.worktree})")
+        sleep_watch = SleepDetector()
+        try:
+            while not self.ctx.stopping.is_set():
+                if sleep_watch.slept():
+                    # The machine slept: heartbeats are all old. Give everyone a round to beat again.
+                    self.heart.beat()
+                    self.waiter.wait(self.cfg.heartbeat_secs)
+                    continue
+                job = self._claim()
+                if job is None:
+                    self.heart.update(job=None, task=None, phase="idle")
+                    self.waiter.wait(self.cfg.heartbeat_secs * 3)
+                    continue
+                self._run_job(job)
+        finally:
+            self.waiter.close()
+            self.store.emit("slave.stopped", slave=self.sid)
+            self.heart.stop()
+            say(self.sid, f"slave {self.sid} stopped")
+        return 0
+
+    def _install_signals(self) -> None:
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            self.ctx.stopping.set()
+            if self.ctx.current is not None:
+                self.ctx.current.cancel()
+            if self.waiter is not None:
+                self.waiter.poke()
+
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, handler)
+
+    def _mark_pane(self) -> None:
+        if not self.pane:
+            return
+        try:
+            tmux.Tmux(self.cfg.tmux_socket if not tmux.inside() else None).mark(
+                self.pane, self.sid, str(self.paths.repo), created=False
+            )
+        except ClankerError as e:
+            say(self.sid, f"warning: can't mark this pane ({e})")
+
+    def _kill_orphan_agent(self) -> None:
+        """An earlier incarnation of this slave was killed: stop the agent it left running."""
+        beat = heartbeat.read(self.paths, self.sid)
+        if beat and beat.agent_pgid and not heartbeat.pid_alive(beat.pid):
+            if kill_group(int(beat.agent_pgid)):
+                say(self.sid, f"stopped the agent left by a previous {self.sid} (pgid {beat.agent_pgid})")
+
+    def _release_own_claims(self) -> None:
+        """Claims held under this id belong to an earlier incarnation: save its work, then release."""
+        st = self.store.state()
+        stale = [t for t in st.tasks.values() if t.slave == self.sid and t.state in (S.CLAIMED, S.JUDGING)]
+        if not stale:
+            return
+        wt = self.ctx.worktree
+        if (wt / ".git").exists():
+            branch = git.current_branch(wt)
+            if branch and branch.startswith("clanker/") and git.porcelain(wt):
+                git.commit_all(wt, f"wip: checkpoint of work interrupted when {self.sid} died")
+                say(self.sid, f"saved the interrupted work on {branch}")
+            if branch:
+                git.detach(wt)
+        self.store.transact(lambda s: release_events(s, frozenset({self.sid}), self.sid, f"{self.sid} restarted"))
+
+    # --- claiming --------------------------------------------------------------------------------
+
+    def _claim(self) -> Job | None:
+        beats = heartbeat.read_all(self.paths)
+        alive = alive_slaves(beats, self.cfg.heartbeat_secs) | {self.sid}
+        chosen: list[Job] = []
+
+        def decide(st: State) -> list[Event]:
+            dead = dead_slaves(st, beats, self.cfg.heartbeat_secs) - {self.sid}
+            evs = release_events(st, dead, self.sid, "slave is dead (stale heartbeat, no process)")
+            if evs:
+                return evs  # the freed tasks are claimable on the next round
+            job = choose_job(
+                st, self.sid, slaves=self.cfg.slaves, alive=alive, owner_files=self.cfg.owner_files,
+                judge_cap=self.cfg.judge_max_parallel, can_judge=True,
+            )  # fmt: skip
+            if job is None:
+                return []
+            chosen.append(job)
+            kind = "task.claimed" if job.kind == "work" else "task.judge_claimed"
+            return [Event(kind, self.sid, job.task, {"slave": self.sid})]
+
+        evs = self.store.transact(decide)
+        if evs and not chosen:
+            self.ctx.say(f"released {len(evs)} task(s) held by dead slaves")
+            return self._claim()
+        return chosen[0] if chosen else None
+
+    def _run_job(self, job: Job) -> None:
+        task = self.store.state().tasks[job.task]
+        try:
+            if job.kind == "work":
+                run_work(self.ctx, task)
+            else:
+                run_judge(self.ctx, task)
+        except ClankerError as e:
+            # A git or tmux failure inside a job must not kill the slave: give the task back.
+            say(self.sid, f"✗ {job.kind} {job.task} failed: {e}")
+            self._give_back(job, str(e))
+        self.heart.update(job=None, task=None, phase="idle", agent_pgid=None)
+
+    def _give_back(self, job: Job, error: str) -> None:
+        st = self.store.state().tasks.get(job.task)
+        if st is None or st.slave != self.sid:
+            return
+        if st.state == S.CLAIMED:
+            self.store.emit("task.failed", job.task, slave=self.sid, error=error[:300])
+        elif st.state == S.JUDGING:
+            self.store.emit("task.judge_released", job.task, slave=self.sid, reason=error[:300])
+        try:
+            git.detach(self.ctx.worktree)
+        except ClankerError:
+            pass
+
+
+def run_slave(cfg: Config, number: int) -> int:
+    if number < 1:
+        raise ClankerError("slave numbers start at 1: `clanker slave 1`")
+    return Slave(cfg, number).run()
