@@ -141,6 +141,9 @@ class Controller:
         except Timeout:
             raise ClankerError("a controller is already running for this repo: attach to it, or `clanker stop`") from None
         self._install_signals()
+        pane = os.environ.get("TMUX_PANE")
+        if pane and not self.headless:
+            self.tm.mark(pane, "ctl", str(self.cfg.repo), created=False)
         self.heart.start()
         self.waiter = LogWaiter(self.paths.state_dir)
         started = time.monotonic()
@@ -174,7 +177,9 @@ class Controller:
             signal.signal(sig, handler)
 
     def stop_spawned(self) -> None:
-        fleet.stop(self.cfg, self.tm, only=set(self._spawned) | {f"c{n}" for n in range(1, self.cfg.slaves + 1)})
+        """Stop the slaves this controller started; a slave a person started keeps running."""
+        if self._spawned:
+            fleet.stop(self.cfg, self.tm, only=set(self._spawned))
 
 
 def summary(state: State, code: int, timeout: float | None) -> str:
