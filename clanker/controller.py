@@ -22,7 +22,7 @@ from . import fleet, heartbeat
 from .config import Config
 from .errors import ClankerError
 from .heartbeat import Heart, SleepDetector
-from .model import LIVE, S, State
+from .model import LIVE, Event, S, State
 from .paths import Paths
 from .reconcile import dead_slaves, release_events
 from .status import render, slave_rows
@@ -106,10 +106,10 @@ class Controller:
         return fv
 
     def _reconcile(self, fv: fleet.FleetView) -> None:
-        beats = heartbeat.read_all(self.paths)
         dead_panes = frozenset(sid for sid, p in fv.panes.items() if p.dead)
 
-        def decide(st: State) -> list:  # type: ignore[type-arg]
+        def decide(st: State) -> list[Event]:
+            beats = heartbeat.read_all(self.paths)
             dead = dead_slaves(st, beats, self.cfg.heartbeat_secs, dead_panes)
             return release_events(st, dead, "ctl", "slave is dead (stale heartbeat, no process)")
 

@@ -23,6 +23,10 @@ from .tmux import Pane, Tmux, pass_env
 SLAVES_WINDOW = "slaves"
 
 
+def is_slave_id(clanker_id: str) -> bool:
+    return clanker_id[:1] == "c" and clanker_id[1:].isdigit()
+
+
 def session_name(cfg: Config) -> str:
     if cfg.tmux_session:
         return cfg.tmux_session
@@ -66,7 +70,7 @@ def spawn_slave(tm: Tmux, cfg: Config, number: int, fv: FleetView, session: str)
     cmd = slave_command(cfg, number)
     env = pane_env(cfg)
     cwd = str(cfg.repo)
-    sibling = next((p for p in fv.panes.values() if p.created and p.clanker_id.startswith("c")), None)
+    sibling = next((p for p in fv.panes.values() if p.created and is_slave_id(p.clanker_id)), None)
     if sibling is not None:
         pane = tm.split(sibling.id, cwd, cmd, env)
     elif tm.has_session(session):

@@ -16,6 +16,9 @@ from .model import TRANSITIONS, S, SlaveInfo, State, Task, Usage, trigger
 from .model import ANNOTATIONS, Event
 
 Tasks = dict[str, Task]
+HOLDER_ONLY = frozenset(
+    {"task.released", "task.failed", "task.submitted", "task.judge_released", "task.verdict", "task.mainlined"}
+)
 
 
 def check(state: State, ev: Event) -> None:
@@ -30,6 +33,11 @@ def check(state: State, ev: Event) -> None:
     current = task.state if task else None
     if (current, trigger(ev)) not in TRANSITIONS:
         raise IllegalTransition(ev.task, trigger(ev), current)
+    # Only the slave holding a task may move it on: a slave that was presumed dead and released
+    # can't later submit or land the task another slave now holds.
+    holder = ev.data.get("slave")
+    if task is not None and ev.type in HOLDER_ONLY and holder is not None and task.slave != holder:
+        raise IllegalTransition(ev.task, f"{trigger(ev)} by {holder} (held by {task.slave or 'nobody'})", current)
 
 
 def fold(state: State, events: Iterable[tuple[Event, int]]) -> State:

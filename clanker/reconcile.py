@@ -3,20 +3,29 @@ so the fleet heals itself whether or not a controller is running."""
 
 from __future__ import annotations
 
+import time
+
 from . import heartbeat
 from .model import Event, S, State
 
 
 def dead_slaves(state: State, beats: dict[str, heartbeat.Beat], heartbeat_secs: float,
-                dead_panes: frozenset[str] = frozenset()) -> frozenset[str]:  # fmt: skip
-    """Slaves holding a task whose heartbeat says they are gone."""
-    holders = {t.slave for t in state.tasks.values() if t.slave and t.state in (S.CLAIMED, S.JUDGING)}
+                dead_panes: frozenset[str] = frozenset(), now: float | None = None) -> frozenset[str]:  # fmt: skip
+    """Slaves holding a task whose heartbeat says they are gone.
+
+    Read `beats` under the queue lock together with `state`: a snapshot of heartbeats taken before
+    another slave's claim would make that fresh claim look ownerless.
+    """
+    now = time.time() if now is None else now
     dead = set()
-    for sid in holders:
-        assert sid is not None
-        beat = beats.get(sid)
-        if beat is None or heartbeat.is_dead(beat, heartbeat_secs, pane_dead=sid in dead_panes):
-            dead.add(sid)
+    for t in state.tasks.values():
+        if not t.slave or t.state not in (S.CLAIMED, S.JUDGING):
+            continue
+        if now - (t.started or now) <= 3 * heartbeat_secs:
+            continue  # too fresh to judge
+        beat = beats.get(t.slave)
+        if beat is None or heartbeat.is_dead(beat, heartbeat_secs, now, pane_dead=t.slave in dead_panes):
+            dead.add(t.slave)
     return frozenset(dead)
 
 

@@ -141,11 +141,11 @@ class Slave:
     # --- claiming --------------------------------------------------------------------------------
 
     def _claim(self) -> Job | None:
-        beats = heartbeat.read_all(self.paths)
-        alive = alive_slaves(beats, self.cfg.heartbeat_secs) | {self.sid}
         chosen: list[Job] = []
 
         def decide(st: State) -> list[Event]:
+            beats = heartbeat.read_all(self.paths)
+            alive = alive_slaves(beats, self.cfg.heartbeat_secs) | {self.sid}
             dead = dead_slaves(st, beats, self.cfg.heartbeat_secs) - {self.sid}
             evs = release_events(st, dead, self.sid, "slave is dead (stale heartbeat, no process)")
             if evs:
@@ -174,9 +174,11 @@ class Slave:
             else:
                 run_judge(self.ctx, task)
         except ClankerError as e:
-            # A git or tmux failure inside a job must not kill the slave: give the task back.
+            # A git or tmux failure inside a job must not kill the slave: give the task back,
+            # and pause a moment so a persistent failure can't spin.
             say(self.sid, f"✗ {job.kind} {job.task} failed: {e}")
             self._give_back(job, str(e))
+            self.ctx.backoff(2)
         self.heart.update(job=None, task=None, phase="idle", agent_pgid=None)
 
     def _give_back(self, job: Job, error: str) -> None:

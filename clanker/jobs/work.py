@@ -30,8 +30,20 @@ def save_leftovers(ctx: JobContext, why: str) -> None:
         ctx.say("stashed stray changes (see `git stash list`)")
 
 
+def take_branch(ctx: JobContext, branch: str) -> None:
+    """If another slave's worktree still has the branch checked out (it died or was presumed dead),
+    commit what it left there to the branch and let go of it, so this worktree can check it out."""
+    for w in git.worktrees(ctx.repo):
+        if w.branch == branch and w.path != ctx.worktree and w.path.is_relative_to(ctx.paths.worktrees):
+            if git.porcelain(w.path):
+                git.commit_all(w.path, f"wip: work left in {w.path.name} when {ctx.sid} took over")
+            git.detach(w.path)
+            ctx.say(f"took {branch} over from {w.path.name}")
+
+
 def run_work(ctx: JobContext, task: Task) -> None:
     prepare_worktree(ctx)
+    take_branch(ctx, task.branch)
     git.checkout_branch(ctx.worktree, task.branch, ctx.main)
     conflicts: list[str] = []
     if git.rev(ctx.repo, task.branch) != git.rev(ctx.repo, ctx.main) and git.commits_ahead(

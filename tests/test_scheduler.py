@@ -1,0 +1,287 @@
+"""The scheduler's pure decisions, as case tables over states built by folding real events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+
+from clanker.fold import check, fold
+from clanker.model import S, State
+from clanker.model import Event as Ev
+from clanker.scheduler import Job, Targets, choose_job, conflict_rate, targets
+
+ALIVE = frozenset({"c1", "c2", "c3"})
+JUDGE = "cj"  # a judge slave id used to move tasks through judging in the fixtures
+
+
+# --- building states from events ------------------------------------------------------------------
+
+
+def build(*groups: Iterable[Ev]) -> State:
+    """Fold the events in order, checking each is legal first (fold itself would skip it)."""
+    st = State()
+    for n, ev in enumerate((e for g in groups for e in g), 1):
+        check(st, ev)
+        st = fold(st, [(ev, n)])
+    return st
+
+
+_clock = iter(range(1, 1_000_000))
+
+
+def ev(type_: str, task: str | None = None, actor: str = "cli", **data: Any) -> Ev:
+    return Ev(type_, actor, task, data, ts=float(next(_clock)))  # every event a little later
+
+
+def added(tid: str, **data: Any) -> list[Ev]:
+    return [ev("task.added", tid, title=f"task {tid}", **data)]
+
+
+def working(tid: str, slave: str, **data: Any) -> list[Ev]:
+    return [*added(tid, **data), ev("task.claimed", tid, slave, slave=slave)]
+
+
+def needs_judge(tid: str, author: str, files: tuple[str, ...] = (), **data: Any) -> list[Ev]:
+    return [*working(tid, author, **data), ev("task.submitted", tid, author, files=list(files), summary="s")]
+
+
+def judging(tid: str, author: str, judge: str = JUDGE, **data: Any) -> list[Ev]:
+    return [*needs_judge(tid, author, **data), ev("task.judge_claimed", tid, judge, slave=judge)]
+
+
+def rework(tid: str, author: str, **data: Any) -> list[Ev]:
+    return [*judging(tid, author, **data), ev("task.verdict", tid, JUDGE, verdict="rework", reasons="again")]
+
+
+def done(tid: str, **data: Any) -> list[Ev]:
+    return [
+        *judging(tid, "c9", **data),
+        ev("task.verdict", tid, JUDGE, verdict="done"),
+        ev("task.mainlined", tid, JUDGE, sha="f" * 40),
+    ]
+
+
+def paused(slave: str | None = None) -> list[Ev]:
+    return [ev("fleet.paused", None, **({"slave": slave} if slave else {}))]
+
+
+def resumed(slave: str | None = None) -> list[Ev]:
+    return [ev("fleet.resumed", None, **({"slave": slave} if slave else {}))]
+
+
+def conflicts(n: int) -> list[Ev]:
+    return [ev("risk", None, "c1", kind="conflict") for _ in range(n)]
+
+
+def test_fixtures_reach_the_states_they_claim() -> None:
+    st = build(
+        added("A"),
+        working("B", "c1"),
+        needs_judge("C", "c2"),
+        judging("D", "c3"),
+        rework("E", "c1"),
+        done("F"),
+    )
+    states = {tid: t.state for tid, t in st.tasks.items()}
+    assert states == {
+        "A": S.READY,
+        "B": S.CLAIMED,
+        "C": S.NEEDS_JUDGE,
+        "D": S.JUDGING,
+        "E": S.REWORK,
+        "F": S.DONE,
+    }
+    assert st.tasks["E"].author == "c1" and st.tasks["E"].slave is None
+
+
+# --- targets --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("slaves", "ready", "backlog", "rate", "cap", "expected"),
+    [
+        # explore: plenty of ready work, every slave may work
+        (3, 6, 0, 0.0, 1, Targets("explore", 3, 1)),
+        (1, 2, 0, 0.0, 1, Targets("explore", 1, 1)),
+        (64, 200, 0, 0.0, 64, Targets("explore", 64, 64)),
+        # execute: three quarters of the slaves, rounded up
+        (3, 5, 0, 0.0, 1, Targets("execute", 3, 1)),
+        (4, 0, 0, 0.0, 1, Targets("execute", 3, 1)),
+        (8, 3, 0, 0.0, 2, Targets("execute", 6, 2)),
+        (1, 0, 0, 0.0, 1, Targets("execute", 1, 1)),
+        (1, 0, 1, 0.0, 1, Targets("execute", 1, 1)),  # one waiting judgement is not a backlog
+        (6, 0, 5, 0.0, 1, Targets("execute", 5, 1)),
+        # integrate: judging is behind, half the slaves work; it wins over explore
+        (1, 0, 2, 0.0, 1, Targets("integrate", 1, 1)),
+        (3, 100, 3, 0.0, 1, Targets("integrate", 1, 1)),
+        (4, 0, 4, 0.0, 1, Targets("integrate", 2, 1)),
+        (10, 0, 12, 0.0, 3, Targets("integrate", 5, 3)),
+        # conflict throttle halves the work target, never below one, only above 30 %
+        (4, 8, 0, 0.31, 1, Targets("explore", 2, 1)),
+        (4, 8, 0, 0.3, 1, Targets("explore", 4, 1)),
+        (1, 2, 0, 0.9, 1, Targets("explore", 1, 1)),
+        (3, 0, 3, 0.5, 1, Targets("integrate", 1, 1)),
+        (8, 0, 0, 1.0, 1, Targets("execute", 3, 1)),
+        # the judge cap is clamped to [1, slaves]
+        (3, 0, 0, 0.0, 5, Targets("execute", 3, 3)),
+        (3, 0, 0, 0.0, 0, Targets("execute", 3, 1)),
+    ],
+)
+def test_targets(slaves: int, ready: int, backlog: int, rate: float, cap: int, expected: Targets) -> None:
+    got = targets(slaves, ready, backlog, rate, cap)
+    assert got == expected
+    assert 1 <= got.work <= slaves and 1 <= got.judge <= slaves
+
+
+@pytest.mark.parametrize(
+    ("groups", "rate"),
+    [
+        ([], 0.0),
+        ([conflicts(1)], 1.0),
+        ([conflicts(3), done("T1")], 0.75),
+        ([conflicts(1), done("T1"), done("T2"), done("T3")], 0.25),
+        ([[ev("risk", None, kind="slow")], done("T1")], 0.0),
+    ],
+)
+def test_conflict_rate(groups: list[list[Ev]], rate: float) -> None:
+    assert conflict_rate(build(*groups)) == pytest.approx(rate)
+
+
+# --- choose_job -----------------------------------------------------------------------------------
+
+W, J = "work", "judge"
+
+CASES: list[tuple[str, list[list[Ev]], str, dict[str, Any], Job | None]] = [
+    # own rework first, before judging and before higher-priority new work
+    ("own rework first", [rework("T1", "c1"), added("T2", priority=9), needs_judge("T3", "c2")], "c1", {},
+     Job(W, "T1")),
+    ("others' rework is not mine while its author lives", [rework("T1", "c1"), added("T2")], "c2", {}, Job(W, "T2")),
+    ("own rework by regression tag", [rework("T1", "c1"), rework("T2", "c1", tags=["regression"])], "c1", {},
+     Job(W, "T2")),
+    ("own rework even at the work cap", [working("T1", "c2"), working("T2", "c3"), rework("T3", "c1")], "c1",
+     {"slaves": 2}, Job(W, "T3")),
+    # judging
+    ("judge another slave's work before new work", [needs_judge("T1", "c1"), added("T2")], "c2", {}, Job(J, "T1")),
+    ("never judge your own work", [needs_judge("T1", "c1")], "c1", {}, None),
+    ("skip your own, judge the next", [needs_judge("T1", "c1"), needs_judge("T2", "c2")], "c1", {}, Job(J, "T2")),
+    ("own work waits for judging, new work goes on", [needs_judge("T1", "c1"), added("T2")], "c1", {}, Job(W, "T2")),
+    ("judge cap reached", [judging("T1", "c1"), needs_judge("T2", "c1")], "c3", {"judge_cap": 1}, None),
+    ("judge cap has room", [judging("T1", "c1"), needs_judge("T2", "c1")], "c3", {"judge_cap": 2}, Job(J, "T2")),
+    ("judge cap never above the slave count", [judging("T1", "c1"), needs_judge("T2", "c1")], "c3",
+     {"judge_cap": 5, "slaves": 1}, None),
+    ("a slave that can't judge takes work", [needs_judge("T1", "c1"), added("T2")], "c2", {"can_judge": False},
+     Job(W, "T2")),
+    ("backlog judged by order", [needs_judge("T1", "c1"), needs_judge("T2", "c1", priority=3)], "c2", {},
+     Job(J, "T2")),
+    # work caps
+    ("work cap reached", [working("T1", "c1"), working("T2", "c2"), added("T3")], "c3", {"slaves": 2}, None),
+    ("work cap has room", [working("T1", "c1"), working("T2", "c2"), added("T3")], "c3", {"slaves": 3},
+     Job(W, "T3")),
+    ("integrate phase halves new work",
+     [judging("T0", "c1"), *(needs_judge(f"T{i}", "c1") for i in range(1, 5)), working("T5", "c2"),
+      working("T6", "c3"), added("T7")], "c4", {"slaves": 4, "alive": frozenset({"c1", "c2", "c3", "c4"})}, None),
+    ("execute phase with a small backlog",
+     [judging("T0", "c1"), needs_judge("T1", "c1"), working("T5", "c2"), working("T6", "c3"), added("T7")], "c4",
+     {"slaves": 4, "alive": frozenset({"c1", "c2", "c3", "c4"})}, Job(W, "T7")),
+    ("conflicts throttle new work",
+     [conflicts(3), done("D1"), working("T1", "c1"), working("T2", "c2"),
+      *(added(f"R{i}") for i in range(8))], "c3", {"slaves": 4}, None),
+    ("no conflicts, no throttle",
+     [done("D1"), working("T1", "c1"), working("T2", "c2"), *(added(f"R{i}") for i in range(8))], "c3",
+     {"slaves": 4}, Job(W, "R0")),
+    # ownership keys: top-level directory
+    ("same top-level dir is blocked",
+     [working("T1", "c1", paths=["src/a.py"]), added("T2", paths=["src/b.py"], priority=5),
+      added("T3", paths=["docs/x.md"])], "c2", {}, Job(W, "T3")),
+    ("all candidates blocked", [working("T1", "c1", paths=["src/a.py"]), added("T2", paths=["src/deep/b.py"])],
+     "c2", {}, None),
+    ("paths are normalised", [working("T1", "c1", paths=["./src/a.py"]), added("T2", paths=["/src/b.py"])],
+     "c2", {}, None),
+    ("a task without paths is never blocked", [working("T1", "c1", paths=["src/a.py"]), added("T2")], "c2", {},
+     Job(W, "T2")),
+    ("top-level files are their own key",
+     [working("T1", "c1", paths=["setup.py"]), added("T2", paths=["setup.py"], priority=1),
+      added("T3", paths=["setup.cfg"])], "c2", {}, Job(W, "T3")),
+    ("touched files hold keys too",
+     [needs_judge("T1", "c1", files=("lib/x.py",)), added("T2", paths=["lib/y.py"], priority=1), added("T3")],
+     "c2", {"can_judge": False}, Job(W, "T3")),
+    ("rework holds its keys",
+     [rework("T1", "c1", paths=["src/a.py"]), added("T2", paths=["src/b.py"], priority=1),
+      added("T3", paths=["docs/a"])], "c2", {}, Job(W, "T3")),
+    ("judging holds its keys",
+     [judging("T1", "c1", paths=["src/a.py"]), added("T2", paths=["src/b.py"], priority=1), added("T3")], "c2",
+     {}, Job(W, "T3")),
+    ("done tasks release their keys", [done("T1", paths=["src/a.py"]), added("T2", paths=["src/b.py"])], "c2", {},
+     Job(W, "T2")),
+    ("blocked tasks release their keys",
+     [added("T1", paths=["src/a.py"]), [ev("task.blocked", "T1", reason="no")], added("T2", paths=["src/b.py"])],
+     "c2", {}, Job(W, "T2")),
+    # ownership keys: owner_files makes files under a hot directory their own keys
+    ("owner_files: different hot files may run together",
+     [working("T1", "c1", paths=["src/a.py"]), added("T2", paths=["src/b.py"], priority=5),
+      added("T3", paths=["docs/x.md"])], "c2", {"owner_files": ("src",)}, Job(W, "T2")),
+    ("owner_files: the same hot file is blocked",
+     [working("T1", "c1", paths=["src/a.py"]), added("T2", paths=["src/a.py"], priority=5),
+      added("T3", paths=["docs/x.md"])], "c2", {"owner_files": ("src",)}, Job(W, "T3")),
+    ("owner_files: glob patterns",
+     [working("T1", "c1", paths=["src/a.py"]), added("T2", paths=["src/b.py"], priority=5)], "c2",
+     {"owner_files": ("src/*.py",)}, Job(W, "T2")),
+    ("owner_files: a cold path in the same dir still takes the whole dir",
+     [working("T1", "c1", paths=["src/a.py"]), added("T2", paths=["src/b.txt"], priority=5)], "c2",
+     {"owner_files": ("src/*.py",)}, None),
+    # dependencies
+    ("depends on a ready task", [added("T1"), added("T2", depends_on=["T1"], priority=9)], "c1", {}, Job(W, "T1")),
+    ("depends on a done task", [done("T1"), added("T2", depends_on=["T1"])], "c1", {}, Job(W, "T2")),
+    ("depends on one done and one not", [done("T1"), added("T3"), added("T2", depends_on=["T1", "T3"],
+     priority=9)], "c1", {}, Job(W, "T3")),
+    ("depends on an unknown task", [added("T2", depends_on=["nope"])], "c1", {}, None),
+    # order: regression tag, then priority, then age
+    ("regression first", [added("T1", priority=5), added("T2", tags=["regression"])], "c1", {}, Job(W, "T2")),
+    ("higher priority first", [added("T1", priority=1), added("T2", priority=5)], "c1", {}, Job(W, "T2")),
+    ("negative priority last", [added("T1", priority=-1), added("T2")], "c1", {}, Job(W, "T2")),
+    ("older first on a tie", [added("T9"), added("T1")], "c1", {}, Job(W, "T9")),
+    ("regressions by priority", [added("T1", tags=["regression"]), added("T2", tags=["regression", "x"],
+     priority=2)], "c1", {}, Job(W, "T2")),
+    # paused
+    ("a paused slave gets nothing", [paused("c1"), rework("T1", "c1"), added("T2")], "c1", {}, None),
+    ("others still work while one is paused", [paused("c1"), added("T2")], "c2", {}, Job(W, "T2")),
+    ("a paused fleet gets nothing", [paused(), needs_judge("T1", "c1"), added("T2")], "c2", {}, None),
+    ("resumed fleet works again", [paused(), resumed(), added("T2")], "c2", {}, Job(W, "T2")),
+    ("resumed slave works again", [paused("c2"), resumed("c2"), added("T2")], "c2", {}, Job(W, "T2")),
+    ("resuming one slave does not lift a fleet pause", [paused(), resumed("c2"), added("T2")], "c2", {}, None),
+    # orphaned rework
+    ("orphaned rework is taken", [rework("T1", "c9")], "c1", {}, Job(W, "T1")),
+    ("rework of a live author is left alone", [rework("T1", "c9")], "c1",
+     {"alive": frozenset({"c1", "c9"})}, None),
+    ("new work before orphans", [rework("T1", "c9"), added("T2")], "c1", {}, Job(W, "T2")),
+    ("orphans by order", [rework("T1", "c8"), rework("T2", "c9", priority=2)], "c1", {}, Job(W, "T2")),
+    # nothing to do
+    ("empty state", [], "c1", {}, None),
+    ("only finished tasks", [done("T1"), added("T2"), [ev("task.cancelled", "T2")]], "c1", {}, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "groups", "me", "kwargs", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_choose_job(
+    name: str, groups: list[list[Ev]], me: str, kwargs: dict[str, Any], expected: Job | None
+) -> None:
+    state = build(*groups)
+    opts: dict[str, Any] = {"slaves": 3, "alive": ALIVE, **kwargs}
+    got = choose_job(state, me, **opts)
+    assert got == expected
+    if got is not None:
+        task = state.tasks[got.task]
+        if got.kind == J:
+            assert task.state == S.NEEDS_JUDGE and task.author != me
+        else:
+            assert task.state in (S.READY, S.REWORK)
+
+
+def test_choose_job_is_pure() -> None:
+    state = build(rework("T1", "c1"), added("T2"), needs_judge("T3", "c2"))
+    before = dict(state.tasks)
+    jobs = [choose_job(state, me, slaves=3, alive=ALIVE) for me in ("c1", "c2", "c3", "c1")]
+    assert jobs == [Job(W, "T1"), Job(W, "T2"), Job(J, "T3"), Job(W, "T1")]
+    assert state.tasks == before
