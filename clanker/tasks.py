@@ -26,7 +26,7 @@ def next_id(state: State) -> str:
 
 
 def check_id(task_id: str) -> None:
-    if not ID_RE.match(task_id):
+    if not ID_RE.fullmatch(task_id):
         raise UsageError(f"bad task id {task_id!r}: use letters, digits, '.', '_' or '-' (at most 64)")
 
 
@@ -43,15 +43,22 @@ def added_event(state: State, fields: dict[str, Any]) -> Event:
         "prompt": str(fields.get("prompt") or title),
         "description": str(fields.get("description") or ""),
         "priority": int(fields.get("priority") or 0),
-        "paths": list(fields.get("paths") or []),
-        "tags": list(fields.get("tags") or []),
-        "depends_on": list(fields.get("depends_on") or []),
+        "paths": _strs(fields.get("paths")),
+        "tags": _strs(fields.get("tags")),
+        "depends_on": _strs(fields.get("depends_on")),
     }
     if fields.get("branch"):
         data["branch"] = str(fields["branch"])
     if fields.get("parent"):
         data["parent"] = str(fields["parent"])
     return Event("task.added", "cli", task_id, data)
+
+
+def _strs(value: Any) -> list[str]:
+    """A list of strings; one string alone is one item (not one item per character)."""
+    if isinstance(value, str):
+        return [value] if value else []
+    return [str(v) for v in value or []]
 
 
 def add(store: Store, fields: dict[str, Any]) -> str:
@@ -85,6 +92,14 @@ def parse_jsonl(path: Path) -> list[dict[str, Any]]:
         if not (obj.get("title") or obj.get("prompt")):
             raise UsageError(f"{path}:{n}: a task needs a title or a prompt")
         obj.setdefault("title", _title_from(str(obj.get("prompt"))))
+        if obj.get("id") is not None:
+            if isinstance(obj["id"], bool) or not isinstance(obj["id"], str | int):
+                raise UsageError(f"{path}:{n}: id must be a string, got {obj['id']!r}")
+            obj["id"] = str(obj["id"])
+        try:
+            obj["priority"] = int(obj.get("priority") or 0)
+        except (TypeError, ValueError):
+            raise UsageError(f"{path}:{n}: priority must be a whole number") from None
         rows.append(obj)
     return rows
 

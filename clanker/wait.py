@@ -8,8 +8,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
+
+# Only writes wake a waiter. watchdog also reports opens and no-write closes; waking on those made
+# every reader of events.log wake every other reader, in a loop.
+WRITES = (FileModifiedEvent, FileCreatedEvent, FileMovedEvent)
+WRITE_TYPES = frozenset({"modified", "created", "moved"})
 
 
 class _Handler(FileSystemEventHandler):
@@ -18,6 +29,8 @@ class _Handler(FileSystemEventHandler):
         self.flag = flag
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type not in WRITE_TYPES:
+            return
         for p in (event.src_path, getattr(event, "dest_path", "")):
             if p and self.match(Path(str(p)).name):
                 self.flag.set()
@@ -30,7 +43,9 @@ class LogWaiter:
         self.flag = threading.Event()
         self._observer: Any = Observer()
         self._observer.daemon = True
-        self._observer.schedule(_Handler(match, self.flag), str(directory), recursive=False)
+        self._observer.schedule(
+            _Handler(match, self.flag), str(directory), recursive=False, event_filter=list(WRITES)
+        )
         self._observer.start()
 
     def wait(self, timeout: float | None) -> bool:

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from clanker.fold import check, fold
-from clanker.model import S, State
 from clanker.model import Event as Ev
+from clanker.model import S, State
 from clanker.scheduler import Job, Targets, choose_job, conflict_rate, targets
 
 ALIVE = frozenset({"c1", "c2", "c3"})
@@ -153,120 +153,307 @@ def test_conflict_rate(groups: list[list[Ev]], rate: float) -> None:
 
 W, J = "work", "judge"
 
-CASES: list[tuple[str, list[list[Ev]], str, dict[str, Any], Job | None]] = [
+
+def case(name: str, groups: list[list[Ev]], me: str, expected: Job | None, **kwargs: Any) -> Any:
+    return pytest.param(groups, me, kwargs, expected, id=name)
+
+
+CASES = [
     # own rework first, before judging and before higher-priority new work
-    ("own rework first", [rework("T1", "c1"), added("T2", priority=9), needs_judge("T3", "c2")], "c1", {},
-     Job(W, "T1")),
-    ("others' rework is not mine while its author lives", [rework("T1", "c1"), added("T2")], "c2", {}, Job(W, "T2")),
-    ("own rework by regression tag", [rework("T1", "c1"), rework("T2", "c1", tags=["regression"])], "c1", {},
-     Job(W, "T2")),
-    ("own rework even at the work cap", [working("T1", "c2"), working("T2", "c3"), rework("T3", "c1")], "c1",
-     {"slaves": 2}, Job(W, "T3")),
+    case(
+        "own rework first",
+        [rework("T1", "c1"), added("T2", priority=9), needs_judge("T3", "c2")],
+        "c1",
+        Job(W, "T1"),
+    ),
+    case(
+        "others' rework is not mine while its author lives",
+        [rework("T1", "c1"), added("T2")],
+        "c2",
+        Job(W, "T2"),
+    ),
+    case(
+        "own rework by regression tag",
+        [rework("T1", "c1"), rework("T2", "c1", tags=["regression"])],
+        "c1",
+        Job(W, "T2"),
+    ),
+    case(
+        "own rework even at the work cap",
+        [working("T1", "c2"), working("T2", "c3"), rework("T3", "c1")],
+        "c1",
+        Job(W, "T3"),
+        slaves=2,
+    ),
     # judging
-    ("judge another slave's work before new work", [needs_judge("T1", "c1"), added("T2")], "c2", {}, Job(J, "T1")),
-    ("never judge your own work", [needs_judge("T1", "c1")], "c1", {}, None),
-    ("skip your own, judge the next", [needs_judge("T1", "c1"), needs_judge("T2", "c2")], "c1", {}, Job(J, "T2")),
-    ("own work waits for judging, new work goes on", [needs_judge("T1", "c1"), added("T2")], "c1", {}, Job(W, "T2")),
-    ("judge cap reached", [judging("T1", "c1"), needs_judge("T2", "c1")], "c3", {"judge_cap": 1}, None),
-    ("judge cap has room", [judging("T1", "c1"), needs_judge("T2", "c1")], "c3", {"judge_cap": 2}, Job(J, "T2")),
-    ("judge cap never above the slave count", [judging("T1", "c1"), needs_judge("T2", "c1")], "c3",
-     {"judge_cap": 5, "slaves": 1}, None),
-    ("a slave that can't judge takes work", [needs_judge("T1", "c1"), added("T2")], "c2", {"can_judge": False},
-     Job(W, "T2")),
-    ("backlog judged by order", [needs_judge("T1", "c1"), needs_judge("T2", "c1", priority=3)], "c2", {},
-     Job(J, "T2")),
+    case(
+        "judge another slave's work before new work",
+        [needs_judge("T1", "c1"), added("T2")],
+        "c2",
+        Job(J, "T1"),
+    ),
+    case("never judge your own work", [needs_judge("T1", "c1")], "c1", None),
+    case(
+        "skip your own, judge the next",
+        [needs_judge("T1", "c1"), needs_judge("T2", "c2")],
+        "c1",
+        Job(J, "T2"),
+    ),
+    case(
+        "own work waits for judging, new work goes on",
+        [needs_judge("T1", "c1"), added("T2")],
+        "c1",
+        Job(W, "T2"),
+    ),
+    case("judge cap reached", [judging("T1", "c1"), needs_judge("T2", "c1")], "c3", None, judge_cap=1),
+    case(
+        "judge cap has room", [judging("T1", "c1"), needs_judge("T2", "c1")], "c3", Job(J, "T2"), judge_cap=2
+    ),
+    case(
+        "judge cap never above the slave count",
+        [judging("T1", "c1"), needs_judge("T2", "c1")],
+        "c3",
+        None,
+        judge_cap=5,
+        slaves=1,
+    ),
+    case(
+        "a slave that can't judge takes work",
+        [needs_judge("T1", "c1"), added("T2")],
+        "c2",
+        Job(W, "T2"),
+        can_judge=False,
+    ),
+    case(
+        "backlog judged by order",
+        [needs_judge("T1", "c1"), needs_judge("T2", "c1", priority=3)],
+        "c2",
+        Job(J, "T2"),
+    ),
     # work caps
-    ("work cap reached", [working("T1", "c1"), working("T2", "c2"), added("T3")], "c3", {"slaves": 2}, None),
-    ("work cap has room", [working("T1", "c1"), working("T2", "c2"), added("T3")], "c3", {"slaves": 3},
-     Job(W, "T3")),
-    ("integrate phase halves new work",
-     [judging("T0", "c1"), *(needs_judge(f"T{i}", "c1") for i in range(1, 5)), working("T5", "c2"),
-      working("T6", "c3"), added("T7")], "c4", {"slaves": 4, "alive": frozenset({"c1", "c2", "c3", "c4"})}, None),
-    ("execute phase with a small backlog",
-     [judging("T0", "c1"), needs_judge("T1", "c1"), working("T5", "c2"), working("T6", "c3"), added("T7")], "c4",
-     {"slaves": 4, "alive": frozenset({"c1", "c2", "c3", "c4"})}, Job(W, "T7")),
-    ("conflicts throttle new work",
-     [conflicts(3), done("D1"), working("T1", "c1"), working("T2", "c2"),
-      *(added(f"R{i}") for i in range(8))], "c3", {"slaves": 4}, None),
-    ("no conflicts, no throttle",
-     [done("D1"), working("T1", "c1"), working("T2", "c2"), *(added(f"R{i}") for i in range(8))], "c3",
-     {"slaves": 4}, Job(W, "R0")),
+    case("work cap reached", [working("T1", "c1"), working("T2", "c2"), added("T3")], "c3", None, slaves=2),
+    case(
+        "work cap has room",
+        [working("T1", "c1"), working("T2", "c2"), added("T3")],
+        "c3",
+        Job(W, "T3"),
+        slaves=3,
+    ),
+    case(
+        "integrate phase halves new work",
+        [
+            judging("T0", "c1"),
+            *(needs_judge(f"T{i}", "c1") for i in range(1, 5)),
+            working("T5", "c2"),
+            working("T6", "c3"),
+            added("T7"),
+        ],
+        "c4",
+        None,
+        slaves=4,
+        alive=frozenset({"c1", "c2", "c3", "c4"}),
+    ),
+    case(
+        "execute phase with a small backlog",
+        [judging("T0", "c1"), needs_judge("T1", "c1"), working("T5", "c2"), working("T6", "c3"), added("T7")],
+        "c4",
+        Job(W, "T7"),
+        slaves=4,
+        alive=frozenset({"c1", "c2", "c3", "c4"}),
+    ),
+    case(
+        "conflicts throttle new work",
+        [
+            conflicts(3),
+            done("D1"),
+            working("T1", "c1"),
+            working("T2", "c2"),
+            *(added(f"R{i}") for i in range(8)),
+        ],
+        "c3",
+        None,
+        slaves=4,
+    ),
+    case(
+        "no conflicts, no throttle",
+        [done("D1"), working("T1", "c1"), working("T2", "c2"), *(added(f"R{i}") for i in range(8))],
+        "c3",
+        Job(W, "R0"),
+        slaves=4,
+    ),
     # ownership keys: top-level directory
-    ("same top-level dir is blocked",
-     [working("T1", "c1", paths=["src/a.py"]), added("T2", paths=["src/b.py"], priority=5),
-      added("T3", paths=["docs/x.md"])], "c2", {}, Job(W, "T3")),
-    ("all candidates blocked", [working("T1", "c1", paths=["src/a.py"]), added("T2", paths=["src/deep/b.py"])],
-     "c2", {}, None),
-    ("paths are normalised", [working("T1", "c1", paths=["./src/a.py"]), added("T2", paths=["/src/b.py"])],
-     "c2", {}, None),
-    ("a task without paths is never blocked", [working("T1", "c1", paths=["src/a.py"]), added("T2")], "c2", {},
-     Job(W, "T2")),
-    ("top-level files are their own key",
-     [working("T1", "c1", paths=["setup.py"]), added("T2", paths=["setup.py"], priority=1),
-      added("T3", paths=["setup.cfg"])], "c2", {}, Job(W, "T3")),
-    ("touched files hold keys too",
-     [needs_judge("T1", "c1", files=("lib/x.py",)), added("T2", paths=["lib/y.py"], priority=1), added("T3")],
-     "c2", {"can_judge": False}, Job(W, "T3")),
-    ("rework holds its keys",
-     [rework("T1", "c1", paths=["src/a.py"]), added("T2", paths=["src/b.py"], priority=1),
-      added("T3", paths=["docs/a"])], "c2", {}, Job(W, "T3")),
-    ("judging holds its keys",
-     [judging("T1", "c1", paths=["src/a.py"]), added("T2", paths=["src/b.py"], priority=1), added("T3")], "c2",
-     {}, Job(W, "T3")),
-    ("done tasks release their keys", [done("T1", paths=["src/a.py"]), added("T2", paths=["src/b.py"])], "c2", {},
-     Job(W, "T2")),
-    ("blocked tasks release their keys",
-     [added("T1", paths=["src/a.py"]), [ev("task.blocked", "T1", reason="no")], added("T2", paths=["src/b.py"])],
-     "c2", {}, Job(W, "T2")),
+    case(
+        "same top-level dir is blocked",
+        [
+            working("T1", "c1", paths=["src/a.py"]),
+            added("T2", paths=["src/b.py"], priority=5),
+            added("T3", paths=["docs/x.md"]),
+        ],
+        "c2",
+        Job(W, "T3"),
+    ),
+    case(
+        "all candidates blocked",
+        [working("T1", "c1", paths=["src/a.py"]), added("T2", paths=["src/deep/b.py"])],
+        "c2",
+        None,
+    ),
+    case(
+        "paths are normalised",
+        [working("T1", "c1", paths=["./src/a.py"]), added("T2", paths=["/src/b.py"])],
+        "c2",
+        None,
+    ),
+    case(
+        "a task without paths is never blocked",
+        [working("T1", "c1", paths=["src/a.py"]), added("T2")],
+        "c2",
+        Job(W, "T2"),
+    ),
+    case(
+        "top-level files are their own key",
+        [
+            working("T1", "c1", paths=["setup.py"]),
+            added("T2", paths=["setup.py"], priority=1),
+            added("T3", paths=["setup.cfg"]),
+        ],
+        "c2",
+        Job(W, "T3"),
+    ),
+    case(
+        "touched files hold keys too",
+        [
+            needs_judge("T1", "c1", files=("lib/x.py",)),
+            added("T2", paths=["lib/y.py"], priority=1),
+            added("T3"),
+        ],
+        "c2",
+        Job(W, "T3"),
+        can_judge=False,
+    ),
+    case(
+        "rework holds its keys",
+        [
+            rework("T1", "c1", paths=["src/a.py"]),
+            added("T2", paths=["src/b.py"], priority=1),
+            added("T3", paths=["docs/a"]),
+        ],
+        "c2",
+        Job(W, "T3"),
+    ),
+    case(
+        "judging holds its keys",
+        [judging("T1", "c1", paths=["src/a.py"]), added("T2", paths=["src/b.py"], priority=1), added("T3")],
+        "c2",
+        Job(W, "T3"),
+    ),
+    case(
+        "done tasks release their keys",
+        [done("T1", paths=["src/a.py"]), added("T2", paths=["src/b.py"])],
+        "c2",
+        Job(W, "T2"),
+    ),
+    case(
+        "blocked tasks release their keys",
+        [
+            added("T1", paths=["src/a.py"]),
+            [ev("task.blocked", "T1", reason="no")],
+            added("T2", paths=["src/b.py"]),
+        ],
+        "c2",
+        Job(W, "T2"),
+    ),
     # ownership keys: owner_files makes files under a hot directory their own keys
-    ("owner_files: different hot files may run together",
-     [working("T1", "c1", paths=["src/a.py"]), added("T2", paths=["src/b.py"], priority=5),
-      added("T3", paths=["docs/x.md"])], "c2", {"owner_files": ("src",)}, Job(W, "T2")),
-    ("owner_files: the same hot file is blocked",
-     [working("T1", "c1", paths=["src/a.py"]), added("T2", paths=["src/a.py"], priority=5),
-      added("T3", paths=["docs/x.md"])], "c2", {"owner_files": ("src",)}, Job(W, "T3")),
-    ("owner_files: glob patterns",
-     [working("T1", "c1", paths=["src/a.py"]), added("T2", paths=["src/b.py"], priority=5)], "c2",
-     {"owner_files": ("src/*.py",)}, Job(W, "T2")),
-    ("owner_files: a cold path in the same dir still takes the whole dir",
-     [working("T1", "c1", paths=["src/a.py"]), added("T2", paths=["src/b.txt"], priority=5)], "c2",
-     {"owner_files": ("src/*.py",)}, None),
+    case(
+        "owner_files: different hot files may run together",
+        [
+            working("T1", "c1", paths=["src/a.py"]),
+            added("T2", paths=["src/b.py"], priority=5),
+            added("T3", paths=["docs/x.md"]),
+        ],
+        "c2",
+        Job(W, "T2"),
+        owner_files=("src",),
+    ),
+    case(
+        "owner_files: the same hot file is blocked",
+        [
+            working("T1", "c1", paths=["src/a.py"]),
+            added("T2", paths=["src/a.py"], priority=5),
+            added("T3", paths=["docs/x.md"]),
+        ],
+        "c2",
+        Job(W, "T3"),
+        owner_files=("src",),
+    ),
+    case(
+        "owner_files: glob patterns",
+        [working("T1", "c1", paths=["src/a.py"]), added("T2", paths=["src/b.py"], priority=5)],
+        "c2",
+        Job(W, "T2"),
+        owner_files=("src/*.py",),
+    ),
+    case(
+        "owner_files: a cold path in the same dir still takes the whole dir",
+        [working("T1", "c1", paths=["src/a.py"]), added("T2", paths=["src/b.txt"], priority=5)],
+        "c2",
+        None,
+        owner_files=("src/*.py",),
+    ),
     # dependencies
-    ("depends on a ready task", [added("T1"), added("T2", depends_on=["T1"], priority=9)], "c1", {}, Job(W, "T1")),
-    ("depends on a done task", [done("T1"), added("T2", depends_on=["T1"])], "c1", {}, Job(W, "T2")),
-    ("depends on one done and one not", [done("T1"), added("T3"), added("T2", depends_on=["T1", "T3"],
-     priority=9)], "c1", {}, Job(W, "T3")),
-    ("depends on an unknown task", [added("T2", depends_on=["nope"])], "c1", {}, None),
+    case(
+        "depends on a ready task",
+        [added("T1"), added("T2", depends_on=["T1"], priority=9)],
+        "c1",
+        Job(W, "T1"),
+    ),
+    case("depends on a done task", [done("T1"), added("T2", depends_on=["T1"])], "c1", Job(W, "T2")),
+    case(
+        "depends on one done and one not",
+        [done("T1"), added("T3"), added("T2", depends_on=["T1", "T3"], priority=9)],
+        "c1",
+        Job(W, "T3"),
+    ),
+    case("depends on an unknown task", [added("T2", depends_on=["nope"])], "c1", None),
     # order: regression tag, then priority, then age
-    ("regression first", [added("T1", priority=5), added("T2", tags=["regression"])], "c1", {}, Job(W, "T2")),
-    ("higher priority first", [added("T1", priority=1), added("T2", priority=5)], "c1", {}, Job(W, "T2")),
-    ("negative priority last", [added("T1", priority=-1), added("T2")], "c1", {}, Job(W, "T2")),
-    ("older first on a tie", [added("T9"), added("T1")], "c1", {}, Job(W, "T9")),
-    ("regressions by priority", [added("T1", tags=["regression"]), added("T2", tags=["regression", "x"],
-     priority=2)], "c1", {}, Job(W, "T2")),
+    case("regression first", [added("T1", priority=5), added("T2", tags=["regression"])], "c1", Job(W, "T2")),
+    case("higher priority first", [added("T1", priority=1), added("T2", priority=5)], "c1", Job(W, "T2")),
+    case("negative priority last", [added("T1", priority=-1), added("T2")], "c1", Job(W, "T2")),
+    case("older first on a tie", [added("T9"), added("T1")], "c1", Job(W, "T9")),
+    case(
+        "regressions by priority",
+        [added("T1", tags=["regression"]), added("T2", tags=["regression", "x"], priority=2)],
+        "c1",
+        Job(W, "T2"),
+    ),
     # paused
-    ("a paused slave gets nothing", [paused("c1"), rework("T1", "c1"), added("T2")], "c1", {}, None),
-    ("others still work while one is paused", [paused("c1"), added("T2")], "c2", {}, Job(W, "T2")),
-    ("a paused fleet gets nothing", [paused(), needs_judge("T1", "c1"), added("T2")], "c2", {}, None),
-    ("resumed fleet works again", [paused(), resumed(), added("T2")], "c2", {}, Job(W, "T2")),
-    ("resumed slave works again", [paused("c2"), resumed("c2"), added("T2")], "c2", {}, Job(W, "T2")),
-    ("resuming one slave does not lift a fleet pause", [paused(), resumed("c2"), added("T2")], "c2", {}, None),
+    case("a paused slave gets nothing", [paused("c1"), rework("T1", "c1"), added("T2")], "c1", None),
+    case("others still work while one is paused", [paused("c1"), added("T2")], "c2", Job(W, "T2")),
+    case("a paused fleet gets nothing", [paused(), needs_judge("T1", "c1"), added("T2")], "c2", None),
+    case("resumed fleet works again", [paused(), resumed(), added("T2")], "c2", Job(W, "T2")),
+    case("resumed slave works again", [paused("c2"), resumed("c2"), added("T2")], "c2", Job(W, "T2")),
+    case(
+        "resuming one slave does not lift a fleet pause", [paused(), resumed("c2"), added("T2")], "c2", None
+    ),
     # orphaned rework
-    ("orphaned rework is taken", [rework("T1", "c9")], "c1", {}, Job(W, "T1")),
-    ("rework of a live author is left alone", [rework("T1", "c9")], "c1",
-     {"alive": frozenset({"c1", "c9"})}, None),
-    ("new work before orphans", [rework("T1", "c9"), added("T2")], "c1", {}, Job(W, "T2")),
-    ("orphans by order", [rework("T1", "c8"), rework("T2", "c9", priority=2)], "c1", {}, Job(W, "T2")),
+    case("orphaned rework is taken", [rework("T1", "c9")], "c1", Job(W, "T1")),
+    case(
+        "rework of a live author is left alone",
+        [rework("T1", "c9")],
+        "c1",
+        None,
+        alive=frozenset({"c1", "c9"}),
+    ),
+    case("new work before orphans", [rework("T1", "c9"), added("T2")], "c1", Job(W, "T2")),
+    case("orphans by order", [rework("T1", "c8"), rework("T2", "c9", priority=2)], "c1", Job(W, "T2")),
     # nothing to do
-    ("empty state", [], "c1", {}, None),
-    ("only finished tasks", [done("T1"), added("T2"), [ev("task.cancelled", "T2")]], "c1", {}, None),
-]  # fmt: skip
+    case("empty state", [], "c1", None),
+    case("only finished tasks", [done("T1"), added("T2"), [ev("task.cancelled", "T2")]], "c1", None),
+]
 
 
-@pytest.mark.parametrize(("name", "groups", "me", "kwargs", "expected"), CASES, ids=[c[0] for c in CASES])
-def test_choose_job(
-    name: str, groups: list[list[Ev]], me: str, kwargs: dict[str, Any], expected: Job | None
-) -> None:
+@pytest.mark.parametrize(("groups", "me", "kwargs", "expected"), CASES)
+def test_choose_job(groups: list[list[Ev]], me: str, kwargs: dict[str, Any], expected: Job | None) -> None:
     state = build(*groups)
     opts: dict[str, Any] = {"slaves": 3, "alive": ALIVE, **kwargs}
     got = choose_job(state, me, **opts)
