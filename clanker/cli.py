@@ -6,6 +6,7 @@ exits 130, and anything unexpected writes a crash log and says where it is (exit
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -17,7 +18,24 @@ from pathlib import Path
 
 import click
 
-from . import __version__, demo as demo_mod, doctor as doctor_mod, fleet, git, logs as logs_mod, setup, status as st_mod
+from . import (
+    __version__,
+    fleet,
+    git,
+    setup,
+)
+from . import (
+    demo as demo_mod,
+)
+from . import (
+    doctor as doctor_mod,
+)
+from . import (
+    logs as logs_mod,
+)
+from . import (
+    status as st_mod,
+)
 from . import tasks as taskcmd
 from .config import Config, load
 from .controller import Controller, summary
@@ -53,7 +71,11 @@ pass_ctx = click.make_pass_decorator(Ctx)
 
 
 @click.group(invoke_without_command=True)
-@click.option("--repo", type=click.Path(file_okay=False, path_type=Path), help="The repository (default: the one around the cwd).")
+@click.option(
+    "--repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The repository (default: the one around the cwd).",
+)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help="clanker.yaml to use.")
 @click.version_option(__version__, prog_name="clanker")
 @click.pass_context
@@ -137,10 +159,8 @@ def status_cmd(c: Ctx, as_json: bool) -> None:
     store = c.store()
     state = store.state()
     panes = {}
-    try:
+    with contextlib.suppress(ClankerError):
         panes = fleet.view(Tmux(cfg.tmux_socket), cfg.repo).panes
-    except ClankerError:
-        pass
     rows = st_mod.slave_rows(cfg, store.paths, state, panes)
     if as_json:
         click.echo(json.dumps(st_mod.to_json(state, rows), indent=1, ensure_ascii=False))
@@ -252,15 +272,31 @@ def task_group() -> None:
 @click.option("--depends-on", "depends_on", multiple=True)
 @click.option("--id", "task_id", default=None)
 @pass_ctx
-def task_add(c: Ctx, title: str, prompt: str | None, prompt_file: Path | None, description: str,
-             paths: tuple[str, ...], priority: int, depends_on: tuple[str, ...], task_id: str | None) -> None:  # fmt: skip
+def task_add(
+    c: Ctx,
+    title: str,
+    prompt: str | None,
+    prompt_file: Path | None,
+    description: str,
+    paths: tuple[str, ...],
+    priority: int,
+    depends_on: tuple[str, ...],
+    task_id: str | None,
+) -> None:
     """Add a task."""
     if prompt and prompt_file:
         raise UsageError("give --prompt or --prompt-file, not both")
     if prompt_file:
         prompt = prompt_file.read_text(encoding="utf-8")
-    fields = {"id": task_id, "title": title, "prompt": prompt, "description": description,
-              "paths": list(paths), "priority": priority, "depends_on": list(depends_on)}  # fmt: skip
+    fields = {
+        "id": task_id,
+        "title": title,
+        "prompt": prompt,
+        "description": description,
+        "paths": list(paths),
+        "priority": priority,
+        "depends_on": list(depends_on),
+    }
     click.echo(taskcmd.add(c.store(), fields))
 
 

@@ -196,7 +196,11 @@ def _parse(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
 
 
 def _validate(
-    schema: dict[str, Any], raw: dict[str, Any], prefix: tuple[str, ...], shown: str, lines: dict[tuple[str, ...], int]
+    schema: dict[str, Any],
+    raw: dict[str, Any],
+    prefix: tuple[str, ...],
+    shown: str,
+    lines: dict[tuple[str, ...], int],
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in raw.items():

@@ -98,9 +98,18 @@ class Controller:
                     continue  # it exited cleanly (e.g. `clanker stop`): not a crash
                 if self.respawner.due(sid, now):
                     delay = self.respawner.record(sid, now)
-                    self.tm.respawn(pane.id, str(self.cfg.repo), fleet.slave_command(self.cfg, n), fleet.pane_env(self.cfg))
-                    self.store.emit("risk", slave=sid, kind="crash",
-                                    message=f"slave {sid} died; respawned (next backoff {delay:.0f}s)")  # fmt: skip
+                    self.tm.respawn(
+                        pane.id,
+                        str(self.cfg.repo),
+                        fleet.slave_command(self.cfg, n),
+                        fleet.pane_env(self.cfg),
+                    )
+                    self.store.emit(
+                        "risk",
+                        slave=sid,
+                        kind="crash",
+                        message=f"slave {sid} died; respawned (next backoff {delay:.0f}s)",
+                    )
         if not self._sleep.slept():
             self._reconcile(fv)
         return fv
@@ -117,20 +126,23 @@ class Controller:
 
     def draw(self, fv: fleet.FleetView) -> None:
         state = self.store.state()
+        if self.headless:
+            counts: dict[str, int] = {}
+            for t in state.tasks.values():
+                counts[t.state] = counts.get(t.state, 0) + 1
+            line = "  ".join(f"{k}:{v}" for k, v in sorted(counts.items()))
+            if line != self._last_screen:
+                self._last_screen = line
+                self.out(time.strftime("%H:%M:%S ") + line)
+            return
         rows = slave_rows(self.cfg, self.paths, state, fv.panes)
         screen = render(state, rows)
         if screen == self._last_screen:
             return
         self._last_screen = screen
-        if self.headless:
-            counts: dict[str, int] = {}
-            for t in state.tasks.values():
-                counts[t.state] = counts.get(t.state, 0) + 1
-            self.out(time.strftime("%H:%M:%S ") + "  ".join(f"{k}:{v}" for k, v in sorted(counts.items())))
-        else:
-            header = f"clanker · {self.cfg.repo} · {time.strftime('%H:%M:%S')} · q / Ctrl-C quits (slaves keep running)"
-            sys.stdout.write("\x1b[H\x1b[2J" + header + "\n\n" + screen + "\n")
-            sys.stdout.flush()
+        header = f"clanker · {self.cfg.repo} · {time.strftime('%H:%M:%S')} · Ctrl-C quits (slaves keep running)"
+        sys.stdout.write("\x1b[H\x1b[2J" + header + "\n\n" + screen + "\n")
+        sys.stdout.flush()
 
     # --- loop --------------------------------------------------------------------------------------
 
@@ -139,7 +151,9 @@ class Controller:
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            raise ClankerError("a controller is already running for this repo: attach to it, or `clanker stop`") from None
+            raise ClankerError(
+                "a controller is already running for this repo: attach to it, or `clanker stop`"
+            ) from None
         self._install_signals()
         pane = os.environ.get("TMUX_PANE")
         if pane and not self.headless:
@@ -152,6 +166,7 @@ class Controller:
             while not self.stopping.is_set():
                 fv = self.tick()
                 self.draw(fv)
+                self.store.save_snapshot_if_behind()
                 if until_done:
                     result = progress(self.store.state())
                     if result.finished:

@@ -7,11 +7,11 @@ import tempfile
 from pathlib import Path
 
 from . import atomic, git
-from .config import load
-from .store import Store
-from .paths import Paths
 from . import tasks as taskcmd
+from .config import load
+from .paths import Paths
 from .setup import prepare
+from .store import Store
 
 GATE = """#!/bin/sh
 # The demo's gate: every commit of main must pass it.
@@ -34,22 +34,33 @@ mainline:
   branch: main
 """
 
+
+def _task(tid: str, title: str, paths: list[str], *lines: str, **extra: object) -> dict[str, object]:
+    return {"id": tid, "title": title, "paths": paths, "prompt": "\n".join(lines), **extra}
+
+
 TASKS = [
-    {"id": "T1", "title": "Add a greeting script", "paths": ["bin"],
-     "prompt": "Add bin/hello.sh that prints a greeting.\nfake: sleep 1\nfake: write bin/hello.sh echo \"hello from clanker\""},
-    {"id": "T2", "title": "Write the usage docs", "paths": ["docs"],
-     "prompt": "Document how to run the greeting.\nfake: sleep 1\nfake: write docs/usage.md # Usage\\n\\nRun `sh bin/hello.sh`."},
-    {"id": "T3", "title": "Add a settings file (its first try breaks the gate)", "paths": ["etc"],
-     "prompt": "Add etc/settings.ini.\nfake: fail-gate-once\nfake: sleep 1\nfake: write etc/settings.ini [greeting]\\nname = world"},
-    {"id": "T4", "title": "Add a farewell script (the judge asks for rework once)", "paths": ["lib"],
-     "prompt": "Add lib/bye.sh.\nfake: sleep 1\nfake: write lib/bye.sh echo bye\nfake: on-attempt 2 write lib/bye.sh # says goodbye\\necho bye\n"
-               "fake-judge: rework-once add a comment saying what the script does"},
-    {"id": "T5", "title": "Start a changelog", "paths": ["CHANGELOG.md"],
-     "prompt": "Start CHANGELOG.md.\nfake: write CHANGELOG.md # Changelog\\n\\n- first release"},
-    {"id": "T6", "title": "Add a test script", "paths": ["tests"],
-     "prompt": "Add tests/run.sh.\nfake: sleep 1\nfake: write tests/run.sh sh bin/hello.sh | grep -q hello"},
-    {"id": "T7", "title": "Mention the tests in the docs (after T2)", "paths": ["docs"], "depends_on": ["T2", "T6"],
-     "prompt": "Append a testing section to docs/usage.md.\nfake: append docs/usage.md \\n## Testing\\n\\nRun `sh tests/run.sh`."},
+    _task("T1", "Add a greeting script", ["bin"],
+          "Add bin/hello.sh that prints a greeting.", "fake: sleep 2",
+          'fake: write bin/hello.sh echo "hello from clanker"'),
+    _task("T2", "Write the usage docs", ["docs"],
+          "Document how to run the greeting.", "fake: sleep 2",
+          "fake: write docs/usage.md # Usage\\n\\nRun `sh bin/hello.sh`."),
+    _task("T3", "Add a settings file (its first try breaks the gate)", ["etc"],
+          "Add etc/settings.ini.", "fake: fail-gate-once", "fake: sleep 2",
+          "fake: write etc/settings.ini [greeting]\\nname = world"),
+    _task("T4", "Add a farewell script (the judge asks for rework once)", ["lib"],
+          "Add lib/bye.sh.", "fake: sleep 2", "fake: write lib/bye.sh echo bye",
+          "fake: on-attempt 2 write lib/bye.sh # says goodbye\\necho bye",
+          "fake-judge: rework-once add a comment saying what the script does"),
+    _task("T5", "Start a changelog", ["CHANGELOG.md"],
+          "Start CHANGELOG.md.", "fake: sleep 1", "fake: write CHANGELOG.md # Changelog\\n\\n- first release"),
+    _task("T6", "Add a test script", ["tests"],
+          "Add tests/run.sh.", "fake: sleep 2", "fake: write tests/run.sh sh bin/hello.sh | grep -q hello"),
+    _task("T7", "Mention the tests in the docs (after T2 and T6)", ["docs"],
+          "Append a testing section to docs/usage.md.", "fake: sleep 1",
+          "fake: append docs/usage.md \\n## Testing\\n\\nRun `sh tests/run.sh`.",
+          depends_on=["T2", "T6"]),
 ]  # fmt: skip
 
 
@@ -57,7 +68,9 @@ def make_repo(where: Path | None = None) -> Path:
     repo = Path(tempfile.mkdtemp(prefix="clanker-demo-")) if where is None else where
     repo = repo.resolve()
     git.init(repo)
-    atomic.write_text(repo / "README.md", "# clanker demo\n\nA scratch repository that clanker's fake agents work on.\n")
+    atomic.write_text(
+        repo / "README.md", "# clanker demo\n\nA scratch repository that clanker's fake agents work on.\n"
+    )
     atomic.write_text(repo / "gate.sh", GATE)
     atomic.write_text(repo / "clanker.yaml", CONFIG)
     git.commit_all(repo, "demo: initial commit")

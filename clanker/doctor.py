@@ -44,7 +44,9 @@ def run_checks(repo: Path, config_path: Path | None = None) -> list[Check]:
     if not gv:
         checks.append(Check("git", "fail", "git is not installed", "install git"))
     elif _version(gv) < (2, 38):
-        checks.append(Check("git", "fail", f"{gv}: mainlining needs `git merge-tree --write-tree` (2.38+)", "upgrade git"))
+        checks.append(
+            Check("git", "fail", f"{gv}: mainlining needs `git merge-tree --write-tree` (2.38+)", "upgrade git")
+        )
     else:
         checks.append(Check("git", "ok", gv))
     checks.append(Check("inside tmux", "ok", "yes" if tmux.inside() else "no (clanker will create its own session)"))
@@ -72,12 +74,25 @@ def _agent_checks(cfg: Config) -> list[Check]:
             if found:
                 out.append(Check(role, "ok", f"command: {found}"))
             else:
-                out.append(Check(role, "fail", f"command {agent.command[0]!r} not found on PATH",
-                                 "install it or fix agent.command in clanker.yaml"))  # fmt: skip
+                out.append(
+                    Check(
+                        role,
+                        "fail",
+                        f"command {agent.command[0]!r} not found on PATH",
+                        "install it or fix agent.command in clanker.yaml",
+                    )
+                )
         else:
             found = shutil.which(agent.kind)
             status = "ok" if found else "fail"
-            out.append(Check(role, status, f"{agent.kind}: {found or 'not found on PATH'}", "" if found else f"install {agent.kind}"))
+            out.append(
+                Check(
+                    role,
+                    status,
+                    f"{agent.kind}: {found or 'not found on PATH'}",
+                    "" if found else f"install {agent.kind}",
+                )
+            )
     return out
 
 
@@ -85,8 +100,14 @@ def _repo_checks(cfg: Config) -> list[Check]:
     out = []
     repo = cfg.repo
     if git.rev(repo, cfg.mainline_branch) is None:
-        out.append(Check("main branch", "fail", f"branch {cfg.mainline_branch!r} has no commit",
-                         "commit something first, or set mainline.branch"))  # fmt: skip
+        out.append(
+            Check(
+                "main branch",
+                "fail",
+                f"branch {cfg.mainline_branch!r} has no commit",
+                "commit something first, or set mainline.branch",
+            )
+        )
     else:
         out.append(Check("main branch", "ok", cfg.mainline_branch))
     if git.is_ignored(repo, ".clanker/events.log"):
@@ -94,8 +115,14 @@ def _repo_checks(cfg: Config) -> list[Check]:
     else:
         out.append(Check(".clanker ignored", "fail", "git would see .clanker/", "run `clanker init`"))
     if not cfg.gate:
-        out.append(Check("gate", "warn", "no gate commands: nothing checks a change before main",
-                         "add `gate: [your test command]` to clanker.yaml"))  # fmt: skip
+        out.append(
+            Check(
+                "gate",
+                "warn",
+                "no gate commands: nothing checks a change before main",
+                "add `gate: [your test command]` to clanker.yaml",
+            )
+        )
     else:
         out.append(Check("gate", "ok", f"{len(cfg.gate)} command(s)"))
     if cfg.slaves < 2:
@@ -114,8 +141,14 @@ def _repo_checks(cfg: Config) -> list[Check]:
         elif w.locked:
             out.append(Check("worktree", "warn", f"{w.path} is locked", f"`git worktree unlock {w.path}` if unused"))
         elif w.path.is_relative_to(paths.worktrees) and w.path.exists() and git.porcelain(w.path):
-            out.append(Check("worktree", "warn", f"{w.path} has uncommitted changes ({w.branch or 'detached'})",
-                             "the slave saves them when it next starts a job; inspect with `git -C … status`"))  # fmt: skip
+            out.append(
+                Check(
+                    "worktree",
+                    "warn",
+                    f"{w.path} has uncommitted changes ({w.branch or 'detached'})",
+                    "the slave saves them when it next starts a job; inspect with `git -C … status`",
+                )
+            )
     mine = [w for w in trees if w.path.is_relative_to(paths.worktrees)]
     out.append(Check("worktrees", "ok", f"{len(mine)} slave worktree(s) under {paths.worktrees}"))
     free = shutil.disk_usage(repo).free
@@ -144,14 +177,27 @@ def _fleet_checks(cfg: Config) -> list[Check]:
         p = panes.get(sid)
         beat = beats.get(sid)
         if p is None:
-            out.append(Check(f"pane {sid}", "warn", "not attached", "run `clanker` (or `clanker slave " + str(n) + "` in a pane)"))
+            out.append(
+                Check(
+                    f"pane {sid}",
+                    "warn",
+                    "not attached",
+                    "run `clanker` (or `clanker slave " + str(n) + "` in a pane)",
+                )
+            )
         elif p.dead:
             out.append(Check(f"pane {sid}", "warn", f"{p.id} is dead", "the controller respawns it; or `clanker stop`"))
         else:
             out.append(Check(f"pane {sid}", "ok", f"{p.id} in session {p.session}"))
         if beat and not beat.stopped and heartbeat.is_dead(beat, cfg.heartbeat_secs):
-            out.append(Check(f"heartbeat {sid}", "warn", f"stale ({beat.age():.0f}s, pid {beat.pid} gone)",
-                             "its claims are released automatically; restart it with `clanker`"))  # fmt: skip
+            out.append(
+                Check(
+                    f"heartbeat {sid}",
+                    "warn",
+                    f"stale ({beat.age():.0f}s, pid {beat.pid} gone)",
+                    "its claims are released automatically; restart it with `clanker`",
+                )
+            )
     for lock in sorted(paths.locks.glob("*.lock")) if paths.locks.is_dir() else []:
         if is_held(str(lock)):
             out.append(Check("lock", "ok", f"{lock.name} held (freed by the kernel if its holder dies)"))

@@ -6,6 +6,7 @@ Only panes carrying `@clanker_repo == <this repo>` are ours to look at; only pan
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import select
@@ -57,10 +58,13 @@ def view(tm: Tmux, repo: Path) -> FleetView:
     panes = tm.panes()
     mine: dict[str, Pane] = {}
     for p in panes:
-        if p.repo == str(repo) and p.clanker_id:
-            # A live pane wins over a dead one carrying the same id.
-            if p.clanker_id not in mine or (mine[p.clanker_id].dead and not p.dead):
-                mine[p.clanker_id] = p
+        # A live pane wins over a dead one carrying the same id.
+        if (
+            p.repo == str(repo)
+            and p.clanker_id
+            and (p.clanker_id not in mine or (mine[p.clanker_id].dead and not p.dead))
+        ):
+            mine[p.clanker_id] = p
     return FleetView(mine, panes)
 
 
@@ -75,8 +79,10 @@ def spawn_slave(tm: Tmux, cfg: Config, number: int, fv: FleetView, session: str)
         pane = tm.split(sibling.id, cwd, cmd, env)
     elif tm.has_session(session):
         existing = [p for p in fv.all_panes if p.session == session]
-        pane = tm.new_window(session, SLAVES_WINDOW, cwd, cmd, env) if existing else tm.new_session(
-            session, SLAVES_WINDOW, cwd, cmd, env
+        pane = (
+            tm.new_window(session, SLAVES_WINDOW, cwd, cmd, env)
+            if existing
+            else tm.new_session(session, SLAVES_WINDOW, cwd, cmd, env)
         )
     else:
         pane = tm.new_session(session, SLAVES_WINDOW, cwd, cmd, env)
@@ -142,16 +148,12 @@ def stop(cfg: Config, tm: Tmux | None, grace: float = 30.0, only: set[str] | Non
         if not beat.stopped and heartbeat.pid_alive(beat.pid) and beat.pid != os.getpid():
             targets.append((sid, beat.pid))
     for _sid, pid in targets:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     left = wait_pids([pid for _, pid in targets], grace)
     for pid in left:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     if tm is not None:
         fv = view(tm, cfg.repo)
         dead_or_ours = [p for p in fv.panes.values() if p.created and (only is None or p.clanker_id in only)]

@@ -12,12 +12,18 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .errors import IllegalTransition
-from .model import TRANSITIONS, S, SlaveInfo, State, Task, Usage, trigger
-from .model import ANNOTATIONS, Event
+from .model import ANNOTATIONS, TRANSITIONS, Event, S, SlaveInfo, State, Task, Usage, trigger
 
 Tasks = dict[str, Task]
 HOLDER_ONLY = frozenset(
-    {"task.released", "task.failed", "task.submitted", "task.judge_released", "task.verdict", "task.mainlined"}
+    {
+        "task.released",
+        "task.failed",
+        "task.submitted",
+        "task.judge_released",
+        "task.verdict",
+        "task.mainlined",
+    }
 )
 
 

@@ -27,9 +27,7 @@ def _env() -> dict[str, str]:
 
 
 def run(args: list[str], cwd: Path, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        ["git", *args], cwd=cwd, env=_env(), input=input, capture_output=True, text=True, check=False
-    )
+    proc = subprocess.run(["git", *args], cwd=cwd, env=_env(), input=input, capture_output=True, text=True, check=False)
     if check and proc.returncode != 0:
         raise GitError(args, proc.stderr or proc.stdout, proc.returncode)
     return proc

@@ -109,7 +109,13 @@ class Heart:
         self.paths = paths
         self.sid = sid
         self.interval = interval
-        self.info: dict[str, Any] = {"job": None, "task": None, "phase": "starting", "pane": pane, "agent_pgid": None}
+        self.info: dict[str, Any] = {
+            "job": None,
+            "task": None,
+            "phase": "starting",
+            "pane": pane,
+            "agent_pgid": None,
+        }
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{sid}", daemon=True)
 
@@ -122,7 +128,13 @@ class Heart:
         self.beat()
 
     def beat(self, stopped: bool = False) -> None:
-        data = {**self.info, "pid": os.getpid(), "wall": time.time(), "mono": time.monotonic(), "stopped": stopped}
+        data = {
+            **self.info,
+            "pid": os.getpid(),
+            "wall": time.time(),
+            "mono": time.monotonic(),
+            "stopped": stopped,
+        }
         atomic.write_json(self.paths.heartbeat(self.sid), data)
 
     def _loop(self) -> None:

@@ -46,4 +46,3 @@ def follow(paths: Paths, task: str, stop_when: float | None = None) -> None:
             waiter.wait(5.0)
     finally:
         waiter.close()
-

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import git
+from .errors import GitError
 from .gate import GateResult, run_gate
 from .locks import mainline_lock
 from .model import Task
@@ -40,7 +41,7 @@ def build(repo: Path, main: str, task: Task) -> Candidate:
     """Squash the task branch onto main's current head, in memory."""
     base = git.rev(repo, main)
     if base is None:
-        raise git.GitError(["rev-parse", main], f"branch {main} does not exist", 1)
+        raise GitError(["rev-parse", main], f"branch {main} does not exist", 1)
     merged = git.merge_tree(repo, base, task.branch)
     if merged.tree is None:
         return Candidate(base, None, merged.conflicts)

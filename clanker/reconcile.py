@@ -9,8 +9,13 @@ from . import heartbeat
 from .model import Event, S, State
 
 
-def dead_slaves(state: State, beats: dict[str, heartbeat.Beat], heartbeat_secs: float,
-                dead_panes: frozenset[str] = frozenset(), now: float | None = None) -> frozenset[str]:  # fmt: skip
+def dead_slaves(
+    state: State,
+    beats: dict[str, heartbeat.Beat],
+    heartbeat_secs: float,
+    dead_panes: frozenset[str] = frozenset(),
+    now: float | None = None,
+) -> frozenset[str]:
     """Slaves holding a task whose heartbeat says they are gone.
 
     Read `beats` under the queue lock together with `state`: a snapshot of heartbeats taken before

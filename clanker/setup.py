@@ -26,10 +26,7 @@ def ensure_ignored(cfg: Config) -> str:
     """Keep `.clanker/` out of git; returns where the rule lives (or already lived)."""
     if git.is_ignored(cfg.repo, ".clanker/events.log"):
         return "already ignored"
-    if cfg.git_ignore == "gitignore":
-        target = cfg.repo / ".gitignore"
-    else:
-        target = git.git_dir(cfg.repo) / "info" / "exclude"
+    target = cfg.repo / ".gitignore" if cfg.git_ignore == "gitignore" else git.git_dir(cfg.repo) / "info" / "exclude"
     existing = target.read_text(encoding="utf-8") if target.exists() else ""
     sep = "" if not existing or existing.endswith("\n") else "\n"
     atomic.write_text(target, existing + sep + IGNORE_LINE + "\n")

@@ -7,6 +7,7 @@ and exit cleanly with status 0.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -44,9 +45,14 @@ class Slave:
         self.pane = os.environ.get("TMUX_PANE", "")
         self.heart = Heart(self.paths, self.sid, cfg.heartbeat_secs, pane=self.pane)
         self.ctx = JobContext(
-            cfg, self.paths, self.store, self.sid, self.paths.worktree(self.sid), self.heart,
+            cfg,
+            self.paths,
+            self.store,
+            self.sid,
+            self.paths.worktree(self.sid),
+            self.heart,
             lambda text: say(self.sid, text),
-        )  # fmt: skip
+        )
         self.waiter: LogWaiter | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -58,7 +64,9 @@ class Slave:
         except Timeout:
             beat = heartbeat.read(self.paths, self.sid)
             pid = f" (pid {beat.pid})" if beat else ""
-            raise ClankerError(f"slave {self.sid} is already running{pid}: use another number, or `clanker stop`") from None
+            raise ClankerError(
+                f"slave {self.sid} is already running{pid}: use another number, or `clanker stop`"
+            ) from None
         try:
             return self._run()
         finally:
@@ -118,9 +126,8 @@ class Slave:
     def _kill_orphan_agent(self) -> None:
         """An earlier incarnation of this slave was killed: stop the agent it left running."""
         beat = heartbeat.read(self.paths, self.sid)
-        if beat and beat.agent_pgid and not heartbeat.pid_alive(beat.pid):
-            if kill_group(int(beat.agent_pgid)):
-                say(self.sid, f"stopped the agent left by a previous {self.sid} (pgid {beat.agent_pgid})")
+        if beat and beat.agent_pgid and not heartbeat.pid_alive(beat.pid) and kill_group(int(beat.agent_pgid)):
+            say(self.sid, f"stopped the agent left by a previous {self.sid} (pgid {beat.agent_pgid})")
 
     def _release_own_claims(self) -> None:
         """Claims held under this id belong to an earlier incarnation: save its work, then release."""
@@ -151,9 +158,14 @@ class Slave:
             if evs:
                 return evs  # the freed tasks are claimable on the next round
             job = choose_job(
-                st, self.sid, slaves=self.cfg.slaves, alive=alive, owner_files=self.cfg.owner_files,
-                judge_cap=self.cfg.judge_max_parallel, can_judge=True,
-            )  # fmt: skip
+                st,
+                self.sid,
+                slaves=self.cfg.slaves,
+                alive=alive,
+                owner_files=self.cfg.owner_files,
+                judge_cap=self.cfg.judge_max_parallel,
+                can_judge=True,
+            )
             if job is None:
                 return []
             chosen.append(job)
@@ -189,10 +201,8 @@ class Slave:
             self.store.emit("task.failed", job.task, slave=self.sid, error=error[:300])
         elif st.state == S.JUDGING:
             self.store.emit("task.judge_released", job.task, slave=self.sid, reason=error[:300])
-        try:
+        with contextlib.suppress(ClankerError):
             git.detach(self.ctx.worktree)
-        except ClankerError:
-            pass
 
 
 def run_slave(cfg: Config, number: int) -> int:

@@ -28,9 +28,11 @@ class SlaveRow:
 def slave_rows(cfg: Config, paths: Paths, state: State, panes: dict[str, Pane] | None = None) -> list[SlaveRow]:
     beats = heartbeat.read_all(paths)
     panes = panes or {}
-    ids = {f"c{n}" for n in range(1, cfg.slaves + 1)} | {b for b in beats if b != "ctl"} | {
-        p for p in panes if p != "ctl"
-    }
+    ids = (
+        {f"c{n}" for n in range(1, cfg.slaves + 1)}
+        | {b for b in beats if b != "ctl"}
+        | {p for p in panes if p != "ctl"}
+    )
     rows = []
     now = time.time()
     for sid in sorted(ids, key=lambda s: (len(s), s)):
@@ -81,7 +83,13 @@ def to_json(state: State, rows: list[SlaveRow]) -> dict[str, Any]:
             for t in state.tasks.values()
         ],
         "slaves": [
-            {"id": r.id, "state": r.state, "task": r.task, "heartbeat_age_s": r.heartbeat_age_s, "pane": r.pane}
+            {
+                "id": r.id,
+                "state": r.state,
+                "task": r.task,
+                "heartbeat_age_s": r.heartbeat_age_s,
+                "pane": r.pane,
+            }
             for r in rows
         ],
     }
@@ -123,13 +131,16 @@ def render(state: State, rows: list[SlaveRow], width: int = 100) -> str:
     judge_cost = sum(t.judge.cost_usd for t in state.tasks.values())
     lines.append(f"tasks {len(state.tasks)}  {summary or 'none yet: `clanker task add TITLE`'}")
     lines.append(
-        f"tokens {fmt_tokens(total.tokens)}  cost ${total.cost_usd:.2f} (work ${work_cost:.2f}, judge ${judge_cost:.2f})"
+        f"tokens {fmt_tokens(total.tokens)}  cost ${total.cost_usd:.2f} "
+        f"(work ${work_cost:.2f}, judge ${judge_cost:.2f})"
     )
     lines.append("")
     lines.append("SLAVE  STATE     TASK        PHASE          BEAT  PANE")
     for r in rows:
         beat = "-" if r.heartbeat_age_s is None else fmt_age(r.heartbeat_age_s)
-        lines.append(f"{r.id:<6} {r.state:<9} {(r.task or '-'):<11} {_clip(r.phase or '-', 14):<14} {beat:>4}  {r.pane}")
+        lines.append(
+            f"{r.id:<6} {r.state:<9} {(r.task or '-'):<11} {_clip(r.phase or '-', 14):<14} {beat:>4}  {r.pane}"
+        )
     lines.append("")
     lines.append("TASK        STATE        SLAVE  TRY  TOKENS    COST   AGE  TITLE")
     for t in sorted(state.tasks.values(), key=lambda t: (ORDER.index(t.state), t.created)):

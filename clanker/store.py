@@ -52,6 +52,10 @@ class Store:
                 return snap
         return State()
 
+    def save_snapshot_if_behind(self) -> None:
+        if self._state is not None and self._state.offset != self._snapshot_offset:
+            self.save_snapshot()
+
     def save_snapshot(self) -> None:
         if self._state is None:
             return

@@ -144,27 +144,74 @@ class Tmux:
         so a command that dies at once still leaves a dead pane to inspect and respawn.
         """
         out = self.run(
-            "new-session", "-d", "-P", "-F", "#{pane_id}", "-s", name, "-n", window, "-c", cwd,
-            "-x", "200", "-y", "50", *_env_args(env), *command,
-            ";", "set-option", "-w", "-t", f"={name}:{window}", "remain-on-exit", "on",
-        )  # fmt: skip
+            "new-session",
+            "-d",
+            "-P",
+            "-F",
+            "#{pane_id}",
+            "-s",
+            name,
+            "-n",
+            window,
+            "-c",
+            cwd,
+            "-x",
+            "200",
+            "-y",
+            "50",
+            *_env_args(env),
+            *command,
+            ";",
+            "set-option",
+            "-w",
+            "-t",
+            f"={name}:{window}",
+            "remain-on-exit",
+            "on",
+        )
         return out[0]
 
     def new_window(self, session: str, name: str, cwd: str, command: list[str], env: dict[str, str]) -> str:
         out = self.run(
-            "new-window", "-d", "-P", "-F", "#{pane_id}", "-t", f"={session}:", "-n", name, "-c", cwd,
-            *_env_args(env), *command,
-            ";", "set-option", "-w", "-t", f"={session}:{name}", "remain-on-exit", "on",
-        )  # fmt: skip
+            "new-window",
+            "-d",
+            "-P",
+            "-F",
+            "#{pane_id}",
+            "-t",
+            f"={session}:",
+            "-n",
+            name,
+            "-c",
+            cwd,
+            *_env_args(env),
+            *command,
+            ";",
+            "set-option",
+            "-w",
+            "-t",
+            f"={session}:{name}",
+            "remain-on-exit",
+            "on",
+        )
         return out[0]
 
     def split(self, target_pane: str, cwd: str, command: list[str], env: dict[str, str]) -> str:
         """Split the window of `target_pane`; remain-on-exit is set on that window first."""
         self.run("set-option", "-w", "-t", target_pane, "remain-on-exit", "on")
         out = self.run(
-            "split-window", "-d", "-P", "-F", "#{pane_id}", "-t", target_pane, "-c", cwd,
-            *_env_args(env), *command,
-        )  # fmt: skip
+            "split-window",
+            "-d",
+            "-P",
+            "-F",
+            "#{pane_id}",
+            "-t",
+            target_pane,
+            "-c",
+            cwd,
+            *_env_args(env),
+            *command,
+        )
         self.try_run("select-layout", "-t", target_pane, "tiled")
         return out[0]
 
@@ -176,12 +223,40 @@ class Tmux:
             f"'select-pane -t {pane} -T \"#{{@clanker_title}}\"'"
         )
         args = [
-            "set-option", "-p", "-t", pane, "@clanker_id", clanker_id, ";",
-            "set-option", "-p", "-t", pane, "@clanker_repo", repo, ";",
-            "set-option", "-p", "-t", pane, "@clanker_title", title, ";",
-            "select-pane", "-t", pane, "-T", title, ";",
-            "set-hook", "-p", "-t", pane, "pane-title-changed", keep_title,
-        ]  # fmt: skip
+            "set-option",
+            "-p",
+            "-t",
+            pane,
+            "@clanker_id",
+            clanker_id,
+            ";",
+            "set-option",
+            "-p",
+            "-t",
+            pane,
+            "@clanker_repo",
+            repo,
+            ";",
+            "set-option",
+            "-p",
+            "-t",
+            pane,
+            "@clanker_title",
+            title,
+            ";",
+            "select-pane",
+            "-t",
+            pane,
+            "-T",
+            title,
+            ";",
+            "set-hook",
+            "-p",
+            "-t",
+            pane,
+            "pane-title-changed",
+            keep_title,
+        ]
         if created:
             args += [";", "set-option", "-p", "-t", pane, "@clanker_created", "1"]
         self.run(*args)
@@ -229,7 +304,20 @@ class Tmux:
         base = ["tmux"]
         if self.socket:
             base += ["-S", self.socket] if "/" in self.socket else ["-L", self.socket]
-        return [*base, "select-window", "-t", pane, ";", "select-pane", "-t", pane, ";", "attach-session", "-t", pane]
+        return [
+            *base,
+            "select-window",
+            "-t",
+            pane,
+            ";",
+            "select-pane",
+            "-t",
+            pane,
+            ";",
+            "attach-session",
+            "-t",
+            pane,
+        ]
 
 
 def _env_args(env: dict[str, str]) -> list[str]:

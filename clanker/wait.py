@@ -43,9 +43,7 @@ class LogWaiter:
         self.flag = threading.Event()
         self._observer: Any = Observer()
         self._observer.daemon = True
-        self._observer.schedule(
-            _Handler(match, self.flag), str(directory), recursive=False, event_filter=list(WRITES)
-        )
+        self._observer.schedule(_Handler(match, self.flag), str(directory), recursive=False, event_filter=list(WRITES))
         self._observer.start()
 
     def wait(self, timeout: float | None) -> bool:

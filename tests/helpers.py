@@ -46,8 +46,12 @@ def make_repo(path: Path, config: str | None = None, files: dict[str, str] | Non
 def clanker(repo: Path, *args: str, timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [sys.executable, "-m", "clanker", "--repo", str(repo), *args],
-        cwd=repo, capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"clanker {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -56,8 +60,11 @@ def clanker(repo: Path, *args: str, timeout: float = 120, check: bool = False) -
 def clanker_bg(repo: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "clanker", "--repo", str(repo), *args],
-        cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def status(repo: Path) -> dict[str, Any]:

@@ -61,7 +61,8 @@ def test_three_slaves_six_tasks_all_land_and_main_stays_green(tmp_path: Path, tm
     for i in range(1, 7):
         extra = "\nfake: fail-gate-once" if i == 3 else ""
         judge = "\nfake-judge: rework-once please add a second line" if i == 4 else ""
-        prompt = f"fake: sleep 0.3\nfake: write area{i}/f.txt task {i}{extra}{judge}\nfake: on-attempt 2 append area{i}/f.txt second"
+        prompt = f"fake: sleep 0.3\nfake: write area{i}/f.txt task {i}{extra}{judge}"
+        prompt += f"\nfake: on-attempt 2 append area{i}/f.txt second"
         add(repo, f"Task number {i}", prompt, "--path", f"area{i}")
     # The person has main checked out with an edit of their own: it must survive every landing.
     (repo / "README.md").write_text("# test\nmy own uncommitted edit\n")
@@ -99,7 +100,13 @@ def test_three_slaves_six_tasks_all_land_and_main_stays_green(tmp_path: Path, tm
 
 def test_slave_killed_mid_task_is_respawned_and_task_lands_once(tmp_path: Path, tm: Tmux) -> None:
     repo = fleet_repo(tmp_path, slaves=2)
-    add(repo, "Slow task", "fake: write slow/a.txt started\nfake: sleep 4\nfake: write slow/b.txt finished", "--path", "slow")
+    add(
+        repo,
+        "Slow task",
+        "fake: write slow/a.txt started\nfake: sleep 4\nfake: write slow/b.txt finished",
+        "--path",
+        "slow",
+    )
     add(repo, "Quick task", "fake: write quick/a.txt quick", "--path", "quick")
     runner = clanker_bg(repo, "run", "--until-done", "--timeout", "120")
     paths = Paths(repo)
@@ -129,10 +136,24 @@ def test_hand_made_slave_pane_is_adopted(tmp_path: Path, tm: Tmux, socket_name: 
     repo = fleet_repo(tmp_path, slaves=2)
     add(repo, "One", "fake: write one/a.txt 1", "--path", "one")
     add(repo, "Two", "fake: write two/a.txt 2", "--path", "two")
-    pane = tm.run("new-session", "-d", "-P", "-F", "#{pane_id}", "-s", "human", "-c", str(repo),
-                  "-e", f"CLANKER_TMUX_SOCKET={socket_name}", "-e", f"HOME={os.environ['HOME']}",
-                  "-e", f"GIT_CONFIG_GLOBAL={os.environ['GIT_CONFIG_GLOBAL']}",
-                  "sh")[0]  # fmt: skip
+    pane = tm.run(
+        "new-session",
+        "-d",
+        "-P",
+        "-F",
+        "#{pane_id}",
+        "-s",
+        "human",
+        "-c",
+        str(repo),
+        "-e",
+        f"CLANKER_TMUX_SOCKET={socket_name}",
+        "-e",
+        f"HOME={os.environ['HOME']}",
+        "-e",
+        f"GIT_CONFIG_GLOBAL={os.environ['GIT_CONFIG_GLOBAL']}",
+        "sh",
+    )[0]
     # A person types the command into their own pane.
     tm.send_keys(pane, f"{sys.executable} -m clanker slave 2", "Enter")
     retry_until(lambda: view(tm, repo).panes.get("c2"), 30)
@@ -192,8 +213,12 @@ def test_agent_osc_title_does_not_change_the_pane_title(tmp_path: Path, tm: Tmux
 def test_sigterm_checkpoints_work_and_releases_the_claim(tmp_path: Path, tm: Tmux, socket_name: str) -> None:
     repo = fleet_repo(tmp_path, slaves=1)
     add(repo, "Long", "fake: write long/a.txt partial\nfake: sleep 60", "--path", "long")
-    slave = subprocess.Popen([sys.executable, "-m", "clanker", "--repo", str(repo), "slave", "1"],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    slave = subprocess.Popen(
+        [sys.executable, "-m", "clanker", "--repo", str(repo), "slave", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     retry_until(lambda: (b := heartbeat.read(Paths(repo), "c1")) and b.agent_pgid, 30)
     retry_until(lambda: (repo / ".clanker/worktrees/c1/long/a.txt").exists(), 30)
     slave.send_signal(signal.SIGTERM)
@@ -210,8 +235,13 @@ def test_sigterm_checkpoints_work_and_releases_the_claim(tmp_path: Path, tm: Tmu
 
 def test_demo_headless(tmp_path: Path, socket_name: str) -> None:
     where = tmp_path / "demo"
-    proc = subprocess.run([sys.executable, "-m", "clanker", "demo", "--headless", "--dir", str(where)],
-                          capture_output=True, text=True, timeout=240, check=False)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "clanker", "demo", "--headless", "--dir", str(where)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"demo repository: {where.resolve()}" in proc.stdout
     assert "7/7 tasks done" in proc.stdout
@@ -222,10 +252,32 @@ def test_demo_headless(tmp_path: Path, socket_name: str) -> None:
 def test_controller_in_a_pane_spawns_slaves_and_shows_status(tmp_path: Path, tm: Tmux, socket_name: str) -> None:
     repo = fleet_repo(tmp_path, slaves=2)
     add(repo, "Shown", "fake: write s/a.txt shown", "--path", "s")
-    ctl = tm.run("new-session", "-d", "-P", "-F", "#{pane_id}", "-s", "work", "-x", "160", "-y", "50",
-                 "-c", str(repo), "-e", f"CLANKER_TMUX_SOCKET={socket_name}",
-                 "-e", f"HOME={os.environ['HOME']}", "-e", f"GIT_CONFIG_GLOBAL={os.environ['GIT_CONFIG_GLOBAL']}",
-                 sys.executable, "-m", "clanker", "--repo", str(repo))[0]  # fmt: skip
+    ctl = tm.run(
+        "new-session",
+        "-d",
+        "-P",
+        "-F",
+        "#{pane_id}",
+        "-s",
+        "work",
+        "-x",
+        "160",
+        "-y",
+        "50",
+        "-c",
+        str(repo),
+        "-e",
+        f"CLANKER_TMUX_SOCKET={socket_name}",
+        "-e",
+        f"HOME={os.environ['HOME']}",
+        "-e",
+        f"GIT_CONFIG_GLOBAL={os.environ['GIT_CONFIG_GLOBAL']}",
+        sys.executable,
+        "-m",
+        "clanker",
+        "--repo",
+        str(repo),
+    )[0]
     retry_until(lambda: "done:1" in " ".join(tm.capture(ctl).split()) or None, 60)
     panes = view(tm, repo).panes
     assert set(panes) == {"ctl", "c1", "c2"}

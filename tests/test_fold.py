@@ -18,7 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 from clanker import atomic, events
 from clanker.errors import IllegalTransition
-from clanker.fold import check, fold, state_from_json, state_to_json
+from clanker.fold import HOLDER_ONLY, check, fold, state_from_json, state_to_json
 from clanker.model import ANNOTATIONS, TRANSITIONS, Event, S, SlaveInfo, State, Task, Usage
 from clanker.paths import Paths
 from clanker.store import SNAPSHOT_EVERY_BYTES, Store
@@ -101,7 +101,7 @@ def sample_log() -> list[Event]:
                 "usage": {"input": 10, "output": 5, "turns": 1, "cost_usd": 0.25},
                 "session_id": "s-1",
             },
-        ),  # fmt: skip
+        ),
         ev_for("task.failed", "T1", error="gate failed"),
         ev_for("task.claimed", "T1", "c2"),
         ev_for("task.submitted", "T1", files=["src/a.py", "src/b.py"], summary="did it"),
@@ -201,6 +201,37 @@ def test_events_without_a_task_are_always_legal(tmp_path: Path) -> None:
     st2 = store.state()
     assert st2.paused == frozenset() and st2.slaves["c1"].stopped
     assert st2.events == 6
+
+
+HOLDER_CASES = [(S.CLAIMED, t) for t in ("task.submitted", "task.released", "task.failed")] + [
+    (S.JUDGING, t) for t in ("task.judge_released", "task.verdict:done", "task.verdict:rework", "task.mainlined")
+]
+
+
+@pytest.mark.parametrize(("state", "trig"), HOLDER_CASES, ids=str)
+def test_only_the_holder_may_move_a_task_on(tmp_path: Path, state: S, trig: str) -> None:
+    store = store_in(tmp_path)
+    bring_to(store, state)  # held by c1
+    assert store.state().tasks["T1"].slave == "c1"
+    before = log_bytes(store)
+    with pytest.raises(IllegalTransition) as info:
+        store.append(ev_for(trig, "T1", "c2", slave="c2"))
+    assert f"can't apply {trig} by c2 (held by c1) in state {state}" in str(info.value)
+    assert log_bytes(store) == before
+    store.append(ev_for(trig, "T1", "c1", slave="c1"))
+    assert store.state().tasks["T1"].state == TRANSITIONS[(state, trig)]
+
+
+def test_a_released_slave_cannot_submit_what_another_now_holds(tmp_path: Path) -> None:
+    store = store_in(tmp_path)
+    store.append(ev_for("task.added"), ev_for("task.claimed", "T1", "c1"))
+    store.append(ev_for("task.released", "T1", "ctl", reason="c1 presumed dead"))
+    store.append(ev_for("task.claimed", "T1", "c2"))
+    with pytest.raises(IllegalTransition, match=r"task.submitted by c1 \(held by c2\)"):
+        store.append(ev_for("task.submitted", "T1", "c1", slave="c1"))
+    store.append(ev_for("task.submitted", "T1", "c2", slave="c2"))
+    t = store.state().tasks["T1"]
+    assert t.state == S.NEEDS_JUDGE and t.author == "c2" and t.attempts == 2
 
 
 def test_check_agrees_with_the_table() -> None:
@@ -418,9 +449,7 @@ def test_store_does_not_fold_a_half_written_event(tmp_path: Path) -> None:
 def _raw_writer(path: str, writer: int, count: int) -> None:
     pad = "p" * (300 + 97 * writer)  # lines of different lengths, some well over 1 KiB in total
     for i in range(count):
-        events.append(
-            Path(path), [Event("slave.note", f"w{writer}", None, {"w": writer, "i": i, "pad": pad})]
-        )
+        events.append(Path(path), [Event("slave.note", f"w{writer}", None, {"w": writer, "i": i, "pad": pad})])
 
 
 def _store_writer(repo: str, writer: int, count: int) -> None:
@@ -495,6 +524,7 @@ class LogMachine(RuleBasedStateMachine):
         self.model: dict[str, S] = {}
         self.attempts: dict[str, int] = {}
         self.shas: dict[str, str] = {}
+        self.holder: dict[str, str | None] = {}
 
     def teardown(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -506,7 +536,9 @@ class LogMachine(RuleBasedStateMachine):
             self.model.get(ev.task),
             ev.type if ev.type != "task.verdict" else f"task.verdict:{ev.data['verdict']}",
         )
-        legal = key in TRANSITIONS or (ev.type in ANNOTATIONS and ev.task in self.model)
+        signer = ev.data.get("slave") if ev.type in HOLDER_ONLY else None
+        holder_ok = signer is None or self.holder.get(ev.task) == signer
+        legal = (key in TRANSITIONS and holder_ok) or (ev.type in ANNOTATIONS and ev.task in self.model)
         try:
             writer.append(ev)
         except IllegalTransition as e:
@@ -516,19 +548,33 @@ class LogMachine(RuleBasedStateMachine):
         assert legal, f"{key} is not in the table but was accepted"
         if ev.type not in ANNOTATIONS:
             self.model[ev.task] = TRANSITIONS[key]
+        if ev.type in ("task.claimed", "task.judge_claimed"):
+            self.holder[ev.task] = str(ev.data["slave"])
+        elif ev.type not in ANNOTATIONS and key[1] != "task.verdict:done":
+            self.holder[ev.task] = None  # a done verdict keeps the judge on it until it lands
         if ev.type == "task.mainlined":
             self.shas[ev.task] = str(ev.data["sha"])
 
-    @rule(task=st.sampled_from(POOL), trig=st.sampled_from(TRIGGERS), slave=st.sampled_from(SLAVES),
-          second=st.booleans())  # fmt: skip
-    def transition(self, task: str, trig: str, slave: str, second: bool) -> None:
+    @rule(
+        task=st.sampled_from(POOL),
+        trig=st.sampled_from(TRIGGERS),
+        slave=st.sampled_from(SLAVES),
+        second=st.booleans(),
+        sign=st.booleans(),
+    )
+    def transition(self, task: str, trig: str, slave: str, second: bool, sign: bool) -> None:
         extra: dict[str, Any] = {}
         if trig == "task.mainlined":
             extra["sha"] = f"{len(self.shas) + 1:040x}"
+        if sign and trig.split(":")[0] in HOLDER_ONLY:
+            extra["slave"] = slave  # who says it did this: only the holder may
         self._apply(self.other if second else self.store, ev_for(trig, task, slave, **extra))
 
-    @rule(task=st.sampled_from(POOL), picks=st.lists(st.integers(0, 99), min_size=1, max_size=8),
-          slave=st.sampled_from(SLAVES))  # fmt: skip
+    @rule(
+        task=st.sampled_from(POOL),
+        picks=st.lists(st.integers(0, 99), min_size=1, max_size=8),
+        slave=st.sampled_from(SLAVES),
+    )
     def legal_steps(self, task: str, picks: list[int], slave: str) -> None:
         """Steer towards the deep states: fire triggers the table allows from the task's state."""
         for pick in picks:
@@ -536,7 +582,8 @@ class LogMachine(RuleBasedStateMachine):
             options = FORWARD.get(now, []) if pick < 80 else []
             options = options or sorted(trig for (frm, trig) in TRANSITIONS if frm == now)
             if options:
-                self.transition(task, options[pick % len(options)], slave, pick % 2 == 0)
+                signer = (self.holder.get(task) or slave) if pick % 7 else slave
+                self.transition(task, options[pick % len(options)], signer, pick % 2 == 0, pick % 3 != 0)
 
     @rule(task=st.sampled_from(POOL), role=st.sampled_from(["work", "judge"]), tokens=st.integers(0, 1000))
     def annotate(self, task: str, role: str, tokens: int) -> None:
@@ -569,6 +616,12 @@ class LogMachine(RuleBasedStateMachine):
         assert {tid: t.state for tid, t in st1.tasks.items()} == self.model
         reachable = set(PATH_TO)
         assert all(t.state in reachable for t in st1.tasks.values())
+
+    @invariant()
+    def holders_follow_the_claims(self) -> None:
+        assert {tid: t.slave for tid, t in self.store.state().tasks.items()} == {
+            tid: self.holder.get(tid) for tid in self.model
+        }
 
     @invariant()
     def done_tasks_have_their_sha(self) -> None:

@@ -80,9 +80,25 @@ def test_titles_are_stored_and_shown_exactly(repo: Path, tmp_path: Path) -> None
 def test_prompt_and_options_are_kept_exactly(repo: Path) -> None:
     prompt = "Do it:\n  $(echo no) `no` \"quoted\" 'single'\n✓ done\n"
     proc = clanker(
-        repo, "task", "add", "T", "--id", "P1", "--prompt", prompt, "--description", "why: $USER",
-        "--path", "src/a.py", "--path", "docs", "--priority", "7", "--depends-on", "P0",
-    )  # fmt: skip
+        repo,
+        "task",
+        "add",
+        "T",
+        "--id",
+        "P1",
+        "--prompt",
+        prompt,
+        "--description",
+        "why: $USER",
+        "--path",
+        "src/a.py",
+        "--path",
+        "docs",
+        "--priority",
+        "7",
+        "--depends-on",
+        "P0",
+    )
     assert proc.returncode == 0, proc.stderr
     state = Store(Paths(repo), "test").state()
     t = state.tasks["P1"]
@@ -174,9 +190,7 @@ def test_unknown_task(repo: Path) -> None:
 
 
 def write_jsonl(path: Path, rows: list[Any]) -> Path:
-    path.write_text(
-        "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8"
-    )
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
     return path
 
 
@@ -265,14 +279,23 @@ TO: dict[S, list[tuple[str, dict[str, Any]]]] = {
     S.CLAIMED: [("task.claimed", {"slave": "c1"})],
     S.NEEDS_JUDGE: [("task.claimed", {"slave": "c1"}), ("task.submitted", {})],
     S.JUDGING: [("task.claimed", {"slave": "c1"}), ("task.submitted", {}), ("task.judge_claimed", {"slave": "c2"})],
-    S.REWORK: [("task.claimed", {"slave": "c1"}), ("task.submitted", {}), ("task.judge_claimed", {"slave": "c2"}),
-               ("task.verdict", {"verdict": "rework", "reasons": "more"})],
-    S.DONE: [("task.claimed", {"slave": "c1"}), ("task.submitted", {}), ("task.judge_claimed", {"slave": "c2"}),
-             ("task.verdict", {"verdict": "done"}), ("task.mainlined", {"sha": "b" * 40})],
+    S.REWORK: [
+        ("task.claimed", {"slave": "c1"}),
+        ("task.submitted", {}),
+        ("task.judge_claimed", {"slave": "c2"}),
+        ("task.verdict", {"verdict": "rework", "reasons": "more"}),
+    ],
+    S.DONE: [
+        ("task.claimed", {"slave": "c1"}),
+        ("task.submitted", {}),
+        ("task.judge_claimed", {"slave": "c2"}),
+        ("task.verdict", {"verdict": "done"}),
+        ("task.mainlined", {"sha": "b" * 40}),
+    ],
     S.BLOCKED: [("task.claimed", {"slave": "c1"}), ("task.blocked", {"reason": "stuck"})],
     S.CANCELLED: [("task.cancelled", {})],
     S.SPLIT: [("task.split", {})],
-}  # fmt: skip
+}
 
 
 def task_in(repo: Path, state: S, tid: str = "T1") -> Store:

@@ -152,11 +152,29 @@ def main() -> int:
     usage = {"input": tokens_in, "output": tokens_out, "turns": 1}
     cost = round(tokens_in * PRICE_IN + tokens_out * PRICE_OUT, 6)
     if error:
-        emit({"type": "result", "is_error": True, "error_kind": error[0], "text": error[1], "usage": usage,
-              "cost_usd": cost, "session_id": session})  # fmt: skip
+        emit(
+            {
+                "type": "result",
+                "is_error": True,
+                "error_kind": error[0],
+                "text": error[1],
+                "usage": usage,
+                "cost_usd": cost,
+                "session_id": session,
+            }
+        )
         return 1
-    emit({"type": "result", "is_error": False, "text": text, "usage": usage, "cost_usd": cost,
-          "session_id": session, "files": files})  # fmt: skip
+    emit(
+        {
+            "type": "result",
+            "is_error": False,
+            "text": text,
+            "usage": usage,
+            "cost_usd": cost,
+            "session_id": session,
+            "files": files,
+        }
+    )
     return 0
 
 

@@ -69,7 +69,10 @@ class AgentRun:
         started = time.monotonic()
         cfg = self.req.config
         timed_out = stalled = False
-        with open(self.log_path, "ab") as raw, open(self.log_path.with_suffix(".txt"), "a", encoding="utf-8") as txt:
+        with (
+            open(self.log_path, "ab") as raw,
+            open(self.log_path.with_suffix(".txt"), "a", encoding="utf-8") as txt,
+        ):
             txt.write(f"# {self.req.role} {self.req.task_id} attempt {self.req.attempt} by {self.req.slave}\n")
             txt.flush()
 

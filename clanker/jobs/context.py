@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..agents import adapter_for
 from ..agents.base import AgentRequest
 from ..agents.runner import AgentRun, RunResult
-from ..agents import adapter_for
 from ..config import AgentConfig, Config
 from ..heartbeat import Heart
 from ..locks import launch_lock
@@ -38,8 +38,9 @@ class JobContext:
     def main(self) -> str:
         return self.cfg.mainline_branch
 
-    def run_agent(self, agent: AgentConfig, role: str, task_id: str, attempt: int, prompt: str,
-                  resume: str | None = None) -> RunResult:  # fmt: skip
+    def run_agent(
+        self, agent: AgentConfig, role: str, task_id: str, attempt: int, prompt: str, resume: str | None = None
+    ) -> RunResult:
         """Run an agent once, showing its progress in the pane and logging its raw stream."""
         prompt_file = self.paths.prompts / f"{task_id}-{role}-{attempt}.md"
         prompt_file.parent.mkdir(parents=True, exist_ok=True)
@@ -47,11 +48,14 @@ class JobContext:
         req = AgentRequest(role, prompt, task_id, self.sid, self.worktree, attempt, prompt_file, agent, resume)
         log = self.paths.attempt_log(task_id, attempt, "work" if role == "worker" else role)
         run = AgentRun(
-            adapter_for(agent), req, log, lambda line: self.say(f"  │ {line}"),
+            adapter_for(agent),
+            req,
+            log,
+            lambda line: self.say(f"  │ {line}"),
             # Simultaneous agent starts can corrupt an agent's settings file: start one at a time.
             launch_guard=lambda: launch_lock(self.paths),
             on_start=lambda pgid: self.heart.update(agent_pgid=pgid),
-        )  # fmt: skip
+        )
         self.current = run
         self.heart.update(phase=f"{role} agent")
         try:

@@ -33,10 +33,20 @@ def run_judge(ctx: JobContext, task: Task) -> None:
             ctx.heart.update(phase="gate")
             result = mainline.gate(ctx.worktree, cand.sha, ctx.cfg.gate, ctx.cfg.gate_timeout_secs)
             gate_output = result.output
-            ctx.store.emit("gate.ran", task.id, slave=ctx.sid, role="judge", passed=result.passed,
-                           seconds=round(result.seconds, 2), failed=result.failed, tail=result.output[-600:])  # fmt: skip
+            ctx.store.emit(
+                "gate.ran",
+                task.id,
+                slave=ctx.sid,
+                role="judge",
+                passed=result.passed,
+                seconds=round(result.seconds, 2),
+                failed=result.failed,
+                tail=result.output[-600:],
+            )
             if not result.passed:
-                reasons = f"the gate fails on the change rebased onto {ctx.main}: `{result.failed}`: {result.last_line()}"
+                reasons = (
+                    f"the gate fails on the change rebased onto {ctx.main}: `{result.failed}`: {result.last_line()}"
+                )
                 return _verdict(ctx, task, "rework", reasons)
         if not verdict_given:
             verdict, reasons = _ask_judge(ctx, task, cand, gate_output)
@@ -75,9 +85,17 @@ def _ask_judge(ctx: JobContext, task: Task, cand: mainline.Candidate, gate_outpu
     tries = 0
     while True:
         res = ctx.run_agent(agent, "judge", task.id, task.judge_rounds, prompt)
-        ctx.store.emit("attempt.finished", task.id, role="judge", slave=ctx.sid, attempt=task.judge_rounds,
-                       outcome=str(res.outcome), usage=res.result.usage.to_json(),
-                       session_id=res.result.session_id, seconds=round(res.seconds, 2))  # fmt: skip
+        ctx.store.emit(
+            "attempt.finished",
+            task.id,
+            role="judge",
+            slave=ctx.sid,
+            attempt=task.judge_rounds,
+            outcome=str(res.outcome),
+            usage=res.result.usage.to_json(),
+            session_id=res.result.session_id,
+            seconds=round(res.seconds, 2),
+        )
         if res.cancelled:
             return None, "the judge was asked to stop"
         if res.outcome == Outcome.TRANSIENT:
@@ -90,11 +108,16 @@ def _ask_judge(ctx: JobContext, task: Task, cand: mainline.Candidate, gate_outpu
         if res.outcome != Outcome.OK:
             return None, f"judge agent failed: {res.result.error[:200]}"
         parsed = parse_verdict(res.result.text)
-        history.write(ctx.paths, task.id, f"judge-{task.judge_rounds}", {
-            "Verdict": f"{parsed[0]}: {parsed[1]}" if parsed else "none given",
-            "Judge summary": res.result.text[-2000:],
-            "Gate output": gate_output[-1500:],
-        })  # fmt: skip
+        history.write(
+            ctx.paths,
+            task.id,
+            f"judge-{task.judge_rounds}",
+            {
+                "Verdict": f"{parsed[0]}: {parsed[1]}" if parsed else "none given",
+                "Judge summary": res.result.text[-2000:],
+                "Gate output": gate_output[-1500:],
+            },
+        )
         if parsed is None:
             return None, "the judge gave no VERDICT line"
         return parsed
@@ -113,9 +136,13 @@ def _conflict(ctx: JobContext, task: Task, files: tuple[str, ...]) -> None:
     if task.conflicts >= ctx.cfg.conflict_budget:
         ctx.store.append(
             Event("task.verdict", ctx.sid, task.id, {"verdict": "rework", "reasons": reasons, "conflict": True}),
-            Event("task.blocked", ctx.sid, task.id,
-                  {"reason": f"conflict budget ({ctx.cfg.conflict_budget}) spent: {reasons}; re-scope or split it"}),
-        )  # fmt: skip
+            Event(
+                "task.blocked",
+                ctx.sid,
+                task.id,
+                {"reason": f"conflict budget ({ctx.cfg.conflict_budget}) spent: {reasons}; re-scope or split it"},
+            ),
+        )
         return _idle(ctx)
     _verdict(ctx, task, "rework", reasons, conflict=True)
 

@@ -62,10 +62,18 @@ def run_work(ctx: JobContext, task: Task) -> None:
     transient = 0
     while True:
         res = ctx.run_agent(ctx.cfg.agent, "worker", task.id, attempt, prompt, resume)
-        ctx.store.emit("attempt.finished", task.id, role="work", slave=ctx.sid, attempt=attempt,
-                       outcome=str(res.outcome), usage=res.result.usage.to_json(),
-                       session_id=res.result.session_id, seconds=round(res.seconds, 2),
-                       error=res.result.error[:500] or None)  # fmt: skip
+        ctx.store.emit(
+            "attempt.finished",
+            task.id,
+            role="work",
+            slave=ctx.sid,
+            attempt=attempt,
+            outcome=str(res.outcome),
+            usage=res.result.usage.to_json(),
+            session_id=res.result.session_id,
+            seconds=round(res.seconds, 2),
+            error=res.result.error[:500] or None,
+        )
         if res.cancelled:
             checkpoint(ctx, task, "the slave was asked to stop")
             return
@@ -95,17 +103,30 @@ def run_work(ctx: JobContext, task: Task) -> None:
     ctx.heart.update(phase="gate")
     ctx.say(f"  gate: {len(ctx.cfg.gate)} command(s)")
     gate = run_gate(ctx.cfg.gate, ctx.worktree, ctx.cfg.gate_timeout_secs)
-    ctx.store.emit("gate.ran", task.id, slave=ctx.sid, role="work", passed=gate.passed,
-                   seconds=round(gate.seconds, 2), failed=gate.failed, tail=gate.output[-600:])  # fmt: skip
+    ctx.store.emit(
+        "gate.ran",
+        task.id,
+        slave=ctx.sid,
+        role="work",
+        passed=gate.passed,
+        seconds=round(gate.seconds, 2),
+        failed=gate.failed,
+        tail=gate.output[-600:],
+    )
     touched = git.changed_files(ctx.repo, ctx.main, task.branch)
     summary = history.short(res.result.text) or "no summary"
-    history.write(ctx.paths, task.id, f"work-{attempt}", {
-        "Outcome": ("gate passed" if gate.passed else f"gate failed: {gate.failed}") + f"; agent: {res.outcome}",
-        "Files touched": "\n".join(f"- {f}" for f in touched),
-        "Commands run": "\n".join(f"- `{c}`" for c in ctx.cfg.gate),
-        "Agent summary": res.result.text[-2000:],
-        "Test results": gate.output[-1500:],
-    })  # fmt: skip
+    history.write(
+        ctx.paths,
+        task.id,
+        f"work-{attempt}",
+        {
+            "Outcome": ("gate passed" if gate.passed else f"gate failed: {gate.failed}") + f"; agent: {res.outcome}",
+            "Files touched": "\n".join(f"- {f}" for f in touched),
+            "Commands run": "\n".join(f"- `{c}`" for c in ctx.cfg.gate),
+            "Agent summary": res.result.text[-2000:],
+            "Test results": gate.output[-1500:],
+        },
+    )
     if not gate.passed:
         ctx.say(f"  ✗ gate failed: {gate.failed} — {gate.last_line()}")
         _fail(ctx, task, f"gate failed: `{gate.failed}`: {gate.last_line()[:200]}")
@@ -133,7 +154,12 @@ def _fail(ctx: JobContext, task: Task, error: str) -> None:
         # One append, so no other slave can claim the task between the two events.
         ctx.store.append(
             Event("task.failed", ctx.sid, task.id, {"slave": ctx.sid, "error": error}),
-            Event("task.blocked", ctx.sid, task.id, {"reason": f"{done_attempts} attempts failed; last: {error}"}),
+            Event(
+                "task.blocked",
+                ctx.sid,
+                task.id,
+                {"reason": f"{done_attempts} attempts failed; last: {error}"},
+            ),
         )
     else:
         ctx.store.emit("task.failed", task.id, slave=ctx.sid, error=error)
