@@ -164,6 +164,9 @@ class Controller:
         code = 0
         try:
             while not self.stopping.is_set():
+                if until_done and not self.store.state().tasks:
+                    self.out("no tasks: add some with `clanker task add TITLE`")
+                    break
                 fv = self.tick()
                 self.draw(fv)
                 self.store.save_snapshot_if_behind()

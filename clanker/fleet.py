@@ -19,6 +19,7 @@ from pathlib import Path
 from . import heartbeat
 from .config import Config
 from .paths import Paths
+from .errors import TmuxError
 from .tmux import Pane, Tmux, pass_env
 
 SLAVES_WINDOW = "slaves"
@@ -75,17 +76,17 @@ def spawn_slave(tm: Tmux, cfg: Config, number: int, fv: FleetView, session: str)
     env = pane_env(cfg)
     cwd = str(cfg.repo)
     sibling = next((p for p in fv.panes.values() if p.created and is_slave_id(p.clanker_id)), None)
+    pane: str | None = None
     if sibling is not None:
-        pane = tm.split(sibling.id, cwd, cmd, env)
-    elif tm.has_session(session):
-        existing = [p for p in fv.all_panes if p.session == session]
-        pane = (
-            tm.new_window(session, SLAVES_WINDOW, cwd, cmd, env)
-            if existing
-            else tm.new_session(session, SLAVES_WINDOW, cwd, cmd, env)
-        )
-    else:
-        pane = tm.new_session(session, SLAVES_WINDOW, cwd, cmd, env)
+        try:
+            pane = tm.split(sibling.id, cwd, cmd, env)
+        except TmuxError:
+            pane = None  # no space left in that window: open another one
+    if pane is None:
+        if tm.has_session(session):
+            pane = tm.new_window(session, SLAVES_WINDOW, cwd, cmd, env)
+        else:
+            pane = tm.new_session(session, SLAVES_WINDOW, cwd, cmd, env)
     tm.mark(pane, sid, cwd, created=True)
     return pane
 

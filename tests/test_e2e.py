@@ -118,6 +118,7 @@ def test_slave_killed_mid_task_is_respawned_and_task_lands_once(tmp_path: Path, 
         return None
 
     beat = retry_until(victim, 60)
+    assert beat is not None
     os.kill(beat.pid, signal.SIGKILL)
     out, _ = runner.communicate(timeout=150)
     assert runner.returncode == 0, out

@@ -1,0 +1,91 @@
+"""The tmux side: pane parsing, crash-loop backoff, and being a polite tenant on a shared server."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from clanker.config import load
+from clanker.fleet import Respawner, is_slave_id, session_name
+from clanker.tmux import FIELDS, SEP, Tmux, parse_panes
+
+from .helpers import clanker, make_repo
+
+
+def test_parse_panes_keeps_identity_fields() -> None:
+    values = ["%3", "1", "/r", "c2", "1", "42", "my title", "sess", "@1", "/dev/pts/3", "python", "80", "24"]
+    assert len(values) == len(FIELDS)
+    [pane] = parse_panes([SEP.join(values), "garbage line"])
+    assert (pane.id, pane.dead, pane.repo, pane.clanker_id, pane.created, pane.pid) == (
+        "%3",
+        True,
+        "/r",
+        "c2",
+        True,
+        42,
+    )
+    assert (pane.title, pane.session, pane.width, pane.height) == ("my title", "sess", 80, 24)
+
+
+@pytest.mark.parametrize(("cid", "slave"), [("c1", True), ("c12", True), ("ctl", False), ("c", False), ("x1", False)])
+def test_is_slave_id(cid: str, slave: bool) -> None:
+    assert is_slave_id(cid) is slave
+
+
+def test_session_names_differ_for_repos_with_the_same_name(tmp_path: Path) -> None:
+    a = make_repo(tmp_path / "a" / "app")
+    b = make_repo(tmp_path / "b" / "app")
+    na, nb = session_name(load(a)), session_name(load(b))
+    assert na.startswith("clanker-app-") and nb.startswith("clanker-app-") and na != nb
+
+
+def test_respawner_backs_off_a_crash_loop_and_forgives_a_long_run() -> None:
+    r = Respawner()
+    delays = [r.record("c1", t) for t in (0.0, 1.0, 3.0, 7.0, 15.0)]
+    assert delays == [0.0, 2.0, 4.0, 8.0, 16.0]
+    assert not r.due("c1", 20.0) and r.due("c1", 31.0)
+    assert r.record("c1", 200.0) == 0.0, "a slave that ran for minutes starts a fresh count"
+    assert max(r.record("c2", float(t)) for t in range(0, 20)) == 60.0, "the delay is capped"
+
+
+@pytest.mark.e2e
+def test_nothing_global_is_touched_on_the_tmux_server(tmp_path: Path, tm: Tmux) -> None:
+    tm.run("new-session", "-d", "-s", "users-own", "sh")
+    snapshot = ("show-options -g", "show-options -gw", "show-options -gs", "show-hooks -g", "list-keys")
+    before = [tm.run(*cmd.split()) for cmd in snapshot]
+    users_pane = tm.panes()[0]
+    repo = make_repo(tmp_path / "r", "slaves: 2\nheartbeat_secs: 0.5\nagent:\n  kind: fake\n")
+    clanker(repo, "task", "add", "x", "--prompt", "fake: write a.txt 1", check=True)
+    assert clanker(repo, "run", "--until-done", "--timeout", "60", timeout=90).returncode == 0
+    assert [tm.run(*cmd.split()) for cmd in snapshot] == before
+    # The user's own session and pane are untouched and carry no clanker options.
+    [still] = [p for p in tm.panes() if p.id == users_pane.id]
+    assert not still.dead and still.clanker_id == "" and still.repo == ""
+    assert tm.run("show-options", "-w", "-t", users_pane.id, "remain-on-exit") in ([], ["remain-on-exit off"])
+
+
+@pytest.mark.e2e
+def test_logs_follow_prints_new_lines_as_they_come(tmp_path: Path, socket_name: str) -> None:
+    repo = make_repo(tmp_path / "r", "slaves: 2\nheartbeat_secs: 0.5\nagent:\n  kind: fake\n")
+    prompt = "fake: say first\nfake: sleep 2\nfake: say second\nfake: write a.txt 1"
+    clanker(repo, "task", "add", "talky", "--prompt", prompt, check=True)
+    follower = subprocess.Popen(
+        [sys.executable, "-u", "-m", "clanker", "--repo", str(repo), "logs", "T1", "--follow"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert clanker(repo, "run", "--until-done", "--timeout", "60", timeout=90).returncode == 0
+    follower.send_signal(signal.SIGINT)
+    out, _ = follower.communicate(timeout=20)
+    assert follower.returncode == 130
+    assert out.index("· first") < out.index("· second") < out.index("✓ changed a.txt")
+
+
+def test_run_until_done_with_no_tasks_spawns_nothing(tmp_path: Path, tm: Tmux) -> None:
+    repo = make_repo(tmp_path / "r", "slaves: 2\nagent:\n  kind: fake\n")
+    proc = clanker(repo, "run", "--until-done", timeout=60)
+    assert proc.returncode == 0 and "no tasks" in proc.stdout
+    assert tm.panes() == []
