@@ -18,8 +18,8 @@ from pathlib import Path
 
 from . import heartbeat
 from .config import Config
-from .paths import Paths
 from .errors import TmuxError
+from .paths import Paths
 from .tmux import Pane, Tmux, pass_env
 
 SLAVES_WINDOW = "slaves"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +60,9 @@ def test_sanitize(raw: str, clean: str) -> None:
         ("  verdict: Blocked - no access  ", ("blocked", "no access")),
         ("VERDICT: rework first pass\nthinking again…\nVERDICT: done looks fine now", ("done", "looks fine now")),
         ("VERDICT: done\nVERDICT: rework after all: x", ("rework", "after all: x")),
+        ("VERDICT: done\n\nSome closing words.", ("done", "")),  # reasons stay on their line
+        ("VERDICT: blocked\nVERDICT: done", ("done", "")),
+        ("VERDICT:\ndone", None),
         ("no verdict at all", None),
         ("", None),
         ("VERDICT: maybe", None),
@@ -172,14 +174,14 @@ def fake_prompt(*directives: str) -> str:
 
 
 def test_fake_agent_writes_files_and_reports_usage(env: Env) -> None:
-    prompt = fake_prompt("write src/a.py print('hi')", "append notes.txt first", "append notes.txt second",
+    prompt = fake_prompt("write src/a.py hello world", "append notes.txt first", "append notes.txt second",
                          "say working on it", "tokens 1234 56")  # fmt: skip
     assert prompt.startswith("CLANKER-ROLE: worker\n")
     ran = run_agent(env, prompt)
     res = ran.res
     assert res.outcome == Outcome.OK and res.exit_code == 0
     assert not (res.timed_out or res.stalled or res.cancelled) and not res.result.is_error
-    assert (env.wt / "src" / "a.py").read_text() == "print('hi')\n"
+    assert (env.wt / "src" / "a.py").read_text() == "hello world\n"
     assert (env.wt / "notes.txt").read_text() == "first\nsecond\n"
     assert res.result.files == ["src/a.py", "notes.txt", "notes.txt"]
     cost = round(1234 * PRICE_IN + 56 * PRICE_OUT, 6)
@@ -286,10 +288,7 @@ def test_timeout_kills_the_whole_process_group(env: Env) -> None:
     ran = run_agent(env, "prompt", cfg)
     assert ran.res.timed_out and ran.res.seconds < 6
     child = int((env.wt / "child.pid").read_text())
-    retry_until(lambda: not pid_alive(child), seconds=5)
-    assert ran.run.pgid is not None
-    with pytest.raises(ProcessLookupError):
-        os.killpg(ran.run.pgid, 0)
+    retry_until(lambda: not pid_alive(child), seconds=5)  # the agent's child died with it
 
 
 # --- the command adapter -------------------------------------------------------------------------

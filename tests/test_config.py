@@ -172,9 +172,7 @@ def test_judge_agent_choices(tmp_path: Path, judge: str, expected: str | None) -
         ("just words\n", 1, "(top level)", "must be a mapping of settings"),
     ],
 )
-def test_config_errors_name_file_line_and_key(
-    tmp_path: Path, text: str, line: int, key: str, problem: str
-) -> None:
+def test_config_errors_name_file_line_and_key(tmp_path: Path, text: str, line: int, key: str, problem: str) -> None:
     err = config_error(tmp_path, text)
     path = tmp_path / CONFIG_NAME
     assert str(err).startswith(f"{path}:{line}: {key}: "), str(err)

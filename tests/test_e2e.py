@@ -52,6 +52,15 @@ def add(repo: Path, title: str, prompt: str, *extra: str) -> None:
     clanker(repo, "task", "add", title, "--prompt", prompt, *extra, check=True)
 
 
+def person_session(tm: Tmux, socket_name: str, name: str, repo: Path, *command: str) -> str:
+    """A session a person made on the same server, running `command` in `repo`; returns its pane."""
+    env = {"CLANKER_TMUX_SOCKET": socket_name, "HOME": os.environ["HOME"],
+           "GIT_CONFIG_GLOBAL": os.environ["GIT_CONFIG_GLOBAL"]}  # fmt: skip
+    env_args = [arg for k, v in env.items() for arg in ("-e", f"{k}={v}")]
+    return tm.run("new-session", "-d", "-P", "-F", "#{pane_id}", "-s", name, "-x", "160", "-y", "50",
+                  "-c", str(repo), *env_args, *command)[0]  # fmt: skip
+
+
 def landed_count(repo: Path, task: str) -> int:
     return len(git(repo, "log", "main", "--format=%H", f"--grep=^Clanker-Task: {task}$").splitlines())
 
@@ -137,24 +146,7 @@ def test_hand_made_slave_pane_is_adopted(tmp_path: Path, tm: Tmux, socket_name: 
     repo = fleet_repo(tmp_path, slaves=2)
     add(repo, "One", "fake: write one/a.txt 1", "--path", "one")
     add(repo, "Two", "fake: write two/a.txt 2", "--path", "two")
-    pane = tm.run(
-        "new-session",
-        "-d",
-        "-P",
-        "-F",
-        "#{pane_id}",
-        "-s",
-        "human",
-        "-c",
-        str(repo),
-        "-e",
-        f"CLANKER_TMUX_SOCKET={socket_name}",
-        "-e",
-        f"HOME={os.environ['HOME']}",
-        "-e",
-        f"GIT_CONFIG_GLOBAL={os.environ['GIT_CONFIG_GLOBAL']}",
-        "sh",
-    )[0]
+    pane = person_session(tm, socket_name, "human", repo, "sh")
     # A person types the command into their own pane.
     tm.send_keys(pane, f"{sys.executable} -m clanker slave 2", "Enter")
     retry_until(lambda: view(tm, repo).panes.get("c2"), 30)
@@ -253,32 +245,7 @@ def test_demo_headless(tmp_path: Path, socket_name: str) -> None:
 def test_controller_in_a_pane_spawns_slaves_and_shows_status(tmp_path: Path, tm: Tmux, socket_name: str) -> None:
     repo = fleet_repo(tmp_path, slaves=2)
     add(repo, "Shown", "fake: write s/a.txt shown", "--path", "s")
-    ctl = tm.run(
-        "new-session",
-        "-d",
-        "-P",
-        "-F",
-        "#{pane_id}",
-        "-s",
-        "work",
-        "-x",
-        "160",
-        "-y",
-        "50",
-        "-c",
-        str(repo),
-        "-e",
-        f"CLANKER_TMUX_SOCKET={socket_name}",
-        "-e",
-        f"HOME={os.environ['HOME']}",
-        "-e",
-        f"GIT_CONFIG_GLOBAL={os.environ['GIT_CONFIG_GLOBAL']}",
-        sys.executable,
-        "-m",
-        "clanker",
-        "--repo",
-        str(repo),
-    )[0]
+    ctl = person_session(tm, socket_name, "work", repo, sys.executable, "-m", "clanker", "--repo", str(repo))
     retry_until(lambda: "done:1" in " ".join(tm.capture(ctl).split()) or None, 60)
     panes = view(tm, repo).panes
     assert set(panes) == {"ctl", "c1", "c2"}

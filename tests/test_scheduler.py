@@ -206,9 +206,7 @@ CASES = [
         Job(W, "T2"),
     ),
     case("judge cap reached", [judging("T1", "c1"), needs_judge("T2", "c1")], "c3", None, judge_cap=1),
-    case(
-        "judge cap has room", [judging("T1", "c1"), needs_judge("T2", "c1")], "c3", Job(J, "T2"), judge_cap=2
-    ),
+    case("judge cap has room", [judging("T1", "c1"), needs_judge("T2", "c1")], "c3", Job(J, "T2"), judge_cap=2),
     case(
         "judge cap never above the slave count",
         [judging("T1", "c1"), needs_judge("T2", "c1")],
@@ -432,9 +430,7 @@ CASES = [
     case("a paused fleet gets nothing", [paused(), needs_judge("T1", "c1"), added("T2")], "c2", None),
     case("resumed fleet works again", [paused(), resumed(), added("T2")], "c2", Job(W, "T2")),
     case("resumed slave works again", [paused("c2"), resumed("c2"), added("T2")], "c2", Job(W, "T2")),
-    case(
-        "resuming one slave does not lift a fleet pause", [paused(), resumed("c2"), added("T2")], "c2", None
-    ),
+    case("resuming one slave does not lift a fleet pause", [paused(), resumed("c2"), added("T2")], "c2", None),
     # orphaned rework
     case("orphaned rework is taken", [rework("T1", "c9")], "c1", Job(W, "T1")),
     case(

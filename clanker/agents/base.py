@@ -85,7 +85,7 @@ def sanitize(text: str) -> str:
     return _CONTROL.sub("", text)
 
 
-VERDICT = re.compile(r"^\s*VERDICT:\s*(done|rework|blocked)\b[\s:—-]*(.*)$", re.IGNORECASE | re.MULTILINE)
+VERDICT = re.compile(r"^\s*VERDICT:[ \t]*(done|rework|blocked)\b[ \t:—-]*(.*)$", re.IGNORECASE | re.MULTILINE)
 
 
 def parse_verdict(text: str) -> tuple[str, str] | None:

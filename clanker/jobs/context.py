@@ -12,6 +12,7 @@ from ..agents import adapter_for
 from ..agents.base import AgentRequest
 from ..agents.runner import AgentRun, RunResult
 from ..config import AgentConfig, Config
+from ..gate import GateResult
 from ..heartbeat import Heart
 from ..locks import launch_lock
 from ..paths import Paths
@@ -64,6 +65,18 @@ class JobContext:
             self.current = None
             self.heart.update(agent_pgid=None)
         return result
+
+    def record_gate(self, task_id: str, role: str, result: GateResult) -> None:
+        self.store.emit(
+            "gate.ran",
+            task_id,
+            slave=self.sid,
+            role=role,
+            passed=result.passed,
+            seconds=round(result.seconds, 2),
+            failed=result.failed,
+            tail=result.output[-600:],
+        )
 
     def backoff(self, n: int, base: float = 1.0, cap: float = 30.0) -> float:
         """Exponential backoff with full jitter; returns the delay waited (interrupted by a stop)."""

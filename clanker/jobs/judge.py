@@ -33,16 +33,7 @@ def run_judge(ctx: JobContext, task: Task) -> None:
             ctx.heart.update(phase="gate")
             result = mainline.gate(ctx.worktree, cand.sha, ctx.cfg.gate, ctx.cfg.gate_timeout_secs)
             gate_output = result.output
-            ctx.store.emit(
-                "gate.ran",
-                task.id,
-                slave=ctx.sid,
-                role="judge",
-                passed=result.passed,
-                seconds=round(result.seconds, 2),
-                failed=result.failed,
-                tail=result.output[-600:],
-            )
+            ctx.record_gate(task.id, "judge", result)
             if not result.passed:
                 reasons = (
                     f"the gate fails on the change rebased onto {ctx.main}: `{result.failed}`: {result.last_line()}"

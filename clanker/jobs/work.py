@@ -103,16 +103,7 @@ def run_work(ctx: JobContext, task: Task) -> None:
     ctx.heart.update(phase="gate")
     ctx.say(f"  gate: {len(ctx.cfg.gate)} command(s)")
     gate = run_gate(ctx.cfg.gate, ctx.worktree, ctx.cfg.gate_timeout_secs)
-    ctx.store.emit(
-        "gate.ran",
-        task.id,
-        slave=ctx.sid,
-        role="work",
-        passed=gate.passed,
-        seconds=round(gate.seconds, 2),
-        failed=gate.failed,
-        tail=gate.output[-600:],
-    )
+    ctx.record_gate(task.id, "work", gate)
     touched = git.changed_files(ctx.repo, ctx.main, task.branch)
     summary = history.short(res.result.text) or "no summary"
     history.write(
