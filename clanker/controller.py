@@ -68,12 +68,17 @@ class Controller:
         self._last_screen = ""
         self._spawned: set[str] = set()
         self._sleep = SleepDetector()
+        self._session: str | None = None
 
     def session(self) -> str:
-        pane = os.environ.get("TMUX_PANE")
-        if pane and not self.headless:
-            return self.tm.display(pane, "#{session_name}")
-        return fleet.session_name(self.cfg)
+        """Where spawned slaves go: this pane's session, or clanker's own when headless."""
+        if self._session is None:
+            pane = os.environ.get("TMUX_PANE")
+            if pane and not self.headless:
+                self._session = self.tm.display(pane, "#{session_name}")
+            else:
+                self._session = fleet.session_name(self.cfg)
+        return self._session
 
     # --- one tick --------------------------------------------------------------------------------
 

@@ -169,6 +169,11 @@ def commit_all(wt: Path, message: str) -> str | None:
     return out(["rev-parse", "HEAD"], wt)
 
 
+def stash(wt: Path, message: str) -> None:
+    """Save everything uncommitted (untracked files too) in a stash entry: kept, not discarded."""
+    run([*_identity_args(wt), "stash", "push", "-u", "-q", "-m", message], wt)
+
+
 def changed_files(repo: Path, base: str, head: str) -> list[str]:
     return [p for p in out(["diff", "--name-only", f"{base}...{head}"], repo).splitlines() if p]
 

@@ -226,7 +226,11 @@ def test_sigterm_checkpoints_work_and_releases_the_claim(tmp_path: Path, tm: Tmu
     assert beat is not None and beat.stopped
 
 
-def test_demo_headless(tmp_path: Path, socket_name: str) -> None:
+def test_demo_headless_on_a_fresh_machine(tmp_path: Path, socket_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fresh machine: no git identity configured anywhere.
+    empty = tmp_path / "empty-gitconfig"
+    empty.write_text("")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(empty))
     where = tmp_path / "demo"
     proc = subprocess.run(
         [sys.executable, "-m", "clanker", "demo", "--headless", "--dir", str(where)],

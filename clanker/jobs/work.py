@@ -26,7 +26,7 @@ def save_leftovers(ctx: JobContext, why: str) -> None:
         ctx.say(f"saved uncommitted work on {branch}")
     else:
         # Never lose work: changes outside a task branch are stashed, not discarded.
-        git.run(["stash", "push", "-u", "-q", "-m", f"clanker {ctx.sid}: {why}"], ctx.worktree)
+        git.stash(ctx.worktree, f"clanker {ctx.sid}: {why}")
         ctx.say("stashed stray changes (see `git stash list`)")
 
 
