@@ -411,6 +411,16 @@ def test_read_from_skips_a_partial_last_line_and_resumes_there(tmp_path: Path) -
     assert more[0][0] == Event.from_json(json.loads(l3))
 
 
+def test_read_from_never_yields_a_last_line_without_its_newline_even_if_it_parses(tmp_path: Path) -> None:
+    log = tmp_path / "events.log"
+    l1, l2 = _line(ev_for("task.added", "A")), _line(ev_for("task.added", "B"))
+    log.write_bytes(l1 + l2[:-1])  # all of B's JSON, but its write is not finished
+    assert [(e.task, end) for e, end in events.read_from(log, 0)] == [("A", len(l1))]
+    with open(log, "ab") as f:
+        f.write(b"\n")
+    assert [(e.task, end) for e, end in events.read_from(log, len(l1))] == [("B", len(l1) + len(l2))]
+
+
 def test_read_from_skips_junk_lines_but_counts_their_bytes(tmp_path: Path) -> None:
     log = tmp_path / "events.log"
     good = _line(ev_for("task.added", "A"))

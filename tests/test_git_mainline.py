@@ -203,6 +203,18 @@ def test_land_fails_with_moved_when_main_moved(repo: Path, checked_out: bool) ->
     assert mainline.land(Paths(repo), "main", again).ok and head(repo) == again.sha
 
 
+def test_land_fails_with_moved_when_main_was_rewound(repo: Path) -> None:
+    first = head(repo)
+    second = commit_on_main(repo, "docs/guide.md", "guide v2\n")
+    task_branch(repo, "clanker/T1", [{"src/a.py": "a = 2\n"}])
+    cand = mainline.build(repo, "main", task())
+    assert cand.base == second
+    git(repo, "reset", "-q", "--hard", first)  # someone took `second` back out of main
+    landed = mainline.land(Paths(repo), "main", cand)
+    assert not landed.ok and landed.reason == "moved"
+    assert head(repo) == first  # the commit that was taken out is not brought back
+
+
 def test_land_fast_forwards_a_checkout_and_keeps_an_unrelated_edit(repo: Path) -> None:
     task_branch(repo, "clanker/T1", [{"src/a.py": "a = 2\n", "src/new.py": "n = 1\n"}])
     (repo / "README.md").write_text("# my own uncommitted notes\n")

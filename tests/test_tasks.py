@@ -21,6 +21,14 @@ def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "repo")
 
 
+@pytest.fixture
+def bare(tmp_path: Path) -> Path:
+    """A directory for a store alone (no git needed) for tests that don't run the CLI."""
+    path = tmp_path / "bare"
+    path.mkdir()
+    return path
+
+
 def log_of(repo: Path) -> bytes:
     path = repo / ".clanker" / "events.log"
     return path.read_bytes() if path.exists() else b""
@@ -160,16 +168,16 @@ def test_a_title_is_required(repo: Path, title: str) -> None:
         "trailing\n",
     ],
 )
-def test_bad_ids_are_rejected(repo: Path, bad: str) -> None:
-    store = Store(Paths(repo), "test")
+def test_bad_ids_are_rejected(bare: Path, bad: str) -> None:
+    store = Store(Paths(bare), "test")
     with pytest.raises(UsageError, match="bad task id"):
         tasks.add(store, {"id": bad, "title": "t"})
-    assert store.state().tasks == {} and log_of(repo) == b""
+    assert store.state().tasks == {} and log_of(bare) == b""
 
 
 @pytest.mark.parametrize("good", ["a", "x" * 64, "A.b_c-1", "0", "fix-1.2_x"])
-def test_good_ids_are_accepted(repo: Path, good: str) -> None:
-    store = Store(Paths(repo), "test")
+def test_good_ids_are_accepted(bare: Path, good: str) -> None:
+    store = Store(Paths(bare), "test")
     assert tasks.add(store, {"id": good, "title": "t"}) == good
     assert store.state().tasks[good].branch == f"clanker/{good}"
 
@@ -216,16 +224,16 @@ def test_import_flocks_jsonl_and_again(repo: Path, tmp_path: Path) -> None:
     assert log_of(repo) == before
 
 
-def test_import_of_a_partly_known_file_adds_only_the_new_rows(repo: Path, tmp_path: Path) -> None:
-    store = Store(Paths(repo), "t")
+def test_import_of_a_partly_known_file_adds_only_the_new_rows(bare: Path, tmp_path: Path) -> None:
+    store = Store(Paths(bare), "t")
     tasks.import_file(store, write_jsonl(tmp_path / "a.jsonl", ROWS[:1]))
     created = tasks.import_file(store, write_jsonl(tmp_path / "b.jsonl", ROWS))
     assert created == ["fl-2", "fl-3"]
     assert sorted(store.state().tasks) == ["fl-1", "fl-2", "fl-3"]
 
 
-def test_import_takes_a_long_first_prompt_line_as_a_short_title(repo: Path, tmp_path: Path) -> None:
-    store = Store(Paths(repo), "t")
+def test_import_takes_a_long_first_prompt_line_as_a_short_title(bare: Path, tmp_path: Path) -> None:
+    store = Store(Paths(bare), "t")
     tasks.import_file(store, write_jsonl(tmp_path / "a.jsonl", [{"id": "L", "prompt": "y" * 200}]))
     title = store.state().tasks["L"].title
     assert len(title) == 80 and title.endswith("…")
@@ -259,17 +267,17 @@ def test_import_of_a_numeric_id(repo: Path, tmp_path: Path) -> None:
     assert clanker(repo, "task", "import", str(f), check=True).stdout.strip() == "imported 0 task(s)"
 
 
-def test_import_accepts_a_single_path_as_a_string(repo: Path, tmp_path: Path) -> None:
-    store = Store(Paths(repo), "t")
+def test_import_accepts_a_single_path_as_a_string(bare: Path, tmp_path: Path) -> None:
+    store = Store(Paths(bare), "t")
     rows = [{"id": "s", "title": "t", "paths": "src/a.py", "tags": "regression", "depends_on": "fl-1"}]
     tasks.import_file(store, write_jsonl(tmp_path / "s.jsonl", rows))
     t = store.state().tasks["s"]
     assert t.paths == ("src/a.py",) and t.tags == ("regression",) and t.depends_on == ("fl-1",)
 
 
-def test_import_of_a_missing_file(repo: Path, tmp_path: Path) -> None:
+def test_import_of_a_missing_file(bare: Path, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="can't read it"):
-        tasks.import_file(Store(Paths(repo), "t"), tmp_path / "nope.jsonl")
+        tasks.import_file(Store(Paths(bare), "t"), tmp_path / "nope.jsonl")
 
 
 # --- cancel and retry ----------------------------------------------------------------------------------
@@ -308,25 +316,25 @@ def task_in(repo: Path, state: S, tid: str = "T1") -> Store:
 
 
 @pytest.mark.parametrize("state", [S.READY, S.CLAIMED, S.NEEDS_JUDGE, S.JUDGING, S.REWORK, S.BLOCKED])
-def test_cancel_legal(repo: Path, state: S) -> None:
-    store = task_in(repo, state)
+def test_cancel_legal(bare: Path, state: S) -> None:
+    store = task_in(bare, state)
     tasks.cancel(store, "T1")
     t = store.state().tasks["T1"]
     assert t.state == S.CANCELLED and t.slave is None and t.reason == "cancelled by the user"
 
 
 @pytest.mark.parametrize("state", [S.DONE, S.CANCELLED, S.SPLIT])
-def test_cancel_illegal(repo: Path, state: S) -> None:
-    store = task_in(repo, state)
-    before = log_of(repo)
+def test_cancel_illegal(bare: Path, state: S) -> None:
+    store = task_in(bare, state)
+    before = log_of(bare)
     with pytest.raises(UsageError, match=f"task T1 is {state}: nothing to cancel"):
         tasks.cancel(store, "T1")
-    assert log_of(repo) == before
+    assert log_of(bare) == before
 
 
 @pytest.mark.parametrize("state", [S.BLOCKED, S.CANCELLED, S.READY, S.REWORK])
-def test_retry_legal(repo: Path, state: S) -> None:
-    store = task_in(repo, state)
+def test_retry_legal(bare: Path, state: S) -> None:
+    store = task_in(bare, state)
     tasks.retry(store, "T1")
     t = store.state().tasks["T1"]
     assert t.state == S.READY and t.reason == "" and t.slave is None
@@ -334,24 +342,24 @@ def test_retry_legal(repo: Path, state: S) -> None:
 
 
 @pytest.mark.parametrize("state", [S.CLAIMED, S.NEEDS_JUDGE, S.JUDGING, S.DONE, S.SPLIT])
-def test_retry_illegal(repo: Path, state: S) -> None:
-    store = task_in(repo, state)
-    before = log_of(repo)
+def test_retry_illegal(bare: Path, state: S) -> None:
+    store = task_in(bare, state)
+    before = log_of(bare)
     with pytest.raises(UsageError, match=f"task T1 is {state}: only blocked or cancelled"):
         tasks.retry(store, "T1")
-    assert log_of(repo) == before and store.state().tasks["T1"].state == state
+    assert log_of(bare) == before and store.state().tasks["T1"].state == state
 
 
-def test_cancel_and_retry_unknown_tasks(repo: Path) -> None:
-    store = Store(Paths(repo), "test")
+def test_cancel_and_retry_unknown_tasks(bare: Path) -> None:
+    store = Store(Paths(bare), "test")
     with pytest.raises(UnknownTask):
         tasks.cancel(store, "ghost")
     with pytest.raises(UnknownTask):
         tasks.retry(store, "ghost")
 
 
-def test_retry_restarts_the_attempt_count(repo: Path) -> None:
-    store = task_in(repo, S.BLOCKED)
+def test_retry_restarts_the_attempt_count(bare: Path) -> None:
+    store = task_in(bare, S.BLOCKED)
     store.append(Event("task.retried", "test", "T1", {}))
     store.append(Event("task.claimed", "test", "T1", {"slave": "c1"}))
     store.append(Event("task.blocked", "test", "T1", {"reason": "again"}))
