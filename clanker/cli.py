@@ -43,6 +43,7 @@ from .errors import ClankerError, UsageError
 from .paths import Paths
 from .slave import run_slave
 from .store import Store
+from .text import sanitize
 from .tmux import Tmux, exec_attach, inside
 
 
@@ -319,7 +320,7 @@ def task_list(c: Ctx, as_json: bool) -> None:
         click.echo(json.dumps(st_mod.to_json(state, [])["tasks"], indent=1, ensure_ascii=False))
         return
     for t in state.tasks.values():
-        title = t.title.replace("\n", "⏎")
+        title = sanitize(t.title).replace("\n", "⏎")
         click.echo(f"{t.id:<10} {t.state:<12} {(t.slave or t.author or '-'):<5} {title}")
 
 

@@ -187,6 +187,11 @@ def _parse(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
         if isinstance(n, yaml.MappingNode):
             for k, v in n.value:
                 key = (*prefix, str(k.value))
+                if key in lines:
+                    # YAML would silently keep the last one; a typo'd copy is more likely a mistake.
+                    raise ConfigError(
+                        shown, k.start_mark.line + 1, ".".join(key), f"duplicate key (first on line {lines[key]})"
+                    )
                 lines[key] = k.start_mark.line + 1
                 walk(v, key)
 

@@ -10,6 +10,7 @@ from . import heartbeat
 from .config import Config
 from .model import S, State, Task
 from .paths import Paths
+from .text import sanitize
 from .tmux import Pane
 
 ORDER = [S.CLAIMED, S.JUDGING, S.NEEDS_JUDGE, S.REWORK, S.READY, S.BLOCKED, S.DONE, S.CANCELLED, S.SPLIT]
@@ -145,11 +146,15 @@ def render(state: State, rows: list[SlaveRow], width: int = 100) -> str:
     lines.append("TASK        STATE        SLAVE  TRY  TOKENS    COST   AGE  TITLE")
     for t in sorted(state.tasks.values(), key=lambda t: (ORDER.index(t.state), t.created)):
         age = fmt_age(now - (t.started or t.updated or now))
-        title = _clip(t.title, max(10, width - 62))
+        title = _clip(sanitize(t.title), max(10, width - 62))
         lines.append(
             f"{t.id:<11} {t.state:<12} {(t.slave or t.author or '-'):<6} {t.attempts:>3}  "
             f"{fmt_tokens(t.usage.tokens):>6} {t.usage.cost_usd:>7.3f} {age:>5}  {title}"
         )
         if t.state in (S.BLOCKED, S.REWORK) and t.reason:
-            lines.append(f"{'':<12}↳ {_clip(t.reason, width - 14)}")
+            lines.append(f"{'':<12}↳ {_clip(sanitize(t.reason), width - 14)}")
+        waits = [d for d in t.depends_on if d in state.tasks and state.tasks[d].state != S.DONE]
+        if t.state == S.READY and waits:
+            on = ", ".join(f"{d} ({state.tasks[d].state})" for d in waits)
+            lines.append(f"{'':<12}↳ waits on {on}")
     return "\n".join(lines)

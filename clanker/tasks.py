@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import IllegalTransition, UnknownTask, UsageError
+from .fold import fold
 from .model import Event, S, State, Task
 from .store import Store
+from .text import sanitize
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -30,7 +32,8 @@ def check_id(task_id: str) -> None:
         raise UsageError(f"bad task id {task_id!r}: use letters, digits, '.', '_' or '-' (at most 64)")
 
 
-def added_event(state: State, fields: dict[str, Any]) -> Event:
+def added_event(state: State, fields: dict[str, Any], coming: frozenset[str] = frozenset()) -> Event:
+    """The event that adds a task; `coming` are ids added in the same batch (forward references)."""
     task_id = fields.get("id") or next_id(state)
     check_id(task_id)
     if task_id in state.tasks:
@@ -47,6 +50,10 @@ def added_event(state: State, fields: dict[str, Any]) -> Event:
         "tags": _strs(fields.get("tags")),
         "depends_on": _strs(fields.get("depends_on")),
     }
+    depends_on = _strs(fields.get("depends_on"))
+    unknown = [d for d in depends_on if d not in state.tasks and d not in coming]
+    if unknown:
+        raise UsageError(f"task {task_id} depends on {', '.join(unknown)}, which do not exist: add them first")
     if fields.get("branch"):
         data["branch"] = str(fields["branch"])
     if fields.get("parent"):
@@ -113,15 +120,22 @@ def import_file(store: Store, path: Path) -> list[str]:
     rows = parse_jsonl(path)
     created: list[str] = []
 
+    coming = frozenset(str(r["id"]) for r in rows if r.get("id"))
+
     def decide(st: State) -> list[Event]:
         evs = []
         for row in rows:
+            # Importing the same file twice adds nothing: rows are matched by id, or by title and
+            # prompt when they have no id.
             if row.get("id") and row["id"] in st.tasks:
-                continue  # importing the same file twice adds nothing
-            ev = added_event(st, row)
+                continue
+            if not row.get("id") and any(
+                t.title == row.get("title") and t.prompt == str(row.get("prompt") or row.get("title"))
+                for t in st.tasks.values()
+            ):
+                continue
+            ev = added_event(st, row, coming)
             evs.append(ev)
-            from .fold import fold
-
             st = fold(st, [(ev, st.offset)])
         created.extend(str(e.task) for e in evs)
         return evs
@@ -161,6 +175,10 @@ def retry(store: Store, task_id: str) -> None:
 
 
 def show(t: Task) -> str:
+    return sanitize(_show(t))
+
+
+def _show(t: Task) -> str:
     lines = [
         f"{t.id}  {t.title}",
         f"state     {t.state}" + (f"  (slave {t.slave})" if t.slave else ""),

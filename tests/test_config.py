@@ -301,3 +301,11 @@ def test_the_example_config_mentions_every_top_level_key() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
     missing = [key for key in SCHEMA if f"{key}:" not in text]
     assert missing == []
+
+
+def test_a_duplicate_key_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "clanker.yaml"
+    path.write_text("slaves: 2\nagent:\n  kind: fake\nslaves: 4\n")
+    with pytest.raises(ConfigError) as err:
+        load(tmp_path, path)
+    assert str(err.value) == f"{path}:4: slaves: duplicate key (first on line 1)"

@@ -86,6 +86,7 @@ def test_titles_are_stored_and_shown_exactly(repo: Path, tmp_path: Path) -> None
 
 
 def test_prompt_and_options_are_kept_exactly(repo: Path) -> None:
+    clanker(repo, "task", "add", "the dependency", "--id", "P0", check=True)
     prompt = "Do it:\n  $(echo no) `no` \"quoted\" 'single'\n✓ done\n"
     proc = clanker(
         repo,
@@ -269,7 +270,10 @@ def test_import_of_a_numeric_id(repo: Path, tmp_path: Path) -> None:
 
 def test_import_accepts_a_single_path_as_a_string(bare: Path, tmp_path: Path) -> None:
     store = Store(Paths(bare), "t")
-    rows = [{"id": "s", "title": "t", "paths": "src/a.py", "tags": "regression", "depends_on": "fl-1"}]
+    rows = [
+        {"id": "fl-1", "title": "the dependency"},
+        {"id": "s", "title": "t", "paths": "src/a.py", "tags": "regression", "depends_on": "fl-1"},
+    ]
     tasks.import_file(store, write_jsonl(tmp_path / "s.jsonl", rows))
     t = store.state().tasks["s"]
     assert t.paths == ("src/a.py",) and t.tags == ("regression",) and t.depends_on == ("fl-1",)
@@ -380,3 +384,28 @@ def test_cancel_and_retry_through_the_cli(repo: Path) -> None:
     Store(Paths(repo), "test").append(Event("task.claimed", "test", "C1", {"slave": "c1"}))
     assert "only blocked or cancelled" in one_error_line(clanker(repo, "task", "retry", "C1"))
     assert list_json(repo)[0]["state"] == "claimed"
+
+
+def test_depending_on_an_unknown_task_is_refused(repo: Path) -> None:
+    proc = clanker(repo, "task", "add", "needs a ghost", "--depends-on", "GHOST")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "clanker: task T1 depends on GHOST, which do not exist: add them first"
+
+
+def test_import_allows_forward_references_and_dedupes_rows_without_ids(repo: Path, tmp_path: Path) -> None:
+    f = tmp_path / "tasks.jsonl"
+    rows = [
+        {"id": "B", "title": "second", "depends_on": ["A"]},
+        {"id": "A", "title": "first"},
+        {"title": "no id", "prompt": "do it"},
+    ]
+    f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert clanker(repo, "task", "import", str(f), check=True).stdout.strip() == "imported 3 task(s): B, A, T3"
+    assert clanker(repo, "task", "import", str(f), check=True).stdout.strip() == "imported 0 task(s)"
+
+
+def test_escape_sequences_in_titles_never_reach_the_terminal(repo: Path) -> None:
+    clanker(repo, "task", "add", "evil\x1b]2;pwned\x07 title", check=True)
+    for args in (["task", "list"], ["task", "show", "T1"], ["status"]):
+        out = clanker(repo, *args, check=True).stdout
+        assert "\x1b" not in out and "evil title" in out

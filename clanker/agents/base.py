@@ -15,6 +15,9 @@ from typing import Protocol
 
 from ..config import AgentConfig
 from ..model import Usage
+from ..text import sanitize
+
+__all__ = ["sanitize"]
 
 
 class Outcome(StrEnum):
@@ -75,14 +78,6 @@ class Adapter(Protocol):
     def parser(self) -> StreamParser: ...
 
     def classify(self, result: AgentResult, exit_code: int | None) -> Outcome: ...
-
-
-_CONTROL = re.compile(r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b.|[\x00-\x08\x0b-\x1f\x7f]")
-
-
-def sanitize(text: str) -> str:
-    """Strip escape sequences and control characters, so an agent can't retitle or repaint a pane."""
-    return _CONTROL.sub("", text)
 
 
 VERDICT = re.compile(r"^\s*VERDICT:[ \t]*(done|rework|blocked)\b[ \t:—-]*(.*)$", re.IGNORECASE | re.MULTILINE)

@@ -1,0 +1,13 @@
+"""Text that came from agents or users, made safe to print on a terminal."""
+
+from __future__ import annotations
+
+import re
+
+_CONTROL = re.compile(r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b.|[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def sanitize(text: str) -> str:
+    """Strip escape sequences and control characters (newlines and tabs stay), so text from an agent
+    or a task title can't retitle or repaint a terminal."""
+    return _CONTROL.sub("", text)
