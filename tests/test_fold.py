@@ -648,7 +648,7 @@ class LogMachine(RuleBasedStateMachine):
 
 
 def test_random_event_sequences_keep_the_invariants() -> None:
-    run_state_machine_as_test(  # type: ignore[no-untyped-call]
+    run_state_machine_as_test(  # type: ignore[no-untyped-call,unused-ignore]
         LogMachine, settings=settings(max_examples=25, stateful_step_count=30, deadline=None, database=None)
     )
 
