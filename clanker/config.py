@@ -30,6 +30,29 @@ class AgentConfig:
     stall_secs: float = 600.0
     args: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    binary: str | None = None  # the agent's executable (default: its usual name on PATH)
+    permission_mode: str = "bypassPermissions"  # claude: slaves run unattended
+    append_system_prompt: str | None = None
+    stagger_secs: float = 0.0  # hold the launch lock this long after a start
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A secret held in the environment variable `env`, given to the agent as `inject`."""
+
+    name: str
+    env: str
+    inject: str | None = None  # default: the variable the agent kind expects
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per million tokens."""
+
+    input: float
+    output: float
+    cache_read: float = 0.0
+    cache_write: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +74,11 @@ class Config:
     worktrees: Path | None = None
     owner_files: tuple[str, ...] = ()
     git_ignore: str = "exclude"
+    retry_base_secs: float = 1.0
+    retry_cap_secs: float = 30.0
+    credentials: tuple[Credential, ...] = ()
+    prices: dict[str, Price] = field(default_factory=dict)
+    prompt_templates: dict[str, Path] = field(default_factory=dict)  # role → template file
 
 
 # --- validators: each returns the clean value or raises ValueError with the problem -----------
@@ -122,7 +150,37 @@ AGENT_SCHEMA: dict[str, Callable[[Any], Any]] = {
     "stall_secs": _num(0),
     "args": _strlist,
     "env": _env,
+    "binary": _opt(_str),
+    "permission_mode": _choice("bypassPermissions", "acceptEdits", "default", "plan"),
+    "append_system_prompt": _opt(_str),
+    "stagger_secs": _num(0),
 }
+
+
+def _ident(x: Any) -> str:
+    if not isinstance(x, str) or not x.replace("_", "").isalnum() or x[0].isdigit():
+        raise ValueError(f"must be an environment variable name, got {x!r}")
+    return x
+
+
+CREDENTIAL_SCHEMA: dict[str, Callable[[Any], Any]] = {"name": _str, "env": _ident, "inject": _opt(_ident)}
+
+
+def _prices(x: Any) -> dict[str, Price]:
+    if x is None:
+        return {}
+    if not isinstance(x, dict):
+        raise ValueError("must be a mapping of model: {input, output, cache_read, cache_write} ($ per million tokens)")
+    out = {}
+    for model, p in x.items():
+        if not isinstance(p, dict) or not {"input", "output"} <= set(p) or not set(p) <= set(Price.__annotations__):
+            raise ValueError(f"{model}: needs input and output (and may have cache_read, cache_write), $ per Mtok")
+        try:
+            out[str(model)] = Price(**{k: _num(0)(v) for k, v in p.items()})
+        except ValueError as e:
+            raise ValueError(f"{model}: {e}") from None
+    return out
+
 
 SCHEMA: dict[str, Any] = {
     "slaves": _int(1, 64),
@@ -137,6 +195,10 @@ SCHEMA: dict[str, Any] = {
     "worktrees": _opt(_str),
     "owner_files": _strlist,
     "git_ignore": _choice("exclude", "gitignore"),
+    "retry": {"base_secs": _num(0, positive=True), "cap_secs": _num(0, positive=True)},
+    "credentials": "credentials",
+    "prices": _prices,
+    "prompts": {"worker": _opt(_str), "judge": _opt(_str), "planner": _opt(_str)},
 }
 
 
@@ -194,6 +256,10 @@ def _parse(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
                     )
                 lines[key] = k.start_mark.line + 1
                 walk(v, key)
+        elif isinstance(n, yaml.SequenceNode):
+            for i, item in enumerate(n.value):
+                lines[(*prefix, str(i))] = item.start_mark.line + 1
+                walk(item, (*prefix, str(i)))
 
     if node is not None:
         walk(node, ())
@@ -224,6 +290,8 @@ def _validate(
             out[key] = _validate(rule, value, path, shown, lines)
         elif rule == "judge-agent":
             out[key] = _judge_agent(value, path, shown, lines)
+        elif rule == "credentials":
+            out[key] = _credentials(value, path, shown, lines)
         else:
             try:
                 out[key] = rule(value)
@@ -240,6 +308,24 @@ def _judge_agent(value: Any, path: tuple[str, ...], shown: str, lines: dict[tupl
     raise ConfigError(shown, lines.get(path), ".".join(path), "must be none, same, or a mapping like `agent`")
 
 
+def _credentials(value: Any, path: tuple[str, ...], shown: str, lines: dict[tuple[str, ...], int]) -> Any:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(shown, lines.get(path), ".".join(path), "must be a list of {name, env[, inject]}")
+    creds = []
+    for i, item in enumerate(value):
+        where = (*path, str(i))
+        if not isinstance(item, dict) or "name" not in item or "env" not in item:
+            raise ConfigError(shown, lines.get(where) or lines.get(path), ".".join(where), "needs `name` and `env`")
+        clean = _validate(CREDENTIAL_SCHEMA, item, where, shown, lines)
+        creds.append(Credential(clean["name"], clean["env"], clean.get("inject")))
+    names = [c.name for c in creds]
+    if len(set(names)) != len(names):
+        raise ConfigError(shown, lines.get(path), ".".join(path), "credential names must be unique")
+    return tuple(creds)
+
+
 def _agent(raw: dict[str, Any], where: str, shown: str, line: int | None) -> AgentConfig:
     agent = AgentConfig(
         kind=raw.get("kind", "fake"),
@@ -250,6 +336,10 @@ def _agent(raw: dict[str, Any], where: str, shown: str, line: int | None) -> Age
         stall_secs=raw.get("stall_secs", 600.0),
         args=raw.get("args", ()),
         env=raw.get("env", {}),
+        binary=raw.get("binary"),
+        permission_mode=raw.get("permission_mode", "bypassPermissions"),
+        append_system_prompt=raw.get("append_system_prompt"),
+        stagger_secs=raw.get("stagger_secs", 0.0),
     )
     if agent.kind == "command" and not agent.command:
         raise ConfigError(shown, line, f"{where}.command", "kind `command` needs `command: [program, args…]`")
@@ -290,4 +380,9 @@ def _build(repo: Path, path: Path | None, raw: dict[str, Any], lines: dict[tuple
         worktrees=(repo / worktrees) if worktrees else None,
         owner_files=v.get("owner_files", ()),
         git_ignore=v.get("git_ignore", "exclude"),
+        retry_base_secs=v.get("retry", {}).get("base_secs", 1.0),
+        retry_cap_secs=v.get("retry", {}).get("cap_secs", 30.0),
+        credentials=v.get("credentials", ()),
+        prices=v.get("prices", {}),
+        prompt_templates={role: repo / p for role, p in v.get("prompts", {}).items() if p},
     )

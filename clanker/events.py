@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .model import Event
+from .secrets import redact
 
 
 def append(path: Path, events: list[Event]) -> int:
@@ -19,7 +20,7 @@ def append(path: Path, events: list[Event]) -> int:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         for ev in events:
-            line = json.dumps(ev.to_json(), ensure_ascii=False, separators=(",", ":")) + "\n"
+            line = redact(json.dumps(ev.to_json(), ensure_ascii=False, separators=(",", ":"))) + "\n"
             os.write(fd, line.encode("utf-8"))
         return os.fstat(fd).st_size
     finally:

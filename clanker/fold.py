@@ -52,6 +52,7 @@ def fold(state: State, events: Iterable[tuple[Event, int]]) -> State:
     slaves = dict(state.slaves)
     counters = {"events": state.events, "conflicts": state.conflicts, "mainlined": state.mainlined}
     paused = set(state.paused)
+    credentials = dict(state.credentials)
     offset = state.offset
     for ev, end in events:
         offset = end
@@ -67,6 +68,12 @@ def fold(state: State, events: Iterable[tuple[Event, int]]) -> State:
                 paused.clear()
             else:
                 paused.discard(who)
+            continue
+        if ev.type == "credential.exhausted":
+            credentials[str(ev.data.get("credential"))] = float(ev.data.get("until", 0.0))
+            continue
+        if ev.type == "credential.restored":
+            credentials.pop(str(ev.data.get("credential")), None)
             continue
         if ev.type == "risk" and ev.data.get("kind") == "conflict":
             counters["conflicts"] += 1
@@ -94,6 +101,7 @@ def fold(state: State, events: Iterable[tuple[Event, int]]) -> State:
         conflicts=counters["conflicts"],
         mainlined=counters["mainlined"],
         paused=frozenset(paused),
+        credentials=credentials,
     )
 
 
@@ -139,7 +147,12 @@ def _claimed(t: Task | None, ev: Event) -> Task:
 
 def _released(t: Task | None, ev: Event) -> Task:
     assert t is not None
-    return dataclasses.replace(t, slave=None, started=None, reason=str(ev.data.get("reason", t.reason)))
+    # A claim given back for reasons that are not the task's fault (the slave stopped or died, the
+    # credential ran out) does not count against max_attempts.
+    attempts = max(t.attempt_base, t.attempts - 1) if ev.data.get("refund") else t.attempts
+    return dataclasses.replace(
+        t, slave=None, started=None, attempts=attempts, reason=str(ev.data.get("reason", t.reason))
+    )
 
 
 def _failed(t: Task | None, ev: Event) -> Task:
@@ -237,6 +250,7 @@ def state_to_json(state: State) -> dict[str, Any]:
         "conflicts": state.conflicts,
         "mainlined": state.mainlined,
         "paused": sorted(state.paused),
+        "credentials": state.credentials,
         "tasks": [task_json(t) for t in state.tasks.values()],
         "slaves": [dataclasses.asdict(s) for s in state.slaves.values()],
     }
@@ -261,4 +275,5 @@ def state_from_json(raw: dict[str, Any]) -> State:
         conflicts=int(raw.get("conflicts", 0)),
         mainlined=int(raw.get("mainlined", 0)),
         paused=frozenset(raw.get("paused", [])),
+        credentials={str(k): float(v) for k, v in (raw.get("credentials") or {}).items()},
     )

@@ -61,7 +61,7 @@ for _s in (S.READY, S.BLOCKED, S.REWORK):
     TRANSITIONS[(_s, "task.split")] = S.SPLIT
 
 # Events that annotate a task without moving it; legal in any state once the task exists.
-ANNOTATIONS = frozenset({"attempt.finished", "gate.ran", "risk", "task.note", "retry.wait"})
+ANNOTATIONS = frozenset({"attempt.finished", "gate.ran", "risk", "task.note", "retry.wait", "agent.waiting"})
 
 
 def trigger(ev: Event) -> str:
@@ -205,6 +205,7 @@ class State:
     conflicts: int = 0  # RISK conflict events, for the scheduler's conflict rate
     mainlined: int = 0
     paused: frozenset[str] = frozenset()  # slave ids, or "*" for all
+    credentials: dict[str, float] = field(default_factory=dict)  # spent credential → reset time
 
     def task(self, task_id: str) -> Task | None:
         return self.tasks.get(task_id)

@@ -1,10 +1,19 @@
-"""Built-in prompts for each role. The first line is always the `CLANKER-ROLE:` marker."""
+"""Built-in prompts for each role. The first line is always the `CLANKER-ROLE:` marker.
+
+A template file (`prompts.worker`, `prompts.judge` in clanker.yaml) replaces the built-in text;
+its placeholders: {{task.id}}, {{task.title}}, {{task.prompt}}, {{task.description}},
+{{task.branch}}, {{task.summary}}, {{prior_attempts}}, {{judge_notes}}, {{conflicts}},
+{{history}}; judge templates also {{diff}} and {{gate}}.
+"""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+from .errors import UsageError
 from .model import Task
+from .paths import Paths
 
 WORKER = """CLANKER-ROLE: worker
 You are a coding agent working on task {{task.id}}: {{task.title}}
@@ -14,7 +23,7 @@ branches. clanker commits what you leave and runs the gate (the project's checks
 ## Task
 {{task.prompt}}
 {{task.description}}
-{{prior_attempts}}{{judge_notes}}{{conflicts}}
+{{prior_attempts}}{{judge_notes}}{{conflicts}}{{history}}
 When you are done, end with a short summary of what you changed and why."""
 
 JUDGE = """CLANKER-ROLE: judge
@@ -53,7 +62,46 @@ def render(template: str, task: Task, **extra: str) -> str:
     return _FIELD.sub(lambda m: values.get(m.group(1), ""), template)
 
 
-def worker_prompt(task: Task, conflicts: list[str] | None = None) -> str:
+MARKER = re.compile(r"^CLANKER-ROLE: (worker|judge|planner)\s*$")
+HISTORY_CHARS = 3000
+
+
+def load_template(path: Path | None, role: str, default: str) -> str:
+    """The user's template for `role`, or the built-in one. The marker line is always first."""
+    if path is None:
+        return default
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"prompt template {path}: can't read it ({e.strerror}); fix prompts.{role} in clanker.yaml") from None
+    first = text.splitlines()[0] if text.strip() else ""
+    if not MARKER.match(first):
+        text = f"CLANKER-ROLE: {role}\n{text}"
+    return text
+
+
+def history_of(paths: Paths | None, task: Task, limit: int = HISTORY_CHARS) -> str:
+    """The newest summaries of this task's earlier attempts and judgements, at most `limit` chars."""
+    if paths is None:
+        return ""
+    folder = paths.history / task.id
+    if not folder.is_dir():
+        return ""
+    notes = sorted(folder.glob("*.md"), key=lambda p: p.stat().st_mtime, reverse=True)
+    out: list[str] = []
+    size = 0
+    for note in notes:
+        text = note.read_text(encoding="utf-8", errors="replace").strip()
+        if size + len(text) > limit:
+            break
+        out.insert(0, text)
+        size += len(text)
+    return ("\n## History of this task\n" + "\n\n".join(out) + "\n") if out else ""
+
+
+def worker_prompt(
+    task: Task, conflicts: list[str] | None = None, template: Path | None = None, paths: Paths | None = None
+) -> str:
     prior = ""
     if task.errors:
         lines = "\n".join(f"- attempt {i}: {e}" for i, e in enumerate(task.errors[-5:], 1))
@@ -67,8 +115,12 @@ def worker_prompt(task: Task, conflicts: list[str] | None = None) -> str:
             "\n## Merge conflicts to resolve\nmain was merged into your branch and these files have conflict "
             "markers: " + ", ".join(conflicts) + "\nResolve them, keeping both intents.\n"
         )
-    return render(WORKER, task, prior_attempts=prior, judge_notes=notes, conflicts=conflict)
+    body = load_template(template, "worker", WORKER)
+    return render(
+        body, task, prior_attempts=prior, judge_notes=notes, conflicts=conflict, history=history_of(paths, task)
+    )
 
 
-def judge_prompt(task: Task, diff: str, gate_output: str) -> str:
-    return render(JUDGE, task, diff=diff or "(empty)", gate=gate_output.strip() or "(no output)")
+def judge_prompt(task: Task, diff: str, gate_output: str, template: Path | None = None) -> str:
+    body = load_template(template, "judge", JUDGE)
+    return render(body, task, diff=diff or "(empty)", gate=gate_output.strip() or "(no output)")

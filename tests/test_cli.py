@@ -45,8 +45,8 @@ def test_bad_config_is_one_line_exit_2(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"clanker: {repo / 'clanker.yaml'}:2: salves: unknown key (known here: "
-        "agent, gate, gate_timeout_secs, git_ignore, heartbeat_secs, judge, mainline, max_attempts, "
-        "owner_files, slaves, tmux, worktrees)"
+        "agent, credentials, gate, gate_timeout_secs, git_ignore, heartbeat_secs, judge, mainline, max_attempts, "
+        "owner_files, prices, prompts, retry, slaves, tmux, worktrees)"
     ]
     assert "Traceback" not in proc.stderr
 

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from ..config import AgentConfig
-from ..errors import UsageError
+from .aider import AiderAdapter
 from .base import Adapter
+from .claude import ClaudeAdapter
+from .codex import CodexAdapter
 from .command import CommandAdapter
 from .fake import FakeAdapter
+from .gemini import GeminiAdapter
 
 
 def adapter_for(cfg: AgentConfig) -> Adapter:
-    if cfg.kind == "fake":
-        return FakeAdapter()
-    if cfg.kind == "command":
-        return CommandAdapter()
-    raise UsageError(f"agent kind {cfg.kind!r} is not available yet: use fake or command in clanker.yaml")
+    adapters: dict[str, type[Adapter]] = {
+        "fake": FakeAdapter,
+        "command": CommandAdapter,
+        "claude": ClaudeAdapter,
+        "codex": CodexAdapter,
+        "gemini": GeminiAdapter,
+        "aider": AiderAdapter,
+    }
+    return adapters[cfg.kind]()

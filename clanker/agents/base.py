@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from ..config import AgentConfig
+from ..config import AgentConfig, Price
 from ..model import Usage
 from ..text import sanitize
 
@@ -39,6 +39,8 @@ class AgentRequest:
     prompt_file: Path
     config: AgentConfig
     resume_session: str | None = None
+    env: dict[str, str] = field(default_factory=dict)  # credential and per-run additions
+    prices: dict[str, Price] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,13 @@ class AgentResult:
     error: str = ""
     error_kind: str | None = None  # a kind the agent itself stated (the fake agent does)
     files: list[str] = field(default_factory=list)
+    reset_at: float | None = None  # out of budget until then (epoch seconds), when the agent says
+    model: str | None = None
+    api_status: int | None = None  # the HTTP status of the API error the agent reported
+    subtype: str = ""  # the agent's own result kind (claude: success, error_max_turns, …)
+    agent_error: str | None = None  # an error code the agent stated (claude: authentication_failed, …)
+    complete: bool = True  # False when the stream ended without the agent's final result
+    rejected: bool = False  # a rate-limit event said requests are rejected until `reset_at`
 
 
 class StreamParser(Protocol):
@@ -78,6 +87,10 @@ class Adapter(Protocol):
     def parser(self) -> StreamParser: ...
 
     def classify(self, result: AgentResult, exit_code: int | None) -> Outcome: ...
+
+    def auth_fix(self) -> str:
+        """One line telling the person how to give this agent credentials."""
+        ...
 
 
 VERDICT = re.compile(r"^\s*VERDICT:[ \t]*(done|rework|blocked)\b[ \t:—-]*(.*)$", re.IGNORECASE | re.MULTILINE)

@@ -37,6 +37,9 @@ class CommandAdapter:
     def parser(self) -> TextParser:
         return TextParser()
 
+    def auth_fix(self) -> str:
+        return "the agent command failed to authenticate: check its credentials (see `clanker doctor`)"
+
     def classify(self, result: AgentResult, exit_code: int | None) -> Outcome:
         if exit_code == 0:
             return Outcome.OK

@@ -54,10 +54,15 @@ class FakeAdapter:
 
     def launch(self, req: AgentRequest) -> Launch:
         env = {"CLANKER_RESUME_SESSION": req.resume_session} if req.resume_session else {}
+        if req.config.model:
+            env["CLANKER_FAKE_MODEL"] = req.config.model
         return Launch([sys.executable, "-m", "clanker.agents.fakebin"], req.worktree, env, stdin=req.prompt)
 
     def parser(self) -> FakeParser:
         return FakeParser()
+
+    def auth_fix(self) -> str:
+        return "the fake agent reported an auth error (scripted): remove the `fake: error auth` line"
 
     def classify(self, result: AgentResult, exit_code: int | None) -> Outcome:
         if result.error_kind:

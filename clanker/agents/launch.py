@@ -38,5 +38,6 @@ def prepare(req: AgentRequest, launch: Launch) -> Process:
         }
     )
     env.update(req.config.env)
+    env.update(req.env)
     env.update(launch.env)
     return Process(argv=list(launch.argv), cwd=launch.cwd, env=env, stdin=launch.stdin)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from ..secrets import redact
 from .base import Adapter, AgentRequest, AgentResult, Outcome, sanitize
 from .launch import Process, prepare
 
@@ -30,6 +31,7 @@ class RunResult:
     timed_out: bool = False
     stalled: bool = False
     cancelled: bool = False
+    credential: str = ""
 
 
 class AgentRun:
@@ -78,7 +80,7 @@ class AgentRun:
 
             def show(lines: list[str]) -> None:
                 for line in lines:
-                    clean = sanitize(line)
+                    clean = redact(sanitize(line))
                     txt.write(clean + "\n")
                     self.progress(clean)
                 txt.flush()
@@ -134,7 +136,7 @@ class AgentRun:
                 stream, line = item
                 last_output = time.monotonic()
                 if stream == "out":
-                    raw.write(line.encode("utf-8") + b"\n")
+                    raw.write(redact(line).encode("utf-8") + b"\n")
                     raw.flush()
                     show(parser.feed(line))
                 else:
@@ -148,10 +150,15 @@ class AgentRun:
         result = parser.result()
         if self._cancelled:
             return RunResult(result, Outcome.TRANSIENT, code, seconds, cancelled=True)
-        if timed_out or stalled:
+        if timed_out:
+            # An agent that ran past its time limit failed this attempt; the next one is told so.
             result.is_error = True
-            result.error = result.error or ("agent timed out" if timed_out else "agent stalled (no output)")
-            return RunResult(result, Outcome.TRANSIENT, code, seconds, timed_out, stalled)
+            result.error = f"agent timed out after {cfg.timeout_secs:.0f}s (agent.timeout_secs)"
+            return RunResult(result, Outcome.PERMANENT, code, seconds, timed_out=True)
+        if stalled:
+            result.is_error = True
+            result.error = f"agent stalled: no output for {cfg.stall_secs:.0f}s"
+            return RunResult(result, Outcome.TRANSIENT, code, seconds, stalled=True)
         return RunResult(result, self.adapter.classify(result, code), code, seconds)
 
     @staticmethod

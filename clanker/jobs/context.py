@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import credentials
 from ..agents import adapter_for
-from ..agents.base import AgentRequest
+from ..agents.base import AgentRequest, Outcome
 from ..agents.runner import AgentRun, RunResult
 from ..config import AgentConfig, Config
 from ..gate import GateResult
@@ -39,22 +42,50 @@ class JobContext:
     def main(self) -> str:
         return self.cfg.mainline_branch
 
+    @property
+    def index(self) -> int:
+        """0 for c1, 1 for c2, …: spreads slaves over credentials."""
+        return max(0, int(self.sid[1:]) - 1) if self.sid[1:].isdigit() else 0
+
+    def credential(self, agent: AgentConfig) -> credentials.Choice:
+        return credentials.choose(self.cfg.credentials, agent, self.index, self.store.state(), time.time())
+
     def run_agent(
-        self, agent: AgentConfig, role: str, task_id: str, attempt: int, prompt: str, resume: str | None = None
+        self,
+        agent: AgentConfig,
+        role: str,
+        task_id: str,
+        attempt: int,
+        prompt: str,
+        resume: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> RunResult:
         """Run an agent once, showing its progress in the pane and logging its raw stream."""
         prompt_file = self.paths.prompts / f"{task_id}-{role}-{attempt}.md"
         prompt_file.parent.mkdir(parents=True, exist_ok=True)
         prompt_file.write_text(prompt, encoding="utf-8")
-        req = AgentRequest(role, prompt, task_id, self.sid, self.worktree, attempt, prompt_file, agent, resume)
+        req = AgentRequest(
+            role,
+            prompt,
+            task_id,
+            self.sid,
+            self.worktree,
+            attempt,
+            prompt_file,
+            agent,
+            resume,
+            env=env or {},
+            prices=self.cfg.prices,
+        )
         log = self.paths.attempt_log(task_id, attempt, "work" if role == "worker" else role)
         run = AgentRun(
             adapter_for(agent),
             req,
             log,
             lambda line: self.say(f"  │ {line}"),
-            # Simultaneous agent starts can corrupt an agent's settings file: start one at a time.
-            launch_guard=lambda: launch_lock(self.paths),
+            # Simultaneous agent starts can corrupt an agent's settings file: start one at a time,
+            # and keep the next one waiting `stagger_secs` after a start.
+            launch_guard=lambda: self._launch_guard(agent.stagger_secs),
             on_start=lambda pgid: self.heart.update(agent_pgid=pgid),
         )
         self.current = run
@@ -65,6 +96,67 @@ class JobContext:
             self.current = None
             self.heart.update(agent_pgid=None)
         return result
+
+    @contextmanager
+    def _launch_guard(self, stagger: float) -> Iterator[None]:
+        with launch_lock(self.paths):
+            yield
+            if stagger:
+                self.stopping.wait(stagger)
+
+    def run_agent_settled(
+        self, agent: AgentConfig, role: str, task_id: str, attempt: int, prompt: str, resume: str | None = None
+    ) -> RunResult | None:
+        """Run the agent until its outcome is not transient: transient failures (offline, 429, 5xx,
+        stalls) are retried forever with exponential backoff and full jitter, each wait an event.
+        Returns None when the slave was asked to stop meanwhile."""
+        waits = 0
+        kind = "work" if role == "worker" else role
+        while True:
+            choice = self.credential(agent)
+            res = self.run_agent(agent, role, task_id, attempt, prompt, resume, choice.env)
+            self.store.emit(
+                "attempt.finished",
+                task_id,
+                role=kind,
+                slave=self.sid,
+                attempt=attempt,
+                outcome=str(res.outcome),
+                usage=res.result.usage.to_json(),
+                session_id=res.result.session_id,
+                seconds=round(res.seconds, 2),
+                credential=choice.name,
+                error=res.result.error[:500] or None,
+            )
+            if res.cancelled or self.stopping.is_set():
+                return None
+            if res.stalled:
+                self.store.emit(
+                    "risk",
+                    task_id,
+                    slave=self.sid,
+                    kind="stall",
+                    message=f"agent printed nothing for {agent.stall_secs:.0f}s: stopped, retrying",
+                )
+            if res.outcome != Outcome.TRANSIENT:
+                res.credential = choice.name
+                return res
+            waits += 1
+            delay = self.backoff(waits, self.cfg.retry_base_secs, self.cfg.retry_cap_secs, announce=False)
+            self.store.emit(
+                "retry.wait",
+                task_id,
+                slave=self.sid,
+                role=kind,
+                attempt=attempt,
+                wait=waits,
+                reason=(res.result.error or "transient failure")[:200],
+                delay=round(delay, 2),
+            )
+            self.say(f"  … transient failure ({(res.result.error or '?')[:100]}); retry {waits} in {delay:.1f}s")
+            self.stopping.wait(delay)
+            if self.stopping.is_set():
+                return None
 
     def record_gate(self, task_id: str, role: str, result: GateResult) -> None:
         self.store.emit(
@@ -78,8 +170,10 @@ class JobContext:
             tail=result.output[-600:],
         )
 
-    def backoff(self, n: int, base: float = 1.0, cap: float = 30.0) -> float:
-        """Exponential backoff with full jitter; returns the delay waited (interrupted by a stop)."""
+    def backoff(self, n: int, base: float = 1.0, cap: float = 30.0, announce: bool = True) -> float:
+        """Exponential backoff with full jitter: a delay in [0, min(cap, base·2ⁿ)]. Waits it (a stop
+        interrupts) unless `announce` is False, in which case the caller waits after telling why."""
         delay = random.uniform(0, min(cap, base * 2**n))
-        self.stopping.wait(delay)
+        if announce:
+            self.stopping.wait(delay)
         return delay

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from .. import git, history, mainline
+from ..agents import adapter_for
 from ..agents.base import Outcome, parse_verdict
-from ..model import Event, Task
+from ..model import Event, S, Task
 from ..prompts import judge_prompt
 from .context import JobContext
-from .work import prepare_worktree
+from .work import out_of_budget, prepare_worktree
 
 MAX_REBUILDS = 5
 
@@ -42,7 +43,8 @@ def run_judge(ctx: JobContext, task: Task) -> None:
         if not verdict_given:
             verdict, reasons = _ask_judge(ctx, task, cand, gate_output)
             if verdict is None:
-                ctx.store.emit("task.judge_released", task.id, slave=ctx.sid, reason=reasons)
+                _release(ctx, task, reasons)
+                ctx.stopping.wait(ctx.cfg.heartbeat_secs * 2)  # don't re-claim a failing judgement at once
                 return _idle(ctx)
             if verdict != "done":
                 return _verdict(ctx, task, verdict, reasons)
@@ -72,46 +74,40 @@ def _ask_judge(ctx: JobContext, task: Task, cand: mainline.Candidate, gate_outpu
         return "done", "gate passed (judge.agent: none)"
     ctx.heart.update(phase="judge agent")
     diff = git.diff(ctx.repo, cand.base, cand.sha) if cand.sha else ""
-    prompt = judge_prompt(task, diff, gate_output)
-    tries = 0
-    while True:
-        res = ctx.run_agent(agent, "judge", task.id, task.judge_rounds, prompt)
-        ctx.store.emit(
-            "attempt.finished",
-            task.id,
-            role="judge",
-            slave=ctx.sid,
-            attempt=task.judge_rounds,
-            outcome=str(res.outcome),
-            usage=res.result.usage.to_json(),
-            session_id=res.result.session_id,
-            seconds=round(res.seconds, 2),
-        )
-        if res.cancelled:
-            return None, "the judge was asked to stop"
-        if res.outcome == Outcome.TRANSIENT:
-            tries += 1
-            delay = ctx.backoff(tries)
-            ctx.store.emit("retry.wait", task.id, slave=ctx.sid, reason=res.result.error[:200], delay=round(delay, 2))
-            if ctx.stopping.is_set():
-                return None, "the judge was asked to stop"
-            continue
-        if res.outcome != Outcome.OK:
-            return None, f"judge agent failed: {res.result.error[:200]}"
-        parsed = parse_verdict(res.result.text)
-        history.write(
-            ctx.paths,
-            task.id,
-            f"judge-{task.judge_rounds}",
-            {
-                "Verdict": f"{parsed[0]}: {parsed[1]}" if parsed else "none given",
-                "Judge summary": res.result.text[-2000:],
-                "Gate output": gate_output[-1500:],
-            },
-        )
-        if parsed is None:
-            return None, "the judge gave no VERDICT line"
-        return parsed
+    prompt = judge_prompt(task, diff, gate_output, ctx.cfg.prompt_templates.get("judge"))
+    res = ctx.run_agent_settled(agent, "judge", task.id, task.judge_rounds, prompt)
+    if res is None:
+        return None, "the judge was asked to stop"
+    if res.outcome == Outcome.OUT_OF_BUDGET:
+        out_of_budget(ctx, task, res, released="task.judge_released")
+        return None, "judge agent out of budget"
+    if res.outcome == Outcome.AUTH:
+        fix = adapter_for(agent).auth_fix()
+        ctx.store.emit("risk", task.id, slave=ctx.sid, kind="auth", message=f"judge agent: {fix}")
+        return None, f"judge agent could not authenticate: {fix}"
+    if res.outcome != Outcome.OK:
+        return None, f"judge agent failed ({res.outcome}): {res.result.error[:200]}"
+    parsed = parse_verdict(res.result.text)
+    history.write(
+        ctx.paths,
+        task.id,
+        f"judge-{task.judge_rounds}",
+        {
+            "Verdict": f"{parsed[0]}: {parsed[1]}" if parsed else "none given",
+            "Judge summary": res.result.text[-2000:],
+            "Gate output": gate_output[-1500:],
+        },
+    )
+    if parsed is None:
+        return None, "the judge gave no VERDICT line"
+    return parsed
+
+
+def _release(ctx: JobContext, task: Task, reason: str) -> None:
+    """Give the task back to the judging queue, unless that already happened (budget pause)."""
+    now = ctx.store.state().tasks.get(task.id)
+    if now is not None and now.state == S.JUDGING and now.slave == ctx.sid:
+        ctx.store.emit("task.judge_released", task.id, slave=ctx.sid, reason=reason)
 
 
 def _verdict(ctx: JobContext, task: Task, verdict: str, reasons: str, conflict: bool = False) -> None:

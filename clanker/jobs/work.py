@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 from .. import git, history
+from ..agents import adapter_for
 from ..agents.base import Outcome
+from ..agents.runner import RunResult
 from ..gate import run_gate
 from ..model import Event, S, Task
+from ..prompts import worker_prompt
 from .context import JobContext
-
-TRANSIENT_CAP = 30.0
 
 
 def prepare_worktree(ctx: JobContext) -> None:
@@ -58,42 +61,19 @@ def run_work(ctx: JobContext, task: Task) -> None:
     ctx.say(f"▶ {task.id} {kind}: {task.title} (attempt {attempt})")
     ctx.heart.update(job="work", task=task.id, phase="agent")
     resume = task.sessions[-1] if task.judge_rounds and task.sessions else None
-    prompt = _prompt(task, conflicts)
-    transient = 0
-    while True:
-        res = ctx.run_agent(ctx.cfg.agent, "worker", task.id, attempt, prompt, resume)
-        ctx.store.emit(
-            "attempt.finished",
-            task.id,
-            role="work",
-            slave=ctx.sid,
-            attempt=attempt,
-            outcome=str(res.outcome),
-            usage=res.result.usage.to_json(),
-            session_id=res.result.session_id,
-            seconds=round(res.seconds, 2),
-            error=res.result.error[:500] or None,
-        )
-        if res.cancelled:
-            checkpoint(ctx, task, "the slave was asked to stop")
-            return
-        if res.outcome != Outcome.TRANSIENT:
-            break
-        transient += 1
-        delay = ctx.backoff(transient, cap=TRANSIENT_CAP)
-        ctx.store.emit("retry.wait", task.id, slave=ctx.sid, reason=res.result.error[:200], delay=round(delay, 2))
-        if ctx.stopping.is_set():
-            checkpoint(ctx, task, "the slave was asked to stop")
-            return
+    prompt = _prompt(ctx, task, conflicts)
+    res = ctx.run_agent_settled(ctx.cfg.agent, "worker", task.id, attempt, prompt, resume)
+    if res is None:
+        checkpoint(ctx, task, "the slave was asked to stop")
+        return
     if res.outcome == Outcome.AUTH:
-        git.commit_all(ctx.worktree, f"wip({task.id}): attempt {attempt} (agent could not authenticate)")
-        _finish(ctx)
-        ctx.store.emit("task.blocked", task.id, slave=ctx.sid, reason=f"auth: {res.result.error[:300]}")
+        fix = adapter_for(ctx.cfg.agent).auth_fix()
+        _park(ctx, task, attempt, "agent could not authenticate")
+        ctx.store.emit("task.blocked", task.id, slave=ctx.sid, reason=f"auth: {fix} ({res.result.error[:200]})")
         return
     if res.outcome == Outcome.OUT_OF_BUDGET:
-        git.commit_all(ctx.worktree, f"wip({task.id}): attempt {attempt} (agent out of budget)")
-        _finish(ctx)
-        ctx.store.emit("task.blocked", task.id, slave=ctx.sid, reason=f"out_of_budget: {res.result.error[:300]}")
+        _park(ctx, task, attempt, "agent out of budget")
+        out_of_budget(ctx, task, res, released="task.released")
         return
     files = sorted(set(git.porcelain(ctx.worktree)) | set(res.result.files))
     git.commit_all(ctx.worktree, f"wip({task.id}): {task.title} (attempt {attempt})")
@@ -127,10 +107,32 @@ def run_work(ctx: JobContext, task: Task) -> None:
     ctx.store.emit("task.submitted", task.id, slave=ctx.sid, summary=summary, files=touched)
 
 
-def _prompt(task: Task, conflicts: list[str]) -> str:
-    from ..prompts import worker_prompt
+def _prompt(ctx: JobContext, task: Task, conflicts: list[str]) -> str:
+    return worker_prompt(task, conflicts, template=ctx.cfg.prompt_templates.get("worker"), paths=ctx.paths)
 
-    return worker_prompt(task, conflicts)
+
+def _park(ctx: JobContext, task: Task, attempt: int, why: str) -> None:
+    """Keep what the agent did so far on the task branch and let go of the worktree."""
+    git.commit_all(ctx.worktree, f"wip({task.id}): attempt {attempt} ({why})")
+    _finish(ctx)
+
+
+def out_of_budget(ctx: JobContext, task: Task, res: RunResult, released: str) -> None:
+    """Spent with a reset time: mark the credential spent until then (every slave avoids it) and
+    give the task back without counting the attempt. Spent for good: block the task."""
+    reset = res.result.reset_at
+    why = res.result.error[:300] or "out of budget"
+    if reset is not None and reset > time.time():
+        until = time.strftime("%H:%M", time.localtime(reset))
+        ctx.store.append(
+            Event("credential.exhausted", ctx.sid, None, {"credential": res.credential, "until": reset, "reason": why}),
+            Event(
+                released, ctx.sid, task.id, {"slave": ctx.sid, "reason": f"out of budget until {until}", "refund": True}
+            ),
+        )
+        ctx.say(f"  ⏸ credential {res.credential} is out of budget until {until}: pausing it")
+        return
+    ctx.store.emit("task.blocked", task.id, slave=ctx.sid, reason=f"out_of_budget: {why}")
 
 
 def _finish(ctx: JobContext) -> None:
@@ -165,5 +167,5 @@ def checkpoint(ctx: JobContext, task: Task, why: str) -> None:
     _finish(ctx)
     st = ctx.store.state().tasks.get(task.id)
     if st and st.state == S.CLAIMED and st.slave == ctx.sid:
-        ctx.store.emit("task.released", task.id, slave=ctx.sid, reason=why)
+        ctx.store.emit("task.released", task.id, slave=ctx.sid, reason=why, refund=True)
     ctx.say(f"  checkpointed {task.id} on {task.branch} and released it")

@@ -1,0 +1,168 @@
+"""Gemini CLI: `gemini -p … --output-format stream-json` (no cost reported: priced from a table)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..model import Usage
+from .base import AgentRequest, AgentResult, Launch, Outcome
+from .classify import classify_text, reset_time
+from .claude import _short
+from .prices import cost
+from .runner import json_line
+
+DEFAULT_MODEL = "gemini-2.5-flash"
+
+
+def usage_from_stats(stats: dict[str, Any]) -> Usage:
+    """stream-json `result.stats` (flat) or json `stats.models.<m>.tokens` (per model)."""
+    models = stats.get("models")
+    if isinstance(models, dict) and models:
+        total = Usage()
+        for m in models.values():
+            tok = m.get("tokens", {}) if isinstance(m, dict) else {}
+            cached = int(tok.get("cached") or 0)
+            total = total + Usage(
+                input=max(0, int(tok.get("prompt") or tok.get("input") or 0) - cached),
+                output=int(tok.get("candidates") or tok.get("output") or 0),
+                cache_read=cached,
+            )
+        return total
+    cached = int(stats.get("cached") or stats.get("cached_tokens") or 0)
+    return Usage(
+        input=max(0, int(stats.get("input_tokens") or stats.get("input") or 0) - cached),
+        output=int(stats.get("output_tokens") or stats.get("output") or 0),
+        cache_read=cached,
+    )
+
+
+class GeminiParser:
+    def __init__(self, model: str | None, prices: dict[str, Any]) -> None:
+        self.r = AgentResult(complete=False, model=model)
+        self.prices = prices
+        self.text: list[str] = []
+        self.errors: list[str] = []
+        self.turns = 0
+
+    def feed(self, line: str) -> list[str]:
+        ev = json_line(line)
+        if ev is None:
+            return [line] if line.strip() else []
+        kind = ev.get("type")
+        if kind == "init":
+            self.r.session_id = str(ev.get("session_id") or "") or None
+            self.r.model = str(ev.get("model") or self.r.model or "") or None
+            return [f"▶ gemini {self.r.model or ''} (session {self.r.session_id})"]
+        if kind == "message" and ev.get("role") == "assistant":
+            chunk = str(ev.get("content") or "")
+            self.text.append(chunk)
+            return []
+        if kind == "tool_use":
+            self.turns += 1
+            name = str(ev.get("tool_name") or ev.get("name") or "")
+            params = ev.get("parameters") if isinstance(ev.get("parameters"), dict) else {}
+            assert isinstance(params, dict)
+            path = params.get("file_path") or params.get("absolute_path") or params.get("path")
+            if path and name in ("write_file", "replace", "edit"):
+                self.r.files.append(str(path))
+                return [f"✎ {name} {path}"]
+            if name in ("run_shell_command", "shell") and params.get("command"):
+                return [f"$ {_short(str(params['command']), 160)}"]
+            return [f"⚙ {name} {_short(json.dumps(params, ensure_ascii=False), 120)}"]
+        if kind == "tool_result" and ev.get("status") == "error":
+            return [f"  ↳ tool error: {_short(str(ev.get('output') or ev.get('error')), 160)}"]
+        if kind == "error":
+            msg = str(ev.get("message") or ev.get("error") or "")
+            self.errors.append(msg)
+            return [f"! {_short(msg, 200)}"]
+        if kind == "result":
+            return self._result(ev)
+        if "response" in ev or "stats" in ev:  # --output-format json: one object
+            self.text.append(str(ev.get("response") or ""))
+            return self._result({"status": "error" if ev.get("error") else "success", **ev})
+        return []
+
+    def _result(self, ev: dict[str, Any]) -> list[str]:
+        r = self.r
+        r.complete = True
+        stats = ev.get("stats") if isinstance(ev.get("stats"), dict) else {}
+        assert isinstance(stats, dict)
+        usage = usage_from_stats(stats)
+        r.usage = Usage(usage.input, usage.output, usage.cache_read, 0, max(1, self.turns), 0.0)
+        err = ev.get("error")
+        if ev.get("status") not in (None, "success") or err:
+            r.is_error = True
+            msg = err.get("message") if isinstance(err, dict) else err
+            r.error = _short(str(msg or (self.errors[-1] if self.errors else "gemini reported an error")), 500)
+            return [f"✗ {_short(r.error, 200)}"]
+        return [f"✓ {_short(''.join(self.text), 160)}"]
+
+    def feed_stderr(self, line: str) -> list[str]:
+        if not line.strip():
+            return []
+        obj = json_line(line)
+        err = obj.get("error") if obj else None
+        if isinstance(err, dict):
+            self.errors.append(str(err.get("message") or ""))
+            code = err.get("code")
+            self.r.api_status = int(code) if isinstance(code, int) else self.r.api_status
+        else:
+            self.errors.append(line)
+        return [f"stderr: {_short(line)}"]
+
+    def result(self) -> AgentResult:
+        r = self.r
+        r.text = "".join(self.text).strip()
+        r.usage = Usage(r.usage.input, r.usage.output, r.usage.cache_read, 0, r.usage.turns,
+                        cost(r.model, r.usage, self.prices))  # fmt: skip
+        if not r.complete and self.errors:
+            r.is_error = True
+            r.error = _short(self.errors[-1], 500)
+        return r
+
+
+class GeminiAdapter:
+    name = "gemini"
+
+    def __init__(self) -> None:
+        self._model: str | None = None
+        self._prices: dict[str, Any] = {}
+
+    def launch(self, req: AgentRequest) -> Launch:
+        cfg = req.config
+        self._model = cfg.model or DEFAULT_MODEL
+        self._prices = dict(req.prices)
+        argv = [cfg.binary or "gemini", "-p", req.prompt, "--output-format", "stream-json", "-m", self._model]
+        if cfg.permission_mode == "bypassPermissions":
+            argv.append("--yolo")
+        if req.resume_session:
+            argv += ["--resume", req.resume_session]
+        return Launch([*argv, *cfg.args], req.worktree)
+
+    def parser(self) -> GeminiParser:
+        return GeminiParser(self._model, self._prices)
+
+    def classify(self, result: AgentResult, exit_code: int | None) -> Outcome:
+        if result.complete and not result.is_error and exit_code in (0, None):
+            return Outcome.OK
+        text = f"{result.error} {result.text}"
+        if result.api_status in (401, 403):
+            return Outcome.AUTH
+        by_text = classify_text(text)
+        if by_text == Outcome.OUT_OF_BUDGET or (by_text == Outcome.TRANSIENT and "per day" in text.lower()):
+            result.reset_at = reset_time(text)
+            return Outcome.OUT_OF_BUDGET
+        if by_text is not None:
+            return by_text
+        if exit_code is not None and exit_code not in (0, 1, 42, 53):
+            # The CLI exits with the HTTP status mod 256: 429 → 173, 5xx → 244…
+            status = exit_code + 256
+            if status == 429 or 500 <= status < 600:
+                return Outcome.TRANSIENT
+        if exit_code == 53:
+            return Outcome.OUT_OF_BUDGET  # turn limit
+        return Outcome.PERMANENT
+
+    def auth_fix(self) -> str:
+        return "gemini has no credentials: set GEMINI_API_KEY (or run `gemini` once to log in)"
