@@ -73,7 +73,8 @@ def load_template(path: Path | None, role: str, default: str) -> str:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
-        raise UsageError(f"prompt template {path}: can't read it ({e.strerror}); fix prompts.{role} in clanker.yaml") from None
+        problem = f"prompt template {path}: can't read it ({e.strerror})"
+        raise UsageError(f"{problem}; fix prompts.{role} in clanker.yaml") from None
     first = text.splitlines()[0] if text.strip() else ""
     if not MARKER.match(first):
         text = f"CLANKER-ROLE: {role}\n{text}"

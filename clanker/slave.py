@@ -15,7 +15,7 @@ from types import FrameType
 
 from filelock import Timeout
 
-from . import git, heartbeat, tmux
+from . import git, heartbeat, secrets, tmux
 from .agents.runner import kill_group
 from .config import Config
 from .errors import ClankerError
@@ -54,6 +54,7 @@ class Slave:
             lambda text: say(self.sid, text),
         )
         self.waiter: LogWaiter | None = None
+        self._paused_until: float | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -74,6 +75,7 @@ class Slave:
 
     def _run(self) -> int:
         self._install_signals()
+        secrets.register_env()  # keys already in the environment are secrets too
         self._mark_pane()
         self._kill_orphan_agent()
         self.heart.start()
@@ -89,6 +91,8 @@ class Slave:
                     self.heart.beat()
                     self.waiter.wait(self.cfg.heartbeat_secs)
                     continue
+                if self._budget_pause():
+                    continue
                 job = self._claim()
                 if job is None:
                     self.heart.update(job=None, task=None, phase="idle")
@@ -101,6 +105,22 @@ class Slave:
             self.heart.stop()
             say(self.sid, f"slave {self.sid} stopped")
         return 0
+
+    def _budget_pause(self) -> bool:
+        """Every credential this slave could use is out of budget: wait for the earliest reset."""
+        choice = self.ctx.credential(self.cfg.agent)
+        if choice.wait_until is None:
+            self._paused_until = None
+            return False
+        assert self.waiter is not None
+        until = time.strftime("%H:%M:%S", time.localtime(choice.wait_until))
+        if self._paused_until != choice.wait_until:
+            self._paused_until = choice.wait_until
+            self.store.emit("slave.paused", slave=self.sid, credential=choice.name, until=choice.wait_until)
+            say(self.sid, f"⏸ credential {choice.name} is out of budget: paused until {until}")
+        self.heart.update(job=None, task=None, phase=f"paused until {until} ({choice.name})")
+        self.waiter.wait(max(0.05, min(choice.wait_until - time.time() + 0.05, self.cfg.heartbeat_secs * 3)))
+        return True
 
     def _install_signals(self) -> None:
         def handler(signum: int, _frame: FrameType | None) -> None:

@@ -31,6 +31,8 @@ that make it fail fast instead of retrying for minutes:
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import json
 import os
 import socket
@@ -155,6 +157,29 @@ def anthropic_error(status: int, message: str = "", etype: str = "") -> HTTPErro
     return HTTPError(status, body, headers)
 
 
+def anthropic_usage_limit(resets_at: int | None = None, claim: str = "five_hour") -> HTTPError:
+    """A subscription usage limit: 429 with `anthropic-ratelimit-unified-status: rejected` and the reset epoch.
+
+    Claude Code only reads these headers when logged in with a subscription (CLAUDE_CODE_OAUTH_TOKEN, see
+    `claude_env(oauth_token=...)`): it then prints a `rate_limit_event` (status rejected, resetsAt, rateLimitType)
+    and "You've hit your 5-hour limit · resets <time>". With an API key it is a plain 429.
+    `claim`: five_hour | seven_day | seven_day_opus ...
+    """
+    reset = resets_at if resets_at is not None else int(time.time()) + 3600
+    err = anthropic_error(429)
+    headers = {
+        **err.headers,
+        "anthropic-ratelimit-unified-status": "rejected",
+        "anthropic-ratelimit-unified-reset": str(reset),
+        "anthropic-ratelimit-unified-representative-claim": claim,
+    }
+    if claim == "five_hour":
+        headers["anthropic-ratelimit-unified-5h-reset"] = str(reset)
+    elif claim.startswith("seven_day"):
+        headers["anthropic-ratelimit-unified-7d-reset"] = str(reset)
+    return HTTPError(429, err.body, headers)
+
+
 def openai_error(status: int, message: str = "", etype: str = "", code: str | None = None) -> HTTPError:
     """An OpenAI-style error body `{"error": {message, type, code}}`."""
     default_type = {401: "invalid_request_error", 429: "rate_limit_exceeded"}.get(status, "server_error")
@@ -200,9 +225,11 @@ def gemini_error(status: int, message: str = "", details: Sequence[JSON] = ()) -
         500: "INTERNAL",
         503: "UNAVAILABLE",
     }.get(status, "UNKNOWN")
-    msg = message or {429: "Resource has been exhausted (e.g. check quota).", 503: "The model is overloaded."}.get(
-        status, "Internal error encountered."
-    )
+    msg = message or {
+        401: "API key not valid. Please pass a valid API key.",
+        429: "Resource has been exhausted (e.g. check quota).",
+        503: "The model is overloaded.",
+    }.get(status, "Internal error encountered.")
     return HTTPError(status, {"error": {"code": status, "message": msg, "status": gstatus, "details": list(details)}})
 
 
@@ -308,7 +335,7 @@ def _anthropic_message(step: Text | ToolCall, model: str, stream: bool) -> tuple
             "usage": usage,
         }
         return "application/json", json.dumps(body).encode()
-    start = {
+    start: JSON = {
         "id": msg_id,
         "type": "message",
         "role": "assistant",
@@ -355,7 +382,13 @@ def _codex_items(step: Text | ToolCall) -> list[JSON]:
     else:
         name, args = ("exec_command", {"cmd": step.command}) if step.kind == "shell" else (step.name, dict(step.args))
         items.append(
-            {"type": "function_call", "id": _uid("fc_"), "call_id": call_id, "name": name, "arguments": json.dumps(args)}
+            {
+                "type": "function_call",
+                "id": _uid("fc_"),
+                "call_id": call_id,
+                "name": name,
+                "arguments": json.dumps(args),
+            }
         )
     return items
 
@@ -385,7 +418,9 @@ def _codex_response(step: Text | ToolCall, model: str) -> bytes:
         ("response.created", {"type": "response.created", "response": {**base, "status": "in_progress", "output": []}})
     ]
     for i, item in enumerate(items):
-        events.append(("response.output_item.done", {"type": "response.output_item.done", "output_index": i, "item": item}))
+        events.append(
+            ("response.output_item.done", {"type": "response.output_item.done", "output_index": i, "item": item})
+        )
     done = {**base, "status": "completed", "output": items, "usage": usage}
     events.append(("response.completed", {"type": "response.completed", "response": done}))
     return _sse(events)
@@ -534,11 +569,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing --
     def _read_body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            raw = self._read_chunked()
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
         if self.headers.get("Content-Encoding", "") == "gzip" and raw:
-            import gzip
-
             raw = gzip.decompress(raw)
         if not raw:
             return None
@@ -546,6 +582,17 @@ class _Handler(BaseHTTPRequestHandler):
             return json.loads(raw)
         except ValueError:
             return raw.decode("utf-8", "replace")
+
+    def _read_chunked(self) -> bytes:
+        out = bytearray()
+        while True:
+            size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                return bytes(out)
+            out += self.rfile.read(size)
+            self.rfile.readline()
 
     def _send(self, status: int, body: bytes, ctype: str = "application/json", headers: Mapping[str, str] = {}) -> None:
         self.send_response(status, _REASONS.get(status))
@@ -564,10 +611,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _drop(self) -> None:
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     def do_GET(self) -> None:  # noqa: N802 - http.server API
         self._handle("GET")
@@ -587,10 +632,8 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a bug in the mock: record it, answer 500 so the CLI fails visibly
             self.owner.errors.append(f"{method} {self.path}: {exc!r}")
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self._json(500, {"error": {"message": f"mockllm bug: {exc!r}"}})
-            except OSError:
-                pass
 
     def _dispatch(self, method: str) -> None:
         body = self._read_body() if method == "POST" else None
@@ -706,13 +749,18 @@ def full_env(overrides: Mapping[str, str], base: Mapping[str, str] | None = None
     return env
 
 
-def claude_env(url: str, home: Path | str, *, api_key: str | None = TEST_KEY) -> dict[str, str]:
-    """Env for `claude -p` against the mock at `url`. `api_key=None` leaves it logged out.
+def claude_env(
+    url: str, home: Path | str, *, api_key: str | None = TEST_KEY, oauth_token: str | None = None
+) -> dict[str, str]:
+    """Env for `claude -p` against the mock at `url`. `api_key=None` (and no `oauth_token`) leaves it logged out;
+    `oauth_token` logs in as a subscription user (it then reads the unified rate-limit headers, see
+    `anthropic_usage_limit`).
 
     - `CLAUDE_CODE_MAX_RETRIES=0`: no internal retries (a 429/529/5xx/drop returns at once).
     - `API_TIMEOUT_MS`: bounds a single request (a mock that never answers).
     - `IS_SANDBOX=1`: lets `--dangerously-skip-permissions` run as root.
     - the DISABLE_* / NONESSENTIAL_TRAFFIC switches keep it off the network (telemetry, updates, feature flags).
+    - `CLAUDE_CODE_TMPDIR` keeps its sockets/scratch files (`cc-socks/`, `claude-0/`) under `home/tmp`.
     """
     env = {
         "HOME": str(home),
@@ -725,10 +773,13 @@ def claude_env(url: str, home: Path | str, *, api_key: str | None = TEST_KEY) ->
         "DISABLE_AUTOUPDATER": "1",
         "DISABLE_TELEMETRY": "1",
         "DISABLE_ERROR_REPORTING": "1",
+        "CLAUDE_CODE_TMPDIR": str(Path(home) / "tmp"),
         "NO_COLOR": "1",
     }
     if api_key is not None:
         env["ANTHROPIC_API_KEY"] = api_key
+    if oauth_token is not None:
+        env["CLAUDE_CODE_OAUTH_TOKEN"] = oauth_token
     return env
 
 
@@ -749,15 +800,15 @@ def claude_args(prompt: str, *, max_turns: int = 10, extra: Sequence[str] = ()) 
     ]
 
 
-def codex_provider(url: str) -> str:
-    """The inline TOML for the mock model provider (no retries at all)."""
+def codex_provider(url: str, retries: int = 0) -> str:
+    """The inline TOML for the mock model provider (`retries` for both request and stream retries)."""
     return (
         f'{{name="mock",base_url="{url}/v1",wire_api="responses",env_key="MOCK_KEY",'
-        "request_max_retries=0,stream_max_retries=0,stream_idle_timeout_ms=30000}"
+        f"request_max_retries={retries},stream_max_retries={retries},stream_idle_timeout_ms=30000}}"
     )
 
 
-def codex_args(url: str) -> list[str]:
+def codex_args(url: str, retries: int = 0) -> list[str]:
     """`-c` options that point `codex` at the mock: a custom provider with `request_max_retries=0` and
     `stream_max_retries=0` (fail fast), a model codex knows (so it offers apply_patch)."""
     return [
@@ -766,13 +817,19 @@ def codex_args(url: str) -> list[str]:
         "-c",
         f"model={CODEX_MODEL}",
         "-c",
-        f"model_providers.mock={codex_provider(url)}",
+        f"model_providers.mock={codex_provider(url, retries)}",
+        "-c",
+        "features.unbounded_connection_retries=false",
+        "-c",
+        "features.plugins=false",
     ]
 
 
-def codex_exec_args(url: str, cwd: Path | str, prompt: str) -> list[str]:
-    """Full argv tail for `codex exec --json` in `cwd` with a writable workspace sandbox."""
-    return ["exec", "--json", *codex_args(url), "-C", str(cwd), "--sandbox", "workspace-write", prompt]
+def codex_exec_args(url: str, cwd: Path | str, prompt: str, *, resume: str | None = None, retries: int = 0) -> list[str]:
+    """Argv after the binary for `codex exec --json` in `cwd` with a writable workspace sandbox;
+    `resume=THREAD_ID` continues a thread (`codex exec ... resume THREAD_ID PROMPT`)."""
+    tail = ["resume", resume, prompt] if resume else [prompt]
+    return ["exec", "--json", *codex_args(url, retries), "-C", str(cwd), "--sandbox", "workspace-write", *tail]
 
 
 def codex_env(url: str, home: Path | str) -> dict[str, str]:

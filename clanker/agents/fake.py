@@ -36,6 +36,8 @@ class FakeParser:
             usage = Usage.from_json(raw_usage if isinstance(raw_usage, dict) else None)
             r.usage = Usage(usage.input, usage.output, 0, 0, usage.turns, float(str(ev.get("cost_usd", 0.0))))
             r.session_id = str(ev.get("session_id") or r.session_id or "") or None
+            reset = ev.get("reset_at")
+            r.reset_at = float(reset) if isinstance(reset, int | float) else None
             files = ev.get("files")
             r.files = [str(f) for f in files] if isinstance(files, list) else []
             mark = "✗" if r.is_error else "✓"

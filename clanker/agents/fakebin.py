@@ -10,8 +10,11 @@ stream, log and classify path as a real agent. Worker directives (`fake: …`, o
   say TEXT…               print a progress message
   fail-gate-once [PATH]   attempt 1 leaves PATH (default GATE_FAIL) behind, later attempts remove it
   on-attempt N DIRECTIVE  run DIRECTIVE only on attempt N
+  times N DIRECTIVE       run DIRECTIVE only in the first N runs of an attempt (retries are runs too)
   exit CODE [MESSAGE…]    fail with this exit code
-  error KIND [MESSAGE…]   report an error of KIND (transient|out_of_budget|auth|permanent)
+  error KIND [MESSAGE…]   report an error of KIND (transient|out_of_budget|auth|permanent); a
+                          MESSAGE containing `resets-in SECONDS` names a reset time
+  print-env NAME          print the value of an environment variable (an agent leaking a secret)
   title TEXT…             print an OSC terminal-title escape (clanker must not let it through)
   hang                    print nothing, forever (stall detection)
   tokens IN OUT           the token counts to report
@@ -67,6 +70,16 @@ def resolve_conflicts(root: Path) -> list[str]:
     return fixed
 
 
+def count_run(prompt_file: str | None) -> int:
+    """How many times this attempt's agent has run (1 for the first run), kept beside the prompt."""
+    if not prompt_file:
+        return 1
+    counter = Path(prompt_file + ".runs")
+    n = int(counter.read_text() or 0) + 1 if counter.exists() else 1
+    counter.write_text(str(n))
+    return n
+
+
 def main() -> int:
     prompt = sys.stdin.read()
     role = os.environ.get("CLANKER_ROLE", "worker")
@@ -74,6 +87,7 @@ def main() -> int:
     task = os.environ.get("CLANKER_TASK_ID", "task")
     session = os.environ.get("CLANKER_RESUME_SESSION") or f"fake-{task}-{role}-{attempt}-{os.getpid()}"
     root = Path.cwd()
+    run = count_run(os.environ.get("CLANKER_PROMPT_FILE"))
     emit({"type": "start", "session_id": session, "role": role, "attempt": attempt})
     tokens_in, tokens_out = len(prompt) // 4 + 200, 0
     files: list[str] = []
@@ -100,6 +114,10 @@ def main() -> int:
         for d in directives(prompt, "fake"):
             if d[0] == "on-attempt":
                 if len(d) < 3 or int(d[1]) != attempt:
+                    continue
+                d = d[2:]
+            if d[0] == "times":
+                if len(d) < 3 or run > int(d[1]):
                     continue
                 d = d[2:]
             verb, args = d[0], d[1:]
@@ -144,6 +162,9 @@ def main() -> int:
             elif verb == "error":
                 error = (args[0], " ".join(args[1:]) or f"fake {args[0]} error")
                 break
+            elif verb == "print-env":
+                emit({"type": "say", "text": f"{args[0]}={os.environ.get(args[0], '')}"})
+                sys.stderr.write(f"debug: {args[0]}={os.environ.get(args[0], '')}\n")
             elif verb == "exit":
                 msg = " ".join(args[1:]) or "fake agent exited with an error"
                 emit({"type": "result", "is_error": True, "text": msg, "session_id": session})
@@ -152,6 +173,7 @@ def main() -> int:
     usage = {"input": tokens_in, "output": tokens_out, "turns": 1}
     cost = round(tokens_in * PRICE_IN + tokens_out * PRICE_OUT, 6)
     if error:
+        reset = re.search(r"resets-in (\d+(?:\.\d+)?)", error[1])
         emit(
             {
                 "type": "result",
@@ -161,6 +183,7 @@ def main() -> int:
                 "usage": usage,
                 "cost_usd": cost,
                 "session_id": session,
+                "reset_at": time.time() + float(reset.group(1)) if reset else None,
             }
         )
         return 1
