@@ -7,8 +7,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import git, heartbeat, tmux
-from .config import Config, load
+from . import credentials, git, heartbeat, tmux
+from .agents import adapter_for, probe
+from .config import AgentConfig, Config, load
 from .errors import ClankerError
 from .fleet import view
 from .locks import is_held
@@ -64,35 +65,57 @@ def run_checks(repo: Path, config_path: Path | None = None) -> list[Check]:
 
 def _agent_checks(cfg: Config) -> list[Check]:
     out = []
+    seen: set[tuple[str, str | None]] = set()
     for role, agent in (("agent", cfg.agent), ("judge agent", cfg.judge_agent)):
         if agent is None:
             out.append(Check(role, "ok", "none: the gate alone decides"))
-        elif agent.kind == "fake":
+            continue
+        if (agent.kind, agent.binary) in seen:
+            out.append(Check(role, "ok", f"{agent.kind} (as above)"))
+            continue
+        seen.add((agent.kind, agent.binary))
+        if agent.kind == "fake":
             out.append(Check(role, "ok", "fake (built in)"))
         elif agent.kind == "command":
             found = shutil.which(agent.command[0]) if agent.command else None
             if found:
                 out.append(Check(role, "ok", f"command: {found}"))
             else:
-                out.append(
-                    Check(
-                        role,
-                        "fail",
-                        f"command {agent.command[0]!r} not found on PATH",
-                        "install it or fix agent.command in clanker.yaml",
-                    )
-                )
+                fix = "install it or fix agent.command in clanker.yaml"
+                out.append(Check(role, "fail", f"command {agent.command[0]!r} not found on PATH", fix))
         else:
-            found = shutil.which(agent.kind)
-            status = "ok" if found else "fail"
-            out.append(
-                Check(
-                    role,
-                    status,
-                    f"{agent.kind}: {found or 'not found on PATH'}",
-                    "" if found else f"install {agent.kind}",
-                )
+            out += _real_agent(role, agent, cfg)
+    for cred in credentials.missing(cfg.credentials):
+        out.append(Check(f"credential {cred.name}", "fail", f"${cred.env} is not set", f"export {cred.env}=…"))
+    for cred in cfg.credentials:
+        if cred not in credentials.missing(cfg.credentials):
+            out.append(Check(f"credential {cred.name}", "ok", f"${cred.env} is set"))
+    return out
+
+
+def _real_agent(role: str, agent: AgentConfig, cfg: Config) -> list[Check]:
+    p = probe.probe(agent)
+    name = agent.binary or agent.kind
+    if p.binary is None:
+        return [Check(role, "fail", f"{name} not found on PATH", f"install {agent.kind}, or set agent.binary")]
+    out = [Check(role, "ok", f"{agent.kind} {p.version or '(version unknown)'} at {p.binary}")]
+    missing = [f for f, ok in p.features.items() if not ok]
+    have = [f for f, ok in p.features.items() if ok]
+    if have:
+        out.append(Check(f"{agent.kind} features", "ok", ", ".join(have)))
+    if missing:
+        out.append(
+            Check(
+                f"{agent.kind} features", "warn", "not in this version: " + ", ".join(missing), f"upgrade {agent.kind}"
             )
+        )
+    if not cfg.credentials:
+        login = probe.has_login(agent.kind)
+        if login:
+            out.append(Check(f"{agent.kind} login", "ok", f"uses {login}"))
+        else:
+            fix = adapter_for(agent).auth_fix()
+            out.append(Check(f"{agent.kind} login", "warn", "no key in the environment and no login found", fix))
     return out
 
 
