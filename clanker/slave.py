@@ -15,7 +15,7 @@ from types import FrameType
 
 from filelock import Timeout
 
-from . import git, heartbeat, secrets, tmux
+from . import credentials, git, heartbeat, secrets, tmux
 from .agents.runner import kill_group
 from .config import Config
 from .errors import ClankerError
@@ -177,6 +177,8 @@ class Slave:
             evs = release_events(st, dead, self.sid, "slave is dead (stale heartbeat, no process)")
             if evs:
                 return evs  # the freed tasks are claimable on the next round
+            if credentials.choose(self.cfg.credentials, self.cfg.agent, self.ctx.index, st, time.time()).wait_until:
+                return []  # out of budget since the last look: claim nothing, the loop pauses
             job = choose_job(
                 st,
                 self.sid,

@@ -825,7 +825,9 @@ def codex_args(url: str, retries: int = 0) -> list[str]:
     ]
 
 
-def codex_exec_args(url: str, cwd: Path | str, prompt: str, *, resume: str | None = None, retries: int = 0) -> list[str]:
+def codex_exec_args(
+    url: str, cwd: Path | str, prompt: str, *, resume: str | None = None, retries: int = 0
+) -> list[str]:
     """Argv after the binary for `codex exec --json` in `cwd` with a writable workspace sandbox;
     `resume=THREAD_ID` continues a thread (`codex exec ... resume THREAD_ID PROMPT`)."""
     tail = ["resume", resume, prompt] if resume else [prompt]

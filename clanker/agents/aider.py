@@ -14,16 +14,19 @@ _TOKENS = re.compile(
 )
 _AMOUNT = re.compile(r"([\d.]+)\s*([kKmM]?)\s+(sent|received|cache write|cache hit)")
 _EDIT = re.compile(r"^Applied edit to (.+)$")
+# aider's own error reports (litellm exceptions and their descriptions), not any line with `error` in
+# it: stdout also carries the model's reply and edit blocks (`except TimeoutError:`).
 ERROR_HINTS = re.compile(
-    r"litellm\.|API provider|rate limited|overloaded|insufficient|quota|not able to authenticate|"
-    r"permission was denied|context window|exceeded|error",
+    r"^\s*(?:litellm\.\w+|The API provider|OpenRouter or the upstream API provider)|insufficient[_ ]credits|"
+    r"insufficient_quota|exceeded your current quota|not able to authenticate|permission was denied|"
+    r"has hit a token limit|exhausted context window",
     re.I,
 )
 
 
 def _num(value: str, suffix: str) -> int:
     scale = {"": 1, "k": 1000, "m": 1_000_000}[suffix.lower()]
-    return int(float(value) * scale)
+    return round(float(value) * scale)  # int() would make 4.1k 4099
 
 
 def parse_tokens(line: str) -> tuple[Usage, float | None] | None:
@@ -55,6 +58,7 @@ class AiderParser:
             usage, session = parsed
             self.usage = self.usage + usage
             self.session_cost = session if session is not None else self.session_cost
+            self.problems.clear()  # a call succeeded after them: aider retried past those errors
             return [line.strip()]
         m = _EDIT.match(line.strip())
         if m:
@@ -78,7 +82,7 @@ class AiderParser:
         outcome = classify_text(" ".join(self.problems)) if self.problems else None
         if outcome is not None:
             r.is_error = True
-            r.error = self.problems[-1][:500]
+            r.error = " ".join(self.problems[-3:])[:500]  # the description and the error it describes
         return r
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .base import Outcome
 
@@ -20,16 +21,17 @@ RULES: list[tuple[Outcome, re.Pattern[str]]] = [
         r"\b401\b|\b403\b|api key not valid|invalid_api_key|missing api key|no api key",
         re.I)),
     (Outcome.OUT_OF_BUDGET, re.compile(
-        r"usage limit|hit your (?:session |weekly |daily )?limit|credit balance is too low|insufficient[_ ]credits|"
+        r"usage limit|hit your (?:[\w-]+ )?limit|credit balance is too low|insufficient[_ ]credits|"
         r"insufficient_quota|quota exceeded|exceeded your current quota|out of credits|billing|"
         r"exhausted your daily quota|context (?:window|length)|prompt is too long|maximum context|"
         r"max(?:imum)?[ _-]turns|error_max_turns|error_max_budget",
         re.I)),
     (Outcome.TRANSIENT, re.compile(
-        r"\b429\b|\b5\d\d\b|overloaded|rate.?limit|too many requests|timed? ?out|timeout|"
+        r"\b429\b|(?:status|error|code|\()\W{0,3}5\d\d\b|\b5\d\d\W{0,3}(?:internal|bad gateway|service|gateway|"
+        r"overloaded|server)|overloaded|rate.?limit|too many requests|timed? ?out|timeout|"
         r"unable to connect|connection (?:refused|reset|failed|error)|econnrefused|econnreset|socket hang up|"
-        r"stream disconnected|network|servers are down|high demand|temporarily unavailable|service unavailable|"
-        r"resource_exhausted|try again",
+        r"stream disconnected|fetch failed|network|servers are down|high demand|temporarily unavailable|"
+        r"service unavailable|resource_exhausted|try again",
         re.I)),
 ]  # fmt: skip
 
@@ -42,8 +44,28 @@ def classify_text(text: str) -> Outcome | None:
 
 
 _EPOCH = re.compile(r"(?:limit reached|resetsAt|reset(?:s)?(?: at)?)\D{0,3}(1[6-9]\d{8})", re.I)
-_CLOCK = re.compile(r"(?:resets?|try again at)\s+(?:at\s+)?(\d{1,2})(?::(\d{2}))?\s*([ap]m)?", re.I)
+# An optional date first: codex says `try again at Mar 10th, 2026 3:39 AM` when it is not today.
+_CLOCK = re.compile(
+    r"(?:resets?|try again at)\s+(?:at\s+)?(?:([a-z]{3})[a-z]*\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4}),?\s+)?"
+    r"(\d{1,2})(?::(\d{2}))?\s*([ap]m)?",
+    re.I,
+)
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _IN = re.compile(r"(?:try again|resets?) in\s+(\d+)\s*(second|minute|hour|day)s?", re.I)
+
+
+_TZ = re.compile(r"\s*\(([A-Za-z_]+(?:/[A-Za-z_+-]+)*)\)")
+
+
+def _zone(after: str) -> ZoneInfo | None:
+    """A time zone named right after the clock time, like claude's `resets 6:39pm (UTC)`."""
+    m = _TZ.match(after)
+    if not m:
+        return None
+    try:
+        return ZoneInfo(m.group(1))
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
 
 
 def reset_time(text: str, now: float | None = None) -> float | None:
@@ -59,14 +81,23 @@ def reset_time(text: str, now: float | None = None) -> float | None:
         return now + int(m.group(1)) * unit
     m = _CLOCK.search(text)
     if m:
-        hour, minute, ampm = int(m.group(1)), int(m.group(2) or 0), (m.group(3) or "").lower()
+        month, day, year = (m.group(1) or "").lower(), m.group(2), m.group(3)
+        hour, minute, ampm = int(m.group(4)), int(m.group(5) or 0), (m.group(6) or "").lower()
         if ampm == "pm" and hour < 12:
             hour += 12
         if ampm == "am" and hour == 12:
             hour = 0
         if hour > 23 or minute > 59:
             return None
-        base = datetime.fromtimestamp(now)
+        zone = _zone(text[m.end() :])
+        if year:
+            if month not in _MONTHS:
+                return None
+            try:
+                return datetime(int(year), _MONTHS.index(month) + 1, int(day), hour, minute, tzinfo=zone).timestamp()
+            except ValueError:
+                return None
+        base = datetime.fromtimestamp(now, zone)
         at = base.replace(hour=hour, minute=minute, second=0, microsecond=0)
         if at.timestamp() <= now:
             at += timedelta(days=1)

@@ -165,10 +165,10 @@ class ClaudeAdapter:
 def classify_claude(result: AgentResult, exit_code: int | None) -> Outcome:
     """Fields first (rate-limit event, subtype, api_error_status, assistant error), then text, then
     the exit code: claude has exited 0 with an API error."""
+    if result.complete and not result.is_error and exit_code in (0, None):
+        return Outcome.OK  # finished work counts even if a rate-limit event was seen on the way
     if result.rejected:
         return Outcome.OUT_OF_BUDGET
-    if result.complete and not result.is_error and exit_code in (0, None):
-        return Outcome.OK
     if result.subtype in ("error_max_turns", "error_max_budget_usd"):
         result.error = result.error or result.subtype
         return Outcome.OUT_OF_BUDGET

@@ -20,6 +20,8 @@ class CodexParser:
         self.prices = prices
         self.failed = False
         self.errors: list[str] = []
+        self.failure: str | None = None  # turn.failed's message: the error, whatever else was printed
+        self.stderr: list[str] = []  # warnings mostly: the error of last resort
         self.messages: list[str] = []
         self.usage = Usage()
 
@@ -46,7 +48,7 @@ class CodexParser:
             msg = str(err.get("message") if isinstance(err, dict) else err or "turn failed")
             self.failed = True
             self.r.complete = True
-            self.errors.append(msg)
+            self.failure = msg
             return [f"✗ {_short(msg, 200)}"]
         if kind == "error":
             # Not terminal by itself: codex reports its own retries this way.
@@ -87,7 +89,7 @@ class CodexParser:
 
     def feed_stderr(self, line: str) -> list[str]:
         if line.strip():
-            self.errors.append(line)
+            self.stderr.append(line)
         return []
 
     def result(self) -> AgentResult:
@@ -97,11 +99,12 @@ class CodexParser:
             self.usage.input, self.usage.output, self.usage.cache_read, 0, self.usage.turns,
             cost(r.model, self.usage, self.prices),
         )  # fmt: skip
+        last_error = self.failure or (self.errors or self.stderr or [""])[-1]
         if self.failed:
             r.is_error = True
-            r.error = _short(self.errors[-1] if self.errors else "turn failed", 500)
-        elif not r.complete and self.errors:
-            r.error = _short(self.errors[-1], 500)
+            r.error = _short(last_error or "turn failed", 500)
+        elif not r.complete and last_error:
+            r.error = _short(last_error, 500)
         return r
 
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
+import time
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from ..model import Usage
 from .base import AgentRequest, AgentResult, Launch, Outcome
@@ -15,26 +19,29 @@ from .runner import json_line
 DEFAULT_MODEL = "gemini-2.5-flash"
 
 
+def _usage(tok: dict[str, Any]) -> Usage:
+    """One token record: stream-json's flat {input_tokens, output_tokens, cached, input} (input =
+    the uncached part) or json's {prompt, candidates, cached}."""
+    cached = int(tok.get("cached") or tok.get("cached_tokens") or 0)
+    if "input" in tok:
+        uncached = int(tok.get("input") or 0)
+    else:
+        uncached = max(0, int(tok.get("input_tokens") or tok.get("prompt") or 0) - cached)
+    output = int(tok.get("output_tokens") or tok.get("candidates") or tok.get("output") or 0)
+    return Usage(input=uncached, output=output, cache_read=cached)
+
+
 def usage_from_stats(stats: dict[str, Any]) -> Usage:
-    """stream-json `result.stats` (flat) or json `stats.models.<m>.tokens` (per model)."""
+    """`result.stats`: per model under `models` (stream-json: flat records; json: under `tokens`)."""
     models = stats.get("models")
     if isinstance(models, dict) and models:
         total = Usage()
         for m in models.values():
-            tok = m.get("tokens", {}) if isinstance(m, dict) else {}
-            cached = int(tok.get("cached") or 0)
-            total = total + Usage(
-                input=max(0, int(tok.get("prompt") or tok.get("input") or 0) - cached),
-                output=int(tok.get("candidates") or tok.get("output") or 0),
-                cache_read=cached,
-            )
+            if isinstance(m, dict):
+                nested = m.get("tokens")
+                total = total + _usage(nested if isinstance(nested, dict) else m)
         return total
-    cached = int(stats.get("cached") or stats.get("cached_tokens") or 0)
-    return Usage(
-        input=max(0, int(stats.get("input_tokens") or stats.get("input") or 0) - cached),
-        output=int(stats.get("output_tokens") or stats.get("output") or 0),
-        cache_read=cached,
-    )
+    return _usage(stats)
 
 
 class GeminiParser:
@@ -122,6 +129,12 @@ class GeminiParser:
         return r
 
 
+def next_pacific_midnight(now: float | None = None) -> float:
+    la = ZoneInfo("America/Los_Angeles")
+    today = datetime.fromtimestamp(time.time() if now is None else now, la)
+    return (today.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)).timestamp()
+
+
 class GeminiAdapter:
     name = "gemini"
 
@@ -135,7 +148,7 @@ class GeminiAdapter:
         self._prices = dict(req.prices)
         argv = [cfg.binary or "gemini", "-p", req.prompt, "--output-format", "stream-json", "-m", self._model]
         if cfg.permission_mode == "bypassPermissions":
-            argv.append("--yolo")
+            argv += ["--yolo", "--skip-trust"]  # unattended: no tool prompts, no folder-trust prompt
         if req.resume_session:
             argv += ["--resume", req.resume_session]
         return Launch([*argv, *cfg.args], req.worktree)
@@ -150,8 +163,11 @@ class GeminiAdapter:
         if result.api_status in (401, 403):
             return Outcome.AUTH
         by_text = classify_text(text)
-        if by_text == Outcome.OUT_OF_BUDGET or (by_text == Outcome.TRANSIENT and "per day" in text.lower()):
-            result.reset_at = reset_time(text)
+        # A quotaId like GenerateRequestsPerDayPerProject…, or "You have exhausted your daily quota".
+        daily = re.search(r"per ?day|daily quota", text, re.I)
+        if by_text == Outcome.OUT_OF_BUDGET or daily:
+            # Gemini names no reset time; its per-day quotas reset at midnight Pacific time.
+            result.reset_at = reset_time(text) or (next_pacific_midnight() if daily else None)
             return Outcome.OUT_OF_BUDGET
         if by_text is not None:
             return by_text

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .. import credentials
 from ..agents import adapter_for
-from ..agents.base import AgentRequest, Outcome
+from ..agents.base import AgentRequest, AgentResult, Outcome
 from ..agents.runner import AgentRun, RunResult
 from ..config import AgentConfig, Config
 from ..gate import GateResult
@@ -114,6 +114,16 @@ class JobContext:
         kind = "work" if role == "worker" else role
         while True:
             choice = self.credential(agent)
+            if choice.wait_until is not None:
+                # Every credential went out of budget since this job was claimed: don't start an
+                # agent without one (it would fail as "not logged in"); hand the task back instead.
+                until = time.strftime("%H:%M", time.localtime(choice.wait_until))
+                spent = AgentResult(
+                    is_error=True,
+                    error=f"credential {choice.name} is out of budget until {until}",
+                    reset_at=choice.wait_until,
+                )
+                return RunResult(spent, Outcome.OUT_OF_BUDGET, None, 0.0, credential=choice.name)
             res = self.run_agent(agent, role, task_id, attempt, prompt, resume, choice.env)
             self.store.emit(
                 "attempt.finished",
