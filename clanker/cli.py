@@ -22,6 +22,7 @@ from . import (
     __version__,
     fleet,
     git,
+    landing,
     setup,
 )
 from . import (
@@ -253,6 +254,26 @@ def demo_cmd(headless: bool, where: Path | None, timeout: float) -> None:
     click.echo("Detach with Ctrl-b d; come back with `clanker` in the repo; stop with `clanker stop`.")
     time.sleep(1.0)  # let the person read where things are before the screen changes
     exec_attach(tm, pane)
+
+
+@cli.command("land")
+@click.argument("tasks", nargs=-1)
+@click.option("--yes", "-y", is_flag=True, help="Don't ask for confirmation.")
+@pass_ctx
+def land_cmd(c: Ctx, tasks: tuple[str, ...], yes: bool) -> None:
+    """Mainline submitted tasks now (you are the judge): rebase, gate, fast-forward, validate."""
+    cfg = c.cfg
+    todo = landing.plan(cfg, landing.candidates(c.store().state(), list(tasks)))
+    if not todo:
+        click.echo("nothing to land: no task is waiting for a judge")
+        return
+    for task, ahead in todo:
+        click.echo(f"  {task.id:<10} {ahead} commit(s) on {task.branch}  {sanitize(task.title)}")
+    if not yes and not click.confirm(f"land {len(todo)} task(s) on {cfg.mainline_branch}?", default=False):
+        raise SystemExit(1)
+    report = landing.land(cfg, [t for t, _ in todo], click.echo)
+    click.echo(landing.summary(report))
+    raise SystemExit(report.code)
 
 
 # --- tasks -------------------------------------------------------------------------------------

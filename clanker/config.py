@@ -79,6 +79,7 @@ class Config:
     credentials: tuple[Credential, ...] = ()
     prices: dict[str, Price] = field(default_factory=dict)
     prompt_templates: dict[str, Path] = field(default_factory=dict)  # role → template file
+    land_validate: tuple[str, ...] = ()  # commands `clanker land` runs on main after landing
 
 
 # --- validators: each returns the clean value or raises ValueError with the problem -----------
@@ -199,6 +200,7 @@ SCHEMA: dict[str, Any] = {
     "credentials": "credentials",
     "prices": _prices,
     "prompts": {"worker": _opt(_str), "judge": _opt(_str), "planner": _opt(_str)},
+    "land": {"validate": _strlist},
 }
 
 
@@ -385,4 +387,5 @@ def _build(repo: Path, path: Path | None, raw: dict[str, Any], lines: dict[tuple
         credentials=v.get("credentials", ()),
         prices=v.get("prices", {}),
         prompt_templates={role: repo / p for role, p in v.get("prompts", {}).items() if p},
+        land_validate=v.get("land", {}).get("validate", ()),
     )

@@ -43,7 +43,9 @@ def make_repo(path: Path, config: str | None = None, files: dict[str, str] | Non
     return path.resolve()
 
 
-def clanker(repo: Path, *args: str, timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess[str]:
+def clanker(
+    repo: Path, *args: str, timeout: float = 120, check: bool = False, input_text: str | None = None
+) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [sys.executable, "-m", "clanker", "--repo", str(repo), *args],
         cwd=repo,
@@ -51,6 +53,8 @@ def clanker(repo: Path, *args: str, timeout: float = 120, check: bool = False) -
         text=True,
         timeout=timeout,
         check=False,
+        input=input_text,
+        stdin=None if input_text is not None else subprocess.DEVNULL,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"clanker {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
