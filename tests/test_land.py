@@ -27,7 +27,7 @@ land:
 
 
 def submitted(repo: Path, n: int) -> bool:
-    return sum(t["state"] == "needs_judge" for t in status(repo)["tasks"]) == n
+    return bool(sum(t["state"] == "needs_judge" for t in status(repo)["tasks"]) == n)
 
 
 def work_until_submitted(repo: Path, n: int) -> None:
