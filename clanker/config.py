@@ -80,6 +80,11 @@ class Config:
     prices: dict[str, Price] = field(default_factory=dict)
     prompt_templates: dict[str, Path] = field(default_factory=dict)  # role → template file
     land_validate: tuple[str, ...] = ()  # commands `clanker land` runs on main after landing
+    batch_max: int = 4  # accepted tasks stacked on main and gated once
+    batch_wait_secs: float = 0.0  # how long the first accepted task may wait for others to join
+    health_every_minutes: float = 30.0  # 0 = off
+    health_commands: tuple[str, ...] = ()  # run on main's head with the gate by the health check
+    health_fix_prompt: str = ""  # standing instructions added to every regression task
 
 
 # --- validators: each returns the clean value or raises ValueError with the problem -----------
@@ -191,7 +196,13 @@ SCHEMA: dict[str, Any] = {
     "judge": {"agent": "judge-agent", "max_parallel": _int(1, 64)},
     "gate": _strlist,
     "gate_timeout_secs": _num(1),
-    "mainline": {"branch": _str, "conflict_budget": _int(0)},
+    "mainline": {
+        "branch": _str,
+        "conflict_budget": _int(0),
+        "batch_max": _int(1, 64),
+        "batch_wait_secs": _num(0),
+    },
+    "health": {"every_minutes": _num(0), "commands": _strlist, "fix_prompt": _opt(_str)},
     "tmux": {"socket": _opt(_str), "session": _opt(_str)},
     "worktrees": _opt(_str),
     "owner_files": _strlist,
@@ -388,4 +399,9 @@ def _build(repo: Path, path: Path | None, raw: dict[str, Any], lines: dict[tuple
         prices=v.get("prices", {}),
         prompt_templates={role: repo / p for role, p in v.get("prompts", {}).items() if p},
         land_validate=v.get("land", {}).get("validate", ()),
+        batch_max=mainline.get("batch_max", 4),
+        batch_wait_secs=mainline.get("batch_wait_secs", 0.0),
+        health_every_minutes=v.get("health", {}).get("every_minutes", 30.0),
+        health_commands=v.get("health", {}).get("commands", ()),
+        health_fix_prompt=v.get("health", {}).get("fix_prompt") or "",
     )

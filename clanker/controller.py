@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 
@@ -25,7 +25,6 @@ from .heartbeat import Heart, SleepDetector
 from .model import LIVE, Event, S, State
 from .paths import Paths
 from .reconcile import dead_slaves, release_events
-from .status import render, slave_rows
 from .store import Store
 from .tmux import Tmux
 from .wait import LogWaiter
@@ -130,28 +129,23 @@ class Controller:
         self.store.transact(decide)
 
     def draw(self, fv: fleet.FleetView) -> None:
+        """Headless: one line of task counts whenever they change (the TUI draws everything else)."""
         state = self.store.state()
-        if self.headless:
-            counts: dict[str, int] = {}
-            for t in state.tasks.values():
-                counts[t.state] = counts.get(t.state, 0) + 1
-            line = "  ".join(f"{k}:{v}" for k, v in sorted(counts.items()))
-            if line != self._last_screen:
-                self._last_screen = line
-                self.out(time.strftime("%H:%M:%S ") + line)
-            return
-        rows = slave_rows(self.cfg, self.paths, state, fv.panes)
-        screen = render(state, rows)
-        if screen == self._last_screen:
-            return
-        self._last_screen = screen
-        header = f"clanker · {self.cfg.repo} · {time.strftime('%H:%M:%S')} · Ctrl-C quits (slaves keep running)"
-        sys.stdout.write("\x1b[H\x1b[2J" + header + "\n\n" + screen + "\n")
-        sys.stdout.flush()
+        counts: dict[str, int] = {}
+        for t in state.tasks.values():
+            counts[t.state] = counts.get(t.state, 0) + 1
+        line = "  ".join(f"{k}:{v}" for k, v in sorted(counts.items()))
+        if line != self._last_screen:
+            self._last_screen = line
+            self.out(time.strftime("%H:%M:%S ") + line)
 
     # --- loop --------------------------------------------------------------------------------------
 
-    def run(self, until_done: bool = False, timeout: float | None = None) -> int:
+    @contextmanager
+    def running(self, wait_on_log: bool = True) -> Iterator[None]:
+        """For as long as this controller runs: hold the controller lock, mark its pane, beat, and
+        stop on SIGTERM/SIGINT/SIGHUP. With `wait_on_log`, `self.waiter` wakes on events.log writes
+        (the TUI has its own waking instead)."""
         lock = FileLock(str(self.paths.locks / "controller.lock"))
         try:
             lock.acquire(timeout=0)
@@ -164,10 +158,24 @@ class Controller:
         if pane and not self.headless:
             self.tm.mark(pane, "ctl", str(self.cfg.repo), created=False)
         self.heart.start()
-        self.waiter = LogWaiter(self.paths.state_dir)
+        self.waiter = LogWaiter(self.paths.state_dir) if wait_on_log else None
+        try:
+            yield
+        finally:
+            if self.waiter is not None:
+                self.waiter.close()
+            self.heart.stop()
+            lock.release()
+
+    def run(self, until_done: bool = False, timeout: float | None = None) -> int:
+        if not self.headless:
+            from .tui.app import run_tui  # the TUI (and blessed) only when there is a screen to draw
+
+            return run_tui(self)
         started = time.monotonic()
         code = 0
-        try:
+        with self.running():
+            assert self.waiter is not None
             while not self.stopping.is_set():
                 if until_done and not self.store.state().tasks:
                     self.out("no tasks: add some with `clanker task add TITLE`")
@@ -184,10 +192,6 @@ class Controller:
                         code = 3
                         break
                 self.waiter.wait(self.cfg.heartbeat_secs)
-        finally:
-            self.waiter.close()
-            self.heart.stop()
-            lock.release()
         return code
 
     def _install_signals(self) -> None:

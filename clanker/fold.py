@@ -23,6 +23,7 @@ HOLDER_ONLY = frozenset(
         "task.judge_released",
         "task.verdict",
         "task.mainlined",
+        "task.landing_released",
     }
 )
 
@@ -53,6 +54,7 @@ def fold(state: State, events: Iterable[tuple[Event, int]]) -> State:
     counters = {"events": state.events, "conflicts": state.conflicts, "mainlined": state.mainlined}
     paused = set(state.paused)
     credentials = dict(state.credentials)
+    health = _Health(state.health_slave, state.health_started, state.health_last, state.main_red)
     offset = state.offset
     for ev, end in events:
         offset = end
@@ -68,6 +70,9 @@ def fold(state: State, events: Iterable[tuple[Event, int]]) -> State:
                 paused.clear()
             else:
                 paused.discard(who)
+            continue
+        if ev.type.startswith(("health.", "main.")):
+            _health_event(health, ev)
             continue
         if ev.type == "credential.exhausted":
             credentials[str(ev.data.get("credential"))] = float(ev.data.get("until", 0.0))
@@ -102,7 +107,35 @@ def fold(state: State, events: Iterable[tuple[Event, int]]) -> State:
         mainlined=counters["mainlined"],
         paused=frozenset(paused),
         credentials=credentials,
+        health_slave=health.slave,
+        health_started=health.started,
+        health_last=health.last,
+        main_red=health.red,
     )
+
+
+@dataclasses.dataclass
+class _Health:
+    """The health-check part of the state, mutated only inside one fold call."""
+
+    slave: str | None
+    started: float | None
+    last: float
+    red: bool
+
+
+def _health_event(h: _Health, ev: Event) -> None:
+    if ev.type == "health.claimed":
+        h.slave, h.started = str(ev.data.get("slave", ev.actor)), ev.ts
+    elif ev.type in ("health.ran", "health.released"):
+        h.slave, h.started = None, None
+        if ev.type == "health.ran":
+            h.last = ev.ts
+            h.red = not ev.data.get("passed", True)
+    elif ev.type == "main.red":
+        h.red = True
+    elif ev.type == "main.green":
+        h.red = False
 
 
 def _slave_event(slaves: dict[str, SlaveInfo], ev: Event) -> None:
@@ -136,6 +169,7 @@ def _added(_: Task | None, ev: Event) -> Task:
         parent=d.get("parent"),
         branch=str(d.get("branch") or f"clanker/{ev.task}"),
         created=ev.ts,
+        signature=str(d.get("signature") or ""),
     )
 
 
@@ -164,7 +198,10 @@ def _failed(t: Task | None, ev: Event) -> Task:
 def _submitted(t: Task | None, ev: Event) -> Task:
     assert t is not None
     touched = tuple(dict.fromkeys((*t.touched, *_tup(ev.data.get("files")))))
-    return dataclasses.replace(t, slave=None, started=None, summary=str(ev.data.get("summary", "")), touched=touched)
+    follow = _tup(ev.data.get("follow_ups")) or t.follow_ups
+    return dataclasses.replace(
+        t, slave=None, started=None, summary=str(ev.data.get("summary", "")), touched=touched, follow_ups=follow
+    )
 
 
 def _judge_claimed(t: Task | None, ev: Event) -> Task:
@@ -184,8 +221,18 @@ def _verdict(t: Task | None, ev: Event) -> Task:
     reasons = str(ev.data.get("reasons", ""))
     conflicts = t.conflicts + (1 if ev.data.get("conflict") else 0)
     if verdict == "done":
-        return dataclasses.replace(t, reason=reasons)
+        return dataclasses.replace(t, slave=None, started=None, reason=reasons, accepted=ev.ts)
     return dataclasses.replace(t, slave=None, started=None, reason=reasons, conflicts=conflicts)
+
+
+def _landing(t: Task | None, ev: Event) -> Task:
+    assert t is not None
+    return dataclasses.replace(t, slave=str(ev.data.get("slave", ev.actor)), started=ev.ts)
+
+
+def _landing_released(t: Task | None, ev: Event) -> Task:
+    assert t is not None
+    return dataclasses.replace(t, slave=None, started=None, reason=str(ev.data.get("reason", t.reason)))
 
 
 def _mainlined(t: Task | None, ev: Event) -> Task:
@@ -228,6 +275,8 @@ _HANDLERS: dict[str, Callable[[Task | None, Event], Task]] = {
     "task.judge_released": _judge_released,
     "task.verdict": _verdict,
     "task.mainlined": _mainlined,
+    "task.landing": _landing,
+    "task.landing_released": _landing_released,
     "task.blocked": _blocked,
     "task.cancelled": _cancelled,
     "task.retried": _retried,
@@ -251,6 +300,12 @@ def state_to_json(state: State) -> dict[str, Any]:
         "mainlined": state.mainlined,
         "paused": sorted(state.paused),
         "credentials": state.credentials,
+        "health": {
+            "slave": state.health_slave,
+            "started": state.health_started,
+            "last": state.health_last,
+            "red": state.main_red,
+        },
         "tasks": [task_json(t) for t in state.tasks.values()],
         "slaves": [dataclasses.asdict(s) for s in state.slaves.values()],
     }
@@ -260,7 +315,7 @@ def state_from_json(raw: dict[str, Any]) -> State:
     tasks: Tasks = {}
     for d in raw.get("tasks", []):
         d = dict(d)
-        for key in ("paths", "tags", "depends_on", "touched", "errors", "sessions"):
+        for key in ("paths", "tags", "depends_on", "touched", "errors", "sessions", "follow_ups"):
             d[key] = tuple(d.get(key) or ())
         d["state"] = S(d["state"])
         d["work"] = Usage(**d["work"])
@@ -276,4 +331,8 @@ def state_from_json(raw: dict[str, Any]) -> State:
         mainlined=int(raw.get("mainlined", 0)),
         paused=frozenset(raw.get("paused", [])),
         credentials={str(k): float(v) for k, v in (raw.get("credentials") or {}).items()},
+        health_slave=(raw.get("health") or {}).get("slave"),
+        health_started=(raw.get("health") or {}).get("started"),
+        health_last=float((raw.get("health") or {}).get("last") or 0.0),
+        main_red=bool((raw.get("health") or {}).get("red")),
     )

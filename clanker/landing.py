@@ -116,6 +116,7 @@ def _land_one(cfg: Config, store: Store, wt: Path, task: Task, report: Report, s
                 Event(
                     "task.verdict", "cli", task.id, {"slave": LANDER, "verdict": "done", "reasons": "landed by hand"}
                 ),
+                Event("task.landing", "cli", task.id, {"slave": LANDER}),
                 Event("task.mainlined", "cli", task.id, {"slave": LANDER, "sha": landed.sha, "base": cand.base}),
             )
             report.landed.append((task.id, landed.sha or ""))

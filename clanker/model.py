@@ -21,6 +21,8 @@ class S(StrEnum):
     CLAIMED = "claimed"
     NEEDS_JUDGE = "needs_judge"
     JUDGING = "judging"
+    ACCEPTED = "accepted"  # the judge said done; waits for the mainline queue
+    LANDING = "landing"  # in a batch being stacked, gated and landed on main
     DONE = "done"
     REWORK = "rework"
     BLOCKED = "blocked"
@@ -30,7 +32,8 @@ class S(StrEnum):
 
 TERMINAL = frozenset({S.DONE, S.SPLIT, S.CANCELLED})
 # A task in one of these states holds its ownership keys (DESIGN §5).
-HOLDS_KEYS = frozenset({S.CLAIMED, S.NEEDS_JUDGE, S.JUDGING, S.REWORK})
+HOLDS_KEYS = frozenset({S.CLAIMED, S.NEEDS_JUDGE, S.JUDGING, S.ACCEPTED, S.LANDING, S.REWORK})
+HELD = frozenset({S.CLAIMED, S.JUDGING, S.LANDING})  # states in which a slave holds the task
 LIVE = frozenset(S) - TERMINAL
 
 # (state, trigger) -> next state. A trigger is the event type, or `type:verdict` for verdicts.
@@ -44,16 +47,20 @@ TRANSITIONS: dict[tuple[S | None, str], S] = {
     (S.CLAIMED, "task.submitted"): S.NEEDS_JUDGE,
     (S.NEEDS_JUDGE, "task.judge_claimed"): S.JUDGING,
     (S.JUDGING, "task.judge_released"): S.NEEDS_JUDGE,
-    (S.JUDGING, "task.verdict:done"): S.JUDGING,
+    (S.JUDGING, "task.verdict:done"): S.ACCEPTED,
     (S.JUDGING, "task.verdict:rework"): S.REWORK,
     (S.JUDGING, "task.verdict:blocked"): S.BLOCKED,
-    (S.JUDGING, "task.mainlined"): S.DONE,
+    (S.JUDGING, "task.mainlined"): S.DONE,  # recovery: it was already on main
+    (S.ACCEPTED, "task.landing"): S.LANDING,
+    (S.LANDING, "task.landing_released"): S.ACCEPTED,
+    (S.LANDING, "task.mainlined"): S.DONE,
+    (S.LANDING, "task.verdict:rework"): S.REWORK,
     (S.BLOCKED, "task.retried"): S.READY,
     (S.CANCELLED, "task.retried"): S.READY,
     (S.READY, "task.retried"): S.READY,
     (S.REWORK, "task.retried"): S.READY,
 }
-for _s in (S.READY, S.CLAIMED, S.NEEDS_JUDGE, S.JUDGING, S.REWORK):
+for _s in (S.READY, S.CLAIMED, S.NEEDS_JUDGE, S.JUDGING, S.ACCEPTED, S.LANDING, S.REWORK):
     TRANSITIONS[(_s, "task.blocked")] = S.BLOCKED
 for _s in LIVE:
     TRANSITIONS[(_s, "task.cancelled")] = S.CANCELLED
@@ -177,6 +184,9 @@ class Task:
     updated: float = 0.0
     started: float | None = None  # when the current claim began
     sha: str | None = None  # the commit on main, once done
+    follow_ups: tuple[str, ...] = ()  # titles the agent proposed, created once this task is done
+    signature: str = ""  # regression tasks: the failure they fix (repeats are not duplicated)
+    accepted: float | None = None  # when the judge said done (the mainline queue is FIFO)
 
     @property
     def usage(self) -> Usage:
@@ -206,6 +216,10 @@ class State:
     mainlined: int = 0
     paused: frozenset[str] = frozenset()  # slave ids, or "*" for all
     credentials: dict[str, float] = field(default_factory=dict)  # spent credential → reset time
+    health_slave: str | None = None  # who runs the health check now
+    health_started: float | None = None
+    health_last: float = 0.0  # when the last health check finished
+    main_red: bool = False  # the last health check (or a gate of main) failed
 
     def task(self, task_id: str) -> Task | None:
         return self.tasks.get(task_id)

@@ -24,7 +24,8 @@ branches. clanker commits what you leave and runs the gate (the project's checks
 {{task.prompt}}
 {{task.description}}
 {{prior_attempts}}{{judge_notes}}{{conflicts}}{{history}}
-When you are done, end with a short summary of what you changed and why."""
+When you are done, end with a short summary of what you changed and why. If you see work that
+should follow once this task is merged, add one line per task: `FOLLOW-UP: <title>`."""
 
 JUDGE = """CLANKER-ROLE: judge
 You are the judge for task {{task.id}}: {{task.title}}, built by another agent. Verify it independently:

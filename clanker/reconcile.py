@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from . import heartbeat
-from .model import Event, S, State
+from .model import HELD, Event, S, State
 
 
 def dead_slaves(
@@ -22,15 +22,17 @@ def dead_slaves(
     another slave's claim would make that fresh claim look ownerless.
     """
     now = time.time() if now is None else now
+    holders = [(t.slave, t.started) for t in state.tasks.values() if t.slave and t.state in HELD]
+    if state.health_slave:
+        holders.append((state.health_slave, state.health_started))
     dead = set()
-    for t in state.tasks.values():
-        if not t.slave or t.state not in (S.CLAIMED, S.JUDGING):
-            continue
-        if now - (t.started or now) <= 3 * heartbeat_secs:
+    for sid, started in holders:
+        assert sid is not None
+        if now - (started or now) <= 3 * heartbeat_secs:
             continue  # too fresh to judge
-        beat = beats.get(t.slave)
-        if beat is None or heartbeat.is_dead(beat, heartbeat_secs, now, pane_dead=t.slave in dead_panes):
-            dead.add(t.slave)
+        beat = beats.get(sid)
+        if beat is None or heartbeat.is_dead(beat, heartbeat_secs, now, pane_dead=sid in dead_panes):
+            dead.add(sid)
     return frozenset(dead)
 
 
@@ -41,6 +43,10 @@ def release_events(state: State, dead: frozenset[str], actor: str, reason: str) 
             evs.append(Event("task.released", actor, t.id, {"slave": t.slave, "reason": reason}))
         elif t.slave in dead and t.state == S.JUDGING:
             evs.append(Event("task.judge_released", actor, t.id, {"slave": t.slave, "reason": reason}))
+        elif t.slave in dead and t.state == S.LANDING:
+            evs.append(Event("task.landing_released", actor, t.id, {"slave": t.slave, "reason": reason}))
+    if state.health_slave in dead:
+        evs.append(Event("health.released", actor, None, {"slave": state.health_slave, "reason": reason}))
     return evs
 
 

@@ -39,8 +39,9 @@ def conflict_rate(state: State) -> float:
 
 @dataclass(frozen=True)
 class Job:
-    kind: str  # work | judge
-    task: str
+    kind: str  # work | judge | mainline | health
+    task: str = ""
+    batch: tuple[str, ...] = ()  # mainline: the accepted tasks to stack, oldest first
 
 
 def task_keys(task: Task, owner_files: tuple[str, ...]) -> frozenset[str]:
@@ -49,6 +50,31 @@ def task_keys(task: Task, owner_files: tuple[str, ...]) -> frozenset[str]:
 
 def _order(t: Task) -> tuple[int, int, float]:
     return (0 if "regression" in t.tags else 1, -t.priority, t.created)
+
+
+def mainline_batch(state: State, now: float, batch_max: int, batch_wait_secs: float) -> tuple[str, ...]:
+    """The accepted tasks to land together now, oldest first — or () to wait for more.
+
+    A batch goes when it is full, when its oldest task has waited `batch_wait_secs`, or when
+    nothing else is being built or judged that could join it soon.
+    """
+    tasks = list(state.tasks.values())
+    if any(t.state == S.LANDING for t in tasks):
+        return ()  # one mainline job at a time
+    accepted = sorted((t for t in tasks if t.state == S.ACCEPTED), key=lambda t: (_order(t)[0], t.accepted or 0.0))
+    if state.main_red:
+        accepted = [t for t in accepted if "regression" in t.tags]
+    if not accepted:
+        return ()
+    in_flight = any(t.state in (S.CLAIMED, S.NEEDS_JUDGE, S.JUDGING) for t in tasks)
+    waited = now - (accepted[0].accepted or now)
+    if len(accepted) >= batch_max or waited >= batch_wait_secs or not in_flight:
+        return tuple(t.id for t in accepted[:batch_max])
+    return ()
+
+
+def health_due(state: State, now: float, every_secs: float) -> bool:
+    return every_secs > 0 and state.health_slave is None and now - state.health_last >= every_secs
 
 
 def choose_job(
@@ -60,37 +86,51 @@ def choose_job(
     owner_files: tuple[str, ...] = (),
     judge_cap: int = 1,
     can_judge: bool = True,
+    now: float = 0.0,
+    batch_max: int = 4,
+    batch_wait_secs: float = 0.0,
+    health_every_secs: float = 0.0,
 ) -> Job | None:
     """The job slave `me` should claim now, or None.
 
-    Order: its own rework first (same branch, same session); then judging another slave's work;
-    then new work by regression tag, priority and age, if its ownership keys are free; then rework
-    whose author is gone.
+    Order: its own rework first (same branch, same session); then landing accepted tasks (quick
+    and deterministic, it unblocks everything); a due health check; judging another slave's work;
+    new work by regression tag, priority and age, if its ownership keys are free; then rework
+    whose author is gone. While main is red only regression tasks move: anything else would be
+    built on, and gated against, a broken main.
     """
     if me in state.paused or "*" in state.paused:
         return None
-    tasks = list(state.tasks.values())
+    red = state.main_red
+    tasks = [t for t in state.tasks.values() if not red or "regression" in t.tags]
     mine = sorted((t for t in tasks if t.state == S.REWORK and t.author == me), key=_order)
     if mine:
         return Job("work", mine[0].id)
+    batch = mainline_batch(state, now, batch_max, batch_wait_secs)
+    if batch:
+        return Job("mainline", batch[0], batch)
+    if health_due(state, now, health_every_secs):
+        return Job("health")
     backlog = [t for t in tasks if t.state == S.NEEDS_JUDGE]
     ready = [t for t in tasks if t.state == S.READY]
     tg = targets(slaves, len(ready), len(backlog), conflict_rate(state), judge_cap)
-    judging = sum(1 for t in tasks if t.state == S.JUDGING)
+    judging = sum(1 for t in state.tasks.values() if t.state == S.JUDGING)
     if can_judge and judging < tg.judge:
         for t in sorted(backlog, key=_order):
             if t.author != me:
                 return Job("judge", t.id)
-    working = sum(1 for t in tasks if t.state == S.CLAIMED)
-    if working >= tg.work:
+    working = sum(1 for t in state.tasks.values() if t.state == S.CLAIMED)
+    if working >= tg.work and not any("regression" in t.tags for t in ready):
         return None
-    done = {t.id for t in tasks if t.state == S.DONE}
-    held = [task_keys(t, owner_files) for t in tasks if t.state in HOLDS_KEYS]
+    done = {t.id for t in state.tasks.values() if t.state == S.DONE}
+    held = [task_keys(t, owner_files) for t in state.tasks.values() if t.state in HOLDS_KEYS]
     for t in sorted(ready, key=_order):
+        if working >= tg.work and "regression" not in t.tags:
+            continue  # regressions are assigned at once, over the concurrency target
         if any(dep not in done for dep in t.depends_on):
             continue
         keys = task_keys(t, owner_files)
-        if keys and any(overlaps(keys, h) for h in held):
+        if keys and "regression" not in t.tags and any(overlaps(keys, h) for h in held):
             continue
         return Job("work", t.id)
     orphans = sorted((t for t in tasks if t.state == S.REWORK and t.author not in alive), key=_order)

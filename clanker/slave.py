@@ -21,10 +21,12 @@ from .config import Config
 from .errors import ClankerError
 from .heartbeat import Heart, SleepDetector
 from .jobs.context import JobContext
+from .jobs.health import run_health
+from .jobs.integrate import run_mainline
 from .jobs.judge import run_judge
 from .jobs.work import run_work
 from .locks import slave_lock
-from .model import Event, S, State
+from .model import HELD, Event, S, State
 from .paths import Paths
 from .reconcile import alive_slaves, dead_slaves, release_events
 from .scheduler import Job, choose_job
@@ -152,8 +154,8 @@ class Slave:
     def _release_own_claims(self) -> None:
         """Claims held under this id belong to an earlier incarnation: save its work, then release."""
         st = self.store.state()
-        stale = [t for t in st.tasks.values() if t.slave == self.sid and t.state in (S.CLAIMED, S.JUDGING)]
-        if not stale:
+        stale = [t for t in st.tasks.values() if t.slave == self.sid and t.state in HELD]
+        if not stale and st.health_slave != self.sid:
             return
         wt = self.ctx.worktree
         if (wt / ".git").exists():
@@ -187,12 +189,15 @@ class Slave:
                 owner_files=self.cfg.owner_files,
                 judge_cap=self.cfg.judge_max_parallel,
                 can_judge=True,
+                now=time.time(),
+                batch_max=self.cfg.batch_max,
+                batch_wait_secs=self.cfg.batch_wait_secs,
+                health_every_secs=self.cfg.health_every_minutes * 60,
             )
             if job is None:
                 return []
             chosen.append(job)
-            kind = "task.claimed" if job.kind == "work" else "task.judge_claimed"
-            return [Event(kind, self.sid, job.task, {"slave": self.sid})]
+            return claim_events(job, self.sid)
 
         evs = self.store.transact(decide)
         if evs and not chosen:
@@ -201,12 +206,15 @@ class Slave:
         return chosen[0] if chosen else None
 
     def _run_job(self, job: Job) -> None:
-        task = self.store.state().tasks[job.task]
         try:
-            if job.kind == "work":
-                run_work(self.ctx, task)
+            if job.kind == "mainline":
+                run_mainline(self.ctx, job.batch)
+            elif job.kind == "health":
+                run_health(self.ctx)
+            elif job.kind == "work":
+                run_work(self.ctx, self.store.state().tasks[job.task])
             else:
-                run_judge(self.ctx, task)
+                run_judge(self.ctx, self.store.state().tasks[job.task])
         except ClankerError as e:
             # A git or tmux failure inside a job must not kill the slave: give the task back,
             # and pause a moment so a persistent failure can't spin.
@@ -216,7 +224,11 @@ class Slave:
         self.heart.update(job=None, task=None, phase="idle", agent_pgid=None)
 
     def _give_back(self, job: Job, error: str) -> None:
-        st = self.store.state().tasks.get(job.task)
+        state = self.store.state()
+        if job.kind in ("mainline", "health"):
+            self.store.transact(lambda st: release_events(st, frozenset({self.sid}), self.sid, error[:300]))
+            return
+        st = state.tasks.get(job.task)
         if st is None or st.slave != self.sid:
             return
         if st.state == S.CLAIMED:
@@ -225,6 +237,16 @@ class Slave:
             self.store.emit("task.judge_released", job.task, slave=self.sid, reason=error[:300])
         with contextlib.suppress(ClankerError):
             git.detach(self.ctx.worktree)
+
+
+def claim_events(job: Job, sid: str) -> list[Event]:
+    """The events that give `sid` the job (appended under the queue lock with the decision)."""
+    if job.kind == "mainline":
+        return [Event("task.landing", sid, tid, {"slave": sid}) for tid in job.batch]
+    if job.kind == "health":
+        return [Event("health.claimed", sid, None, {"slave": sid})]
+    kind = "task.claimed" if job.kind == "work" else "task.judge_claimed"
+    return [Event(kind, sid, job.task, {"slave": sid})]
 
 
 def run_slave(cfg: Config, number: int) -> int:

@@ -1,32 +1,66 @@
-"""`clanker status`: tasks and slaves at a glance, as text or as JSON for scripts."""
+"""`clanker status`: the fleet's dashboard as text (flocks' status), or JSON for scripts.
+
+The text is grouped like flocks' dashboard: running tasks longest first with stall warnings, done
+tasks with their average time, failed and blocked tasks with their reason and the last lines of
+their log, slave utilisation, and tokens and cost with work and judge apart. The JSON keeps its
+shape (scripts and tests rely on it).
+"""
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from . import heartbeat
+from . import heartbeat, logs
 from .config import Config
-from .model import S, State, Task
+from .model import S, State, Task, Usage
 from .paths import Paths
 from .text import sanitize
 from .tmux import Pane
 
-ORDER = [S.CLAIMED, S.JUDGING, S.NEEDS_JUDGE, S.REWORK, S.READY, S.BLOCKED, S.DONE, S.CANCELLED, S.SPLIT]
+ORDER = [
+    S.CLAIMED,
+    S.JUDGING,
+    S.LANDING,
+    S.ACCEPTED,
+    S.NEEDS_JUDGE,
+    S.REWORK,
+    S.READY,
+    S.BLOCKED,
+    S.DONE,
+    S.CANCELLED,
+    S.SPLIT,
+]
+# States in which a slave holds a task, as strings so new states need no change here.
+HELD_AS = {"claimed": "working", "judging": "judging", "landing": "landing"}
+LOG_LINES = 5  # lines of a failed task's log the dashboard shows
+STALE_BEATS = 3  # a heartbeat older than this many intervals is stale
 
 
 @dataclass(frozen=True)
 class SlaveRow:
     id: str
-    state: str  # working | judging | idle | dead | stopped | paused | starting
+    state: str  # working | judging | landing | idle | dead | stopped | paused | absent (or the heartbeat's job)
     task: str | None
     heartbeat_age_s: float | None
     pane: str
     phase: str
+    job: str = ""  # the heartbeat's job: work | judge | health | …
 
 
-def slave_rows(cfg: Config, paths: Paths, state: State, panes: dict[str, Pane] | None = None) -> list[SlaveRow]:
+class SlaveRows(list[SlaveRow]):
+    """The rows, plus the config and paths they were read with: the dashboard looks at task logs
+    and heartbeat intervals there. A plain list of rows works too (without those parts)."""
+
+    def __init__(self, rows: list[SlaveRow], cfg: Config, paths: Paths) -> None:
+        super().__init__(rows)
+        self.cfg = cfg
+        self.paths = paths
+
+
+def slave_rows(cfg: Config, paths: Paths, state: State, panes: dict[str, Pane] | None = None) -> SlaveRows:
     beats = heartbeat.read_all(paths)
     panes = panes or {}
     ids = (
@@ -39,7 +73,7 @@ def slave_rows(cfg: Config, paths: Paths, state: State, panes: dict[str, Pane] |
     for sid in sorted(ids, key=lambda s: (len(s), s)):
         beat = beats.get(sid)
         pane = panes.get(sid)
-        holding = next((t for t in state.tasks.values() if t.slave == sid and t.state in (S.CLAIMED, S.JUDGING)), None)
+        holding = next((t for t in state.tasks.values() if t.slave == sid and t.state in HELD_AS), None)
         if beat is None:
             st = "absent"
         elif beat.stopped:
@@ -49,9 +83,9 @@ def slave_rows(cfg: Config, paths: Paths, state: State, panes: dict[str, Pane] |
         elif sid in state.paused or "*" in state.paused:
             st = "paused"
         elif holding is not None:
-            st = "working" if holding.state == S.CLAIMED else "judging"
+            st = HELD_AS[holding.state]
         else:
-            st = "idle"
+            st = beat.job or "idle"
         rows.append(
             SlaveRow(
                 id=sid,
@@ -60,9 +94,10 @@ def slave_rows(cfg: Config, paths: Paths, state: State, panes: dict[str, Pane] |
                 heartbeat_age_s=round(beat.age(now), 1) if beat else None,
                 pane=pane.id if pane else (beat.pane if beat else ""),
                 phase=beat.phase if beat else "",
+                job=(beat.job or "") if beat and not beat.stopped else "",
             )
         )
-    return rows
+    return SlaveRows(rows, cfg, paths)
 
 
 def to_json(state: State, rows: list[SlaveRow]) -> dict[str, Any]:
@@ -116,45 +151,160 @@ def fmt_age(seconds: float) -> str:
 
 
 def _clip(text: str, width: int) -> str:
-    text = " ".join(text.split())
+    text = " ".join(sanitize(text).split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def render(state: State, rows: list[SlaveRow], width: int = 100) -> str:
-    now = time.time()
-    lines = []
-    counts = {s: 0 for s in ORDER}
+def state_order(state: str) -> int:
+    try:
+        return ORDER.index(S(state))
+    except ValueError:  # a state this list does not know yet sorts last
+        return len(ORDER)
+
+
+def counts_line(state: State) -> str:
+    counts = Counter(str(t.state) for t in state.tasks.values())
+    return "  ".join(f"{s}:{n}" for s, n in sorted(counts.items(), key=lambda kv: state_order(kv[0])))
+
+
+def totals(state: State) -> tuple[Usage, Usage]:
+    """Work and judge usage over every task."""
+    work = sum((t.work for t in state.tasks.values()), start=Usage())
+    judge = sum((t.judge for t in state.tasks.values()), start=Usage())
+    return work, judge
+
+
+# --- the dashboard ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Running:
+    task: Task
+    elapsed: float
+    warning: str  # why it may be stalled, or ""
+
+
+def average_done(state: State) -> float | None:
+    """Average time from added to landed of the done tasks."""
+    spans = [t.updated - t.created for t in state.tasks.values() if t.state == S.DONE and t.updated >= t.created]
+    return sum(spans) / len(spans) if spans else None
+
+
+def log_age(paths: Paths, task: str, now: float) -> float | None:
+    """Seconds since the task's agent last wrote to its log (None: no log yet)."""
+    newest = max((f.stat().st_mtime for f in logs.log_files(paths, task)), default=None)
+    return None if newest is None else max(0.0, now - newest)
+
+
+def running(state: State, rows: list[SlaveRow], now: float, paths: Paths | None, cfg: Config | None) -> list[Running]:
+    """Tasks a slave holds now, longest first, each with a stall warning when one applies: the
+    holder's heartbeat is stale or gone, the agent printed nothing for `agent.stall_secs`, or it
+    has run three times longer than done tasks take on average."""
+    by_id = {r.id: r for r in rows}
+    beat_secs = cfg.heartbeat_secs if cfg else 5.0
+    avg = average_done(state)
+    out = []
     for t in state.tasks.values():
-        counts[t.state] += 1
-    summary = "  ".join(f"{s}:{n}" for s, n in counts.items() if n)
-    total = sum((t.usage for t in state.tasks.values()), start=Task("x", "x").usage)
-    work_cost = sum(t.work.cost_usd for t in state.tasks.values())
-    judge_cost = sum(t.judge.cost_usd for t in state.tasks.values())
-    lines.append(f"tasks {len(state.tasks)}  {summary or 'none yet: `clanker task add TITLE`'}")
-    lines.append(
+        if t.state not in HELD_AS or not t.slave:
+            continue
+        elapsed = max(0.0, now - (t.started or t.updated or now))
+        row = by_id.get(t.slave)
+        warning = ""
+        if row is None or row.heartbeat_age_s is None or row.state in ("dead", "stopped"):
+            warning = f"{t.slave} is gone"
+        elif row.heartbeat_age_s > STALE_BEATS * beat_secs:
+            warning = f"no heartbeat from {t.slave} for {fmt_age(row.heartbeat_age_s)}"
+        elif paths is not None and cfg is not None and t.state == S.CLAIMED:
+            quiet = log_age(paths, t.id, now)
+            if quiet is not None and cfg.agent.stall_secs and quiet > cfg.agent.stall_secs:
+                warning = f"no agent output for {fmt_age(quiet)}"
+        if not warning and avg and elapsed > 3 * avg and elapsed > 60:
+            warning = f"running {elapsed / avg:.0f}× longer than the average task"
+        out.append(Running(t, elapsed, warning))
+    return sorted(out, key=lambda r: -r.elapsed)
+
+
+def _failed(state: State) -> list[Task]:
+    """Blocked tasks, tasks sent back for rework, and tasks whose last attempt failed."""
+    return [
+        t
+        for t in state.tasks.values()
+        if t.state in (S.BLOCKED, S.REWORK) or (t.state == S.READY and t.errors and t.reason)
+    ]
+
+
+def render(state: State, rows: list[SlaveRow], width: int = 100, now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    paths = rows.paths if isinstance(rows, SlaveRows) else None
+    cfg = rows.cfg if isinstance(rows, SlaveRows) else None
+    work, judge = totals(state)
+    total = work + judge
+    lines = [
+        f"tasks {len(state.tasks)}  {counts_line(state) or 'none yet: `clanker task add TITLE`'}",
         f"tokens {fmt_tokens(total.tokens)}  cost ${total.cost_usd:.2f} "
-        f"(work ${work_cost:.2f}, judge ${judge_cost:.2f})"
-    )
-    lines.append("")
-    lines.append("SLAVE  STATE     TASK        PHASE          BEAT  PANE")
+        f"(work ${work.cost_usd:.2f}, judge ${judge.cost_usd:.2f})",
+        f"  work {fmt_tokens(work.tokens)} tokens in {work.turns} turns, judge {fmt_tokens(judge.tokens)} tokens "
+        f"in {judge.turns} turns",
+    ]
+    title_w = max(10, width - 62)
+
+    def task_line(t: Task, state_: str, age: str, extra: str = "") -> str:
+        return (
+            f"  {t.id:<10} {state_:<11} {(t.slave or t.author or '-'):<5} {age:>5}  "
+            f"{fmt_tokens(t.usage.tokens):>6} ${t.usage.cost_usd:>6.2f}  {_clip(t.title, title_w)}{extra}"
+        )
+
+    run = running(state, rows, now, paths, cfg)
+    if run:
+        lines += ["", f"RUNNING ({len(run)}, longest first)"]
+        for item in run:
+            lines.append(task_line(item.task, str(item.task.state), fmt_age(item.elapsed)))
+            if item.warning:
+                lines.append(f"  {'':<10} ⚠ stalled? {item.warning}")
+    failed = _failed(state)
+    if failed:
+        lines += ["", f"FAILED / BLOCKED ({len(failed)})"]
+        for t in failed:
+            lines.append(task_line(t, str(t.state), fmt_age(now - (t.updated or now))))
+            lines.append(f"  {'':<10} why: {_clip(t.reason or 'no reason recorded', width - 20)}")
+            tail = logs.tail(paths, t.id, LOG_LINES) if paths is not None else ""
+            for ln in tail.splitlines():
+                lines.append(f"  {'':<10} │ {_clip(ln, width - 16)}")
+    done = [t for t in state.tasks.values() if t.state == S.DONE]
+    if done:
+        avg = average_done(state)
+        lines += ["", f"DONE ({len(done)}, average {fmt_age(avg or 0)} from added to landed)"]
+        for t in sorted(done, key=lambda t: -t.updated)[:10]:
+            lines.append(task_line(t, "done", fmt_age(t.updated - t.created), f"  {(t.sha or '')[:10]}"))
+        if len(done) > 10:
+            lines.append(f"  … and {len(done) - 10} more")
+    shown = {t.id for t in (*failed, *done)}
+    waiting = [t for t in state.tasks.values() if t.state not in HELD_AS and t.id not in shown]
+    if waiting:
+        lines += ["", f"QUEUE ({len(waiting)})"]
+        for t in sorted(waiting, key=lambda t: (state_order(t.state), -t.priority, t.created)):
+            waits = [d for d in t.depends_on if d in state.tasks and state.tasks[d].state != S.DONE]
+            on = f"  (waits on {', '.join(waits)})" if waits and t.state == S.READY else ""
+            lines.append(task_line(t, str(t.state), fmt_age(now - (t.created or now)), on))
+    lines += ["", _utilisation(rows)]
+    lines.append("  SLAVE  STATE     TASK        PHASE            BEAT  PANE")
     for r in rows:
         beat = "-" if r.heartbeat_age_s is None else fmt_age(r.heartbeat_age_s)
         lines.append(
-            f"{r.id:<6} {r.state:<9} {(r.task or '-'):<11} {_clip(r.phase or '-', 14):<14} {beat:>4}  {r.pane}"
+            f"  {r.id:<6} {r.state:<9} {(r.task or '-'):<11} {_clip(r.phase or '-', 16):<16} {beat:>4}  {r.pane}"
         )
-    lines.append("")
-    lines.append("TASK        STATE        SLAVE  TRY  TOKENS    COST   AGE  TITLE")
-    for t in sorted(state.tasks.values(), key=lambda t: (ORDER.index(t.state), t.created)):
-        age = fmt_age(now - (t.started or t.updated or now))
-        title = _clip(sanitize(t.title), max(10, width - 62))
-        lines.append(
-            f"{t.id:<11} {t.state:<12} {(t.slave or t.author or '-'):<6} {t.attempts:>3}  "
-            f"{fmt_tokens(t.usage.tokens):>6} {t.usage.cost_usd:>7.3f} {age:>5}  {title}"
-        )
-        if t.state in (S.BLOCKED, S.REWORK) and t.reason:
-            lines.append(f"{'':<12}↳ {_clip(sanitize(t.reason), width - 14)}")
-        waits = [d for d in t.depends_on if d in state.tasks and state.tasks[d].state != S.DONE]
-        if t.state == S.READY and waits:
-            on = ", ".join(f"{d} ({state.tasks[d].state})" for d in waits)
-            lines.append(f"{'':<12}↳ waits on {on}")
     return "\n".join(lines)
+
+
+def _utilisation(rows: list[SlaveRow]) -> str:
+    live = [r for r in rows if r.state not in ("absent", "stopped", "dead")]
+    busy = [r for r in live if r.task is not None or r.state not in ("idle", "paused")]
+    if not rows:
+        return "SLAVES none"
+    pct = 100 * len(busy) // max(1, len(rows))
+    bar = "█" * (len(busy) * 10 // max(1, len(rows)))
+    return (
+        f"SLAVES {len(busy)}/{len(rows)} busy ({pct} %)  {bar:░<10}  "
+        f"{len(live)} up, {sum(1 for r in rows if r.state == 'dead')} dead, "
+        f"{sum(1 for r in rows if r.state == 'paused')} paused"
+    )

@@ -37,7 +37,7 @@ def ev_for(trig: str, task: str = "T1", actor: str = "c1", **extra: Any) -> Even
         trig = "task.verdict"
     if trig == "task.added":
         data["title"] = f"title of {task}"
-    if trig in ("task.claimed", "task.judge_claimed"):
+    if trig in ("task.claimed", "task.judge_claimed", "task.landing"):
         data["slave"] = actor
     if trig == "task.mainlined":
         data["sha"] = "a" * 40
@@ -108,6 +108,7 @@ def sample_log() -> list[Event]:
         ev_for("task.judge_claimed", "T1", "c3"),
         Event("attempt.finished", "c3", "T1", {"role": "judge", "usage": {"input": 7, "output": 3}}),
         ev_for("task.verdict:done", "T1", reasons="fine"),
+        ev_for("task.landing", "T1", "c3"),
         ev_for("task.mainlined", "T1"),
         Event("risk", "c1", "T2", {"kind": "conflict"}),
         Event("fleet.paused", "cli", None, {"slave": "c2"}),
@@ -203,9 +204,11 @@ def test_events_without_a_task_are_always_legal(tmp_path: Path) -> None:
     assert st2.events == 6
 
 
-HOLDER_CASES = [(S.CLAIMED, t) for t in ("task.submitted", "task.released", "task.failed")] + [
-    (S.JUDGING, t) for t in ("task.judge_released", "task.verdict:done", "task.verdict:rework", "task.mainlined")
-]
+HOLDER_CASES = (
+    [(S.CLAIMED, t) for t in ("task.submitted", "task.released", "task.failed")]
+    + [(S.JUDGING, t) for t in ("task.judge_released", "task.verdict:done", "task.verdict:rework", "task.mainlined")]
+    + [(S.LANDING, t) for t in ("task.mainlined", "task.verdict:rework", "task.landing_released")]
+)
 
 
 @pytest.mark.parametrize(("state", "trig"), HOLDER_CASES, ids=str)
@@ -516,7 +519,9 @@ FORWARD: dict[S | None, list[str]] = {
     S.READY: ["task.claimed"],
     S.CLAIMED: ["task.submitted", "task.submitted", "task.failed"],
     S.NEEDS_JUDGE: ["task.judge_claimed"],
-    S.JUDGING: ["task.verdict:done", "task.mainlined", "task.verdict:rework", "task.judge_released"],
+    S.JUDGING: ["task.verdict:done", "task.verdict:done", "task.verdict:rework", "task.judge_released"],
+    S.ACCEPTED: ["task.landing"],
+    S.LANDING: ["task.mainlined", "task.mainlined", "task.verdict:rework", "task.landing_released"],
     S.REWORK: ["task.claimed"],
     S.BLOCKED: ["task.retried"],
     S.CANCELLED: ["task.retried"],
@@ -558,10 +563,10 @@ class LogMachine(RuleBasedStateMachine):
         assert legal, f"{key} is not in the table but was accepted"
         if ev.type not in ANNOTATIONS:
             self.model[ev.task] = TRANSITIONS[key]
-        if ev.type in ("task.claimed", "task.judge_claimed"):
+        if ev.type in ("task.claimed", "task.judge_claimed", "task.landing"):
             self.holder[ev.task] = str(ev.data["slave"])
-        elif ev.type not in ANNOTATIONS and key[1] != "task.verdict:done":
-            self.holder[ev.task] = None  # a done verdict keeps the judge on it until it lands
+        elif ev.type not in ANNOTATIONS:
+            self.holder[ev.task] = None  # an accepted task waits for the mainline queue, held by nobody
         if ev.type == "task.mainlined":
             self.shas[ev.task] = str(ev.data["sha"])
 

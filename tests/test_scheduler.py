@@ -59,6 +59,7 @@ def done(tid: str, **data: Any) -> list[Ev]:
     return [
         *judging(tid, "c9", **data),
         ev("task.verdict", tid, JUDGE, verdict="done"),
+        ev("task.landing", tid, JUDGE, slave=JUDGE),
         ev("task.mainlined", tid, JUDGE, sha="f" * 40),
     ]
 

@@ -302,6 +302,7 @@ TO: dict[S, list[tuple[str, dict[str, Any]]]] = {
         ("task.submitted", {}),
         ("task.judge_claimed", {"slave": "c2"}),
         ("task.verdict", {"verdict": "done"}),
+        ("task.landing", {"slave": "c2"}),
         ("task.mainlined", {"sha": "b" * 40}),
     ],
     S.BLOCKED: [("task.claimed", {"slave": "c1"}), ("task.blocked", {"reason": "stuck"})],

@@ -15,6 +15,7 @@ stream, log and classify path as a real agent. Worker directives (`fake: …`, o
   error KIND [MESSAGE…]   report an error of KIND (transient|out_of_budget|auth|permanent); a
                           MESSAGE containing `resets-in SECONDS` names a reset time
   print-env NAME          print the value of an environment variable (an agent leaking a secret)
+  follow-up TITLE…        propose a follow-up task (a `FOLLOW-UP:` line in the final answer)
   title TEXT…             print an OSC terminal-title escape (clanker must not let it through)
   hang                    print nothing, forever (stall detection)
   tokens IN OUT           the token counts to report
@@ -91,6 +92,7 @@ def main() -> int:
     emit({"type": "start", "session_id": session, "role": role, "attempt": attempt})
     tokens_in, tokens_out = len(prompt) // 4 + 200, 0
     files: list[str] = []
+    follow: list[str] = []
     error: tuple[str, str] | None = None
     text = ""
 
@@ -162,6 +164,8 @@ def main() -> int:
             elif verb == "error":
                 error = (args[0], " ".join(args[1:]) or f"fake {args[0]} error")
                 break
+            elif verb == "follow-up":
+                follow.append(" ".join(args))
             elif verb == "print-env":
                 emit({"type": "say", "text": f"{args[0]}={os.environ.get(args[0], '')}"})
                 sys.stderr.write(f"debug: {args[0]}={os.environ.get(args[0], '')}\n")
@@ -170,6 +174,7 @@ def main() -> int:
                 emit({"type": "result", "is_error": True, "text": msg, "session_id": session})
                 return int(args[0])
         text = "changed " + ", ".join(dict.fromkeys(files)) if files else "nothing to change"
+        text += "".join(f"\nFOLLOW-UP: {title}" for title in follow)
     usage = {"input": tokens_in, "output": tokens_out, "turns": 1}
     cost = round(tokens_in * PRICE_IN + tokens_out * PRICE_OUT, 6)
     if error:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from .. import git, history, mainline
+from .. import git, history, mainline, regressions
 from ..agents import adapter_for
 from ..agents.base import Outcome, parse_verdict
+from ..gate import GateResult
 from ..model import Event, S, Task
 from ..prompts import judge_prompt
 from .context import JobContext
 from .work import out_of_budget, prepare_worktree
-
-MAX_REBUILDS = 5
 
 
 def run_judge(ctx: JobContext, task: Task) -> None:
@@ -24,48 +23,50 @@ def run_judge(ctx: JobContext, task: Task) -> None:
         ctx.store.emit("task.mainlined", task.id, slave=ctx.sid, sha=already, recovered=True)
         ctx.say(f"  {task.id} was already on {ctx.main} as {already[:10]}")
         return _idle(ctx)
-    verdict_given = False
-    for _ in range(MAX_REBUILDS):
-        cand = mainline.build(ctx.repo, ctx.main, task)
-        if cand.conflicts:
-            return _conflict(ctx, task, cand.conflicts)
-        gate_output = ""
-        if cand.sha:
-            ctx.heart.update(phase="gate")
-            result = mainline.gate(ctx.worktree, cand.sha, ctx.cfg.gate, ctx.cfg.gate_timeout_secs)
-            gate_output = result.output
-            ctx.record_gate(task.id, "judge", result)
-            if not result.passed:
-                reasons = (
-                    f"the gate fails on the change rebased onto {ctx.main}: `{result.failed}`: {result.last_line()}"
-                )
-                return _verdict(ctx, task, "rework", reasons)
-        if not verdict_given:
-            verdict, reasons = _ask_judge(ctx, task, cand, gate_output)
-            if verdict is None:
-                _release(ctx, task, reasons)
-                ctx.stopping.wait(ctx.cfg.heartbeat_secs * 2)  # don't re-claim a failing judgement at once
+    cand = mainline.build(ctx.repo, ctx.main, task)
+    if cand.conflicts:
+        return _conflict(ctx, task, cand.conflicts)
+    gate_output = ""
+    if cand.sha:
+        ctx.heart.update(phase="gate")
+        result = mainline.gate(ctx.worktree, cand.sha, ctx.cfg.gate, ctx.cfg.gate_timeout_secs)
+        gate_output = result.output
+        ctx.record_gate(task.id, "judge", result)
+        if not result.passed:
+            if _main_is_red(ctx, task, cand.base, result):
+                _release(ctx, task, "main is red: waiting for the regression fix")
                 return _idle(ctx)
-            if verdict != "done":
-                return _verdict(ctx, task, verdict, reasons)
-            ctx.store.emit("task.verdict", task.id, slave=ctx.sid, verdict="done", reasons=reasons)
-            verdict_given = True
-        ctx.heart.update(phase="mainline")
-        landed = mainline.land(ctx.paths, ctx.main, cand)
-        if landed.ok:
-            git.detach(ctx.worktree, ctx.main)
-            ctx.store.emit("task.mainlined", task.id, slave=ctx.sid, sha=landed.sha, base=cand.base)
-            ctx.say(f"  ✓ {task.id} landed on {ctx.main} as {(landed.sha or '')[:10]}")
-            return _idle(ctx)
-        if landed.reason != "moved":
-            ctx.store.emit("risk", task.id, slave=ctx.sid, kind="mainline", message=landed.reason)
-            ctx.store.emit("task.judge_released", task.id, slave=ctx.sid, reason=landed.reason)
-            ctx.say(f"  ! can't land {task.id}: {landed.reason}")
-            ctx.stopping.wait(ctx.cfg.heartbeat_secs)
-            return _idle(ctx)
-        ctx.say(f"  {ctx.main} moved while gating {task.id}: rebuilding on the new head")
-    ctx.store.emit("task.judge_released", task.id, slave=ctx.sid, reason=f"{ctx.main} kept moving")
+            reasons = f"the gate fails on the change rebased onto {ctx.main}: `{result.failed}`: {result.last_line()}"
+            return _verdict(ctx, task, "rework", reasons)
+    verdict, reasons = _ask_judge(ctx, task, cand, gate_output)
+    if verdict is None:
+        _release(ctx, task, reasons)
+        ctx.stopping.wait(ctx.cfg.heartbeat_secs * 2)  # don't re-claim a failing judgement at once
+        return _idle(ctx)
+    if verdict != "done":
+        return _verdict(ctx, task, verdict, reasons)
+    # Accepted: the mainline queue lands it, alone or in a batch with others.
+    git.detach(ctx.worktree, ctx.main)
+    ctx.store.emit("task.verdict", task.id, slave=ctx.sid, verdict="done", reasons=reasons)
+    ctx.say(f"  ✓ {task.id} accepted: queued for {ctx.main}")
     _idle(ctx)
+
+
+def _main_is_red(ctx: JobContext, task: Task, base: str, failure: GateResult) -> bool:
+    """The gate fails in files this task didn't touch: is main itself broken? Then it's a
+    regression (filed once), not this task's fault."""
+    touched = set(git.changed_files(ctx.repo, base, task.branch))
+    named = regressions.mentioned_files(failure.output, set(git.out(["ls-files"], ctx.repo).splitlines()))
+    if named and named & touched:
+        return False
+    on_main = mainline.gate(ctx.worktree, base, ctx.cfg.gate, ctx.cfg.gate_timeout_secs)
+    if on_main.passed:
+        return False
+    ctx.store.transact(
+        lambda st: regressions.events(st, ctx.sid, on_main, base, f"judging {task.id}", ctx.cfg.health_fix_prompt)
+    )
+    ctx.say(f"  ✗ {ctx.main} itself fails the gate: regression filed; {task.id} waits")
+    return True
 
 
 def _ask_judge(ctx: JobContext, task: Task, cand: mainline.Candidate, gate_output: str) -> tuple[str | None, str]:

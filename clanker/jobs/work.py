@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from .. import git, history
@@ -104,7 +105,16 @@ def run_work(ctx: JobContext, task: Task) -> None:
         return
     ctx.say(f"  ✓ gate passed; submitting {task.id} for judging ({len(files)} file(s) changed)")
     _finish(ctx)
-    ctx.store.emit("task.submitted", task.id, slave=ctx.sid, summary=summary, files=touched)
+    follow = follow_ups(res.result.text)
+    ctx.store.emit("task.submitted", task.id, slave=ctx.sid, summary=summary, files=touched, follow_ups=follow)
+
+
+FOLLOW_UP = re.compile(r"^\s*FOLLOW-UP:\s*(.+?)\s*$", re.MULTILINE)
+
+
+def follow_ups(text: str) -> list[str]:
+    """Tasks the agent proposes for later (`FOLLOW-UP: title` lines): created once this one is done."""
+    return list(dict.fromkeys(FOLLOW_UP.findall(text)))[:5]
 
 
 def _prompt(ctx: JobContext, task: Task, conflicts: list[str]) -> str:

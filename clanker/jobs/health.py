@@ -1,0 +1,39 @@
+"""The health check: the gate and `health.commands` on main's head; a failure is a regression."""
+
+from __future__ import annotations
+
+from .. import git, regressions
+from ..gate import run_gate
+from ..model import Event
+from .context import JobContext
+from .work import prepare_worktree
+
+
+def run_health(ctx: JobContext) -> None:
+    prepare_worktree(ctx)
+    sha = git.rev(ctx.repo, ctx.main)
+    assert sha is not None
+    ctx.say(f"▶ health check of {ctx.main} at {sha[:10]}")
+    ctx.heart.update(job="health", task=None, phase="health")
+    git.checkout_detached(ctx.worktree, sha)
+    result = run_gate((*ctx.cfg.gate, *ctx.cfg.health_commands), ctx.worktree, ctx.cfg.gate_timeout_secs)
+    ran = {
+        "slave": ctx.sid,
+        "passed": result.passed,
+        "sha": sha,
+        "failed": result.failed,
+        "seconds": round(result.seconds, 2),
+        "tail": result.output[-600:],
+    }
+    if result.passed:
+        ctx.store.append(Event("health.ran", ctx.sid, None, ran))
+        ctx.say(f"  ✓ {ctx.main} is healthy")
+    else:
+        ctx.store.transact(
+            lambda st: [
+                Event("health.ran", ctx.sid, None, ran),
+                *regressions.events(st, ctx.sid, result, sha, "the health check", ctx.cfg.health_fix_prompt),
+            ]
+        )
+        ctx.say(f"  ✗ {ctx.main} fails `{result.failed}`: regression task filed (unless one is open)")
+    ctx.heart.update(job=None, task=None, phase="idle")

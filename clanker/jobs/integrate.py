@@ -1,0 +1,166 @@
+"""The mainline job: land a batch of accepted tasks on main, keeping it green (DESIGN §6).
+
+Each task is squashed onto the one before (main ← T1 ← T2 ← …) and the gate runs once, on the tip.
+If it passes, main moves to the tip by compare-and-swap and every task is done, as one commit each.
+If it fails, bisection finds the first task whose prefix fails; that task goes back to rework with
+the gate output, and the rest are stacked and gated again. A conflict sends just that task back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import git, history, mainline, regressions
+from ..gate import GateResult
+from ..model import Event, S, Task
+from .context import JobContext
+from .work import prepare_worktree
+
+MAX_ROUNDS = 8
+
+
+@dataclass(frozen=True)
+class Stacked:
+    task: Task
+    sha: str  # the commit of this task on top of the ones before it
+
+
+def run_mainline(ctx: JobContext, batch: tuple[str, ...]) -> None:
+    prepare_worktree(ctx)
+    st = ctx.store.state()
+    queue = [st.tasks[tid] for tid in batch if tid in st.tasks and st.tasks[tid].state == S.LANDING]
+    ctx.say(f"▶ mainline: {', '.join(t.id for t in queue)} ({len(queue)} accepted)")
+    ctx.heart.update(job="mainline", task=queue[0].id if queue else None, phase="stack")
+    for _ in range(MAX_ROUNDS):
+        if not queue:
+            break
+        base = git.rev(ctx.repo, ctx.main)
+        assert base is not None
+        stack, conflicted = _stack(ctx, base, queue)
+        for task, files in conflicted:
+            _conflict(ctx, task, files)
+            queue.remove(task)
+        if not stack:
+            continue
+        ctx.heart.update(phase=f"gate {len(stack)}")
+        result = _gate(ctx, stack[-1])
+        if not result.passed:
+            culprit, failure = _bisect(ctx, base, stack, result)
+            if _main_is_red(ctx, base, culprit, failure):
+                _release(ctx, queue, "main is red: waiting for the regression fix")
+                return _idle(ctx)
+            reasons = f"fails the gate when stacked on {ctx.main}: `{failure.failed}`: {failure.last_line()}"
+            history.write(
+                ctx.paths,
+                culprit.id,
+                f"mainline-{culprit.judge_rounds}",
+                {"Outcome": reasons, "Test results": failure.output[-2000:]},
+            )
+            ctx.store.emit("task.verdict", culprit.id, slave=ctx.sid, verdict="rework", reasons=reasons)
+            ctx.say(f"  ✗ {culprit.id} breaks the gate in the batch: back to rework")
+            queue = [t for t in queue if t.id != culprit.id]
+            continue
+        landed = mainline.land(ctx.paths, ctx.main, mainline.Candidate(base, stack[-1].sha))
+        if landed.ok:
+            _done(ctx, stack)
+            return _idle(ctx)
+        if landed.reason != "moved":
+            ctx.store.emit("risk", queue[0].id, slave=ctx.sid, kind="mainline", message=landed.reason)
+            _release(ctx, queue, landed.reason)
+            ctx.say(f"  ! can't land: {landed.reason}")
+            ctx.stopping.wait(ctx.cfg.heartbeat_secs)
+            return _idle(ctx)
+        ctx.say(f"  {ctx.main} moved: stacking again on the new head")
+    _release(ctx, queue, f"{ctx.main} kept moving")
+    _idle(ctx)
+
+
+def _stack(ctx: JobContext, base: str, queue: list[Task]) -> tuple[list[Stacked], list[tuple[Task, tuple[str, ...]]]]:
+    stack: list[Stacked] = []
+    conflicted = []
+    tip = base
+    for task in queue:
+        merged = git.merge_tree(ctx.repo, tip, task.branch)
+        if merged.tree is None:
+            conflicted.append((task, merged.conflicts))
+            continue
+        if merged.tree == git.tree_of(ctx.repo, tip):
+            stack.append(Stacked(task, tip))  # nothing to add: it lands as a no-op
+            continue
+        tip = git.commit_tree(ctx.repo, merged.tree, tip, mainline.message(task))
+        stack.append(Stacked(task, tip))
+    return stack, conflicted
+
+
+def _gate(ctx: JobContext, item: Stacked) -> GateResult:
+    result = mainline.gate(ctx.worktree, item.sha, ctx.cfg.gate, ctx.cfg.gate_timeout_secs)
+    ctx.record_gate(item.task.id, "mainline", result)
+    return result
+
+
+def _bisect(ctx: JobContext, base: str, stack: list[Stacked], failed: GateResult) -> tuple[Task, GateResult]:
+    """The first task whose prefix of the stack fails the gate (the whole stack is known to fail)."""
+    lo, hi = 0, len(stack) - 1  # the first failing prefix ends somewhere in stack[lo..hi]
+    failure = failed
+    while lo < hi:
+        mid = (lo + hi) // 2
+        ctx.say(f"  bisect: gating {ctx.main} + {', '.join(s.task.id for s in stack[: mid + 1])}")
+        result = _gate(ctx, stack[mid])
+        if result.passed:
+            lo = mid + 1
+        else:
+            hi, failure = mid, result
+    return stack[lo].task, failure
+
+
+def _main_is_red(ctx: JobContext, base: str, culprit: Task, failure: GateResult) -> bool:
+    """A failure in files the culprit's change doesn't touch may be main's own: check main alone."""
+    files = set(git.changed_files(ctx.repo, base, culprit.branch))
+    named = regressions.mentioned_files(failure.output, set(git.out(["ls-files"], ctx.repo).splitlines()))
+    if not named or named & files:
+        return False
+    on_main = mainline.gate(ctx.worktree, base, ctx.cfg.gate, ctx.cfg.gate_timeout_secs)
+    if on_main.passed:
+        return False
+    ctx.store.transact(
+        lambda st: regressions.events(
+            st, ctx.sid, on_main, base, f"the mainline gate of {culprit.id}", ctx.cfg.health_fix_prompt
+        )
+    )
+    return True
+
+
+def _conflict(ctx: JobContext, task: Task, files: tuple[str, ...]) -> None:
+    reasons = f"conflicts with {ctx.main} in: {', '.join(files)}"
+    ctx.store.emit("risk", task.id, slave=ctx.sid, kind="conflict", message=reasons, files=list(files))
+    ctx.store.emit("task.verdict", task.id, slave=ctx.sid, verdict="rework", reasons=reasons, conflict=True)
+
+
+def _done(ctx: JobContext, stack: list[Stacked]) -> None:
+    evs: list[Event] = []
+    for item in stack:
+        evs.append(Event("task.mainlined", ctx.sid, item.task.id, {"slave": ctx.sid, "sha": item.sha}))
+        for n, title in enumerate(item.task.follow_ups, 1):
+            # Follow-ups exist only once their parent is on main.
+            data = {"title": title, "prompt": title, "parent": item.task.id, "tags": ["follow-up"]}
+            evs.append(Event("task.added", ctx.sid, f"{item.task.id}-F{n}", data))
+    if ctx.store.state().main_red:
+        evs.append(Event("main.green", ctx.sid, None, {"sha": stack[-1].sha}))
+    ctx.store.append(*evs)
+    git.detach(ctx.worktree, ctx.main)
+    ctx.say(f"  ✓ landed {', '.join(s.task.id for s in stack)} on {ctx.main} (gate ran on {stack[-1].sha[:10]})")
+
+
+def _release(ctx: JobContext, queue: list[Task], reason: str) -> None:
+    st = ctx.store.state()
+    evs = [
+        Event("task.landing_released", ctx.sid, t.id, {"slave": ctx.sid, "reason": reason})
+        for t in queue
+        if st.tasks[t.id].state == S.LANDING and st.tasks[t.id].slave == ctx.sid
+    ]
+    if evs:
+        ctx.store.append(*evs)
+
+
+def _idle(ctx: JobContext) -> None:
+    ctx.heart.update(job=None, task=None, phase="idle")
