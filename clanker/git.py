@@ -163,7 +163,9 @@ def porcelain(wt: Path) -> list[str]:
 def commit_all(wt: Path, message: str) -> str | None:
     """Commit everything in `wt` (new, changed, deleted). Returns the sha, or None if nothing changed."""
     run(["add", "-A"], wt)
-    if run(["diff", "--cached", "--quiet"], wt, check=False).returncode == 0:
+    # A merge in progress is committed even when its tree equals HEAD's: the commit records main
+    # as a parent, which is what makes the next rebase onto main clean.
+    if run(["diff", "--cached", "--quiet"], wt, check=False).returncode == 0 and not merge_in_progress(wt):
         return None
     run([*_identity_args(wt), "commit", "-q", "--no-verify", "-F", "-"], wt, input=message)
     return out(["rev-parse", "HEAD"], wt)

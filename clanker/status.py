@@ -251,7 +251,7 @@ def render(state: State, rows: list[SlaveRow], width: int = 100, now: float | No
     def task_line(t: Task, state_: str, age: str, extra: str = "") -> str:
         return (
             f"  {t.id:<10} {state_:<11} {(t.slave or t.author or '-'):<5} {age:>5}  "
-            f"{fmt_tokens(t.usage.tokens):>6} ${t.usage.cost_usd:>6.2f}  {_clip(t.title, title_w)}{extra}"
+            f"{fmt_tokens(t.usage.tokens):>6} {f'${t.usage.cost_usd:.2f}':>7}  {_clip(t.title, title_w)}{extra}"
         )
 
     run = running(state, rows, now, paths, cfg)

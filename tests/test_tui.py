@@ -371,25 +371,28 @@ def start(tm: Tmux, socket_name: str, repo: Path, term: str = "") -> str:
 
 
 def screen_with(tm: Tmux, pane: str, *texts: str, seconds: float = 60) -> str:
-    def ready() -> str | None:
+    def ready() -> str:
         shown = tm.capture(pane)
-        return shown if all(t in shown for t in texts) else None
+        return shown if all(t in shown for t in texts) else ""
 
-    return retry_until(ready, seconds)
+    try:
+        return retry_until(ready, seconds)
+    except AssertionError:
+        raise AssertionError(f"never showed {texts}; the screen:\n{tm.capture(pane)}") from None
 
 
 def screen_without(tm: Tmux, pane: str, text: str, seconds: float = 10) -> str:
-    def gone() -> str | None:
+    def gone() -> str:
         shown = tm.capture(pane)
-        return shown if text not in shown else None
+        return shown if text not in shown else ""
 
     return retry_until(gone, seconds)
 
 
 def screen_when(tm: Tmux, pane: str, ok: Callable[[list[str]], bool], seconds: float = 20) -> list[str]:
-    def ready() -> list[str] | None:
+    def ready() -> list[str]:
         shown = lines_of(tm.capture(pane))
-        return shown if ok(shown) else None
+        return shown if ok(shown) else []
 
     return retry_until(ready, seconds)
 
@@ -430,18 +433,19 @@ def test_screen_of_a_real_run_resize_idle_and_quit(tmp_path: Path, tm: Tmux, soc
 
     # Resize to 80×24: redrawn to fit, everything still there.
     tm.run("resize-window", "-t", pane, "-x", "80", "-y", "24")
-    small = screen_when(tm, pane, lambda rows: len(rows) == 24 and "done:2" in rows[9])
+    small = screen_when(tm, pane, lambda rows: len(rows) == 24 and "done:2" in rows[8])
     assert len(small) == 24 and all(len(line) <= 80 for line in small)
     assert small[0].startswith(header.BANNER[0].rstrip()) and small[-1].startswith("idle ·")
     assert any(line.startswith("── queue") and len(line) == 80 for line in small)
 
     # Idle: nothing new happens; the screen does not grow, only the bottom line changes in place.
-    def still() -> tuple[list[str], str] | None:
+    def still() -> list[str]:
+        """The screen, plus its bottom line a moment later, if nothing but that line changed."""
         first = lines_of(tm.capture(pane))
         later = screen_when(tm, pane, lambda rows: rows[-1] != first[-1], 10)
-        return (first, later[-1]) if first[:4] + first[7:-1] == later[:4] + later[7:-1] else None
+        return [*first, later[-1]] if first[:4] + first[7:-1] == later[:4] + later[7:-1] else []
 
-    first, bottom = retry_until(still, 30)
+    *first, bottom = retry_until(still, 30)
     assert len(first) == 24 and bottom.startswith("idle ·") and "last event" in bottom
     assert tm.display(pane, "#{history_size}") == "0", "nothing scrolled: it is redrawn in place"
     assert sum(line.startswith("idle ·") for line in lines_of(tm.capture(pane))) == 1
@@ -539,7 +543,7 @@ def test_keys_prompt_overlays_and_commands(tmp_path: Path, tm: Tmux, socket_name
     tm.send_keys(pane, "Enter")
     screen_with(tm, pane, "slaves 2 → 3 (saved in")
     assert (repo / "clanker.yaml").read_text() == CONFIG.replace("slaves: 2   #", "slaves: 3   #")
-    retry_until(lambda: "c3" in view(tm, repo).panes, 30)
+    retry_until(lambda: "c3" in view(tm, repo).panes and heartbeat.read(Paths(repo), "c3"), 30)
     screen_with(tm, pane, "  c3 ")
 
     # /quit leaves the slaves running.

@@ -45,7 +45,7 @@ def run_mainline(ctx: JobContext, batch: tuple[str, ...]) -> None:
         ctx.heart.update(phase=f"gate {len(stack)}")
         result = _gate(ctx, stack[-1])
         if not result.passed:
-            culprit, failure = _bisect(ctx, base, stack, result)
+            culprit, failure, good = _bisect(ctx, stack, result)
             if _main_is_red(ctx, base, culprit, failure):
                 _release(ctx, queue, "main is red: waiting for the regression fix")
                 return _idle(ctx)
@@ -59,6 +59,11 @@ def run_mainline(ctx: JobContext, batch: tuple[str, ...]) -> None:
             ctx.store.emit("task.verdict", culprit.id, slave=ctx.sid, verdict="rework", reasons=reasons)
             ctx.say(f"  ✗ {culprit.id} breaks the gate in the batch: back to rework")
             queue = [t for t in queue if t.id != culprit.id]
+            if good is not None and mainline.land(ctx.paths, ctx.main, mainline.Candidate(base, stack[good].sha)).ok:
+                # The prefix before the culprit passed the gate during bisection: land it as it is.
+                _done(ctx, stack[: good + 1])
+                landed_ids = {s.task.id for s in stack[: good + 1]}
+                queue = [t for t in queue if t.id not in landed_ids]
             continue
         landed = mainline.land(ctx.paths, ctx.main, mainline.Candidate(base, stack[-1].sha))
         if landed.ok:
@@ -68,7 +73,7 @@ def run_mainline(ctx: JobContext, batch: tuple[str, ...]) -> None:
             ctx.store.emit("risk", queue[0].id, slave=ctx.sid, kind="mainline", message=landed.reason)
             _release(ctx, queue, landed.reason)
             ctx.say(f"  ! can't land: {landed.reason}")
-            ctx.stopping.wait(ctx.cfg.heartbeat_secs)
+            ctx.stopping.wait(min(30.0, ctx.cfg.heartbeat_secs * 4))  # a person's edits won't go away at once
             return _idle(ctx)
         ctx.say(f"  {ctx.main} moved: stacking again on the new head")
     _release(ctx, queue, f"{ctx.main} kept moving")
@@ -98,19 +103,21 @@ def _gate(ctx: JobContext, item: Stacked) -> GateResult:
     return result
 
 
-def _bisect(ctx: JobContext, base: str, stack: list[Stacked], failed: GateResult) -> tuple[Task, GateResult]:
-    """The first task whose prefix of the stack fails the gate (the whole stack is known to fail)."""
+def _bisect(ctx: JobContext, stack: list[Stacked], failed: GateResult) -> tuple[Task, GateResult, int | None]:
+    """The first task whose prefix of the stack fails the gate (the whole stack is known to fail),
+    its failure, and the index of the stack commit just before it if the gate passed there."""
     lo, hi = 0, len(stack) - 1  # the first failing prefix ends somewhere in stack[lo..hi]
     failure = failed
+    good: int | None = None
     while lo < hi:
         mid = (lo + hi) // 2
         ctx.say(f"  bisect: gating {ctx.main} + {', '.join(s.task.id for s in stack[: mid + 1])}")
         result = _gate(ctx, stack[mid])
         if result.passed:
-            lo = mid + 1
+            lo, good = mid + 1, mid
         else:
             hi, failure = mid, result
-    return stack[lo].task, failure
+    return stack[lo].task, failure, good if good == lo - 1 else None
 
 
 def _main_is_red(ctx: JobContext, base: str, culprit: Task, failure: GateResult) -> bool:

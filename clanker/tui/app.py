@@ -189,12 +189,14 @@ class App:
         observer.schedule(watch, str(self.ctl.paths.state_dir), recursive=False, event_filter=list(WRITES))
         observer.start()
         old_wakeup = signal.set_wakeup_fd(self.wake.w)
-        old_winch = signal.signal(signal.SIGWINCH, self._winch)
+        # A resize, or coming back from Ctrl-Z, means the whole screen must be drawn again.
+        old = {sig: signal.signal(sig, self._redraw) for sig in (signal.SIGWINCH, signal.SIGCONT)}
         try:
             with self.term.fullscreen(), self.term.cbreak(), self.term.hidden_cursor():
                 self._loop()
         finally:
-            signal.signal(signal.SIGWINCH, old_winch)
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
             signal.set_wakeup_fd(old_wakeup)
             observer.stop()
             self.wake.close()
@@ -203,7 +205,7 @@ class App:
         self.log_dirty.set()
         self.wake.poke()
 
-    def _winch(self, _signum: int, _frame: FrameType | None) -> None:
+    def _redraw(self, _signum: int, _frame: FrameType | None) -> None:
         self.resized = True
 
     def _loop(self) -> None:
@@ -248,7 +250,7 @@ class App:
         try:
             self.fv = self.ctl.tick()
             self.ctl.store.save_snapshot_if_behind()
-        except ClankerError as e:
+        except ClankerError as e:  # tmux or git hiccup: say it and carry on; the next tick retries
             self.say(f"controller: {e}", "red")
         self.feed.poll()
 

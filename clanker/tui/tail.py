@@ -24,7 +24,7 @@ heartbeats or other routine chatter):
 | task.submitted | INFO, FIX during rework | `submitted: SUMMARY`, `rework submitted: SUMMARY` (+ files) |
 | task.judge_claimed | INFO | `judging: TITLE` |
 | task.verdict done / rework / blocked | INFO / TODO / BLOK | `accepted: …`, `rework asked: …`, the reasons |
-| task.landing, task.landing_released | INFO | `landing`, `landing let go: REASON` |
+| task.landing_released | INFO | `landing let go: REASON` (task.landing makes no line: TEST and DONE follow) |
 | task.mainlined | DONE | `landed SHA: TITLE` |
 | task.blocked | BLOK | the reason |
 | task.failed | RISK | `attempt N failed: ERROR` |
@@ -63,7 +63,7 @@ COLOURS = {
     "DONE": "magenta",
 }
 # Routine events that never make a line (heartbeat-like chatter, or covered by another line).
-QUIET = frozenset({"slave.spawned", "agent.waiting", "health.claimed"})
+QUIET = frozenset({"slave.spawned", "agent.waiting", "health.claimed", "task.landing"})
 
 
 @dataclass(frozen=True)
@@ -302,7 +302,6 @@ DESCRIBE: dict[str, Callable[[Event, TaskInfo], Described | None]] = {
     "task.submitted": _submitted,
     "task.judge_claimed": lambda ev, info: ("INFO", f"judging: {info.title}", []),
     "task.verdict": _verdict,
-    "task.landing": _fixed("INFO", "landing"),
     "task.landing_released": _reason("INFO", "landing let go"),
     "task.mainlined": lambda ev, info: ("DONE", f"landed {str(ev.data.get('sha') or '')[:8]}: {info.title}", []),
     "task.blocked": _reason("BLOK", "blocked"),
