@@ -199,3 +199,21 @@ def test_check_main_script(tmp_path: Path) -> None:
     git(repo, "commit", "-q", "-m", "bad")
     bad = subprocess.run([sys.executable, str(script), str(repo)], capture_output=True, text=True)
     assert bad.returncode == 1 and f"FAIL {git(repo, 'rev-parse', '--short', 'HEAD')}" in bad.stdout
+
+
+def test_touching_a_file_another_task_owns_is_flagged_as_a_conflict(tmp_path: Path, socket_name: str) -> None:
+    repo = repo_with(tmp_path)
+    add(repo, "Owns lib", "fake: write lib/a.txt mine", "fake: sleep 2", path="lib")
+    add(
+        repo,
+        "Strays into lib",
+        "fake: sleep 0.5",
+        "fake: write lib/stray.txt oops",
+        "fake: write docs/d.txt d",
+        path="docs",
+    )
+    run(repo)
+    risks = [e for e in events(repo) if e["type"] == "risk" and e.get("kind") == "conflict"]
+    assert len(risks) == 1, risks
+    assert risks[0]["task"] == "T2" and risks[0]["files"] == ["lib/stray.txt"] and risks[0]["owners"] == ["T1"]
+    main_is_green(repo)

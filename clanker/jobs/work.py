@@ -12,6 +12,7 @@ from ..agents.runner import RunResult
 from ..gate import run_gate
 from ..model import Event, S, Task
 from ..prompts import worker_prompt
+from ..watch import ConflictWatch
 from .context import JobContext
 
 
@@ -63,7 +64,8 @@ def run_work(ctx: JobContext, task: Task) -> None:
     ctx.heart.update(job="work", task=task.id, phase="agent")
     resume = task.sessions[-1] if task.judge_rounds and task.sessions else None
     prompt = _prompt(ctx, task, conflicts)
-    res = ctx.run_agent_settled(ctx.cfg.agent, "worker", task.id, attempt, prompt, resume)
+    with ConflictWatch(ctx.store, task.id, ctx.worktree, ctx.cfg.owner_files, ctx.sid):
+        res = ctx.run_agent_settled(ctx.cfg.agent, "worker", task.id, attempt, prompt, resume)
     if res is None:
         checkpoint(ctx, task, "the slave was asked to stop")
         return

@@ -78,7 +78,7 @@ class Styles:
         rich = term.number_of_colors >= 256
         fg = cast(Callable[[int], str], term.color)  # typed for NullCallableString's sake as taking str
         names = ("black", "red", "green", "yellow", "blue", "magenta", "cyan", "white")
-        seq: dict[str, str] = {"": "", "bold": str(term.bold), "dim": str(term.dim), "sel": str(term.reverse)}
+        seq: dict[str, str] = {"": "", "bold": str(term.bold), "dim": str(term.dim)}
 
         def colour(idx: int, name: str, bold: bool) -> str:
             if rich:
@@ -385,7 +385,7 @@ class App:
         name, ch = key.name or "", str(key)
         o = self.ui.overlay
         assert o is not None
-        page = max(1, self.term.height - 6)
+        page = max(1, self.term.height - 4)  # the overlay box's body (see layout.overlay_box)
         if name == "KEY_ESCAPE" or ch == "q" or (ch == "?" and self.ui.overlay_kind == "help"):
             self.ui.overlay, self.ui.overlay_kind = None, ""
             return

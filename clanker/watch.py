@@ -1,0 +1,116 @@
+"""Conflict detection while an agent works (DESIGN §5): watch the slave's worktree, and when the
+agent touches a file under another active task's ownership keys, emit a RISK `conflict` event
+(once per file). The scheduler's conflict rate counts these and throttles new work.
+
+Events are debounced, and the worktree is read with `git --no-optional-locks status`, which (unlike
+plain `git status`) doesn't write index.lock and so doesn't wake the watcher again.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from . import git
+from .locks import keys_for, overlaps
+from .model import HOLDS_KEYS
+from .scheduler import task_keys
+from .store import Store
+
+IGNORED_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "__pycache__", ".mypy_cache", ".pytest_cache"})
+DEBOUNCE_SECS = 0.5
+
+
+class _Changed(FileSystemEventHandler):
+    def __init__(self, root: Path, flag: threading.Event) -> None:
+        self.root = root
+        self.flag = flag
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        rel = (
+            Path(str(event.src_path)).relative_to(self.root) if str(event.src_path).startswith(str(self.root)) else None
+        )
+        if rel is not None and not (IGNORED_DIRS & set(rel.parts)):
+            self.flag.set()
+
+
+class ConflictWatch:
+    """`with ConflictWatch(store, task_id, worktree, owner_files, actor):` around an agent run."""
+
+    def __init__(self, store: Store, task: str, worktree: Path, owner_files: tuple[str, ...], actor: str) -> None:
+        self.store = store
+        self.task = task
+        self.worktree = worktree
+        self.owner_files = owner_files
+        self.actor = actor
+        self.reported: set[str] = set()
+        self._flag = threading.Event()
+        self._done = threading.Event()
+        self._observer: Any = Observer()
+        self._observer.daemon = True
+        self._thread = threading.Thread(target=self._loop, name=f"conflict-watch-{task}", daemon=True)
+
+    def __enter__(self) -> ConflictWatch:
+        self._observer.schedule(_Changed(self.worktree, self._flag), str(self.worktree), recursive=True)
+        self._observer.start()
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc: type[BaseException] | None, val: BaseException | None, tb: TracebackType | None) -> None:
+        self._done.set()
+        self._flag.set()
+        self._observer.stop()
+        self._thread.join(timeout=5)
+        self.check()  # what the agent left at the very end counts too
+
+    def _loop(self) -> None:
+        while not self._done.is_set():
+            self._flag.wait()
+            if self._done.is_set():
+                return
+            self._done.wait(DEBOUNCE_SECS)  # let a burst of writes settle
+            self._flag.clear()
+            self.check()
+
+    def check(self) -> list[str]:
+        """Files touched now that fall under another task's keys; each is reported once."""
+        try:
+            touched = git.porcelain(self.worktree)
+        except Exception:  # noqa: BLE001 - the worktree may be mid-checkout; the next change retries
+            return []
+        state = self.store.state()
+        me = state.tasks.get(self.task)
+        declared = keys_for(me.paths, self.owner_files) if me else frozenset()
+        others = [
+            (t.id, task_keys(t, self.owner_files))
+            for t in state.tasks.values()
+            if t.id != self.task and t.state in HOLDS_KEYS
+        ]
+        new: list[str] = []
+        for path in touched:
+            if path in self.reported:
+                continue
+            mine = keys_for([path], self.owner_files)
+            if declared and overlaps(mine, declared):
+                continue  # inside the area this task declared: its own ground
+            owners = [tid for tid, keys in others if keys and overlaps(mine, keys)]
+            if owners:
+                self.reported.add(path)
+                new.append(path)
+                self.store.emit(
+                    "risk",
+                    self.task,
+                    slave=self.actor,
+                    kind="conflict",
+                    files=[path],
+                    owners=owners,
+                    message=f"{self.task} touches {path}, which {', '.join(owners)} holds",
+                )
+        return new
