@@ -167,7 +167,7 @@ def status_cmd(c: Ctx, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(st_mod.to_json(state, rows), indent=1, ensure_ascii=False))
     else:
-        click.echo(st_mod.render(state, rows))
+        click.echo(st_mod.render(state, rows, cfg=cfg, paths=store.paths))
 
 
 @cli.command("doctor")

@@ -176,7 +176,9 @@ def _added(_: Task | None, ev: Event) -> Task:
 def _claimed(t: Task | None, ev: Event) -> Task:
     assert t is not None
     slave = str(ev.data.get("slave", ev.actor))
-    return dataclasses.replace(t, slave=slave, author=slave, attempts=t.attempts + 1, started=ev.ts)
+    return dataclasses.replace(
+        t, slave=slave, author=slave, attempts=t.attempts + 1, started=ev.ts, first_started=t.first_started or ev.ts
+    )
 
 
 def _released(t: Task | None, ev: Event) -> Task:

@@ -187,6 +187,7 @@ class Task:
     follow_ups: tuple[str, ...] = ()  # titles the agent proposed, created once this task is done
     signature: str = ""  # regression tasks: the failure they fix (repeats are not duplicated)
     accepted: float | None = None  # when the judge said done (the mainline queue is FIFO)
+    first_started: float | None = None  # when a slave first claimed it
 
     @property
     def usage(self) -> Usage:

@@ -17,7 +17,7 @@ from filelock import Timeout
 
 from . import credentials, git, heartbeat, secrets, tmux
 from .agents.runner import kill_group
-from .config import Config
+from .config import Config, load
 from .errors import ClankerError
 from .heartbeat import Heart, SleepDetector
 from .jobs.context import JobContext
@@ -57,6 +57,7 @@ class Slave:
         )
         self.waiter: LogWaiter | None = None
         self._paused_until: float | None = None
+        self._config_mtime: float | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -93,6 +94,7 @@ class Slave:
                     self.heart.beat()
                     self.waiter.wait(self.cfg.heartbeat_secs)
                     continue
+                self._reload_config()
                 if self._budget_pause():
                     continue
                 job = self._claim()
@@ -107,6 +109,30 @@ class Slave:
             self.heart.stop()
             say(self.sid, f"slave {self.sid} stopped")
         return 0
+
+    def _reload_config(self) -> None:
+        """Pick up clanker.yaml edits (`/slaves N` in the TUI, a person's edit) without a restart."""
+        path = self.cfg.path
+        if path is None:
+            return
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            return
+        if self._config_mtime is None:
+            self._config_mtime = mtime
+            return
+        if mtime == self._config_mtime:
+            return
+        self._config_mtime = mtime
+        try:
+            cfg = load(self.cfg.repo, path)
+        except ClankerError as e:
+            say(self.sid, f"clanker.yaml changed but is invalid, keeping the old settings: {e}")
+            return
+        self.cfg = cfg
+        self.ctx.cfg = cfg
+        say(self.sid, "clanker.yaml changed: settings reloaded")
 
     def _budget_pause(self) -> bool:
         """Every credential this slave could use is out of budget: wait for the earliest reset."""

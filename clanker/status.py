@@ -50,17 +50,7 @@ class SlaveRow:
     job: str = ""  # the heartbeat's job: work | judge | health | …
 
 
-class SlaveRows(list[SlaveRow]):
-    """The rows, plus the config and paths they were read with: the dashboard looks at task logs
-    and heartbeat intervals there. A plain list of rows works too (without those parts)."""
-
-    def __init__(self, rows: list[SlaveRow], cfg: Config, paths: Paths) -> None:
-        super().__init__(rows)
-        self.cfg = cfg
-        self.paths = paths
-
-
-def slave_rows(cfg: Config, paths: Paths, state: State, panes: dict[str, Pane] | None = None) -> SlaveRows:
+def slave_rows(cfg: Config, paths: Paths, state: State, panes: dict[str, Pane] | None = None) -> list[SlaveRow]:
     beats = heartbeat.read_all(paths)
     panes = panes or {}
     ids = (
@@ -97,7 +87,7 @@ def slave_rows(cfg: Config, paths: Paths, state: State, panes: dict[str, Pane] |
                 job=(beat.job or "") if beat and not beat.stopped else "",
             )
         )
-    return SlaveRows(rows, cfg, paths)
+    return rows
 
 
 def to_json(state: State, rows: list[SlaveRow]) -> dict[str, Any]:
@@ -185,8 +175,12 @@ class Running:
 
 
 def average_done(state: State) -> float | None:
-    """Average time from added to landed of the done tasks."""
-    spans = [t.updated - t.created for t in state.tasks.values() if t.state == S.DONE and t.updated >= t.created]
+    """Average time from a slave's first claim to landing, over the done tasks."""
+    spans = [
+        t.updated - (t.first_started or t.created)
+        for t in state.tasks.values()
+        if t.state == S.DONE and t.updated >= (t.first_started or t.created)
+    ]
     return sum(spans) / len(spans) if spans else None
 
 
@@ -233,10 +227,17 @@ def _failed(state: State) -> list[Task]:
     ]
 
 
-def render(state: State, rows: list[SlaveRow], width: int = 100, now: float | None = None) -> str:
+def render(
+    state: State,
+    rows: list[SlaveRow],
+    width: int = 100,
+    now: float | None = None,
+    cfg: Config | None = None,
+    paths: Paths | None = None,
+) -> str:
+    """The dashboard. With `cfg` and `paths` it also reads task logs (failed tasks' last lines,
+    silent agents) and judges staleness by the configured heartbeat."""
     now = time.time() if now is None else now
-    paths = rows.paths if isinstance(rows, SlaveRows) else None
-    cfg = rows.cfg if isinstance(rows, SlaveRows) else None
     work, judge = totals(state)
     total = work + judge
     lines = [
@@ -273,7 +274,7 @@ def render(state: State, rows: list[SlaveRow], width: int = 100, now: float | No
     done = [t for t in state.tasks.values() if t.state == S.DONE]
     if done:
         avg = average_done(state)
-        lines += ["", f"DONE ({len(done)}, average {fmt_age(avg or 0)} from added to landed)"]
+        lines += ["", f"DONE ({len(done)}, average {fmt_age(avg or 0)} from first claim to landed)"]
         for t in sorted(done, key=lambda t: -t.updated)[:10]:
             lines.append(task_line(t, "done", fmt_age(t.updated - t.created), f"  {(t.sha or '')[:10]}"))
         if len(done) > 10:

@@ -17,7 +17,7 @@ from clanker.config import AgentConfig, Config
 from clanker.fold import fold
 from clanker.model import Event, State
 from clanker.paths import Paths
-from clanker.status import SlaveRow, SlaveRows, average_done, render, running, slave_rows
+from clanker.status import SlaveRow, average_done, render, running, slave_rows
 from clanker.store import Store
 
 from .helpers import clanker, make_repo
@@ -48,7 +48,7 @@ STATE = build(
     e("task.claimed", "T3", 880, slave="c2"),
     e("task.submitted", "T3", 870, slave="c2"),
     e("task.judge_claimed", "T3", 860, slave="c3"),
-    e("task.mainlined", "T3", 840, slave="c3", sha="abc1234567890"),  # 60 s from added to landed
+    e("task.mainlined", "T3", 840, slave="c3", sha="abc1234567890"),  # claimed 880 s ago, landed 840 s ago
     e("task.added", "T4", 1000, title="Landed slowly"),
     e("task.claimed", "T4", 990, slave="c1"),
     e("task.submitted", "T4", 900, slave="c1"),
@@ -70,8 +70,8 @@ def row(sid: str, state: str, task: str | None, age: float | None) -> SlaveRow:
 ROWS = [row("c1", "working", "T1", 30.0), row("c2", "idle", None, 1.0), row("c3", "judging", "T2", 1.0)]
 
 
-def test_average_done_is_added_to_landed() -> None:
-    assert average_done(STATE) == pytest.approx(120.0)
+def test_average_done_is_first_claim_to_landed() -> None:
+    assert average_done(STATE) == pytest.approx(105.0)  # T3: 880 → 840 s ago, T4: 990 → 820 s ago
     assert average_done(State()) is None
 
 
@@ -83,7 +83,7 @@ def test_running_longest_first_with_stall_warnings() -> None:
     gone = running(STATE, [row("c3", "judging", "T2", 1.0)], NOW, None, None)
     assert gone[0].warning == "c1 is gone"
     fresh = running(STATE, [row("c1", "working", "T1", 1.0), *ROWS[1:]], NOW, None, None)
-    assert fresh[0].warning == "running 30× longer than the average task"
+    assert fresh[0].warning == "running 34× longer than the average task"  # 3600 s against 105 s
 
 
 def test_a_silent_agent_is_a_stall(tmp_path: Path) -> None:
@@ -104,7 +104,7 @@ def test_dashboard_sections(tmp_path: Path) -> None:
     (paths.logs / "T5").mkdir()
     (paths.logs / "T5" / "1.txt").write_text("".join(f"log line {i}\n" for i in range(1, 9)))
     cfg = Config(repo=tmp_path, slaves=3, heartbeat_secs=5.0)
-    text = render(STATE, SlaveRows(ROWS, cfg, paths), now=NOW)
+    text = render(STATE, ROWS, now=NOW, cfg=cfg, paths=paths)
     lines = text.splitlines()
     assert lines[0] == "tasks 7  claimed:1  judging:1  ready:2  blocked:1  done:2"
     assert lines[1] == "tokens 1.6k  cost $0.40 (work $0.30, judge $0.10)"
@@ -118,7 +118,7 @@ def test_dashboard_sections(tmp_path: Path) -> None:
     assert lines[failed + 2].strip() == "why: auth: run `claude /login`"
     assert [ln.strip() for ln in lines[failed + 3 : failed + 8]] == [f"│ log line {i}" for i in range(4, 9)]
     assert lines[failed + 8].startswith("  T6         ready") and "why: gate failed" in lines[failed + 9]
-    done = lines.index("DONE (2, average 2m from added to landed)")
+    done = lines.index("DONE (2, average 1m from first claim to landed)")
     assert lines[done + 1].startswith("  T4         done        c1       3m") and lines[done + 1].endswith("  def")
     assert lines[done + 2].startswith("  T3         done        c2       1m") and lines[done + 2].endswith("abc1234567")
     queue = lines.index("QUEUE (1)")

@@ -15,19 +15,22 @@ import pytest
 from blessed import Terminal
 
 from clanker import heartbeat
+from clanker import tasks as taskcmd
+from clanker.config import load
 from clanker.errors import UsageError
 from clanker.fleet import view
 from clanker.fold import fold
 from clanker.model import Event, State
 from clanker.paths import Paths
 from clanker.status import SlaveRow
+from clanker.store import Store
 from clanker.tmux import Tmux
 from clanker.tui import actions, commands, header, layout
 from clanker.tui.app import Styles
 from clanker.tui.tail import Line
 from clanker.tui.view import mode, queue, slave_lines
 
-from .helpers import clanker, events, make_repo, retry_until, status
+from .helpers import clanker, events, git, make_repo, retry_until, status
 from .test_e2e import person_session
 
 # --- layout ----------------------------------------------------------------------------------------
@@ -266,6 +269,25 @@ def test_with_slaves_changes_only_that_line(before: str, after: str) -> None:
 def test_with_slaves_refuses_what_it_cannot_edit_safely(text: str) -> None:
     with pytest.raises(UsageError):
         actions.with_slaves(text, 5)
+
+
+def test_land_lands_submitted_tasks_and_says_so_in_one_line(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", "slaves: 1\ngate:\n  - test -e done.txt\n", {"README.md": "# r\n"})
+    git(repo, "checkout", "-q", "-b", "clanker/T1")
+    (repo / "done.txt").write_text("done\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "work")
+    git(repo, "checkout", "-q", "main")
+    cfg = load(repo, repo / "clanker.yaml")
+    store = Store(Paths(repo), "test")
+    assert actions.land(cfg, store.state(), []) == "nothing to land: no task is waiting for a judge"
+    taskcmd.add(store, {"id": "T1", "title": "Make done.txt"})
+    store.emit("task.claimed", "T1", slave="c1")
+    store.emit("task.submitted", "T1", slave="c1", summary="added done.txt")
+    answer = actions.land(cfg, store.state(), [])
+    assert answer.startswith("landed 1, skipped 0, conflicts 0, failed 0") and "\n" not in answer
+    assert store.state().tasks["T1"].state == "done"
+    assert "Clanker-Task: T1" in git(repo, "log", "-1", "--format=%B", "main")
 
 
 # --- panels from state -------------------------------------------------------------------------------------
@@ -511,8 +533,12 @@ def test_keys_prompt_overlays_and_commands(tmp_path: Path, tm: Tmux, socket_name
     screen_with(tm, pane, "paused c1", "PAUSED")
     tm.send_keys(pane, "p")
     screen_with(tm, pane, "resumed c1")
+    tm.send_keys(pane, "P")  # the whole fleet: the label says so
+    screen_with(tm, pane, "paused the fleet", "PAUSED  nothing running")
+    tm.send_keys(pane, "P")
+    screen_with(tm, pane, "resumed the fleet", "IDLE")
     kinds = [(ev["type"], ev.get("slave")) for ev in events(repo) if ev["type"].startswith("fleet.")]
-    assert kinds == [("fleet.paused", "c1"), ("fleet.resumed", "c1")]
+    assert kinds == [("fleet.paused", "c1"), ("fleet.resumed", "c1"), ("fleet.paused", "*"), ("fleet.resumed", "*")]
 
     # Enter: the selected slave's details; l: its task's log.
     author = next(t["slave"] for t in status(repo)["tasks"] if t["id"] == "T2")
@@ -583,6 +609,6 @@ def test_attach_switches_the_persons_client_to_the_slave(tmp_path: Path, tm: Tmu
     type_text(tm, pane, "attach c2")
     tm.send_keys(pane, "Enter")
     screen_with(tm, pane, "can't switch to c2")  # nobody is attached any more: one line, no crash
-    tm.send_keys(pane, "q")
-    screen_with(tm, pane, "controller stopped")
+    tm.send_keys(pane, "C-c")
+    screen_with(tm, pane, "controller stopped; slaves c1, c2 keep running")
     clanker(repo, "stop", check=True)
