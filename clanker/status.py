@@ -19,6 +19,7 @@ from .model import S, State, Task, Usage
 from .paths import Paths
 from .text import sanitize
 from .tmux import Pane
+from .units import elapsed, tokens
 
 ORDER = [
     S.CLAIMED,
@@ -121,25 +122,6 @@ def to_json(state: State, rows: list[SlaveRow]) -> dict[str, Any]:
     }
 
 
-def fmt_tokens(n: int) -> str:
-    if n >= 1_000_000:
-        return f"{n / 1e6:.1f}M"
-    if n >= 1000:
-        return f"{n / 1000:.1f}k"
-    return str(n)
-
-
-def fmt_age(seconds: float) -> str:
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 86400:
-        return f"{s // 3600}h"
-    return f"{s // 86400}d"
-
-
 def _clip(text: str, width: int) -> str:
     text = " ".join(sanitize(text).split())
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -201,20 +183,20 @@ def running(state: State, rows: list[SlaveRow], now: float, paths: Paths | None,
     for t in state.tasks.values():
         if t.state not in HELD_AS or not t.slave:
             continue
-        elapsed = max(0.0, now - (t.started or t.updated or now))
+        took = max(0.0, now - (t.started or t.updated or now))
         row = by_id.get(t.slave)
         warning = ""
         if row is None or row.heartbeat_age_s is None or row.state in ("dead", "stopped"):
             warning = f"{t.slave} is gone"
         elif row.heartbeat_age_s > STALE_BEATS * beat_secs:
-            warning = f"no heartbeat from {t.slave} for {fmt_age(row.heartbeat_age_s)}"
+            warning = f"no heartbeat from {t.slave} for {elapsed(row.heartbeat_age_s)}"
         elif paths is not None and cfg is not None and t.state == S.CLAIMED:
             quiet = log_age(paths, t.id, now)
             if quiet is not None and cfg.agent.stall_secs and quiet > cfg.agent.stall_secs:
-                warning = f"no agent output for {fmt_age(quiet)}"
-        if not warning and avg and elapsed > 3 * avg and elapsed > 60:
-            warning = f"running {elapsed / avg:.0f}× longer than the average task"
-        out.append(Running(t, elapsed, warning))
+                warning = f"no agent output for {elapsed(quiet)}"
+        if not warning and avg and took > 3 * avg and took > 60:
+            warning = f"running {took / avg:.0f}× longer than the average task"
+        out.append(Running(t, took, warning))
     return sorted(out, key=lambda r: -r.elapsed)
 
 
@@ -242,9 +224,9 @@ def render(
     total = work + judge
     lines = [
         f"tasks {len(state.tasks)}  {counts_line(state) or 'none yet: `clanker task add TITLE`'}",
-        f"tokens {fmt_tokens(total.tokens)}  cost ${total.cost_usd:.2f} "
+        f"tokens {tokens(total.tokens)}  cost ${total.cost_usd:.2f} "
         f"(work ${work.cost_usd:.2f}, judge ${judge.cost_usd:.2f})",
-        f"  work {fmt_tokens(work.tokens)} tokens in {work.turns} turns, judge {fmt_tokens(judge.tokens)} tokens "
+        f"  work {tokens(work.tokens)} tokens in {work.turns} turns, judge {tokens(judge.tokens)} tokens "
         f"in {judge.turns} turns",
     ]
     title_w = max(10, width - 62)
@@ -252,21 +234,21 @@ def render(
     def task_line(t: Task, state_: str, age: str, extra: str = "") -> str:
         return (
             f"  {t.id:<10} {state_:<11} {(t.slave or t.author or '-'):<5} {age:>5}  "
-            f"{fmt_tokens(t.usage.tokens):>6} {f'${t.usage.cost_usd:.2f}':>7}  {_clip(t.title, title_w)}{extra}"
+            f"{tokens(t.usage.tokens):>6} {f'${t.usage.cost_usd:.2f}':>7}  {_clip(t.title, title_w)}{extra}"
         )
 
     run = running(state, rows, now, paths, cfg)
     if run:
         lines += ["", f"RUNNING ({len(run)}, longest first)"]
         for item in run:
-            lines.append(task_line(item.task, str(item.task.state), fmt_age(item.elapsed)))
+            lines.append(task_line(item.task, str(item.task.state), elapsed(item.elapsed)))
             if item.warning:
                 lines.append(f"  {'':<10} ⚠ stalled? {item.warning}")
     failed = _failed(state)
     if failed:
         lines += ["", f"FAILED / BLOCKED ({len(failed)})"]
         for t in failed:
-            lines.append(task_line(t, str(t.state), fmt_age(now - (t.updated or now))))
+            lines.append(task_line(t, str(t.state), elapsed(now - (t.updated or now))))
             lines.append(f"  {'':<10} why: {_clip(t.reason or 'no reason recorded', width - 20)}")
             tail = logs.tail(paths, t.id, LOG_LINES) if paths is not None else ""
             for ln in tail.splitlines():
@@ -274,9 +256,9 @@ def render(
     done = [t for t in state.tasks.values() if t.state == S.DONE]
     if done:
         avg = average_done(state)
-        lines += ["", f"DONE ({len(done)}, average {fmt_age(avg or 0)} from first claim to landed)"]
+        lines += ["", f"DONE ({len(done)}, average {elapsed(avg or 0)} from first claim to landed)"]
         for t in sorted(done, key=lambda t: -t.updated)[:10]:
-            lines.append(task_line(t, "done", fmt_age(t.updated - t.created), f"  {(t.sha or '')[:10]}"))
+            lines.append(task_line(t, "done", elapsed(t.updated - t.created), f"  {(t.sha or '')[:10]}"))
         if len(done) > 10:
             lines.append(f"  … and {len(done) - 10} more")
     shown = {t.id for t in (*failed, *done)}
@@ -286,11 +268,11 @@ def render(
         for t in sorted(waiting, key=lambda t: (state_order(t.state), -t.priority, t.created)):
             waits = [d for d in t.depends_on if d in state.tasks and state.tasks[d].state != S.DONE]
             on = f"  (waits on {', '.join(waits)})" if waits and t.state == S.READY else ""
-            lines.append(task_line(t, str(t.state), fmt_age(now - (t.created or now)), on))
+            lines.append(task_line(t, str(t.state), elapsed(now - (t.created or now)), on))
     lines += ["", _utilisation(rows)]
     lines.append("  SLAVE  STATE     TASK        PHASE            BEAT  PANE")
     for r in rows:
-        beat = "-" if r.heartbeat_age_s is None else fmt_age(r.heartbeat_age_s)
+        beat = "-" if r.heartbeat_age_s is None else elapsed(r.heartbeat_age_s)
         lines.append(
             f"  {r.id:<6} {r.state:<9} {(r.task or '-'):<11} {_clip(r.phase or '-', 16):<16} {beat:>4}  {r.pane}"
         )

@@ -15,7 +15,7 @@ from clanker.fold import check, fold
 from clanker.heartbeat import Heart
 from clanker.model import Event, State
 from clanker.paths import Paths
-from clanker.status import fmt_age, fmt_tokens, render, slave_rows, to_json
+from clanker.status import render, slave_rows, to_json
 from tests.helpers import clanker, make_repo, status
 
 TASK_KEYS = {"id", "title", "state", "slave", "attempts", "tokens", "cost_usd"}
@@ -158,18 +158,6 @@ def test_render_shows_the_totals(paths: Paths) -> None:
     assert "tokens 1.6k  cost $0.16 (work $0.13, judge $0.03)" in text
     assert "Untouched ✓" in text and "↳" not in text
     assert "none yet" in render(State(), [])
-
-
-@pytest.mark.parametrize(("n", "shown"), [(0, "0"), (999, "999"), (1000, "1.0k"), (1550, "1.6k"), (2_500_000, "2.5M")])
-def test_fmt_tokens(n: int, shown: str) -> None:
-    assert fmt_tokens(n) == shown
-
-
-@pytest.mark.parametrize(
-    ("s", "shown"), [(0, "0s"), (59.9, "59s"), (60, "1m"), (3599, "59m"), (7200, "2h"), (90000, "1d")]
-)
-def test_fmt_age(s: float, shown: str) -> None:
-    assert fmt_age(s) == shown
 
 
 def test_status_json_through_the_cli(tmp_path: Path, socket_name: str) -> None:
