@@ -480,8 +480,10 @@ class MockLLM:
         exhausted_text: str = "(mock tape exhausted)",
         side_text: str = "Mock title",
         max_requests: int = 500,
+        port: int = 0,
     ) -> None:
         self.tape: list[Step] = list(tape)
+        self.want_port = port  # 0: any free port; a fixed one lets a test bring a "down" API back up
         self.exhausted_text = exhausted_text
         self.side_text = side_text
         self.max_requests = max_requests
@@ -507,7 +509,7 @@ class MockLLM:
         class Handler(_Handler):
             owner = mock
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server = ThreadingHTTPServer(("127.0.0.1", self.want_port), Handler)
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

@@ -18,7 +18,7 @@ from clanker.agents.claude import ClaudeAdapter
 from clanker.agents.runner import AgentRun, RunResult
 from clanker.config import AgentConfig
 
-from .helpers import clanker, events, git, make_repo, status
+from .helpers import clanker, clanker_bg, events, git, make_repo, retry_until, status
 from .mockllm import (
     CLAUDE_MODEL,
     CODEX_MODEL,
@@ -203,6 +203,26 @@ def test_claude_rework_resumes_the_same_session(tmp_path: Path, socket_name: str
     rework_request = json.dumps(mains[3].body)
     assert "Create feature.txt" in rework_request and "add a second line saying v2" in rework_request
     assert "wrote v1" in rework_request
+
+
+def test_claude_offline_then_back_resumes_by_itself(tmp_path: Path, socket_name: str) -> None:
+    url = free_port_url()  # nothing listens there yet: the API is "down"
+    repo = make_repo(tmp_path / "r", config(claude_agent(url, tmp_path / "home")))
+    clanker(repo, "task", "add", "Survive an outage", "--prompt", "Create back.txt", check=True)
+    runner = clanker_bg(repo, "run", "--until-done", "--timeout", "120")
+    try:
+        retry_until(lambda: sum(e["type"] == "retry.wait" for e in events(repo)) >= 2, 60)
+        tape: list[Step] = [ToolCall.write("back.txt", "we are back\n"), Text("done"), Text("VERDICT: done")]
+        with MockLLM(tape, port=int(url.rsplit(":", 1)[1])):
+            out, _ = runner.communicate(timeout=150)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 0, out
+    waits = [e for e in events(repo) if e["type"] == "retry.wait"]
+    assert len(waits) >= 2 and all("onnect" in w["reason"] or "refused" in w["reason"].lower() for w in waits)
+    assert git(repo, "show", "main:back.txt") == "we are back"
+    assert status(repo)["tasks"][0]["attempts"] == 1
 
 
 # --- claude through clanker's runner: how each failure is classified ---------------------------------------------
