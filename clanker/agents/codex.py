@@ -8,7 +8,7 @@ from ..model import Usage
 from .base import AgentRequest, AgentResult, Launch, Outcome
 from .classify import classify_text, reset_time
 from .claude import _short
-from .prices import cost
+from .prices import PricedAdapter, cost
 from .runner import json_line
 
 DEFAULT_MODEL = "gpt-5"
@@ -108,17 +108,13 @@ class CodexParser:
         return r
 
 
-class CodexAdapter:
+class CodexAdapter(PricedAdapter):
     name = "codex"
-
-    def __init__(self) -> None:
-        self._model: str | None = None
-        self._prices: dict[str, Any] = {}
+    default_model = DEFAULT_MODEL
 
     def launch(self, req: AgentRequest) -> Launch:
         cfg = req.config
-        self._model = cfg.model or DEFAULT_MODEL
-        self._prices = dict(req.prices)
+        self.remember(cfg.model, req.prices)
         argv = [cfg.binary or "codex", "exec", "--json", "-C", str(req.worktree), "--skip-git-repo-check"]
         argv += ["--sandbox", "workspace-write"]
         if cfg.model:
@@ -130,7 +126,7 @@ class CodexAdapter:
         return Launch([*argv, req.prompt], req.worktree)
 
     def parser(self) -> CodexParser:
-        return CodexParser(self._model, self._prices)
+        return CodexParser(self.model, self.prices)
 
     def classify(self, result: AgentResult, exit_code: int | None) -> Outcome:
         if result.complete and not result.is_error and exit_code in (0, None):

@@ -13,7 +13,7 @@ from ..model import Usage
 from .base import AgentRequest, AgentResult, Launch, Outcome
 from .classify import classify_text, reset_time
 from .claude import _short
-from .prices import cost
+from .prices import PricedAdapter, cost
 from .runner import json_line
 
 DEFAULT_MODEL = "gemini-2.5-flash"
@@ -135,18 +135,14 @@ def next_pacific_midnight(now: float | None = None) -> float:
     return (today.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)).timestamp()
 
 
-class GeminiAdapter:
+class GeminiAdapter(PricedAdapter):
     name = "gemini"
-
-    def __init__(self) -> None:
-        self._model: str | None = None
-        self._prices: dict[str, Any] = {}
+    default_model = DEFAULT_MODEL
 
     def launch(self, req: AgentRequest) -> Launch:
         cfg = req.config
-        self._model = cfg.model or DEFAULT_MODEL
-        self._prices = dict(req.prices)
-        argv = [cfg.binary or "gemini", "-p", req.prompt, "--output-format", "stream-json", "-m", self._model]
+        model = self.remember(cfg.model, req.prices)
+        argv = [cfg.binary or "gemini", "-p", req.prompt, "--output-format", "stream-json", "-m", model]
         if cfg.permission_mode == "bypassPermissions":
             argv += ["--yolo", "--skip-trust"]  # unattended: no tool prompts, no folder-trust prompt
         if req.resume_session:
@@ -154,7 +150,7 @@ class GeminiAdapter:
         return Launch([*argv, *cfg.args], req.worktree)
 
     def parser(self) -> GeminiParser:
-        return GeminiParser(self._model, self._prices)
+        return GeminiParser(self.model, self.prices)
 
     def classify(self, result: AgentResult, exit_code: int | None) -> Outcome:
         if result.complete and not result.is_error and exit_code in (0, None):

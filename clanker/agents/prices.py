@@ -24,6 +24,22 @@ DEFAULT: dict[str, Price] = {
 }
 
 
+class PricedAdapter:
+    """For adapters whose agent reports tokens but no cost (codex, gemini): the parser prices the
+    tokens with the model and table of the request that `launch` was given."""
+
+    default_model = ""
+
+    def __init__(self) -> None:
+        self.model: str | None = None
+        self.prices: dict[str, Price] = {}
+
+    def remember(self, model: str | None, prices: dict[str, Price]) -> str:
+        self.model = model or self.default_model
+        self.prices = dict(prices)
+        return self.model
+
+
 def lookup(model: str | None, table: dict[str, Price] | None = None) -> Price | None:
     if not model:
         return None
