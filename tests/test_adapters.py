@@ -959,6 +959,8 @@ PER_DAY_QUOTA = (
             [], [g_stderr("[API Error: Internal error encountered.]", 500)], 244, TRANSIENT, id="exit-244-is-500"
         ),  # noqa: E501
         pytest.param([], [g_stderr("The model is overloaded.", 503)], 247, TRANSIENT, id="503"),
+        pytest.param([], [g_stderr("Something odd happened", 429)], 1, TRANSIENT, id="stderr-429-exit-1"),
+        pytest.param([], [g_stderr("Something odd happened", 502)], 1, TRANSIENT, id="stderr-502-exit-1"),
         pytest.param(
             [g_init(), g_result_error("Reached the session turn cap.")], [], 53, OUT_OF_BUDGET, id="exit-53-turns"
         ),  # noqa: E501
@@ -1241,6 +1243,8 @@ NOW = local(2026, 11, 21, 10, 0)
         ("try again at Mar 10th, 2027 3:39 AM.", local(2027, 3, 10, 3, 39)),
         ("try again at October 2nd, 2027 1:07 PM.", local(2027, 10, 2, 13, 7)),
         ("try again in 20 minutes", NOW + 1200),
+        ("try again in 2 days 3 hours", NOW + 2 * 86400 + 3 * 3600),
+        ("Try again in 1 hour and 5 minutes.", NOW + 3900),
         ("Please try again in 30 seconds.", NOW + 30),
         ("resets in 2 hours", NOW + 7200),
         ("try again in 1 day", NOW + 86400),

@@ -51,7 +51,9 @@ _CLOCK = re.compile(
     re.I,
 )
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_IN = re.compile(r"(?:try again|resets?) in\s+(\d+)\s*(second|minute|hour|day)s?", re.I)
+_IN = re.compile(r"(?:try again|resets?) in\s+((?:\d+\s*(?:second|minute|hour|day)s?[\s,]*(?:and\s+)?)+)", re.I)
+_AMOUNT = re.compile(r"(\d+)\s*(second|minute|hour|day)", re.I)
+_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
 
 _TZ = re.compile(r"\s*\(([A-Za-z_]+(?:/[A-Za-z_+-]+)*)\)")
@@ -76,9 +78,8 @@ def reset_time(text: str, now: float | None = None) -> float | None:
     if m:
         return float(m.group(1))
     m = _IN.search(text)
-    if m:
-        unit = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}[m.group(2).lower()]
-        return now + int(m.group(1)) * unit
+    if m:  # "in 20 minutes", "in 2 days 3 hours", "in 1 hour and 5 minutes"
+        return now + sum(int(n) * _UNITS[u.lower()] for n, u in _AMOUNT.findall(m.group(1)))
     m = _CLOCK.search(text)
     if m:
         month, day, year = (m.group(1) or "").lower(), m.group(2), m.group(3)

@@ -165,6 +165,8 @@ class GeminiAdapter(PricedAdapter):
             # Gemini names no reset time; its per-day quotas reset at midnight Pacific time.
             result.reset_at = reset_time(text) or (next_pacific_midnight() if daily else None)
             return Outcome.OUT_OF_BUDGET
+        if result.api_status == 429 or (result.api_status or 0) >= 500:
+            return Outcome.TRANSIENT  # the HTTP status it printed on stderr, whatever its exit code
         if by_text is not None:
             return by_text
         if exit_code is not None and exit_code not in (0, 1, 42, 53):
