@@ -276,6 +276,15 @@ def land_cmd(c: Ctx, tasks: tuple[str, ...], yes: bool) -> None:
     raise SystemExit(report.code)
 
 
+@cli.command("plan")
+@click.option("--split", "split", default=None, metavar="TASK", help="Split this task instead.")
+@pass_ctx
+def plan_cmd(c: Ctx, split: str | None) -> None:
+    """Ask the planner to turn the plan docs into tasks (a slave runs it), or to split a task."""
+    cfg = c.cfg
+    click.echo(taskcmd.request_plan(c.store(), cfg.planner_agent is not None, bool(cfg.planner_docs), split))
+
+
 # --- tasks -------------------------------------------------------------------------------------
 
 

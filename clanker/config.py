@@ -85,6 +85,9 @@ class Config:
     health_every_minutes: float = 30.0  # 0 = off
     health_commands: tuple[str, ...] = ()  # run on main's head with the gate by the health check
     health_fix_prompt: str = ""  # standing instructions added to every regression task
+    planner_agent: AgentConfig | None = AgentConfig()  # None: no planner (blocked tasks wait for you)
+    planner_docs: tuple[str, ...] = ()  # plan documents the planner turns into tasks
+    planner_max_chars: int = 40000  # the bounded context pack given to one planner run
 
 
 # --- validators: each returns the clean value or raises ValueError with the problem -----------
@@ -212,6 +215,7 @@ SCHEMA: dict[str, Any] = {
     "prices": _prices,
     "prompts": {"worker": _opt(_str), "judge": _opt(_str), "planner": _opt(_str)},
     "land": {"validate": _strlist},
+    "planner": {"agent": "judge-agent", "docs": _strlist, "max_chars": _int(2000)},
 }
 
 
@@ -359,19 +363,23 @@ def _agent(raw: dict[str, Any], where: str, shown: str, line: int | None) -> Age
     return agent
 
 
+def _pick_agent(
+    raw: Any, worker: AgentConfig, where: str, shown: str, lines: dict[tuple[str, ...], int]
+) -> AgentConfig | None:
+    """`none`, `same` (the worker's agent) or a mapping like `agent` (judge.agent, planner.agent)."""
+    if raw == "none":
+        return None
+    if raw in ("same", None):
+        return worker
+    return _agent(raw, where, shown, lines.get(tuple(where.split("."))))
+
+
 def _build(repo: Path, path: Path | None, raw: dict[str, Any], lines: dict[tuple[str, ...], int]) -> Config:
     shown = str(path) if path else CONFIG_NAME
     v = _validate(SCHEMA, raw, (), shown, lines)
     agent = _agent(v.get("agent", {}), "agent", shown, lines.get(("agent",)))
     judge = v.get("judge", {})
-    judge_raw = judge.get("agent", "same")
-    judge_agent: AgentConfig | None
-    if judge_raw == "none":
-        judge_agent = None
-    elif judge_raw == "same":
-        judge_agent = agent
-    else:
-        judge_agent = _agent(judge_raw, "judge.agent", shown, lines.get(("judge", "agent")))
+    judge_agent = _pick_agent(judge.get("agent", "same"), agent, "judge.agent", shown, lines)
     mainline = v.get("mainline", {})
     tmux = v.get("tmux", {})
     worktrees = v.get("worktrees")
@@ -404,4 +412,7 @@ def _build(repo: Path, path: Path | None, raw: dict[str, Any], lines: dict[tuple
         health_every_minutes=v.get("health", {}).get("every_minutes", 30.0),
         health_commands=v.get("health", {}).get("commands", ()),
         health_fix_prompt=v.get("health", {}).get("fix_prompt") or "",
+        planner_agent=_pick_agent(v.get("planner", {}).get("agent", "same"), agent, "planner.agent", shown, lines),
+        planner_docs=v.get("planner", {}).get("docs", ()),
+        planner_max_chars=v.get("planner", {}).get("max_chars", 40000),
     )

@@ -47,7 +47,9 @@ def progress(state: State) -> Outcome:
             if t.id not in stuck and t.state == S.READY and any(d in stuck for d in t.depends_on):
                 stuck.add(t.id)
                 changed = True
-    movable = [t for t in state.tasks.values() if t.state in LIVE and t.id not in stuck]
+    movable: list[object] = [t for t in state.tasks.values() if t.state in LIVE and t.id not in stuck]
+    if state.plan_requests or state.plan_slave:
+        movable.append("planner")  # the planner may still add tasks
     blocked = [t.id for t in state.tasks.values() if t.state == S.BLOCKED]
     return Outcome(not movable, blocked)
 
@@ -177,7 +179,8 @@ class Controller:
         with self.running():
             assert self.waiter is not None
             while not self.stopping.is_set():
-                if until_done and not self.store.state().tasks:
+                st = self.store.state()
+                if until_done and not st.tasks and not (st.plan_requests or st.plan_slave):
                     self.out("no tasks: add some with `clanker task add TITLE`")
                     break
                 fv = self.tick()

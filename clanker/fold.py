@@ -55,6 +55,9 @@ def fold(state: State, events: Iterable[tuple[Event, int]]) -> State:
     paused = set(state.paused)
     credentials = dict(state.credentials)
     health = _Health(state.health_slave, state.health_started, state.health_last, state.main_red)
+    plan = _Plan(
+        list(state.plan_requests), state.plan_slave, state.plan_started, state.plan_request, state.planner_usage
+    )
     offset = state.offset
     for ev, end in events:
         offset = end
@@ -73,6 +76,9 @@ def fold(state: State, events: Iterable[tuple[Event, int]]) -> State:
             continue
         if ev.type.startswith(("health.", "main.")):
             _health_event(health, ev)
+            continue
+        if ev.type.startswith("plan."):
+            _plan_event(plan, ev)
             continue
         if ev.type == "credential.exhausted":
             credentials[str(ev.data.get("credential"))] = float(ev.data.get("until", 0.0))
@@ -111,6 +117,11 @@ def fold(state: State, events: Iterable[tuple[Event, int]]) -> State:
         health_started=health.started,
         health_last=health.last,
         main_red=health.red,
+        plan_requests=tuple(plan.requests),
+        plan_slave=plan.slave,
+        plan_started=plan.started,
+        plan_request=plan.request,
+        planner_usage=plan.usage,
     )
 
 
@@ -122,6 +133,33 @@ class _Health:
     started: float | None
     last: float
     red: bool
+
+
+@dataclasses.dataclass
+class _Plan:
+    """The planner queue, mutated only inside one fold call."""
+
+    requests: list[str]
+    slave: str | None
+    started: float | None
+    request: str | None
+    usage: Usage
+
+
+def _plan_event(p: _Plan, ev: Event) -> None:
+    req = str(ev.data.get("request") or "")
+    if ev.type == "plan.ran":
+        p.usage = p.usage + Usage.from_json(ev.data.get("usage"))
+    elif ev.type == "plan.requested":
+        if req not in p.requests and req != p.request:  # asking twice for the same plan is one plan
+            p.requests.append(req)
+    elif ev.type == "plan.claimed" and req in p.requests:
+        p.requests.remove(req)
+        p.slave, p.started, p.request = str(ev.data.get("slave", ev.actor)), ev.ts, req
+    elif ev.type in ("plan.done", "plan.released") and p.slave is not None:
+        if ev.type == "plan.released" and p.request is not None:
+            p.requests.insert(0, p.request)
+        p.slave, p.started, p.request = None, None, None
 
 
 def _health_event(h: _Health, ev: Event) -> None:
@@ -302,6 +340,13 @@ def state_to_json(state: State) -> dict[str, Any]:
         "mainlined": state.mainlined,
         "paused": sorted(state.paused),
         "credentials": state.credentials,
+        "plan": {
+            "requests": list(state.plan_requests),
+            "slave": state.plan_slave,
+            "started": state.plan_started,
+            "request": state.plan_request,
+            "usage": state.planner_usage.to_json(),
+        },
         "health": {
             "slave": state.health_slave,
             "started": state.health_started,
@@ -337,4 +382,9 @@ def state_from_json(raw: dict[str, Any]) -> State:
         health_started=(raw.get("health") or {}).get("started"),
         health_last=float((raw.get("health") or {}).get("last") or 0.0),
         main_red=bool((raw.get("health") or {}).get("red")),
+        plan_requests=tuple((raw.get("plan") or {}).get("requests") or ()),
+        plan_slave=(raw.get("plan") or {}).get("slave"),
+        plan_started=(raw.get("plan") or {}).get("started"),
+        plan_request=(raw.get("plan") or {}).get("request"),
+        planner_usage=Usage.from_json((raw.get("plan") or {}).get("usage")),
     )

@@ -221,6 +221,11 @@ class State:
     health_started: float | None = None
     health_last: float = 0.0  # when the last health check finished
     main_red: bool = False  # the last health check (or a gate of main) failed
+    plan_requests: tuple[str, ...] = ()  # waiting planner runs: "" = from the plan docs, or a task to split
+    plan_slave: str | None = None  # who runs the planner now
+    plan_started: float | None = None
+    plan_request: str | None = None  # what that run is for
+    planner_usage: Usage = Usage()  # every planner run's tokens and cost, fleet-wide
 
     def task(self, task_id: str) -> Task | None:
         return self.tasks.get(task_id)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .config import Config
 from .errors import UsageError
-from .model import Task
+from .model import State, Task
 from .paths import Paths
 
 WORKER = """CLANKER-ROLE: worker
@@ -46,6 +47,21 @@ does the change do what the task asks, correctly, without breaking anything? The
 
 End your answer with one last line: `VERDICT: done`, `VERDICT: rework <reasons>` or
 `VERDICT: blocked <reason>`."""
+
+PLANNER = """CLANKER-ROLE: planner
+You are the planner for this repository. Turn the plan into small, independent tasks that coding
+agents can each finish in one session and a judge can verify; give each the top-level directories
+it will touch (`paths`), so tasks that would collide are not run at the same time.
+{{split}}
+## Plan documents
+{{docs}}
+
+## Current tasks
+{{tasks}}
+{{history}}
+Answer with one line per new task, exactly in this form (JSON on one line):
+TASK: {"title": "…", "prompt": "what to do, precisely", "paths": ["dir"], "priority": 0, "depends_on": []}
+Don't repeat tasks that exist already. If nothing needs doing, answer NO TASKS."""
 
 _FIELD = re.compile(r"\{\{\s*([\w.]+)\s*\}\}")
 
@@ -121,6 +137,36 @@ def worker_prompt(
     return render(
         body, task, prior_attempts=prior, judge_notes=notes, conflicts=conflict, history=history_of(paths, task)
     )
+
+
+def planner_prompt(cfg: Config, paths: Paths, state: State, target: Task | None) -> str:
+    """The planner's bounded context pack: plan docs, current tasks, newest history summaries."""
+    budget = cfg.planner_max_chars
+    docs = []
+    for name in cfg.planner_docs:
+        try:
+            docs.append(f"### {name}\n" + (cfg.repo / name).read_text(encoding="utf-8"))
+        except OSError as e:
+            docs.append(f"### {name}\n(can't read it: {e.strerror})")
+    doc_text = _cut("\n\n".join(docs) or "(none configured: planner.docs in clanker.yaml)", budget // 2)
+    rows = [f"- {t.id} [{t.state}] {t.title}" for t in state.tasks.values()][-200:]
+    task_text = _cut("\n".join(rows) or "(none yet)", budget // 4)
+    notes = sorted(paths.history.glob("*/*.md"), key=lambda p: p.stat().st_mtime, reverse=True)[:10]
+    hist = _cut("\n\n".join(n.read_text(encoding="utf-8", errors="replace") for n in notes), budget // 4)
+    split = ""
+    if target is not None:
+        split = (
+            f"\n## Task to split\n{target.id} ({target.title}) is {target.state}: {target.reason}\n"
+            f"Its prompt:\n{target.prompt}\n\nReplace it with smaller tasks that together do the same.\n"
+        )
+    body = load_template(cfg.prompt_templates.get("planner"), "planner", PLANNER)
+    fake = Task(target.id if target else "plan", target.title if target else "plan")
+    history_text = f"\n## Recent history\n{hist}\n" if hist else ""
+    return render(body, fake, split=split, docs=doc_text, tasks=task_text, history=history_text)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 30] + "\n… (cut to fit the context pack)"
 
 
 def judge_prompt(task: Task, diff: str, gate_output: str, template: Path | None = None) -> str:

@@ -25,6 +25,8 @@ def dead_slaves(
     holders = [(t.slave, t.started) for t in state.tasks.values() if t.slave and t.state in HELD]
     if state.health_slave:
         holders.append((state.health_slave, state.health_started))
+    if state.plan_slave:
+        holders.append((state.plan_slave, state.plan_started))
     dead = set()
     for sid, started in holders:
         assert sid is not None
@@ -47,6 +49,8 @@ def release_events(state: State, dead: frozenset[str], actor: str, reason: str) 
             evs.append(Event("task.landing_released", actor, t.id, {"slave": t.slave, "reason": reason}))
     if state.health_slave in dead:
         evs.append(Event("health.released", actor, None, {"slave": state.health_slave, "reason": reason}))
+    if state.plan_slave in dead:
+        evs.append(Event("plan.released", actor, None, {"slave": state.plan_slave, "reason": reason}))
     return evs
 
 

@@ -39,8 +39,8 @@ def conflict_rate(state: State) -> float:
 
 @dataclass(frozen=True)
 class Job:
-    kind: str  # work | judge | mainline | health
-    task: str = ""
+    kind: str  # work | judge | mainline | health | plan
+    task: str = ""  # plan: the task to split, or "" to plan from the docs
     batch: tuple[str, ...] = ()  # mainline: the accepted tasks to stack, oldest first
 
 
@@ -90,6 +90,7 @@ def choose_job(
     batch_max: int = 4,
     batch_wait_secs: float = 0.0,
     health_every_secs: float = 0.0,
+    can_plan: bool = False,
 ) -> Job | None:
     """The job slave `me` should claim now, or None.
 
@@ -119,6 +120,8 @@ def choose_job(
         for t in sorted(backlog, key=_order):
             if t.author != me:
                 return Job("judge", t.id)
+    if can_plan and state.plan_requests and state.plan_slave is None:
+        return Job("plan", state.plan_requests[0])
     working = sum(1 for t in state.tasks.values() if t.state == S.CLAIMED)
     if working >= tg.work and not any("regression" in t.tags for t in ready):
         return None

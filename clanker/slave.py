@@ -24,6 +24,7 @@ from .jobs.context import JobContext
 from .jobs.health import run_health
 from .jobs.integrate import run_mainline
 from .jobs.judge import run_judge
+from .jobs.plan import run_plan
 from .jobs.work import run_work
 from .locks import slave_lock
 from .model import HELD, Event, S, State
@@ -181,7 +182,7 @@ class Slave:
         """Claims held under this id belong to an earlier incarnation: save its work, then release."""
         st = self.store.state()
         stale = [t for t in st.tasks.values() if t.slave == self.sid and t.state in HELD]
-        if not stale and st.health_slave != self.sid:
+        if not stale and self.sid not in (st.health_slave, st.plan_slave):
             return
         wt = self.ctx.worktree
         if (wt / ".git").exists():
@@ -219,6 +220,7 @@ class Slave:
                 batch_max=self.cfg.batch_max,
                 batch_wait_secs=self.cfg.batch_wait_secs,
                 health_every_secs=self.cfg.health_every_minutes * 60,
+                can_plan=self.cfg.planner_agent is not None,
             )
             if job is None:
                 return []
@@ -237,6 +239,8 @@ class Slave:
                 run_mainline(self.ctx, job.batch)
             elif job.kind == "health":
                 run_health(self.ctx)
+            elif job.kind == "plan":
+                run_plan(self.ctx, job.task)
             elif job.kind == "work":
                 run_work(self.ctx, self.store.state().tasks[job.task])
             else:
@@ -251,7 +255,7 @@ class Slave:
 
     def _give_back(self, job: Job, error: str) -> None:
         state = self.store.state()
-        if job.kind in ("mainline", "health"):
+        if job.kind in ("mainline", "health", "plan"):
             self.store.transact(lambda st: release_events(st, frozenset({self.sid}), self.sid, error[:300]))
             return
         st = state.tasks.get(job.task)
@@ -271,6 +275,8 @@ def claim_events(job: Job, sid: str) -> list[Event]:
         return [Event("task.landing", sid, tid, {"slave": sid}) for tid in job.batch]
     if job.kind == "health":
         return [Event("health.claimed", sid, None, {"slave": sid})]
+    if job.kind == "plan":
+        return [Event("plan.claimed", sid, None, {"slave": sid, "request": job.task})]
     kind = "task.claimed" if job.kind == "work" else "task.judge_claimed"
     return [Event(kind, sid, job.task, {"slave": sid})]
 

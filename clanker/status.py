@@ -229,6 +229,11 @@ def render(
         f"  work {tokens(work.tokens)} tokens in {work.turns} turns, judge {tokens(judge.tokens)} tokens "
         f"in {judge.turns} turns",
     ]
+    if state.planner_usage.tokens:
+        p = state.planner_usage
+        lines.append(
+            f"  planner {tokens(p.tokens)} tokens in {p.turns} turns, ${p.cost_usd:.2f} (not in the total above)"
+        )
     title_w = max(10, width - 62)
 
     def task_line(t: Task, state_: str, age: str, extra: str = "") -> str:

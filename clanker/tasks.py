@@ -204,3 +204,21 @@ def _show(t: Task) -> str:
     if t.description:
         lines += ["", "description:", t.description]
     return "\n".join(lines)
+
+
+def request_plan(store: Store, cfg_has_planner: bool, has_docs: bool, split: str | None) -> str:
+    """Queue a planner run: from the plan docs, or to split one task. Returns what was asked."""
+    if not cfg_has_planner:
+        raise UsageError("no planner: set `planner: {agent: same}` (the default) in clanker.yaml, not `none`")
+    if split is None and not has_docs:
+        raise UsageError("nothing to plan from: list your plan documents in clanker.yaml, `planner: {docs: [PLAN.md]}`")
+
+    def decide(st: State) -> list[Event]:
+        if split is not None:
+            t = get(st, split)
+            if t.state not in (S.READY, S.BLOCKED, S.REWORK):
+                raise UsageError(f"task {split} is {t.state}: only ready, blocked or rework tasks can be split")
+        return [Event("plan.requested", "cli", None, {"request": split or "", "reason": "asked"})]
+
+    store.transact(decide)
+    return f"planner asked to split {split}" if split else "planner asked to plan from the docs"

@@ -156,6 +156,7 @@ def test_every_style_has_a_sequence_readable_in_8_colours(kind: str) -> None:
         ("/land", "land", (), {}),
         ("/land T1 T2", "land", ("T1", "T2"), {}),
         ("/plan", "plan", (), {}),
+        ("/plan T3", "plan", ("T3",), {}),
         ("/attach c1", "attach", ("c1",), {}),
         ("/doctor", "doctor", (), {}),
         ("/QUIT", "quit", (), {}),
@@ -194,7 +195,7 @@ def test_parse(line: str, name: str, args: tuple[str, ...], fields: dict[str, ob
         ("/pause x", "'x' is not a slave"),
         ("/attach", "usage: /attach cN"),
         ("/retry", "usage: /retry T"),
-        ("/plan now", "/plan takes no arguments"),
+        ("/plan T1 T2", "usage: /plan [T]"),
         ("/task", "usage: /task add TITLE"),
         ("/task add", "a task needs a title"),
         ("/task add x --colour red", "unknown option --colour"),
@@ -510,7 +511,7 @@ def test_keys_prompt_overlays_and_commands(tmp_path: Path, tm: Tmux, socket_name
     tm.send_keys(pane, "Enter")
     screen_with(tm, pane, "unknown command /frobnicate")
     for line, answer in [
-        ("plan", "the planner is not available yet"),
+        ("plan", "nothing to plan from: list your plan documents in clanker.yaml"),
         ("retry T1", "task T1 is done: only blocked or cancelled tasks can be retried"),
         ("cancel T99", "no task 'T99'"),
         ("slaves 0", "N from 1 to 64"),

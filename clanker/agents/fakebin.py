@@ -22,6 +22,9 @@ stream, log and classify path as a real agent. Worker directives (`fake: …`, o
 
 Judge directives (`fake-judge: …`): `rework-once REASON…`, `rework REASON…`, `block REASON…`,
 `sleep SECONDS`; the default verdict is done.
+
+Planner directives (`fake-plan: TITLE :: PROMPT`, PROMPT with `\\n` for new lines): each becomes a
+`TASK:` line. When the prompt asks to split a task, only the lines of that task count.
 """
 
 from __future__ import annotations
@@ -96,7 +99,18 @@ def main() -> int:
     error: tuple[str, str] | None = None
     text = ""
 
-    if role == "judge":
+    if role == "planner":
+        part = prompt.split("## Task to split", 1)[1] if "## Task to split" in prompt else prompt
+        specs = []
+        for line in part.splitlines():
+            if line.strip().startswith("fake-plan:"):
+                title, _, body = line.strip()[len("fake-plan:") :].partition("::")
+                spec = {"title": title.strip(), "prompt": body.strip().replace("\\n", "\n") or title.strip()}
+                specs.append("TASK: " + json.dumps(spec))
+        emit({"type": "say", "text": f"planned {len(specs)} task(s)"})
+        text = "\n".join(specs) or "NO TASKS"
+        tokens_out += 20 * len(specs)
+    elif role == "judge":
         verdict = "VERDICT: done — the change does what the task asks and the gate passed"
         for d in directives(prompt, "fake-judge"):
             verb, args = d[0], d[1:]

@@ -126,8 +126,9 @@ class JobContext:
                 return RunResult(spent, Outcome.OUT_OF_BUDGET, None, 0.0, credential=choice.name)
             res = self.run_agent(agent, role, task_id, attempt, prompt, resume, choice.env)
             self.store.emit(
-                "attempt.finished",
-                task_id,
+                # The planner's cost is the fleet's, not the cost of a task it happens to split.
+                "plan.ran" if role == "planner" else "attempt.finished",
+                None if role == "planner" else task_id,
                 role=kind,
                 slave=self.sid,
                 attempt=attempt,

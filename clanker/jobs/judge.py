@@ -9,7 +9,7 @@ from ..gate import GateResult
 from ..model import Event, S, Task
 from ..prompts import judge_prompt
 from .context import JobContext
-from .work import out_of_budget, prepare_worktree
+from .work import out_of_budget, prepare_worktree, replan
 
 
 def run_judge(ctx: JobContext, task: Task) -> None:
@@ -130,6 +130,7 @@ def _conflict(ctx: JobContext, task: Task, files: tuple[str, ...]) -> None:
                 task.id,
                 {"reason": f"conflict budget ({ctx.cfg.conflict_budget}) spent: {reasons}; re-scope or split it"},
             ),
+            *replan(ctx, task.id),
         )
         return _idle(ctx)
     _verdict(ctx, task, "rework", reasons, conflict=True)

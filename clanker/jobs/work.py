@@ -129,6 +129,13 @@ def _park(ctx: JobContext, task: Task, attempt: int, why: str) -> None:
     _finish(ctx)
 
 
+def replan(ctx: JobContext, task_id: str) -> list[Event]:
+    """Ask the planner to split or re-scope a task that can't go on as it is (if there is one)."""
+    if ctx.cfg.planner_agent is None:
+        return []
+    return [Event("plan.requested", ctx.sid, None, {"request": task_id, "reason": "blocked"})]
+
+
 def out_of_budget(ctx: JobContext, task: Task, res: RunResult, released: str) -> None:
     """Spent with a reset time: mark the credential spent until then (every slave avoids it) and
     give the task back without counting the attempt. Spent for good: block the task."""
@@ -144,7 +151,10 @@ def out_of_budget(ctx: JobContext, task: Task, res: RunResult, released: str) ->
         )
         ctx.say(f"  ⏸ credential {res.credential} is out of budget until {until}: pausing it")
         return
-    ctx.store.emit("task.blocked", task.id, slave=ctx.sid, reason=f"out_of_budget: {why}")
+    ctx.store.append(
+        Event("task.blocked", ctx.sid, task.id, {"slave": ctx.sid, "reason": f"out_of_budget: {why}"}),
+        *replan(ctx, task.id),
+    )
 
 
 def _finish(ctx: JobContext) -> None:

@@ -549,7 +549,9 @@ class App:
             cfg = ctl.cfg
             self.background("land", lambda: actions.land(cfg, state, list(cmd.args)), self.say)
         elif cmd.name == "plan":
-            self.say("the planner is not available yet", "yellow")
+            cfg = ctl.cfg
+            split = cmd.args[0] if cmd.args else None
+            self.say(taskcmd.request_plan(ctl.store, cfg.planner_agent is not None, bool(cfg.planner_docs), split))
         elif cmd.name == "attach":
             self._attach(cmd.args[0])
         elif cmd.name == "doctor":

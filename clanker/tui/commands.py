@@ -22,7 +22,7 @@ USAGE: dict[str, str] = {
     "retry": "/retry T             give a blocked or cancelled task another round",
     "cancel": "/cancel T            cancel a task (its branch is kept)",
     "land": "/land [T]…           mainline submitted tasks now, you being the judge",
-    "plan": "/plan                run the planner",
+    "plan": "/plan [T]            plan tasks from the plan docs, or split task T",
     "attach": "/attach cN           switch to that slave's pane",
     "doctor": "/doctor              check tmux, git, config, agents, panes, locks",
     "help": "/help                keys and commands",
@@ -90,6 +90,10 @@ def parse(line: str) -> Command:
             raise UsageError(f"usage: {usage}")
         return Command(name, (args[0],))
     if name == "land":
+        return Command(name, tuple(args))
+    if name == "plan":
+        if len(args) > 1:
+            raise UsageError(f"usage: {usage}")
         return Command(name, tuple(args))
     if args:
         raise UsageError(f"/{name} takes no arguments")

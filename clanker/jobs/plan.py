@@ -1,0 +1,100 @@
+"""The plan job: the planner agent turns plan documents into tasks, or splits a blocked task into
+smaller ones (seed plan: "Planner Inputs"). Its context is a bounded pack: the plan docs, the
+current tasks and the newest history summaries, cut to `planner.max_chars`."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from .. import git
+from ..agents.base import Outcome
+from ..fold import fold
+from ..model import Event, S, State, Task
+from ..prompts import planner_prompt
+from ..tasks import added_event
+from .context import JobContext
+from .work import prepare_worktree
+
+TASK_LINE = re.compile(r"^\s*TASK:\s*(\{.*\})\s*$", re.MULTILINE)
+MAX_NEW = 20
+
+
+def parse_tasks(text: str) -> list[dict[str, Any]]:
+    """`TASK: {"title": …, "prompt": …, "paths": […], "priority": n, "depends_on": […]}` lines."""
+    specs = []
+    for raw in TASK_LINE.findall(text):
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and isinstance(obj.get("title"), str) and obj["title"].strip():
+            specs.append(obj)
+    return specs[:MAX_NEW]
+
+
+def new_task_events(state: State, specs: list[dict[str, Any]], parent: Task | None, actor: str) -> list[Event]:
+    """task.added for each spec (children of `parent`, if splitting), then the split itself."""
+    evs: list[Event] = []
+    ids: list[str] = []
+    st = state
+    existing = {t.title for t in state.tasks.values() if t.state not in (S.CANCELLED, S.SPLIT)}
+    for n, spec in enumerate(specs, 1):
+        if spec["title"] in existing and parent is None:
+            continue  # the planner saw it in the task list already
+        fields = {
+            "id": f"{parent.id}.{n}" if parent else None,
+            "title": spec["title"],
+            "prompt": spec.get("prompt") or spec["title"],
+            "description": spec.get("description") or "",
+            "paths": spec.get("paths") or [],
+            "priority": spec.get("priority") if isinstance(spec.get("priority"), int) else 0,
+            "depends_on": [d for d in spec.get("depends_on") or [] if d in st.tasks],
+            "tags": ["planned"],
+            "parent": parent.id if parent else None,
+        }
+        ev = added_event(st, fields)
+        ev = Event(ev.type, actor, ev.task, ev.data)
+        evs.append(ev)
+        ids.append(str(ev.task))
+        st = fold(st, [(ev, st.offset)])
+    if parent is not None and ids and state.tasks[parent.id].state in (S.BLOCKED, S.READY, S.REWORK):
+        evs.append(Event("task.split", actor, parent.id, {"children": ids}))
+    return evs
+
+
+def run_plan(ctx: JobContext, request: str) -> None:
+    agent = ctx.cfg.planner_agent
+    assert agent is not None
+    prepare_worktree(ctx)
+    git.checkout_detached(ctx.worktree, ctx.main)  # the planner reads main as it is
+    st = ctx.store.state()
+    target = st.tasks.get(request) if request else None
+    what = f"split {target.id}" if target else "plan from the docs"
+    ctx.say(f"▶ planner: {what}")
+    ctx.heart.update(job="plan", task=target.id if target else None, phase="planner agent")
+    prompt = planner_prompt(ctx.cfg, ctx.paths, st, target)
+    run_id = target.id if target else "plan"
+    res = ctx.run_agent_settled(agent, "planner", run_id, st.events, prompt)
+    done = {"slave": ctx.sid, "request": request}
+    if res is None:
+        ctx.store.append(Event("plan.released", ctx.sid, None, {**done, "reason": "the slave was asked to stop"}))
+        return
+    if res.outcome != Outcome.OK:
+        ctx.store.append(
+            Event("plan.done", ctx.sid, None, {**done, "added": [], "error": res.result.error[:300]}),
+            Event("risk", ctx.sid, None, {"kind": "planner", "message": f"planner failed: {res.result.error[:200]}"}),
+        )
+        return
+    specs = parse_tasks(res.result.text)
+
+    def decide(state: State) -> list[Event]:
+        evs = new_task_events(state, specs, state.tasks.get(request) if request else None, ctx.sid)
+        added = [str(e.task) for e in evs if e.type == "task.added"]
+        return [*evs, Event("plan.done", ctx.sid, None, {**done, "added": added})]
+
+    evs = ctx.store.transact(decide)
+    added = [str(e.task) for e in evs if e.type == "task.added"]
+    ctx.say(f"  ✓ planner added {len(added)} task(s){': ' + ', '.join(added) if added else ''}")
+    ctx.heart.update(job=None, task=None, phase="idle")

@@ -1,0 +1,74 @@
+"""The planner: plan documents become tasks; a task that can't go on is split into smaller ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .helpers import clanker, events, git, make_repo, status
+
+pytestmark = pytest.mark.e2e
+
+PLAN = """# Plan
+Two small things.
+fake-plan: Write the greeting :: fake: write hello.txt hello
+fake-plan: Write the farewell :: fake: write bye.txt bye
+"""
+
+
+def repo_with(tmp_path: Path, extra: str = "", files: dict[str, str] | None = None) -> Path:
+    config = f"slaves: 2\nheartbeat_secs: 0.5\nagent:\n  kind: fake\ngate:\n  - 'true'\n{extra}"
+    return make_repo(tmp_path / "r", config, {"README.md": "# r\n", **(files or {})})
+
+
+def test_the_planner_turns_the_plan_docs_into_tasks_that_land(tmp_path: Path, socket_name: str) -> None:
+    repo = repo_with(tmp_path, "planner:\n  docs: [PLAN.md]\n", {"PLAN.md": PLAN})
+    asked = clanker(repo, "plan", check=True)
+    assert asked.stdout.strip() == "planner asked to plan from the docs"
+    proc = clanker(repo, "run", "--until-done", "--timeout", "90", timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    tasks = {t["title"]: t for t in status(repo)["tasks"]}
+    assert set(tasks) == {"Write the greeting", "Write the farewell"}
+    assert all(t["state"] == "done" for t in tasks.values())
+    assert git(repo, "show", "main:hello.txt") == "hello" and git(repo, "show", "main:bye.txt") == "bye"
+    ran = [e for e in events(repo) if e["type"] == "plan.ran"]
+    assert len(ran) == 1 and ran[0]["usage"]["input"] > 0  # the planner's cost is kept, apart from tasks'
+    prompt = next((repo / ".clanker" / "prompts").glob("plan-planner-*.md")).read_text()
+    assert prompt.startswith("CLANKER-ROLE: planner") and "## Plan documents" in prompt and "Two small things" in prompt
+    # Planning the same docs again adds nothing: the tasks exist.
+    clanker(repo, "plan", check=True)
+    assert clanker(repo, "run", "--until-done", "--timeout", "60", timeout=90).returncode == 0
+    assert len(status(repo)["tasks"]) == 2
+
+
+def test_a_task_out_of_budget_is_split_by_the_planner(tmp_path: Path, socket_name: str) -> None:
+    repo = repo_with(tmp_path)
+    prompt = "\n".join(
+        [
+            "fake: error out_of_budget context window exhausted",
+            "fake-plan: First half :: fake: write one.txt 1",
+            "fake-plan: Second half :: fake: write two.txt 2",
+        ]
+    )
+    clanker(repo, "task", "add", "Too big for one go", "--prompt", prompt, check=True)
+    proc = clanker(repo, "run", "--until-done", "--timeout", "90", timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    states = {t["id"]: t["state"] for t in status(repo)["tasks"]}
+    assert states == {"T1": "split", "T1.1": "done", "T1.2": "done"}
+    split = next(e for e in events(repo) if e["type"] == "task.split")
+    assert split["children"] == ["T1.1", "T1.2"]
+    added = [e for e in events(repo) if e["type"] == "task.added" and e["task"].startswith("T1.")]
+    assert all(e["parent"] == "T1" and e["tags"] == ["planned"] for e in added)
+    assert git(repo, "show", "main:one.txt") == "1" and git(repo, "show", "main:two.txt") == "2"
+
+
+def test_plan_command_errors_are_one_line(tmp_path: Path) -> None:
+    repo = repo_with(tmp_path)
+    no_docs = clanker(repo, "plan")
+    assert no_docs.returncode == 2 and "planner: {docs: [PLAN.md]}" in no_docs.stderr
+    assert clanker(repo, "plan", "--split", "T9").stderr.strip() == (
+        "clanker: no task 'T9': `clanker task list` shows the ids"
+    )
+    off = repo_with(tmp_path / "off", "planner:\n  agent: none\n")
+    assert "no planner" in clanker(off, "plan").stderr
