@@ -20,6 +20,7 @@ import click
 
 from . import (
     __version__,
+    envpass,
     fleet,
     git,
     landing,
@@ -86,6 +87,7 @@ def cli(ctx: click.Context, repo: Path | None, config_path: Path | None) -> None
 
     With no command: the controller (inside tmux), or a new tmux session running it (outside).
     """
+    envpass.adopt()  # a pane clanker spawned: take in the variables its spawner handed over
     ctx.obj = Ctx(repo.resolve() if repo else None, config_path)
     if ctx.invoked_subcommand is None:
         controller_cmd(ctx.obj)
@@ -139,7 +141,7 @@ def headless_run(cfg: Config, timeout: float | None, keep: bool) -> int:
     finally:
         if not keep:
             ctl.stop_spawned()
-    click.echo(summary(ctl.store.state(), code, timeout))
+    click.echo(summary(ctl.store.state(), code, timeout, cfg.repo))
     return code
 
 

@@ -55,6 +55,36 @@ class Price:
     cache_write: float = 0.0
 
 
+# Files whose change means a worktree's environment must be set up again (`worktree.setup_inputs`).
+DEFAULT_SETUP_INPUTS = (
+    "pyproject.toml",
+    "setup.py",
+    "setup.cfg",
+    "uv.lock",
+    "poetry.lock",
+    "requirements*.txt",
+    "package.json",
+    "package-lock.json",
+    "pnpm-lock.yaml",
+    "yarn.lock",
+    "Cargo.lock",
+    "go.sum",
+)
+
+
+@dataclass(frozen=True)
+class WorktreeConfig:
+    """How each worktree becomes an environment the gate can trust (DESIGN §6a)."""
+
+    copy: tuple[str, ...] = ()  # globs of ignored files copied from the user's checkout
+    link: tuple[str, ...] = ()  # ignored directories shared by symlink
+    setup: tuple[str, ...] = ()  # shell commands run in the worktree before its first job
+    setup_inputs: tuple[str, ...] = DEFAULT_SETUP_INPUTS  # a change of these re-runs setup
+    setup_timeout_secs: float = 1800.0
+    port_base: int = 20000  # cN gets CLANKER_PORT_BASE = port_base + N·port_span
+    port_span: int = 100
+
+
 @dataclass(frozen=True)
 class Config:
     repo: Path
@@ -88,6 +118,9 @@ class Config:
     planner_agent: AgentConfig | None = AgentConfig()  # None: no planner (blocked tasks wait for you)
     planner_docs: tuple[str, ...] = ()  # plan documents the planner turns into tasks
     planner_max_chars: int = 40000  # the bounded context pack given to one planner run
+    worktree: WorktreeConfig = WorktreeConfig()
+    env_pass: tuple[str, ...] = ()  # variables panes get from the shell that started the controller
+    gate_preflight: bool = True  # run the gate on main in a fresh worktree before trusting it
 
 
 # --- validators: each returns the clean value or raises ValueError with the problem -----------
@@ -131,6 +164,25 @@ def _strlist(x: Any) -> tuple[str, ...]:
     if not isinstance(x, list) or not all(isinstance(i, str) and i for i in x):
         raise ValueError("must be a list of non-empty strings")
     return tuple(x)
+
+
+def _bool(x: Any) -> bool:
+    if not isinstance(x, bool):
+        raise ValueError(f"must be true or false, got {x!r}")
+    return x
+
+
+def _relglobs(x: Any) -> tuple[str, ...]:
+    """Paths or globs inside the repository (no absolute paths, no `..`)."""
+    items = _strlist(x)
+    for item in items:
+        if item.startswith("/") or ".." in item.split("/"):
+            raise ValueError(f"{item!r} must be a path inside the repository, like `.env` or `config/*.local.yml`")
+    return items
+
+
+def _names(x: Any) -> tuple[str, ...]:
+    return tuple(_ident(name) for name in _strlist(x))
 
 
 def _choice(*options: str) -> Callable[[Any], str]:
@@ -208,6 +260,18 @@ SCHEMA: dict[str, Any] = {
     "health": {"every_minutes": _num(0), "commands": _strlist, "fix_prompt": _opt(_str)},
     "tmux": {"socket": _opt(_str), "session": _opt(_str)},
     "worktrees": _opt(_str),
+    "worktree": {
+        "root": _opt(_str),
+        "copy": _relglobs,
+        "link": _relglobs,
+        "setup": _strlist,
+        "setup_inputs": _relglobs,
+        "setup_timeout_secs": _num(1),
+        "port_base": _int(1024, 65000),
+        "port_span": _int(1, 10000),
+    },
+    "env": {"pass": _names},
+    "gate_preflight": _bool,
     "owner_files": _strlist,
     "git_ignore": _choice("exclude", "gitignore"),
     "retry": {"base_secs": _num(0, positive=True), "cap_secs": _num(0, positive=True)},
@@ -382,7 +446,11 @@ def _build(repo: Path, path: Path | None, raw: dict[str, Any], lines: dict[tuple
     judge_agent = _pick_agent(judge.get("agent", "same"), agent, "judge.agent", shown, lines)
     mainline = v.get("mainline", {})
     tmux = v.get("tmux", {})
-    worktrees = v.get("worktrees")
+    wt = v.get("worktree", {})
+    if wt.get("root") and v.get("worktrees"):
+        line = lines.get(("worktree", "root"))
+        raise ConfigError(shown, line, "worktree.root", "give `worktree.root` or the older `worktrees`, not both")
+    worktrees = wt.get("root") or v.get("worktrees")
     return Config(
         repo=repo,
         path=path,
@@ -415,4 +483,15 @@ def _build(repo: Path, path: Path | None, raw: dict[str, Any], lines: dict[tuple
         planner_agent=_pick_agent(v.get("planner", {}).get("agent", "same"), agent, "planner.agent", shown, lines),
         planner_docs=v.get("planner", {}).get("docs", ()),
         planner_max_chars=v.get("planner", {}).get("max_chars", 40000),
+        worktree=WorktreeConfig(
+            copy=wt.get("copy", ()),
+            link=wt.get("link", ()),
+            setup=wt.get("setup", ()),
+            setup_inputs=wt.get("setup_inputs", DEFAULT_SETUP_INPUTS),
+            setup_timeout_secs=wt.get("setup_timeout_secs", 1800.0),
+            port_base=wt.get("port_base", 20000),
+            port_span=wt.get("port_span", 100),
+        ),
+        env_pass=v.get("env", {}).get("pass", ()),
+        gate_preflight=v.get("gate_preflight", True),
     )

@@ -14,17 +14,19 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 
 from filelock import FileLock, Timeout
 
-from . import fleet, heartbeat
+from . import fleet, git, heartbeat, preflight
 from .config import Config
 from .errors import ClankerError
 from .heartbeat import Heart, SleepDetector
 from .model import LIVE, Event, S, State
 from .paths import Paths
 from .reconcile import dead_slaves, release_events
+from .scheduler import gate_status
 from .store import Store
 from .tmux import Tmux
 from .wait import LogWaiter
@@ -130,6 +132,28 @@ class Controller:
 
         self.store.transact(decide)
 
+    def request_preflight(self) -> None:
+        """A new run: the gate is preflighted again before the first dispatch, unless the last
+        preflight passed on this very main with these settings (that evidence still holds)."""
+        if not preflight.needed(self.cfg):
+            return
+        key = preflight.key(self.cfg)
+        head = git.rev(self.cfg.repo, self.cfg.mainline_branch)
+
+        def decide(st: State) -> list[Event]:
+            p = st.preflight
+            if st.preflight_slave or st.preflight_wanted or p is None or p.key != key:
+                return []  # running, asked for, or due anyway
+            if p.passed and p.sha == head:
+                return []
+            return [Event("preflight.requested", "ctl", None, {"reason": "a new run"})]
+
+        self.store.transact(decide)
+
+    def gate(self) -> str:
+        """trusted | pending | running | failed (see scheduler.gate_status)."""
+        return gate_status(self.store.state(), preflight.key(self.cfg), preflight.needed(self.cfg))
+
     def draw(self, fv: fleet.FleetView) -> None:
         """Headless: one line of task counts whenever they change (the TUI draws everything else)."""
         state = self.store.state()
@@ -161,6 +185,7 @@ class Controller:
             self.tm.mark(pane, "ctl", str(self.cfg.repo), created=False)
         self.heart.start()
         self.waiter = LogWaiter(self.paths.state_dir) if wait_on_log else None
+        self.request_preflight()
         try:
             yield
         finally:
@@ -187,6 +212,9 @@ class Controller:
                 self.draw(fv)
                 self.store.save_snapshot_if_behind()
                 if until_done:
+                    if self.gate() == "failed":
+                        code = 4  # the environment, not the tasks: nothing was dispatched
+                        break
                     result = progress(self.store.state())
                     if result.finished:
                         code = 1 if result.blocked else 0
@@ -212,9 +240,11 @@ class Controller:
             fleet.stop(self.cfg, self.tm, only=set(self._spawned))
 
 
-def summary(state: State, code: int, timeout: float | None) -> str:
+def summary(state: State, code: int, timeout: float | None, repo: Path | None = None) -> str:
     """The one-screen summary `clanker run --until-done` ends with."""
     lines = []
+    if code == 4 and state.preflight is not None:
+        return preflight.render(state.preflight.detail, repo or Path.cwd())
     done = [t for t in state.tasks.values() if t.state == S.DONE]
     lines.append(f"{len(done)}/{len(state.tasks)} tasks done")
     if code == 3:
@@ -223,4 +253,6 @@ def summary(state: State, code: int, timeout: float | None) -> str:
         if t.state != S.DONE:
             reason = f" — {t.reason}" if t.reason else ""
             lines.append(f"  {t.id} {t.state}{reason}"[:200])
+    for f in state.setup_failed.values():
+        lines.append(f"  {f.slave}: worktree.setup fails (`{f.command}`), waiting for its inputs to change — {f.log}")
     return "\n".join(lines)

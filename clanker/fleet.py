@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import heartbeat
+from . import envpass, heartbeat
 from .config import Config
 from .errors import TmuxError
 from .paths import Paths
@@ -42,9 +42,11 @@ def slave_command(cfg: Config, number: int) -> list[str]:
 
 
 def pane_env(cfg: Config) -> dict[str, str]:
+    """The environment given on a new pane's command line: nothing secret (see envpass)."""
     env = pass_env()
     if cfg.tmux_socket:
         env["CLANKER_TMUX_SOCKET"] = cfg.tmux_socket
+    env.update(envpass.handoff(cfg))
     return env
 
 

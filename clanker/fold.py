@@ -12,7 +12,19 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .errors import IllegalTransition
-from .model import ANNOTATIONS, TRANSITIONS, Event, S, SlaveInfo, State, Task, Usage, trigger
+from .model import (
+    ANNOTATIONS,
+    TRANSITIONS,
+    Event,
+    Preflight,
+    S,
+    SetupFailure,
+    SlaveInfo,
+    State,
+    Task,
+    Usage,
+    trigger,
+)
 
 Tasks = dict[str, Task]
 HOLDER_ONLY = frozenset(
@@ -30,6 +42,8 @@ HOLDER_ONLY = frozenset(
 
 def check(state: State, ev: Event) -> None:
     """Raise IllegalTransition unless `ev` may be applied to `state`."""
+    if ev.type == "preflight.claimed" and state.preflight_slave is not None:
+        raise IllegalTransition("preflight", f"preflight.claimed by {ev.data.get('slave')}", state.preflight_slave)
     if ev.task is None:
         return
     task = state.tasks.get(ev.task)
@@ -58,6 +72,8 @@ def fold(state: State, events: Iterable[tuple[Event, int]]) -> State:
     plan = _Plan(
         list(state.plan_requests), state.plan_slave, state.plan_started, state.plan_request, state.planner_usage
     )
+    gate = _Gate(state.preflight, state.preflight_slave, state.preflight_started, state.preflight_wanted)
+    setup_failed = dict(state.setup_failed)
     offset = state.offset
     for ev, end in events:
         offset = end
@@ -79,6 +95,14 @@ def fold(state: State, events: Iterable[tuple[Event, int]]) -> State:
             continue
         if ev.type.startswith("plan."):
             _plan_event(plan, ev)
+            continue
+        if ev.type.startswith("preflight."):
+            _preflight_event(gate, ev)
+            if ev.type == "preflight.ran" and ev.data.get("passed"):
+                setup_failed.clear()  # a fresh worktree just set up fine
+            continue
+        if ev.type.startswith("setup."):
+            _setup_event(setup_failed, ev)
             continue
         if ev.type == "credential.exhausted":
             credentials[str(ev.data.get("credential"))] = float(ev.data.get("until", 0.0))
@@ -122,7 +146,66 @@ def fold(state: State, events: Iterable[tuple[Event, int]]) -> State:
         plan_started=plan.started,
         plan_request=plan.request,
         planner_usage=plan.usage,
+        preflight=gate.last,
+        preflight_slave=gate.slave,
+        preflight_started=gate.started,
+        preflight_wanted=gate.wanted,
+        setup_failed=setup_failed,
     )
+
+
+@dataclasses.dataclass
+class _Gate:
+    """The preflight part of the state, mutated only inside one fold call."""
+
+    last: Preflight | None
+    slave: str | None
+    started: float | None
+    wanted: bool
+
+
+def _preflight_event(g: _Gate, ev: Event) -> None:
+    d = ev.data
+    if ev.type == "preflight.requested":
+        g.wanted = True
+    elif ev.type == "preflight.claimed":
+        g.slave, g.started, g.wanted = str(d.get("slave", ev.actor)), ev.ts, False
+    elif ev.type == "preflight.released":
+        g.slave, g.started, g.wanted = None, None, True
+    elif ev.type == "preflight.ran":
+        passed = bool(d.get("passed"))
+        g.last = Preflight(
+            key=str(d.get("key", "")),
+            sha=str(d.get("sha", "")),
+            passed=passed,
+            trusted=bool(d.get("trusted", passed)),
+            kind=str(d.get("kind", "ok" if passed else "gate")),
+            ts=ev.ts,
+            detail=dict(d),
+        )
+        if g.slave is None or g.slave == d.get("slave"):
+            g.slave, g.started = None, None
+        g.wanted = False
+
+
+def _setup_event(failed: dict[str, SetupFailure], ev: Event) -> None:
+    d = ev.data
+    sid = str(d.get("slave") or "")
+    if ev.type == "setup.failed" and sid:
+        failed[sid] = SetupFailure(
+            slave=sid,
+            fingerprint=str(d.get("fingerprint", "")),
+            commands=str(d.get("commands", "")),
+            command=str(d.get("command", "")),
+            main_sha=str(d.get("main_sha", "")),
+            log=str(d.get("log", "")),
+            ts=ev.ts,
+        )
+    elif ev.type in ("setup.ok", "setup.retry"):
+        if sid:
+            failed.pop(sid, None)
+        else:
+            failed.clear()
 
 
 @dataclasses.dataclass
@@ -295,6 +378,23 @@ def _retried(t: Task | None, ev: Event) -> Task:
     return dataclasses.replace(t, slave=None, started=None, attempt_base=t.attempts, reason="")
 
 
+def _touched(t: Task | None, ev: Event) -> Task:
+    assert t is not None
+    return dataclasses.replace(t, touched=tuple(dict.fromkeys((*t.touched, *_tup(ev.data.get("files"))))))
+
+
+def _held(t: Task | None, ev: Event) -> Task:
+    assert t is not None
+    behind = tuple(b for b in _tup(ev.data.get("behind")) if b != t.id)
+    return dataclasses.replace(t, held_behind=tuple(dict.fromkeys((*t.held_behind, *behind))))
+
+
+def _refresh(t: Task | None, ev: Event) -> Task:
+    assert t is not None
+    reasons = str(ev.data.get("reasons", ""))
+    return dataclasses.replace(t, slave=None, started=None, reason=reasons, conflicts=t.conflicts + 1)
+
+
 def _attempt_finished(t: Task | None, ev: Event) -> Task:
     assert t is not None
     usage = Usage.from_json(ev.data.get("usage"))
@@ -321,6 +421,9 @@ _HANDLERS: dict[str, Callable[[Task | None, Event], Task]] = {
     "task.cancelled": _cancelled,
     "task.retried": _retried,
     "attempt.finished": _attempt_finished,
+    "task.touched": _touched,
+    "task.held": _held,
+    "task.refresh": _refresh,
 }
 
 
@@ -353,6 +456,13 @@ def state_to_json(state: State) -> dict[str, Any]:
             "last": state.health_last,
             "red": state.main_red,
         },
+        "preflight": {
+            "last": dataclasses.asdict(state.preflight) if state.preflight else None,
+            "slave": state.preflight_slave,
+            "started": state.preflight_started,
+            "wanted": state.preflight_wanted,
+        },
+        "setup_failed": [dataclasses.asdict(f) for f in state.setup_failed.values()],
         "tasks": [task_json(t) for t in state.tasks.values()],
         "slaves": [dataclasses.asdict(s) for s in state.slaves.values()],
     }
@@ -362,13 +472,15 @@ def state_from_json(raw: dict[str, Any]) -> State:
     tasks: Tasks = {}
     for d in raw.get("tasks", []):
         d = dict(d)
-        for key in ("paths", "tags", "depends_on", "touched", "errors", "sessions", "follow_ups"):
+        for key in ("paths", "tags", "depends_on", "touched", "errors", "sessions", "follow_ups", "held_behind"):
             d[key] = tuple(d.get(key) or ())
         d["state"] = S(d["state"])
         d["work"] = Usage(**d["work"])
         d["judge"] = Usage(**d["judge"])
         tasks[d["id"]] = Task(**d)
     slaves = {s["id"]: SlaveInfo(**s) for s in raw.get("slaves", [])}
+    pre = raw.get("preflight") or {}
+    last = pre.get("last")
     return State(
         tasks=tasks,
         slaves=slaves,
@@ -387,4 +499,9 @@ def state_from_json(raw: dict[str, Any]) -> State:
         plan_started=(raw.get("plan") or {}).get("started"),
         plan_request=(raw.get("plan") or {}).get("request"),
         planner_usage=Usage.from_json((raw.get("plan") or {}).get("usage")),
+        preflight=Preflight(**last) if isinstance(last, dict) else None,
+        preflight_slave=pre.get("slave"),
+        preflight_started=pre.get("started"),
+        preflight_wanted=bool(pre.get("wanted")),
+        setup_failed={f["slave"]: SetupFailure(**f) for f in raw.get("setup_failed") or []},
     )

@@ -8,6 +8,9 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
+
+from .secrets import redact
 
 OUTPUT_TAIL = 4000
 
@@ -28,14 +31,48 @@ class GateResult:
         return lines[-1] if lines else ""
 
 
-def run_gate(commands: tuple[str, ...], cwd: Path, timeout: float, env: dict[str, str] | None = None) -> GateResult:
+def run_gate(
+    commands: tuple[str, ...],
+    cwd: Path,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+) -> GateResult:
+    """Run the commands one by one with `sh -c` in `cwd`; stop at the first that fails. With
+    `log`, every command's whole output is appended there too (the result keeps only a tail)."""
     started = time.monotonic()
     chunks: list[str] = []
     full_env = {**os.environ, **(env or {})}
-    for k in ("TMUX", "TMUX_PANE"):
+    for k in ("TMUX", "TMUX_PANE", "CLANKER_ENV_FILE"):
         full_env.pop(k, None)
+    sink = None
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        sink = open(log, "a", encoding="utf-8")  # noqa: SIM115 - closed in the finally below
+    try:
+        return _run(commands, cwd, timeout, full_env, chunks, started, sink)
+    finally:
+        if sink is not None:
+            sink.close()
+
+
+def _run(
+    commands: tuple[str, ...],
+    cwd: Path,
+    timeout: float,
+    full_env: dict[str, str],
+    chunks: list[str],
+    started: float,
+    sink: TextIO | None,
+) -> GateResult:
+    def note(text: str) -> None:
+        chunks.append(text)
+        if sink is not None:
+            sink.write(redact(text))
+            sink.flush()
+
     for cmd in commands:
-        chunks.append(f"$ {cmd}\n")
+        note(f"$ {cmd}\n")
         proc = subprocess.Popen(
             ["sh", "-c", cmd],
             cwd=cwd,
@@ -50,11 +87,11 @@ def run_gate(commands: tuple[str, ...], cwd: Path, timeout: float, env: dict[str
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             out, _ = proc.communicate()
-            chunks.append(out.decode("utf-8", "replace") + f"\n(timed out after {timeout:.0f}s)\n")
+            note(out.decode("utf-8", "replace") + f"\n(timed out after {timeout:.0f}s)\n")
             return GateResult(False, _tail(chunks), time.monotonic() - started, cmd)
-        chunks.append(out.decode("utf-8", "replace"))
+        note(out.decode("utf-8", "replace"))
         if proc.returncode != 0:
-            chunks.append(f"(exit {proc.returncode})\n")
+            note(f"(exit {proc.returncode})\n")
             return GateResult(False, _tail(chunks), time.monotonic() - started, cmd)
     return GateResult(True, _tail(chunks), time.monotonic() - started)
 

@@ -260,3 +260,92 @@ def merge_no_commit(wt: Path, ref: str) -> list[str]:
 
 def merge_in_progress(wt: Path) -> bool:
     return run(["rev-parse", "-q", "--verify", "MERGE_HEAD"], wt, check=False).returncode == 0
+
+
+def _globs(patterns: tuple[str, ...] | list[str]) -> list[str]:
+    # `:(glob)`: shell-like patterns (`*` stays within a directory, `**/` crosses them).
+    return [f":(glob){p}" for p in patterns]
+
+
+def tracked_files(repo: Path) -> list[str]:
+    return [p for p in run(["ls-files", "-z"], repo).stdout.split("\0") if p]
+
+
+def ignored_files(repo: Path, patterns: tuple[str, ...], exclude: tuple[str, ...] = ()) -> list[str]:
+    """Files git ignores in `repo`'s working tree that match `patterns` (clanker's own state excluded)."""
+    if not patterns:
+        return []
+    spec = [*_globs(patterns), *(f":(exclude){e}" for e in exclude)]
+    proc = run(["ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--", *spec], repo)
+    return [p for p in proc.stdout.split("\0") if p]
+
+
+def untracked_files(repo: Path, patterns: tuple[str, ...]) -> list[str]:
+    """Files matching `patterns` that are neither tracked nor ignored (git would commit them)."""
+    if not patterns:
+        return []
+    proc = run(["ls-files", "-z", "--others", "--exclude-standard", "--", *_globs(patterns)], repo)
+    return [p for p in proc.stdout.split("\0") if p]
+
+
+def ignored_entries(repo: Path) -> list[str]:
+    """Everything git ignores in the working tree, an ignored directory as one `dir/` entry."""
+    proc = run(["ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory"], repo)
+    return [p for p in proc.stdout.split("\0") if p]
+
+
+def index_entries(wt: Path, patterns: tuple[str, ...]) -> str:
+    """`mode sha stage path` of the tracked files matching `patterns`: a cheap content fingerprint."""
+    if not patterns:
+        return ""
+    return run(["ls-files", "-s", "--", *_globs(patterns)], wt).stdout
+
+
+def differs(wt: Path, ref: str, patterns: tuple[str, ...]) -> bool:
+    """Do the files matching `patterns` in `wt`'s working tree differ from `ref`'s?"""
+    if not patterns:
+        return False
+    return run(["diff", "--quiet", ref, "--", *_globs(patterns)], wt, check=False).returncode == 1
+
+
+def changed_between(repo: Path, old: str, new: str, patterns: tuple[str, ...]) -> list[str]:
+    if not patterns:
+        return []
+    return [p for p in out(["diff", "--name-only", old, new, "--", *_globs(patterns)], repo).splitlines() if p]
+
+
+def restore(wt: Path, files: list[str]) -> None:
+    """Put tracked files back as HEAD has them (used on files clanker itself changed as a probe)."""
+    if files:
+        run(["checkout", "-q", "HEAD", "--", *files], wt)
+
+
+def add_worktree(repo: Path, path: Path, ref: str) -> None:
+    run(["worktree", "prune"], repo)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    run(["worktree", "add", "--detach", "-q", str(path), ref], repo)
+
+
+def discard_scratch_worktree(repo: Path, path: Path, sha: str) -> bool:
+    """Remove one of clanker's throwaway worktrees (a preflight's), only while it is detached at
+    `sha` with no tracked file changed: then nothing in it is work, just `sha` (which is on main)
+    and what the gate and setup generated. Returns False (and keeps it) otherwise."""
+    if not (path / ".git").exists():
+        run(["worktree", "prune"], repo, check=False)
+        return True
+    head = run(["rev-parse", "HEAD"], path, check=False).stdout.strip()
+    dirty = run(["diff", "--quiet", "HEAD"], path, check=False).returncode != 0
+    if head != sha or dirty or current_branch(path) is not None:
+        return False
+    return run(["worktree", "remove", "--force", str(path)], repo, check=False).returncode == 0
+
+
+def untracked_entries(wt: Path) -> list[str]:
+    """Untracked, unignored paths of the working tree, a whole new directory as one `dir/` entry."""
+    proc = run(["ls-files", "-z", "--others", "--exclude-standard", "--directory"], wt)
+    return [p for p in proc.stdout.split("\0") if p]
+
+
+def modified_tracked(wt: Path) -> list[str]:
+    """Tracked files whose content in the working tree differs from HEAD."""
+    return [p for p in run(["diff", "--name-only", "-z", "HEAD"], wt).stdout.split("\0") if p]

@@ -16,10 +16,11 @@ from pathlib import Path
 from . import git, mainline
 from .config import Config
 from .errors import UsageError
-from .gate import run_gate
+from .gate import GateResult
 from .model import Event, S, State, Task
 from .paths import Paths
 from .store import Store
+from .workspace import SetupFailed, Workspace
 
 LANDER = "land"  # the holder name while `clanker land` has a task
 
@@ -67,12 +68,12 @@ def land(cfg: Config, tasks: list[Task], say: Callable[[str], None]) -> Report:
     with tempfile.TemporaryDirectory(prefix="clanker-land-") as tmp:
         wt = Path(tmp) / "wt"
         git.ensure_worktree(cfg.repo, wt, main)
+        ws = Workspace(cfg, paths, "land", wt, 0, say)
         try:
             for task in tasks:
-                _land_one(cfg, store, wt, task, report, say)
+                _land_one(cfg, store, ws, task, report, say)
             if report.landed and cfg.land_validate:
-                git.checkout_detached(wt, main)
-                result = run_gate(cfg.land_validate, wt, cfg.gate_timeout_secs)
+                result = _gate(ws, cfg.land_validate, main)
                 report.validate_ok = result.passed
                 say(f"validate: {'passed' if result.passed else f'FAILED at `{result.failed}`: {result.last_line()}'}")
         finally:
@@ -81,7 +82,14 @@ def land(cfg: Config, tasks: list[Task], say: Callable[[str], None]) -> Report:
     return report
 
 
-def _land_one(cfg: Config, store: Store, wt: Path, task: Task, report: Report, say: Callable[[str], None]) -> None:
+def _gate(ws: Workspace, commands: tuple[str, ...], sha: str) -> GateResult:
+    try:
+        return ws.gate(commands, sha)
+    except SetupFailed as e:
+        return GateResult(False, e.tail, 0.0, f"worktree.setup: {e.command}")
+
+
+def _land_one(cfg: Config, store: Store, ws: Workspace, task: Task, report: Report, say: Callable[[str], None]) -> None:
     main = cfg.mainline_branch
     if not git.branch_exists(cfg.repo, task.branch) or not git.commits_ahead(cfg.repo, main, task.branch):
         report.skipped.append((task.id, "empty branch"))
@@ -103,7 +111,7 @@ def _land_one(cfg: Config, store: Store, wt: Path, task: Task, report: Report, s
             say(f"{task.id}: CONFLICT in {files} — rebase {task.branch} onto {main}, then `clanker land {task.id}`")
             return
         if cand.sha:
-            gate = mainline.gate(wt, cand.sha, cfg.gate, cfg.gate_timeout_secs)
+            gate = _gate(ws, cfg.gate, cand.sha)
             if not gate.passed:
                 why = f"gate failed after rebase: `{gate.failed}`: {gate.last_line()}"
                 report.failed.append((task.id, why))

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from . import git
 from .errors import GitError
-from .gate import GateResult, run_gate
 from .locks import mainline_lock
 from .model import Task
 from .paths import Paths
@@ -48,11 +47,6 @@ def build(repo: Path, main: str, task: Task) -> Candidate:
     if merged.tree == git.tree_of(repo, base):
         return Candidate(base, None)
     return Candidate(base, git.commit_tree(repo, merged.tree, base, message(task)))
-
-
-def gate(worktree: Path, sha: str, commands: tuple[str, ...], timeout: float) -> GateResult:
-    git.checkout_detached(worktree, sha)
-    return run_gate(commands, worktree, timeout)
 
 
 @dataclass(frozen=True)

@@ -66,9 +66,13 @@ for _s in LIVE:
     TRANSITIONS[(_s, "task.cancelled")] = S.CANCELLED
 for _s in (S.READY, S.BLOCKED, S.REWORK):
     TRANSITIONS[(_s, "task.split")] = S.SPLIT
+# main moved under a submitted task and it no longer merges: back to its author before any judge.
+TRANSITIONS[(S.NEEDS_JUDGE, "task.refresh")] = S.REWORK
 
 # Events that annotate a task without moving it; legal in any state once the task exists.
-ANNOTATIONS = frozenset({"attempt.finished", "gate.ran", "risk", "task.note", "retry.wait", "agent.waiting"})
+ANNOTATIONS = frozenset(
+    {"attempt.finished", "gate.ran", "risk", "task.note", "retry.wait", "agent.waiting", "task.touched", "task.held"}
+)
 
 
 def trigger(ev: Event) -> str:
@@ -188,6 +192,7 @@ class Task:
     signature: str = ""  # regression tasks: the failure they fix (repeats are not duplicated)
     accepted: float | None = None  # when the judge said done (the mainline queue is FIFO)
     first_started: float | None = None  # when a slave first claimed it
+    held_behind: tuple[str, ...] = ()  # earlier tasks whose changes overlap: not judged before they land
 
     @property
     def usage(self) -> Usage:
@@ -205,6 +210,32 @@ class SlaveInfo:
     pane: str = ""
     started: float = 0.0
     stopped: bool = False
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """The last gate preflight: whether the gate may be trusted, and for which settings (`key`)."""
+
+    key: str
+    sha: str
+    passed: bool
+    trusted: bool  # passed, or failed on a main that moved since a trusted run (a regression)
+    kind: str  # ok | setup | gate | trap | regression
+    ts: float
+    detail: dict[str, Any] = field(default_factory=dict)  # the event's data, for the one-screen report
+
+
+@dataclass(frozen=True)
+class SetupFailure:
+    """A slave's worktree setup failed on main's inputs: it waits until they (or the commands) change."""
+
+    slave: str
+    fingerprint: str
+    commands: str  # hash of the setup commands that failed
+    command: str
+    main_sha: str  # main's head when it failed
+    log: str
+    ts: float
 
 
 @dataclass(frozen=True)
@@ -226,6 +257,11 @@ class State:
     plan_started: float | None = None
     plan_request: str | None = None  # what that run is for
     planner_usage: Usage = Usage()  # every planner run's tokens and cost, fleet-wide
+    preflight: Preflight | None = None
+    preflight_slave: str | None = None  # who runs the preflight now
+    preflight_started: float | None = None
+    preflight_wanted: bool = False  # asked for since the last result (a new run, a retry)
+    setup_failed: dict[str, SetupFailure] = field(default_factory=dict)  # slave → its failure
 
     def task(self, task_id: str) -> Task | None:
         return self.tasks.get(task_id)

@@ -54,6 +54,21 @@ class Paths:
     def worktree(self, slave: str) -> Path:
         return self.worktrees / slave
 
+    def scratch(self, name: str) -> Path:
+        """A throwaway worktree of clanker's own (the gate preflight's)."""
+        return self.worktrees / name
+
+    @property
+    def setup(self) -> Path:
+        return self.state_dir / "setup"
+
+    def setup_state(self, name: str) -> Path:
+        """When the worktree `name` was last set up, and for which inputs."""
+        return self.setup / f"{name}.json"
+
+    def setup_log(self, name: str) -> Path:
+        return self.logs / "setup" / f"{name}.log"
+
     @property
     def prompts(self) -> Path:
         return self.state_dir / "prompts"

@@ -27,6 +27,8 @@ def dead_slaves(
         holders.append((state.health_slave, state.health_started))
     if state.plan_slave:
         holders.append((state.plan_slave, state.plan_started))
+    if state.preflight_slave:
+        holders.append((state.preflight_slave, state.preflight_started))
     dead = set()
     for sid, started in holders:
         assert sid is not None
@@ -38,11 +40,16 @@ def dead_slaves(
     return frozenset(dead)
 
 
-def release_events(state: State, dead: frozenset[str], actor: str, reason: str) -> list[Event]:
+def release_events(state: State, dead: frozenset[str], actor: str, reason: str, refund: bool = False) -> list[Event]:
+    """Give back everything the slaves in `dead` hold. `refund`: the claim ended for reasons that
+    are not the task's (its attempt is not counted)."""
     evs = []
     for t in state.tasks.values():
         if t.slave in dead and t.state == S.CLAIMED:
-            evs.append(Event("task.released", actor, t.id, {"slave": t.slave, "reason": reason}))
+            data: dict[str, object] = {"slave": t.slave, "reason": reason}
+            if refund:
+                data["refund"] = True
+            evs.append(Event("task.released", actor, t.id, data))
         elif t.slave in dead and t.state == S.JUDGING:
             evs.append(Event("task.judge_released", actor, t.id, {"slave": t.slave, "reason": reason}))
         elif t.slave in dead and t.state == S.LANDING:
@@ -51,6 +58,8 @@ def release_events(state: State, dead: frozenset[str], actor: str, reason: str) 
         evs.append(Event("health.released", actor, None, {"slave": state.health_slave, "reason": reason}))
     if state.plan_slave in dead:
         evs.append(Event("plan.released", actor, None, {"slave": state.plan_slave, "reason": reason}))
+    if state.preflight_slave in dead:
+        evs.append(Event("preflight.released", actor, None, {"slave": state.preflight_slave, "reason": reason}))
     return evs
 
 

@@ -39,7 +39,7 @@ def conflict_rate(state: State) -> float:
 
 @dataclass(frozen=True)
 class Job:
-    kind: str  # work | judge | mainline | health | plan
+    kind: str  # work | judge | mainline | health | plan | preflight
     task: str = ""  # plan: the task to split, or "" to plan from the docs
     batch: tuple[str, ...] = ()  # mainline: the accepted tasks to stack, oldest first
 
@@ -73,6 +73,28 @@ def mainline_batch(state: State, now: float, batch_max: int, batch_wait_secs: fl
     return ()
 
 
+def gate_status(state: State, key: str, enabled: bool) -> str:
+    """May the gate be trusted? `trusted`, or `pending` (a preflight is due), `running`, `failed`."""
+    if not enabled:
+        return "trusted"
+    if state.preflight_slave is not None:
+        return "running"
+    p = state.preflight
+    if p is None or p.key != key or state.preflight_wanted:
+        return "pending"
+    return "trusted" if p.trusted else "failed"
+
+
+def held_by(state: State, task: Task) -> list[str]:
+    """The earlier tasks `task` waits behind: they overlap it and have not landed (or let go) yet."""
+    out = []
+    for tid in task.held_behind:
+        other = state.tasks.get(tid)
+        if other is not None and other.state in HOLDS_KEYS:
+            out.append(tid)
+    return out
+
+
 def health_due(state: State, now: float, every_secs: float) -> bool:
     return every_secs > 0 and state.health_slave is None and now - state.health_last >= every_secs
 
@@ -91,6 +113,7 @@ def choose_job(
     batch_wait_secs: float = 0.0,
     health_every_secs: float = 0.0,
     can_plan: bool = False,
+    gate: str = "trusted",
 ) -> Job | None:
     """The job slave `me` should claim now, or None.
 
@@ -98,9 +121,17 @@ def choose_job(
     and deterministic, it unblocks everything); a due health check; judging another slave's work;
     new work by regression tag, priority and age, if its ownership keys are free; then rework
     whose author is gone. While main is red only regression tasks move: anything else would be
-    built on, and gated against, a broken main.
+    built on, and gated against, a broken main. Until the gate passed its preflight (`gate`), only
+    the preflight itself and the planner run: nothing may be vouched for by an untrusted gate. A
+    submitted task held behind an earlier overlapping one is not judged until that one landed.
     """
     if me in state.paused or "*" in state.paused:
+        return None
+    if gate == "pending":
+        return Job("preflight")
+    if gate != "trusted":
+        if can_plan and state.plan_requests and state.plan_slave is None:
+            return Job("plan", state.plan_requests[0])
         return None
     red = state.main_red
     tasks = [t for t in state.tasks.values() if not red or "regression" in t.tags]
@@ -118,7 +149,7 @@ def choose_job(
     judging = sum(1 for t in state.tasks.values() if t.state == S.JUDGING)
     if can_judge and judging < tg.judge:
         for t in sorted(backlog, key=_order):
-            if t.author != me:
+            if t.author != me and not held_by(state, t):
                 return Job("judge", t.id)
     if can_plan and state.plan_requests and state.plan_slave is None:
         return Job("plan", state.plan_requests[0])

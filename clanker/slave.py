@@ -15,7 +15,7 @@ from types import FrameType
 
 from filelock import Timeout
 
-from . import credentials, git, heartbeat, secrets, tmux
+from . import credentials, envpass, git, heartbeat, preflight, secrets, tmux
 from .agents.runner import kill_group
 from .config import Config, load
 from .errors import ClankerError
@@ -25,14 +25,16 @@ from .jobs.health import run_health
 from .jobs.integrate import run_mainline
 from .jobs.judge import run_judge
 from .jobs.plan import run_plan
+from .jobs.preflight import run_preflight_job
 from .jobs.work import run_work
 from .locks import slave_lock
 from .model import HELD, Event, S, State
 from .paths import Paths
 from .reconcile import alive_slaves, dead_slaves, release_events
-from .scheduler import Job, choose_job
+from .scheduler import Job, choose_job, gate_status
 from .store import Store
 from .wait import LogWaiter
+from .workspace import SetupFailed
 
 
 def say(sid: str, text: str) -> None:
@@ -47,6 +49,7 @@ class Slave:
         self.store = Store(self.paths, self.sid)
         self.pane = os.environ.get("TMUX_PANE", "")
         self.heart = Heart(self.paths, self.sid, cfg.heartbeat_secs, pane=self.pane)
+        self.heart.info["env"] = envpass.seen(cfg)  # which of the variables it needs it has (doctor)
         self.ctx = JobContext(
             cfg,
             self.paths,
@@ -96,7 +99,7 @@ class Slave:
                     self.waiter.wait(self.cfg.heartbeat_secs)
                     continue
                 self._reload_config()
-                if self._budget_pause():
+                if self._budget_pause() or self._setup_blocked():
                     continue
                 job = self._claim()
                 if job is None:
@@ -151,6 +154,65 @@ class Slave:
         self.waiter.wait(max(0.05, min(choice.wait_until - time.time() + 0.05, self.cfg.heartbeat_secs * 3)))
         return True
 
+    def _setup_blocked(self) -> bool:
+        """This worktree's setup failed on main's inputs: claim nothing until they (or the setup
+        commands) change, or someone asks for a retry (`clanker doctor --gate`)."""
+        failure = self.store.state().setup_failed.get(self.sid)
+        if failure is None:
+            return False
+        why = self._setup_retry_reason(failure.commands, failure.main_sha)
+        if why:
+            self.store.emit("setup.retry", slave=self.sid, reason=why)
+            say(self.sid, f"↻ {why}: trying worktree.setup again")
+            return False
+        assert self.waiter is not None
+        self.heart.update(job=None, task=None, phase="setup failed: waiting for its inputs to change")
+        self.waiter.wait(self.cfg.heartbeat_secs * 3)
+        return True
+
+    def _setup_retry_reason(self, commands: str, main_sha: str) -> str | None:
+        if setup_commands_hash(self.cfg) != commands:
+            return "worktree.setup changed in clanker.yaml"
+        head = git.rev(self.paths.repo, self.cfg.mainline_branch)
+        if head and main_sha and head != main_sha:
+            try:
+                changed = git.changed_between(self.paths.repo, main_sha, head, self.cfg.worktree.setup_inputs)
+            except ClankerError:
+                changed = ["?"]
+            if changed:
+                return f"the setup inputs changed on {self.cfg.mainline_branch} ({', '.join(changed[:3])})"
+        return None
+
+    def _setup_failed(self, job: Job, e: SetupFailed) -> None:
+        """The worktree's environment could not be set up from main's inputs: not the task's fault.
+        Say so, give the job back without counting an attempt, and wait for the inputs to change."""
+        say(self.sid, f"✗ {e}")
+        say(self.sid, "  that is the environment, not the task: no attempt counted, the job goes back to the queue;")
+        say(self.sid, "  this slave waits until the setup inputs or worktree.setup change (or `clanker doctor --gate`)")
+        main_sha = git.rev(self.paths.repo, self.cfg.mainline_branch) or ""
+        failed = Event(
+            "setup.failed",
+            self.sid,
+            None,
+            {
+                "slave": self.sid,
+                "fingerprint": e.fingerprint,
+                "commands": setup_commands_hash(self.cfg),
+                "command": e.command,
+                "main_sha": main_sha,
+                "log": str(e.log),
+                "tail": e.tail[-600:],
+                "job": job.kind,
+                "task": job.task or None,
+            },
+        )
+        reason = f"worktree.setup failed in {self.sid} (the environment, not the task)"
+        self.store.transact(
+            lambda st: [failed, *release_events(st, frozenset({self.sid}), self.sid, reason, refund=True)]
+        )
+        with contextlib.suppress(ClankerError):
+            git.detach(self.ctx.worktree)
+
     def _install_signals(self) -> None:
         def handler(signum: int, _frame: FrameType | None) -> None:
             self.ctx.stopping.set()
@@ -182,7 +244,7 @@ class Slave:
         """Claims held under this id belong to an earlier incarnation: save its work, then release."""
         st = self.store.state()
         stale = [t for t in st.tasks.values() if t.slave == self.sid and t.state in HELD]
-        if not stale and self.sid not in (st.health_slave, st.plan_slave):
+        if not stale and self.sid not in (st.health_slave, st.plan_slave, st.preflight_slave):
             return
         wt = self.ctx.worktree
         if (wt / ".git").exists():
@@ -221,11 +283,12 @@ class Slave:
                 batch_wait_secs=self.cfg.batch_wait_secs,
                 health_every_secs=self.cfg.health_every_minutes * 60,
                 can_plan=self.cfg.planner_agent is not None,
+                gate=gate_status(st, preflight.key(self.cfg), preflight.needed(self.cfg)),
             )
             if job is None:
                 return []
             chosen.append(job)
-            return claim_events(job, self.sid)
+            return claim_events(job, self.sid, preflight.key(self.cfg))
 
         evs = self.store.transact(decide)
         if evs and not chosen:
@@ -235,7 +298,9 @@ class Slave:
 
     def _run_job(self, job: Job) -> None:
         try:
-            if job.kind == "mainline":
+            if job.kind == "preflight":
+                run_preflight_job(self.ctx)
+            elif job.kind == "mainline":
                 run_mainline(self.ctx, job.batch)
             elif job.kind == "health":
                 run_health(self.ctx)
@@ -245,6 +310,8 @@ class Slave:
                 run_work(self.ctx, self.store.state().tasks[job.task])
             else:
                 run_judge(self.ctx, self.store.state().tasks[job.task])
+        except SetupFailed as e:
+            self._setup_failed(job, e)
         except ClankerError as e:
             # A git or tmux failure inside a job must not kill the slave: give the task back,
             # and pause a moment so a persistent failure can't spin.
@@ -255,7 +322,7 @@ class Slave:
 
     def _give_back(self, job: Job, error: str) -> None:
         state = self.store.state()
-        if job.kind in ("mainline", "health", "plan"):
+        if job.kind in ("mainline", "health", "plan", "preflight"):
             self.store.transact(lambda st: release_events(st, frozenset({self.sid}), self.sid, error[:300]))
             return
         st = state.tasks.get(job.task)
@@ -269,8 +336,14 @@ class Slave:
             git.detach(self.ctx.worktree)
 
 
-def claim_events(job: Job, sid: str) -> list[Event]:
+def setup_commands_hash(cfg: Config) -> str:
+    return preflight.key(cfg)
+
+
+def claim_events(job: Job, sid: str, key: str = "") -> list[Event]:
     """The events that give `sid` the job (appended under the queue lock with the decision)."""
+    if job.kind == "preflight":
+        return [Event("preflight.claimed", sid, None, {"slave": sid, "key": key})]
     if job.kind == "mainline":
         return [Event("task.landing", sid, tid, {"slave": sid}) for tid in job.batch]
     if job.kind == "health":

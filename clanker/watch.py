@@ -1,6 +1,7 @@
-"""Conflict detection while an agent works (DESIGN §5): watch the slave's worktree, and when the
-agent touches a file under another active task's ownership keys, emit a RISK `conflict` event
-(once per file). The scheduler's conflict rate counts these and throttles new work.
+"""Conflict detection while an agent works (DESIGN §5): watch the slave's worktree, record what
+the agent touches (`task.touched`, so the task's ownership keys grow while it works, not only at
+submit), and when it touches a file another live task touched or declared, emit a RISK `conflict`
+event (once per file). The scheduler's conflict rate counts these and throttles new work.
 
 Events are debounced, and the worktree is read with `git --no-optional-locks status`, which (unlike
 plain `git status`) doesn't write index.lock and so doesn't wake the watcher again.
@@ -17,9 +18,10 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from . import git
+from .errors import ClankerError
 from .locks import keys_for, overlaps
 from .model import HOLDS_KEYS
-from .scheduler import task_keys
+from .overlap import relative, shared_files
 from .store import Store
 
 IGNORED_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "__pycache__", ".mypy_cache", ".pytest_cache"})
@@ -51,6 +53,9 @@ class ConflictWatch:
         self.owner_files = owner_files
         self.actor = actor
         self.reported: set[str] = set()
+        self.known: set[str] = set()  # files already recorded as touched
+        self._streamed: set[str] = set()  # files the agent's stream reported
+        self._lock = threading.Lock()
         self._flag = threading.Event()
         self._done = threading.Event()
         self._observer: Any = Observer()
@@ -70,6 +75,12 @@ class ConflictWatch:
         self._thread.join(timeout=5)
         self.check()  # what the agent left at the very end counts too
 
+    def note(self, files: list[str]) -> None:
+        """Files the agent's stream says it wrote (paths may be absolute): checked at the next round."""
+        with self._lock:
+            self._streamed.update(relative(self.worktree, files))
+        self._flag.set()
+
     def _loop(self) -> None:
         while not self._done.is_set():
             self._flag.wait()
@@ -80,27 +91,34 @@ class ConflictWatch:
             self.check()
 
     def check(self) -> list[str]:
-        """Files touched now that fall under another task's keys; each is reported once."""
+        """Record newly touched files; return those that another live task touched or declared
+        (each is reported once)."""
         try:
-            touched = git.porcelain(self.worktree)
+            touched = set(git.porcelain(self.worktree))
         except Exception:  # noqa: BLE001 - the worktree may be mid-checkout; the next change retries
             return []
+        with self._lock:
+            touched |= self._streamed
+        touched = {p for p in touched if not (IGNORED_DIRS & set(Path(p).parts))}
+        fresh = sorted(touched - self.known)
+        if fresh:
+            self.known.update(fresh)
+            try:
+                self.store.emit("task.touched", self.task, slave=self.actor, files=fresh)
+            except ClankerError:  # the task is gone (a hand-trimmed log): nothing to record
+                return []
         state = self.store.state()
         me = state.tasks.get(self.task)
         declared = keys_for(me.paths, self.owner_files) if me else frozenset()
-        others = [
-            (t.id, task_keys(t, self.owner_files))
-            for t in state.tasks.values()
-            if t.id != self.task and t.state in HOLDS_KEYS
-        ]
+        others = [t for t in state.tasks.values() if t.id != self.task and t.state in HOLDS_KEYS]
         new: list[str] = []
-        for path in touched:
+        for path in sorted(touched):
             if path in self.reported:
                 continue
             mine = keys_for([path], self.owner_files)
             if declared and overlaps(mine, declared):
                 continue  # inside the area this task declared: its own ground
-            owners = [tid for tid, keys in others if keys and overlaps(mine, keys)]
+            owners = [t.id for t in others if shared_files(t, [path], self.owner_files)]
             if owners:
                 self.reported.add(path)
                 new.append(path)

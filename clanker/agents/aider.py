@@ -68,6 +68,9 @@ class AiderParser:
             self.problems.append(line.strip())
         return [line] if line.strip() else []
 
+    def files_so_far(self) -> list[str]:
+        return list(self.files)
+
     def feed_stderr(self, line: str) -> list[str]:
         if line.strip():
             self.problems.append(line.strip())

@@ -117,6 +117,9 @@ class ClaudeParser:
             return [f"✗ {r.subtype}: {_short(r.text, 160)}"]
         return [f"✓ done in {r.usage.turns} turns, ${r.usage.cost_usd:.4f}: {_short(r.text, 140)}"]
 
+    def files_so_far(self) -> list[str]:
+        return list(self.r.files)
+
     def feed_stderr(self, line: str) -> list[str]:
         if line.strip():
             self.stderr.append(line)

@@ -87,6 +87,9 @@ class CodexParser:
             return [f"! {_short(msg, 200)}"]
         return []
 
+    def files_so_far(self) -> list[str]:
+        return list(self.r.files)
+
     def feed_stderr(self, line: str) -> list[str]:
         if line.strip():
             self.stderr.append(line)

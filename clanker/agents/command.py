@@ -21,6 +21,9 @@ class TextParser:
             self._size -= len(self._lines.pop(0)) + 1
         return [line] if line.strip() else []
 
+    def files_so_far(self) -> list[str]:
+        return []
+
     def feed_stderr(self, line: str) -> list[str]:
         return self.feed(line)
 

@@ -12,6 +12,7 @@ from .runner import json_line
 class FakeParser:
     def __init__(self) -> None:
         self._result = AgentResult()
+        self._written: list[str] = []
 
     def feed(self, line: str) -> list[str]:
         ev = json_line(line)
@@ -24,6 +25,8 @@ class FakeParser:
         if kind == "say":
             return [f"· {ev.get('text', '')}"]
         if kind == "tool":
+            if ev.get("tool") in ("write", "append", "edit", "delete") and ev.get("path"):
+                self._written.append(str(ev.get("path")))
             return [f"✎ {ev.get('tool')} {ev.get('path', '')}".rstrip()]
         if kind == "result":
             r = self._result
@@ -43,6 +46,9 @@ class FakeParser:
             mark = "✗" if r.is_error else "✓"
             return [f"{mark} {r.text}"]
         return []
+
+    def files_so_far(self) -> list[str]:
+        return list(self._written)
 
     def feed_stderr(self, line: str) -> list[str]:
         return [f"stderr: {line}"] if line.strip() else []

@@ -105,6 +105,9 @@ class GeminiParser:
             return [f"✗ {_short(r.error, 200)}"]
         return [f"✓ {_short(''.join(self.text), 160)}"]
 
+    def files_so_far(self) -> list[str]:
+        return list(self.r.files)
+
     def feed_stderr(self, line: str) -> list[str]:
         if not line.strip():
             return []

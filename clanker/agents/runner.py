@@ -45,7 +45,9 @@ class AgentRun:
         progress: Callable[[str], None],
         launch_guard: Callable[[], AbstractContextManager[object]] = nullcontext,
         on_start: Callable[[int], None] = lambda _pgid: None,
+        on_files: Callable[[list[str]], None] | None = None,
     ) -> None:
+        self.on_files = on_files
         self.adapter = adapter
         self.launch_guard = launch_guard
         self.on_start = on_start
@@ -106,6 +108,7 @@ class AgentRun:
             for t in threads:
                 t.start()
             open_streams = 2
+            reported = 0  # files of the stream already passed to on_files
             last_output = time.monotonic()
             while open_streams:
                 now = time.monotonic()
@@ -139,6 +142,11 @@ class AgentRun:
                     raw.write(redact(line).encode("utf-8") + b"\n")
                     raw.flush()
                     show(parser.feed(line))
+                    if self.on_files is not None:
+                        files = parser.files_so_far()
+                        if len(files) > reported:
+                            self.on_files(list(files[reported:]))
+                            reported = len(files)
                 else:
                     show(parser.feed_stderr(line))
             try:

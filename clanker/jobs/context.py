@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import credentials
+from .. import credentials, git
 from ..agents import adapter_for
 from ..agents.base import AgentRequest, AgentResult, Outcome
 from ..agents.runner import AgentRun, RunResult
@@ -20,6 +20,7 @@ from ..heartbeat import Heart
 from ..locks import launch_lock
 from ..paths import Paths
 from ..store import Store
+from ..workspace import Workspace
 
 
 @dataclass
@@ -33,6 +34,46 @@ class JobContext:
     say: Callable[[str], None]
     stopping: threading.Event = field(default_factory=threading.Event)
     current: AgentRun | None = None
+    on_files: Callable[[list[str]], None] | None = None  # files the agent's stream says it wrote
+    _ws: Workspace | None = field(default=None, repr=False)
+
+    @property
+    def workspace(self) -> Workspace:
+        """This slave's worktree as an environment (rebuilt when clanker.yaml is reloaded)."""
+        if self._ws is None or self._ws.cfg is not self.cfg:
+            self._ws = Workspace(self.cfg, self.paths, self.sid, self.worktree, self.index + 1, self.say)
+        return self._ws
+
+    def ensure_env(self) -> None:
+        """Copy, link and set up the worktree as it is checked out now (raises SetupFailed)."""
+        ws = self.workspace
+        if not ws.is_set_up():
+            self.heart.update(phase="setup")
+        ws.ensure()
+        if self.sid in self.store.state().setup_failed:
+            self.store.emit("setup.ok", slave=self.sid)
+
+    def gate(self, commands: tuple[str, ...] | None = None, sha: str | None = None) -> GateResult:
+        """The gate (or `commands`) in this slave's worktree, at `sha` if given, environment ready.
+
+        A setup that fails on setup inputs this tree changed (relative to main) is the change's
+        failure, so it comes back as a failed gate; on main's own inputs it is the environment's,
+        and SetupFailed is raised for the slave to handle.
+        """
+        from ..workspace import SetupFailed
+
+        cmds = self.cfg.gate if commands is None else commands
+        if sha is not None:
+            git.checkout_detached(self.worktree, sha)
+        try:
+            self.ensure_env()
+        except SetupFailed as e:
+            if self.workspace.inputs_match(self.main):
+                raise
+            output = f"$ {e.command}\n{e.tail}"
+            return GateResult(False, output[-4000:], 0.0, f"worktree.setup: {e.command}")
+        self.heart.update(phase="gate")
+        return self.workspace.run(cmds)
 
     @property
     def repo(self) -> Path:
@@ -74,7 +115,7 @@ class JobContext:
             prompt_file,
             agent,
             resume,
-            env=env or {},
+            env={**self.workspace.env(), **(env or {})},
             prices=self.cfg.prices,
         )
         log = self.paths.attempt_log(task_id, attempt, "work" if role == "worker" else role)
@@ -87,6 +128,7 @@ class JobContext:
             # and keep the next one waiting `stagger_secs` after a start.
             launch_guard=lambda: self._launch_guard(agent.stagger_secs),
             on_start=lambda pgid: self.heart.update(agent_pgid=pgid),
+            on_files=self.on_files,
         )
         self.current = run
         self.heart.update(phase=f"{role} agent")

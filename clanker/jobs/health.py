@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from .. import git, regressions
-from ..gate import run_gate
 from ..model import Event
 from .context import JobContext
 from .work import prepare_worktree
@@ -15,8 +14,7 @@ def run_health(ctx: JobContext) -> None:
     assert sha is not None
     ctx.say(f"▶ health check of {ctx.main} at {sha[:10]}")
     ctx.heart.update(job="health", task=None, phase="health")
-    git.checkout_detached(ctx.worktree, sha)
-    result = run_gate((*ctx.cfg.gate, *ctx.cfg.health_commands), ctx.worktree, ctx.cfg.gate_timeout_secs)
+    result = ctx.gate((*ctx.cfg.gate, *ctx.cfg.health_commands), sha=sha)
     ran = {
         "slave": ctx.sid,
         "passed": result.passed,

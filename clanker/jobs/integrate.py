@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import git, history, mainline, regressions
+from .. import git, history, mainline, overlap, regressions
 from ..gate import GateResult
 from ..model import Event, S, Task
 from .context import JobContext
@@ -98,7 +98,7 @@ def _stack(ctx: JobContext, base: str, queue: list[Task]) -> tuple[list[Stacked]
 
 
 def _gate(ctx: JobContext, item: Stacked) -> GateResult:
-    result = mainline.gate(ctx.worktree, item.sha, ctx.cfg.gate, ctx.cfg.gate_timeout_secs)
+    result = ctx.gate(sha=item.sha)
     ctx.record_gate(item.task.id, "mainline", result)
     return result
 
@@ -126,7 +126,7 @@ def _main_is_red(ctx: JobContext, base: str, culprit: Task, failure: GateResult)
     named = regressions.mentioned_files(failure.output, set(git.out(["ls-files"], ctx.repo).splitlines()))
     if not named or named & files:
         return False
-    on_main = mainline.gate(ctx.worktree, base, ctx.cfg.gate, ctx.cfg.gate_timeout_secs)
+    on_main = ctx.gate(sha=base)
     if on_main.passed:
         return False
     ctx.store.transact(
@@ -156,6 +156,17 @@ def _done(ctx: JobContext, stack: list[Stacked]) -> None:
     ctx.store.append(*evs)
     git.detach(ctx.worktree, ctx.main)
     ctx.say(f"  ✓ landed {', '.join(s.task.id for s in stack)} on {ctx.main} (gate ran on {stack[-1].sha[:10]})")
+    refresh_submitted(ctx)
+
+
+def refresh_submitted(ctx: JobContext) -> None:
+    """main moved: submitted tasks that no longer merge go back to their authors, not to a judge."""
+    found = overlap.after_main_moved(ctx.cfg, ctx.store.state(), ctx.sid)
+    if found:
+        sent = ctx.store.transact(lambda st: overlap.still_submitted(st, found))
+        for ev in sent:
+            if ev.type == "task.refresh":
+                ctx.say(f"  ↩ {ev.task}: {ev.data.get('reasons')}")
 
 
 def _release(ctx: JobContext, queue: list[Task], reason: str) -> None:

@@ -28,8 +28,7 @@ def run_judge(ctx: JobContext, task: Task) -> None:
         return _conflict(ctx, task, cand.conflicts)
     gate_output = ""
     if cand.sha:
-        ctx.heart.update(phase="gate")
-        result = mainline.gate(ctx.worktree, cand.sha, ctx.cfg.gate, ctx.cfg.gate_timeout_secs)
+        result = ctx.gate(sha=cand.sha)
         gate_output = result.output
         ctx.record_gate(task.id, "judge", result)
         if not result.passed:
@@ -59,7 +58,7 @@ def _main_is_red(ctx: JobContext, task: Task, base: str, failure: GateResult) ->
     named = regressions.mentioned_files(failure.output, set(git.out(["ls-files"], ctx.repo).splitlines()))
     if named and named & touched:
         return False
-    on_main = mainline.gate(ctx.worktree, base, ctx.cfg.gate, ctx.cfg.gate_timeout_secs)
+    on_main = ctx.gate(sha=base)
     if on_main.passed:
         return False
     ctx.store.transact(

@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 import time
 
-from .. import git, history
+from .. import git, history, overlap
 from ..agents import adapter_for
 from ..agents.base import Outcome
 from ..agents.runner import RunResult
-from ..gate import run_gate
 from ..model import Event, S, Task
 from ..prompts import worker_prompt
 from ..watch import ConflictWatch
+from ..workspace import SetupFailed
 from .context import JobContext
 
 
@@ -61,11 +61,17 @@ def run_work(ctx: JobContext, task: Task) -> None:
     attempt = task.attempts
     kind = "rework" if task.judge_rounds else "work"
     ctx.say(f"▶ {task.id} {kind}: {task.title} (attempt {attempt})")
-    ctx.heart.update(job="work", task=task.id, phase="agent")
+    ctx.heart.update(job="work", task=task.id, phase="setup")
+    _environment(ctx)
+    ctx.heart.update(phase="agent")
     resume = task.sessions[-1] if task.judge_rounds and task.sessions else None
     prompt = _prompt(ctx, task, conflicts)
-    with ConflictWatch(ctx.store, task.id, ctx.worktree, ctx.cfg.owner_files, ctx.sid):
-        res = ctx.run_agent_settled(ctx.cfg.agent, "worker", task.id, attempt, prompt, resume)
+    with ConflictWatch(ctx.store, task.id, ctx.worktree, ctx.cfg.owner_files, ctx.sid) as watch:
+        ctx.on_files = watch.note
+        try:
+            res = ctx.run_agent_settled(ctx.cfg.agent, "worker", task.id, attempt, prompt, resume)
+        finally:
+            ctx.on_files = None
     if res is None:
         checkpoint(ctx, task, "the slave was asked to stop")
         return
@@ -83,9 +89,8 @@ def run_work(ctx: JobContext, task: Task) -> None:
     if res.outcome != Outcome.OK:
         _fail(ctx, task, f"agent failed: {history.short(res.result.error or res.result.text, 200)}")
         return
-    ctx.heart.update(phase="gate")
     ctx.say(f"  gate: {len(ctx.cfg.gate)} command(s)")
-    gate = run_gate(ctx.cfg.gate, ctx.worktree, ctx.cfg.gate_timeout_secs)
+    gate = ctx.gate()
     ctx.record_gate(task.id, "work", gate)
     touched = git.changed_files(ctx.repo, ctx.main, task.branch)
     summary = history.short(res.result.text) or "no summary"
@@ -108,7 +113,31 @@ def run_work(ctx: JobContext, task: Task) -> None:
     ctx.say(f"  ✓ gate passed; submitting {task.id} for judging ({len(files)} file(s) changed)")
     _finish(ctx)
     follow = follow_ups(res.result.text)
-    ctx.store.emit("task.submitted", task.id, slave=ctx.sid, summary=summary, files=touched, follow_ups=follow)
+    submitted = Event(
+        "task.submitted",
+        ctx.sid,
+        task.id,
+        {"slave": ctx.sid, "summary": summary, "files": touched, "follow_ups": follow},
+    )
+    # Replayed onto main and onto earlier overlapping tasks now, so no judge meets the conflict.
+    after = overlap.at_submit(ctx.cfg, ctx.store.state(), task, touched, ctx.sid)
+    ctx.store.append(submitted, *after)
+    for ev in after:
+        if ev.type in ("task.refresh", "task.held"):
+            reason = ev.data.get("reasons") or f"held behind {', '.join(ev.data.get('behind') or [])}"
+            ctx.say(f"  ! {task.id}: {reason}")
+
+
+def _environment(ctx: JobContext) -> None:
+    """Set the worktree up for the branch before the agent starts. A failure on main's own setup
+    inputs is the environment's (SetupFailed goes up to the slave); on inputs this branch changed,
+    the agent works on anyway and the gate reports the failure as this attempt's."""
+    try:
+        ctx.ensure_env()
+    except SetupFailed as e:
+        if ctx.workspace.inputs_match(ctx.main):
+            raise
+        ctx.say(f"  ! {e} — this branch changed the setup inputs; the gate will tell")
 
 
 FOLLOW_UP = re.compile(r"^\s*FOLLOW-UP:\s*(.+?)\s*$", re.MULTILINE)

@@ -37,6 +37,9 @@ heartbeats or other routine chatter):
 | risk | RISK (auth: BLOK) | `KIND: MESSAGE` (+ files) |
 | credential.exhausted | BLOK | `credential NAME spent, resets in 2h` |
 | main.red / main.green | BLOK / FIX | `main is red at SHA (WHERE)`, `main is green again at SHA` |
+| preflight.claimed / preflight.ran | INFO / TEST passed, BLOK failed | `gate preflight: …` what it found |
+| setup.failed / setup.ok / setup.retry | BLOK / FIX / INFO | `worktree.setup failed: CMD …` (not the task's fault) |
+| task.held / task.refresh | RISK / TODO | `held behind T1 …`, `back to its author: REASONS` |
 | slave.started / slave.stopped / slave.paused, fleet.paused / fleet.resumed, credential.restored | INFO | short |
 | anything else (batch.*, …) | INFO | its type and message, so new event kinds show up without a change here |
 """
@@ -66,7 +69,9 @@ COLOURS = {
     "DONE": "magenta",
 }
 # Routine events that never make a line (heartbeat-like chatter, or covered by another line).
-QUIET = frozenset({"slave.spawned", "agent.waiting", "health.claimed", "task.landing"})
+QUIET = frozenset(
+    {"slave.spawned", "agent.waiting", "health.claimed", "task.landing", "task.touched", "preflight.requested"}
+)
 
 
 @dataclass(frozen=True)
@@ -248,6 +253,33 @@ def _main_red(ev: Event, info: TaskInfo) -> Described:
     return "BLOK", f"main is red at {str(ev.data.get('sha') or '')[:8]}{where}", []
 
 
+def _preflight(ev: Event, info: TaskInfo) -> Described:
+    d = ev.data
+    kind = d.get("kind")
+    if d.get("passed"):
+        return "TEST", f"gate preflight passed ({d.get('seconds', 0):.1f}s): the gate tests the worktree", []
+    failed = f"`{d.get('failed')}`" if d.get("failed") else ""
+    opened = [str(f) for f in d.get("opened") or ()]
+    if kind == "setup":
+        return "BLOK", f"gate preflight: worktree.setup fails in a fresh worktree: {failed}", []
+    if kind == "trap":
+        return (
+            "BLOK",
+            f"gate preflight: the gate reads {len(opened)} tracked file(s) from your checkout, not the worktree",
+            opened,
+        )
+    if kind == "regression":
+        return "BLOK", f"gate preflight: main's gate fails: {failed}: {_last_line(d.get('tail'))}", []
+    last = _last_line(d.get("tail"))
+    return "BLOK", f"gate preflight: the gate fails on main in a fresh worktree (the environment): {failed}: {last}", []
+
+
+def _setup_failed(ev: Event, info: TaskInfo) -> Described:
+    d = ev.data
+    last = _last_line(d.get("tail"))
+    return "BLOK", f"worktree.setup failed (the environment, not the task): `{d.get('command')}`: {last}", []
+
+
 def _fixed(tag: str, text: str) -> Callable[[Event, TaskInfo], Described]:
     return lambda ev, info: (tag, text, [])
 
@@ -303,6 +335,22 @@ DESCRIBE: dict[str, Callable[[Event, TaskInfo], Described | None]] = {
     "slave.paused": lambda ev, info: ("INFO", f"paused: credential {ev.data.get('credential') or '?'} spent", []),
     "fleet.paused": _fleet,
     "fleet.resumed": _fleet,
+    "preflight.claimed": _fixed("INFO", "gate preflight: the gate on main in a fresh worktree"),
+    "preflight.ran": _preflight,
+    "preflight.released": _reason("INFO", "gate preflight let go"),
+    "setup.failed": _setup_failed,
+    "setup.ok": _fixed("FIX", "worktree.setup works again"),
+    "setup.retry": _reason("INFO", "trying worktree.setup again"),
+    "task.held": lambda ev, info: (
+        "RISK",
+        "held behind " + ", ".join(map(str, ev.data.get("behind") or [])) + " until it lands",
+        [],
+    ),
+    "task.refresh": lambda ev, info: (
+        "TODO",
+        f"back to its author: {ev.data.get('reasons') or 'main moved'}",
+        [str(f) for f in ev.data.get("files") or ()],
+    ),
 }
 
 
