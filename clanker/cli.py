@@ -174,9 +174,15 @@ def status_cmd(c: Ctx, as_json: bool) -> None:
 
 @cli.command("doctor")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--gate", "gate", is_flag=True, help="Run the gate preflight now (on main, in a fresh worktree).")
 @pass_ctx
-def doctor_cmd(c: Ctx, as_json: bool) -> None:
+def doctor_cmd(c: Ctx, as_json: bool, gate: bool) -> None:
     """Check tmux, git, config, agents, panes, heartbeats, locks, worktrees, disk."""
+    if gate:
+        setup.prepare(c.cfg)
+        text, code = doctor_mod.gate_check(c.repo, c.config_opt, lambda line: click.echo(line.strip()))
+        click.echo(text)
+        raise SystemExit(code)
     checks = doctor_mod.run_checks(c.repo, c.config_opt)
     if as_json:
         click.echo(json.dumps([ch.to_json() for ch in checks], indent=1))
@@ -186,21 +192,36 @@ def doctor_cmd(c: Ctx, as_json: bool) -> None:
 
 
 @cli.command("init")
+@click.option("--no-preflight", is_flag=True, help="Don't run the gate preflight afterwards.")
 @pass_ctx
-def init_cmd(c: Ctx) -> None:
-    """Create .clanker/, keep it out of git, write a starter clanker.yaml."""
+def init_cmd(c: Ctx, no_preflight: bool) -> None:
+    """Create .clanker/, keep it out of git, write a starter clanker.yaml for this kind of project,
+    then check its gate on main in a fresh worktree (the preflight)."""
     for line in setup.init(c.cfg):
         click.echo(line)
+    cfg = load(c.repo, c.config_opt)
+    if no_preflight or not cfg.gate:
+        return
+    click.echo("gate preflight (the gate on main in a fresh worktree; `--no-preflight` skips it):")
+    text, code = doctor_mod.gate_check(c.repo, c.config_opt, lambda line: click.echo(line.strip()))
+    click.echo(text)
+    raise SystemExit(code)
 
 
 @cli.command("logs")
-@click.argument("task")
+@click.argument("task", required=False)
 @click.option("--follow", "-f", is_flag=True)
 @click.option("--tail", "-n", "tail_n", type=click.IntRange(min=1), default=None)
+@click.option("--setup", "setup_of", default=None, metavar="SLAVE", help="The worktree setup log of cN instead.")
 @pass_ctx
-def logs_cmd(c: Ctx, task: str, follow: bool, tail_n: int | None) -> None:
-    """The readable log of a task's agent runs."""
+def logs_cmd(c: Ctx, task: str | None, follow: bool, tail_n: int | None, setup_of: str | None) -> None:
+    """The readable log of a task's agent runs (or, with --setup cN, of a worktree's setup)."""
     store = c.store()
+    if setup_of is not None:
+        click.echo(logs_mod.setup_log(store.paths, setup_of, tail_n))
+        return
+    if task is None:
+        raise UsageError("which task? `clanker logs T3` (or `clanker logs --setup c1` for a setup log)")
     taskcmd.get(store.state(), task)
     text = logs_mod.tail(store.paths, task, tail_n)
     if text:

@@ -466,7 +466,7 @@ def _build(repo: Path, path: Path | None, raw: dict[str, Any], lines: dict[tuple
         conflict_budget=mainline.get("conflict_budget", 3),
         tmux_socket=os.environ.get("CLANKER_TMUX_SOCKET") or tmux.get("socket"),
         tmux_session=tmux.get("session"),
-        worktrees=(repo / worktrees) if worktrees else None,
+        worktrees=Path(os.path.normpath(repo / worktrees)) if worktrees else None,
         owner_files=v.get("owner_files", ()),
         git_ignore=v.get("git_ignore", "exclude"),
         retry_base_secs=v.get("retry", {}).get("base_secs", 1.0),

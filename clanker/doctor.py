@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import credentials, git, heartbeat, tmux
+from . import credentials, envpass, git, heartbeat, preflight, tmux, traps
 from .agents import adapter_for, probe
 from .config import AgentConfig, Config, load
 from .errors import ClankerError
 from .fleet import view
 from .locks import is_held
+from .model import Event
 from .paths import Paths
+from .store import Store
 
 
 @dataclass(frozen=True)
@@ -59,8 +63,90 @@ def run_checks(repo: Path, config_path: Path | None = None) -> list[Check]:
     checks.append(Check("config", "ok", str(cfg.path) if cfg.path else "no clanker.yaml: defaults"))
     checks += _agent_checks(cfg)
     checks += _repo_checks(cfg)
+    checks += _environment_checks(cfg)
     checks += _fleet_checks(cfg)
     return checks
+
+
+def _environment_checks(cfg: Config) -> list[Check]:
+    """Would a gate in a worktree test the worktree? What did the last preflight say? Does each
+    slave have the variables this shell has (keys exported after the tmux server started)?"""
+    out = []
+    paths = Paths(cfg.repo, cfg.worktrees)
+    for finding in traps.findings(cfg, paths.worktrees):
+        fix = "give each worktree its own environment with worktree.setup (see `clanker init`, README)"
+        out.append(Check("gate env", "warn", finding, fix))
+    if cfg.worktree.setup or cfg.worktree.copy or cfg.worktree.link:
+        parts = [f"{k} {len(v)}" for k, v in (("copy", cfg.worktree.copy), ("link", cfg.worktree.link),
+                                               ("setup", cfg.worktree.setup)) if v]  # fmt: skip
+        out.append(Check("worktree env", "ok", ", ".join(parts)))
+    st = Store(paths, "doctor").state() if paths.events.exists() else None
+    if st is not None and preflight.needed(cfg):
+        p = st.preflight
+        if p is None or p.key != preflight.key(cfg):
+            out.append(Check("gate preflight", "warn", "not run for these settings yet", "`clanker doctor --gate`"))
+        elif p.passed:
+            out.append(Check("gate preflight", "ok", f"passed on {p.sha[:10]}: the gate tests the worktree"))
+        else:
+            first = preflight.render(p.detail, cfg.repo).splitlines()[0].removeprefix("clanker: ")
+            out.append(Check("gate preflight", "fail", first, "`clanker doctor --gate` shows why and the fix"))
+    for sid, f in sorted((st.setup_failed if st else {}).items()):
+        out.append(
+            Check(f"setup {sid}", "fail", f"worktree.setup failed: `{f.command}` ({f.log})", "fix it, then --gate")
+        )
+    beats = heartbeat.read_all(paths)
+    have = [n for n in envpass.wanted(cfg) if os.environ.get(n)]
+    for sid, beat in sorted(beats.items()):
+        if sid == "ctl" or beat.stopped or not heartbeat.pid_alive(beat.pid) or beat.env is None:
+            continue
+        creds = {c.env for c in cfg.credentials}
+        lacking = [n for n in have if n not in beat.env]
+        if lacking:
+            status = "fail" if creds & set(lacking) else "warn"
+            out.append(
+                Check(
+                    f"env {sid}",
+                    status,
+                    f"lacks {', '.join(lacking)}, which this shell has",
+                    "restart the fleet from this shell: `clanker stop`, then `clanker`",
+                )
+            )
+        else:
+            out.append(Check(f"env {sid}", "ok", f"has {len(beat.env)} of the agent/credential variables"))
+    return out
+
+
+def gate_check(repo: Path, config_path: Path | None, say: Callable[[str], None]) -> tuple[str, int]:
+    """`clanker doctor --gate`: run the preflight now, record it (a pass lets the fleet start, and
+    slaves whose setup failed try again), and return its report and exit code."""
+    cfg = load(repo, config_path)
+    paths = Paths(cfg.repo, cfg.worktrees)
+    if not cfg.gate:
+        return "no gate commands: nothing to preflight (add `gate:` to clanker.yaml)", 1
+    store = Store(paths, "doctor")
+    found = preflight.run(cfg, paths, "preflight-doctor", 0, say)
+    data = {"slave": "doctor", "key": preflight.key(cfg), **found.to_json(), "trusted": found.passed}
+    events = [Event("preflight.ran", "doctor", None, data)]
+    if found.passed:
+        events.append(Event("setup.retry", "doctor", None, {"reason": "clanker doctor --gate passed"}))
+    store.append(*events)
+    lines = []
+    if found.passed:
+        lines.append(
+            f"ok    gate preflight: the gate passes on {found.sha[:10]} in a fresh worktree and tests the worktree"
+            f" ({found.seconds:.1f}s)"
+        )
+        if found.partial:
+            lines.append("warn  gate preflight: part of your checkout could not be watched (inotify limits)")
+    else:
+        lines.append(preflight.render(data, cfg.repo))
+    log = paths.setup_log("preflight-doctor")
+    if cfg.worktree.setup and log.is_file():
+        lines.append(f"\nsetup log ({log}), last lines:")
+        lines += ["  " + ln for ln in log.read_text(encoding="utf-8", errors="replace").splitlines()[-15:]]
+    for sid, f in sorted(store.state().setup_failed.items()):
+        lines.append(f"{sid}: its worktree.setup failed (`{f.command}`): {f.log}")
+    return "\n".join(lines), 0 if found.passed else 1
 
 
 def _agent_checks(cfg: Config) -> list[Check]:

@@ -272,12 +272,17 @@ def tracked_files(repo: Path) -> list[str]:
 
 
 def ignored_files(repo: Path, patterns: tuple[str, ...], exclude: tuple[str, ...] = ()) -> list[str]:
-    """Files git ignores in `repo`'s working tree that match `patterns` (clanker's own state excluded)."""
+    """Files git ignores in `repo`'s working tree that match `patterns`, none under `exclude`."""
     if not patterns:
         return []
-    spec = [*_globs(patterns), *(f":(exclude){e}" for e in exclude)]
-    proc = run(["ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--", *spec], repo)
-    return [p for p in proc.stdout.split("\0") if p]
+    # Filtered here, not with `:(exclude)`: with an exclude pathspec git also lists nested
+    # worktrees (clanker's own, under .clanker/) as if they were ignored files.
+    proc = run(["ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--", *_globs(patterns)], repo)
+    return [
+        p
+        for p in proc.stdout.split("\0")
+        if p and not p.endswith("/") and not any(p == e or p.startswith(e.rstrip("/") + "/") for e in exclude)
+    ]
 
 
 def untracked_files(repo: Path, patterns: tuple[str, ...]) -> list[str]:

@@ -28,6 +28,7 @@ class Beat:
     pane: str
     agent_pgid: int | None
     stopped: bool
+    env: list[str] | None = None  # which agent/credential variables the process has (names only)
 
     def age(self, now: float | None = None) -> float:
         return max(0.0, (now or time.time()) - self.wall)
@@ -48,6 +49,7 @@ def read(paths: Paths, sid: str) -> Beat | None:
             pane=str(raw.get("pane", "")),
             agent_pgid=raw.get("agent_pgid"),
             stopped=bool(raw.get("stopped", False)),
+            env=[str(n) for n in raw["env"]] if isinstance(raw.get("env"), list) else None,
         )
     except (TypeError, ValueError):
         return None

@@ -27,6 +27,18 @@ def tail(paths: Paths, task: str, n: int | None) -> str:
     return "\n".join(lines)
 
 
+def setup_log(paths: Paths, name: str, n: int | None) -> str:
+    """The worktree setup log of slave `name` (c2, or 2), or of a preflight (preflight-c1)."""
+    name = name if not name.isdigit() else f"c{name}"
+    log = paths.setup_log(name)
+    if not log.is_file():
+        known = sorted(p.stem for p in log.parent.glob("*.log")) if log.parent.is_dir() else []
+        have = f" (there are: {', '.join(known)})" if known else ""
+        return f"no setup log for {name}{have}"
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    return "\n".join(lines[-n:] if n else lines)
+
+
 def follow(paths: Paths, task: str, stop_when: float | None = None) -> None:
     """Print new lines of the task's newest log as they come (Ctrl-C stops)."""
     offsets = {f: f.stat().st_size for f in log_files(paths, task)}

@@ -140,7 +140,8 @@ def _check(cfg: Config, ws: Workspace, sha: str, started: float, say: Callable[[
     if not opened:
         return Finding(True, "ok", sha, time.monotonic() - started, log=log, partial=partial)
     suspects = sorted(f for f in opened if (ws.path / f).is_file())[:MAX_PROBED]
-    say(f"  the gate read {len(opened)} tracked file(s) from your checkout: checking whether it tests the worktree")
+    names = ", ".join(sorted(opened)[:3]) + (" …" if len(opened) > 3 else "")
+    say(f"  the gate read {len(opened)} tracked file(s) from your checkout ({names}): does it test the worktree?")
     for f in suspects:
         (ws.path / f).write_text(PROBE, encoding="utf-8")
     try:
@@ -150,6 +151,10 @@ def _check(cfg: Config, ws: Workspace, sha: str, started: float, say: Callable[[
     repeated = sorted(set(suspects) & again)
     if second.passed and repeated:
         recipe = recipes.detect(checkout)
+        causes = causes or (
+            "something the gate runs reaches into your checkout: an editable install, an absolute path, "
+            "a PYTHONPATH or a node_modules link back to it",
+        )
         return Finding(
             False,
             "trap",
@@ -307,6 +312,12 @@ def render(data: dict[str, Any], repo: Path) -> str:
     return "\n".join(lines)
 
 
+ERRORISH = re.compile(r"error|cannot|can't|not found|no such|missing|denied|refused|failed", re.I)
+
+
 def _tail(text: str, n: int) -> list[str]:
-    out = [ln for ln in text.strip().splitlines() if ln.strip()]
-    return out[-n:]
+    """The last `n` lines, and before them the error lines a long stack trace pushed out."""
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    last = lines[-n:]
+    earlier = [ln for ln in lines[:-n] if ERRORISH.search(ln) and not ln.startswith(("$ ", "(exit "))][-3:]
+    return [*earlier, "…", *last] if earlier else last

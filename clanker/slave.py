@@ -163,6 +163,7 @@ class Slave:
         why = self._setup_retry_reason(failure.commands, failure.main_sha)
         if why:
             self.store.emit("setup.retry", slave=self.sid, reason=why)
+            self.ctx.setup_retrying = True
             say(self.sid, f"↻ {why}: trying worktree.setup again")
             return False
         assert self.waiter is not None

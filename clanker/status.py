@@ -91,8 +91,39 @@ def slave_rows(cfg: Config, paths: Paths, state: State, panes: dict[str, Pane] |
     return rows
 
 
+def gate_json(state: State) -> dict[str, Any]:
+    """The gate preflight and worktree setup, for scripts."""
+    p = state.preflight
+    return {
+        "preflight": None
+        if p is None
+        else {"passed": p.passed, "trusted": p.trusted, "kind": p.kind, "sha": p.sha, "ts": p.ts, "key": p.key},
+        "preflight_running": state.preflight_slave,
+        "setup_failed": {
+            sid: {"command": f.command, "log": f.log, "since": f.ts} for sid, f in sorted(state.setup_failed.items())
+        },
+    }
+
+
+def gate_lines(state: State) -> list[str]:
+    """What `clanker status` says about the gate preflight and worktree setup (when it matters)."""
+    out = []
+    p = state.preflight
+    if state.preflight_slave:
+        out.append(f"GATE preflight running on {state.preflight_slave}: nothing is dispatched until it passes")
+    elif p is not None and not p.trusted:
+        why = {"setup": "worktree.setup fails", "trap": "the gate reads your checkout, not the worktree"}.get(
+            p.kind, "the gate fails on main in a fresh worktree"
+        )
+        out.append(f"GATE preflight FAILED ({why}): nothing is dispatched — `clanker doctor --gate` says why")
+    for sid, f in sorted(state.setup_failed.items()):
+        out.append(f"SETUP {sid}: `{f.command}` failed; waiting for its inputs to change — {f.log}")
+    return out
+
+
 def to_json(state: State, rows: list[SlaveRow]) -> dict[str, Any]:
     return {
+        "gate": gate_json(state),
         "tasks": [
             {
                 "id": t.id,
@@ -234,6 +265,9 @@ def render(
         lines.append(
             f"  planner {tokens(p.tokens)} tokens in {p.turns} turns, ${p.cost_usd:.2f} (not in the total above)"
         )
+    gate = gate_lines(state)
+    if gate:
+        lines += ["", *gate]
     title_w = max(10, width - 62)
 
     def task_line(t: Task, state_: str, age: str, extra: str = "") -> str:

@@ -230,13 +230,14 @@ class Workspace:
             and raw.get("worktree") == self._identity()
         )
 
-    def ensure(self) -> None:
+    def ensure(self) -> bool:
         """Copy, link, and run setup if this worktree has not been set up for its current inputs.
-        Raises SetupFailed."""
+        Returns whether setup ran (and passed); raises SetupFailed."""
         self.sync()
         if self.is_set_up():
-            return
+            return False
         self.setup()
+        return True
 
     def setup(self) -> None:
         w = self.cfg.worktree

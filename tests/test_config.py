@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from clanker.config import CONFIG_NAME, SCHEMA, AgentConfig, Config, find_config, load
+from clanker.config import CONFIG_NAME, SCHEMA, AgentConfig, Config, WorktreeConfig, find_config, load
 from clanker.errors import ConfigError
 from tests.helpers import clanker, make_repo
 
@@ -89,6 +89,16 @@ tmux: {socket: sock, session: sess}
 worktrees: ../wt
 owner_files: [src/hot, "*.lock"]
 git_ignore: gitignore
+worktree:
+  copy: [.env, "config/*.local.yml"]
+  link: [.cache/models]
+  setup: ["npm ci"]
+  setup_inputs: [package-lock.json]
+  setup_timeout_secs: 60
+  port_base: 30000
+  port_span: 10
+env: {pass: [DATABASE_URL]}
+gate_preflight: false
 """,
     )
     assert cfg.slaves == 5 and cfg.heartbeat_secs == 0.5 and cfg.max_attempts == 7
@@ -107,7 +117,17 @@ git_ignore: gitignore
     assert cfg.gate == ("make test", "ruff check") and cfg.gate_timeout_secs == 99.0
     assert cfg.mainline_branch == "trunk" and cfg.conflict_budget == 0
     assert cfg.tmux_socket == "sock" and cfg.tmux_session == "sess"
-    assert cfg.worktrees == tmp_path / "../wt"
+    assert cfg.worktrees == tmp_path.parent / "wt"  # normalised: a path outside the repo stays outside
+    assert cfg.worktree == WorktreeConfig(
+        copy=(".env", "config/*.local.yml"),
+        link=(".cache/models",),
+        setup=("npm ci",),
+        setup_inputs=("package-lock.json",),
+        setup_timeout_secs=60.0,
+        port_base=30000,
+        port_span=10,
+    )
+    assert cfg.env_pass == ("DATABASE_URL",) and cfg.gate_preflight is False
     assert cfg.owner_files == ("src/hot", "*.lock") and cfg.git_ignore == "gitignore"
 
 

@@ -59,6 +59,18 @@ def test_two_tasks_editing_the_same_lines_one_is_reworked_and_both_land(tmp_path
     conflicts = [e for e in events(repo) if e["type"] == "task.refresh"]
     assert len(conflicts) == 1 and "shared.txt" in conflicts[0]["reasons"]
     loser = conflicts[0]["task"]
+    winner = "T1" if loser == "T2" else "T2"
+    evs = events(repo)
+    at = {k: [i for i, e in enumerate(evs) if f"{e['type']}:{e.get('task')}" == k] for k in (
+        f"task.judge_claimed:{winner}", f"task.judge_claimed:{loser}", f"task.mainlined:{winner}")}  # fmt: skip
+    warned = [
+        i for i, e in enumerate(evs) if e["type"] == "risk" and e.get("task") == loser and "shared.txt" in e["files"]
+    ]
+    # Warned while they worked, before either was judged; serialised: the later one was judged
+    # only after the earlier one landed.
+    assert warned and warned[0] < min(at[f"task.judge_claimed:{winner}"] + at[f"task.judge_claimed:{loser}"])
+    assert any(e["type"] == "task.held" and e["task"] == loser and e["behind"] == [winner] for e in evs)
+    assert min(at[f"task.judge_claimed:{loser}"]) > min(at[f"task.mainlined:{winner}"])
     # The reworked task resolved the conflict in its own branch (keeping both sides) and landed.
     assert sorted(git(repo, "show", "main:shared.txt").splitlines()) == ["first version", "second version"]
     assert verdicts(repo, loser)[-1] == "done"

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
+from clanker.errors import IllegalTransition
 from clanker.fold import check, fold
 from clanker.model import Event as Ev
 from clanker.model import S, State
-from clanker.scheduler import Job, Targets, choose_job, conflict_rate, targets
+from clanker.scheduler import Job, Targets, choose_job, conflict_rate, gate_status, targets
 
 ALIVE = frozenset({"c1", "c2", "c3"})
 JUDGE = "cj"  # a judge slave id used to move tasks through judging in the fixtures
@@ -443,6 +444,48 @@ CASES = [
     ),
     case("new work before orphans", [rework("T1", "c9"), added("T2")], "c1", Job(W, "T2")),
     case("orphans by order", [rework("T1", "c8"), rework("T2", "c9", priority=2)], "c1", Job(W, "T2")),
+    # the gate preflight: nothing but it (and the planner) until the gate is trusted
+    case(
+        "a due preflight comes before everything",
+        [rework("T1", "c1"), added("T2")],
+        "c1",
+        Job("preflight"),
+        gate="pending",
+    ),
+    case("nothing while another slave preflights", [added("T1")], "c1", None, gate="running"),
+    case("nothing while the preflight failed", [added("T1"), needs_judge("T2", "c2")], "c1", None, gate="failed"),
+    case(
+        "the planner may plan while the gate is untrusted",
+        [[ev("plan.requested", request="")]],
+        "c1",
+        Job("plan", ""),
+        gate="failed",
+        can_plan=True,
+    ),
+    # overlap: a submitted task held behind an earlier live one is not judged yet
+    case(
+        "held behind a live task: not judged",
+        [needs_judge("T1", "c2"), needs_judge("T2", "c3"), [ev("task.held", "T2", behind=["T1"])]],
+        "c1",
+        Job(J, "T1"),
+    ),
+    case(
+        "held behind a landed task: judged",
+        [done("T1"), needs_judge("T2", "c3"), [ev("task.held", "T2", behind=["T1"])]],
+        "c1",
+        Job(J, "T2"),
+    ),
+    case(
+        "held behind a blocked task: judged",
+        [
+            added("T1"),
+            [ev("task.blocked", "T1", reason="x")],
+            needs_judge("T2", "c3"),
+            [ev("task.held", "T2", behind=["T1"])],
+        ],
+        "c1",
+        Job(J, "T2"),
+    ),
     # nothing to do
     case("empty state", [], "c1", None),
     case("only finished tasks", [done("T1"), added("T2"), [ev("task.cancelled", "T2")]], "c1", None),
@@ -455,12 +498,64 @@ def test_choose_job(groups: list[list[Ev]], me: str, kwargs: dict[str, Any], exp
     opts: dict[str, Any] = {"slaves": 3, "alive": ALIVE, **kwargs}
     got = choose_job(state, me, **opts)
     assert got == expected
-    if got is not None:
+    if got is not None and got.kind in (W, J):
         task = state.tasks[got.task]
         if got.kind == J:
             assert task.state == S.NEEDS_JUDGE and task.author != me
         else:
             assert task.state in (S.READY, S.REWORK)
+
+
+def preflit(key: str, passed: bool, trusted: bool | None = None) -> list[Ev]:
+    data = {"slave": "c1", "key": key, "passed": passed, "sha": "s", "kind": "ok" if passed else "gate"}
+    if trusted is not None:
+        data["trusted"] = trusted
+    return [ev("preflight.claimed", None, "c1", slave="c1", key=key), ev("preflight.ran", None, "c1", **data)]
+
+
+@pytest.mark.parametrize(
+    ("groups", "enabled", "expected"),
+    [
+        ([], False, "trusted"),
+        ([], True, "pending"),
+        ([[ev("preflight.claimed", None, "c1", slave="c1", key="k")]], True, "running"),
+        ([preflit("k", True)], True, "trusted"),
+        ([preflit("k", False)], True, "failed"),
+        ([preflit("k", False, trusted=True)], True, "trusted"),  # a regression: the gate is fine
+        ([preflit("old", True)], True, "pending"),  # other settings since
+        ([preflit("k", True), [ev("preflight.requested", None, "ctl", reason="a new run")]], True, "pending"),
+        ([preflit("k", False), [ev("preflight.claimed", None, "c2", slave="c2", key="k")]], True, "running"),
+    ],
+)
+def test_gate_status(groups: list[list[Ev]], enabled: bool, expected: str) -> None:
+    assert gate_status(build(*groups), "k", enabled) == expected
+
+
+def test_a_second_preflight_claim_is_refused() -> None:
+    state = build([ev("preflight.claimed", None, "c1", slave="c1", key="k")])
+    with pytest.raises(IllegalTransition):
+        check(state, ev("preflight.claimed", None, "c2", slave="c2", key="k"))
+    released = fold(state, [(ev("preflight.released", None, "ctl", slave="c1"), 1)])
+    assert released.preflight_slave is None and released.preflight_wanted
+    check(released, ev("preflight.claimed", None, "c2", slave="c2", key="k"))
+
+
+def test_setup_failures_are_kept_per_slave_until_it_works_or_a_fresh_worktree_passes() -> None:
+    failed = [ev("setup.failed", None, s, slave=s, command="npm ci", main_sha="a", log="l") for s in ("c1", "c2")]
+    state = build(failed)
+    assert sorted(state.setup_failed) == ["c1", "c2"]
+    assert sorted(fold(state, [(ev("setup.ok", None, "c1", slave="c1"), 9)]).setup_failed) == ["c2"]
+    assert fold(state, [(ev("setup.retry", None, "doctor", reason="x"), 9)]).setup_failed == {}
+    assert build(failed, preflit("k", True)).setup_failed == {}
+
+
+def test_touched_files_grow_a_tasks_keys_while_it_works() -> None:
+    state = build(working("T1", "c1"), [ev("task.touched", "T1", "c1", slave="c1", files=["src/a.py"])])
+    assert state.tasks["T1"].touched == ("src/a.py",)
+    blocked = build(
+        working("T1", "c1"), [ev("task.touched", "T1", "c1", files=["src/a.py"])], added("T2", paths=["src/b.py"])
+    )
+    assert choose_job(blocked, "c2", slaves=3, alive=ALIVE) is None  # src is held by T1's live edits
 
 
 def test_choose_job_is_pure() -> None:

@@ -81,7 +81,7 @@ def test_to_json_shape(paths: Paths) -> None:
     cfg = Config(repo=paths.repo)
     data = to_json(STATE, slave_rows(cfg, paths, STATE))
     assert json.loads(json.dumps(data)) == data  # plain JSON all the way down
-    assert set(data) == {"tasks", "slaves"}
+    assert set(data) == {"gate", "tasks", "slaves"}
     assert [t["id"] for t in data["tasks"]] == ["T1", "T2", "T3", "T4"]
     for t in data["tasks"]:
         assert set(t) >= TASK_KEYS, t
@@ -144,6 +144,7 @@ def test_slaves_without_a_heartbeat_are_absent(paths: Paths) -> None:
         ("c2", "absent", None, None, ""),
     ]
     assert to_json(State(), rows) == {
+        "gate": {"preflight": None, "preflight_running": None, "setup_failed": {}},
         "tasks": [],
         "slaves": [
             {"id": "c1", "state": "absent", "task": None, "heartbeat_age_s": None, "pane": ""},
@@ -164,7 +165,7 @@ def test_status_json_through_the_cli(tmp_path: Path, socket_name: str) -> None:
     repo = make_repo(tmp_path / "repo", config="slaves: 2\n")
     clanker(repo, "task", "add", "first task", "--id", "A1", check=True)
     data = status(repo)  # on a private tmux socket with no server: no panes, no slaves running
-    assert set(data) == {"tasks", "slaves"}
+    assert set(data) == {"gate", "tasks", "slaves"}
     (t,) = data["tasks"]
     assert set(t) >= TASK_KEYS and t["id"] == "A1" and t["title"] == "first task" and t["state"] == "ready"
     assert [s["id"] for s in data["slaves"]] == ["c1", "c2"]

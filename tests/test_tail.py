@@ -299,6 +299,60 @@ CASES: list[tuple[str, Event, TaskInfo | None, str | None]] = [
         INFO,
         "TODO | t+5m | tok 1.2k $0.41 | cli | T3 | retry: back in the queue",
     ),
+    ("touched files are quiet", ev("task.touched", files=["a.py"]), INFO, None),
+    ("preflight asked for is quiet", ev("preflight.requested", None, reason="a new run"), None, None),
+    (
+        "preflight passed",
+        ev("preflight.ran", None, passed=True, kind="ok", seconds=2.25),
+        None,
+        "TEST | t+5m | tok - | c1 | - | gate preflight passed (2.2s): the gate tests the worktree",
+    ),
+    (
+        "preflight trap",
+        ev("preflight.ran", None, passed=False, kind="trap", opened=["src/pkg/core.py", "src/pkg/__init__.py"]),
+        None,
+        "BLOK | t+5m | tok - | c1 | - | gate preflight: the gate reads your checkout, not the worktree | "
+        "src/pkg/core.py, src/pkg/__init__.py",
+    ),
+    (
+        "preflight environment",
+        ev(
+            "preflight.ran",
+            None,
+            passed=False,
+            kind="gate",
+            failed="pytest -q",
+            tail="E   ModuleNotFoundError\n(exit 1)",
+        ),
+        None,
+        "BLOK | t+5m | tok - | c1 | - | gate preflight: fails on main in a fresh worktree (environment): `pytest -q`: "
+        "E ModuleNotFoundError",
+    ),
+    (
+        "setup failed",
+        ev("setup.failed", None, slave="c2", command="npm ci", tail="$ npm ci\nnpm ERR! 404\n(exit 1)"),
+        None,
+        "BLOK | t+5m | tok - | c2 | - | worktree.setup failed (the environment, not the task): `npm ci`: npm ERR! 404",
+    ),
+    (
+        "setup works",
+        ev("setup.ok", None, slave="c2"),
+        None,
+        "FIX  | t+5m | tok - | c2 | - | worktree.setup works again",
+    ),
+    (
+        "held",
+        ev("task.held", behind=["T1"]),
+        INFO,
+        "RISK | t+5m | tok 1.2k $0.41 | c1 | T3 | held behind T1 until it lands",
+    ),
+    (
+        "refresh",
+        ev("task.refresh", reasons="main moved and now conflicts with it in: a.txt", files=["a.txt"]),
+        INFO,
+        "TODO | t+5m | tok 1.2k $0.41 | c1 | T3 | back to its author: main moved and now conflicts with it in: a.txt "
+        "| a.txt",
+    ),
     (
         "unknown kinds still show",
         ev("batch.started", None, message="stacking T1, T2"),

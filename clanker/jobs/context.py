@@ -36,6 +36,7 @@ class JobContext:
     current: AgentRun | None = None
     on_files: Callable[[list[str]], None] | None = None  # files the agent's stream says it wrote
     _ws: Workspace | None = field(default=None, repr=False)
+    setup_retrying: bool = False  # setup failed here before: say so when it works again
 
     @property
     def workspace(self) -> Workspace:
@@ -49,8 +50,9 @@ class JobContext:
         ws = self.workspace
         if not ws.is_set_up():
             self.heart.update(phase="setup")
-        ws.ensure()
-        if self.sid in self.store.state().setup_failed:
+        ran = ws.ensure()
+        if ran and (self.setup_retrying or self.sid in self.store.state().setup_failed):
+            self.setup_retrying = False
             self.store.emit("setup.ok", slave=self.sid)
 
     def gate(self, commands: tuple[str, ...] | None = None, sha: str | None = None) -> GateResult:

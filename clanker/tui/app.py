@@ -30,7 +30,7 @@ from blessed.keyboard import Keystroke
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from .. import fleet, heartbeat, logs, status
+from .. import fleet, heartbeat, logs, preflight, status
 from .. import tasks as taskcmd
 from ..controller import Controller
 from ..errors import ClankerError, UsageError
@@ -177,6 +177,7 @@ class App:
         self.rows: list[status.SlaveRow] = []
         self.base = Screen()
         self.frame = 0
+        self.preflight_shown = 0.0  # the preflight failure last shown in an overlay
         self.done_jobs: queue.Queue[Callable[[], None]] = queue.Queue()
         self.busy_jobs: set[str] = set()
 
@@ -273,9 +274,19 @@ class App:
             self._show_log(refresh=True)
         if self.ui.message and time.monotonic() > self.ui.message_until:
             self.ui.message = ""
+        gate = ctl.gate()
+        pre = state.preflight
+        if gate == "failed" and pre is not None and pre.ts != self.preflight_shown and not self.ui.overlay:
+            # Nothing is dispatched until this is fixed: say what and how, once per finding.
+            self.preflight_shown = pre.ts
+            self._open(
+                "preflight",
+                "gate preflight: nothing dispatched",
+                preflight.render(pre.detail, ctl.cfg.repo).splitlines(),
+            )
         self.base = Screen(
             repo=str(ctl.cfg.repo),
-            mode=view.mode(state, self.rows),
+            mode="env" if gate == "failed" else view.mode(state, self.rows),
             activity=view.activity(self.rows),
             slaves=view.slave_lines(state, self.rows, now, ctl.cfg.heartbeat_secs, ctl.cfg.agent.stall_secs, quiet),
             queue=view.queue(state, ctl.cfg.slaves, ctl.cfg.judge_max_parallel),

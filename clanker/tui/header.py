@@ -52,9 +52,12 @@ def brightness(index: int, frame: int) -> int:
 
 
 def run_label(mode: str, frame: int) -> list[Seg]:
-    """`RUN` pulsing per character while work runs; `IDLE` or `PAUSED`, still, otherwise."""
+    """`RUN` pulsing per character while work runs; `IDLE`, `PAUSED` or `ENV` (the gate preflight
+    failed), still, otherwise."""
     if mode == "run":
         return [(ch, f"pulse{brightness(i, frame)}") for i, ch in enumerate("RUN")]
     if mode == "paused":
         return [("PAUSED", "yellow")]
+    if mode == "env":  # the gate preflight failed: nothing is dispatched
+        return [("ENV", "red")]
     return [("IDLE", "dim")]

@@ -263,15 +263,11 @@ def _preflight(ev: Event, info: TaskInfo) -> Described:
     if kind == "setup":
         return "BLOK", f"gate preflight: worktree.setup fails in a fresh worktree: {failed}", []
     if kind == "trap":
-        return (
-            "BLOK",
-            f"gate preflight: the gate reads {len(opened)} tracked file(s) from your checkout, not the worktree",
-            opened,
-        )
+        return "BLOK", "gate preflight: the gate reads your checkout, not the worktree", opened
     if kind == "regression":
         return "BLOK", f"gate preflight: main's gate fails: {failed}: {_last_line(d.get('tail'))}", []
     last = _last_line(d.get("tail"))
-    return "BLOK", f"gate preflight: the gate fails on main in a fresh worktree (the environment): {failed}: {last}", []
+    return "BLOK", f"gate preflight: fails on main in a fresh worktree (environment): {failed}: {last}", []
 
 
 def _setup_failed(ev: Event, info: TaskInfo) -> Described:

@@ -1,0 +1,408 @@
+"""Worktree environments, the gate preflight and the env handoff, on real git repos (no tmux)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from clanker import envpass, git, preflight, recipes, secrets, traps
+from clanker.config import Config, WorktreeConfig, load
+from clanker.errors import ConfigError
+from clanker.model import Event, S, State
+from clanker.overlap import after_main_moved, at_submit, relative
+from clanker.paths import Paths
+from clanker.store import Store
+from clanker.workspace import SetupFailed, Workspace, port_base, remap
+
+from .helpers import git as sh_git
+from .helpers import make_repo
+
+
+def config(repo: Path, **worktree: object) -> Config:
+    return Config(repo=repo, gate=("sh gate.sh",), worktree=WorktreeConfig(**worktree))  # type: ignore[arg-type]
+
+
+def workspace(repo: Path, cfg: Config, name: str = "c1", slot: int = 1) -> Workspace:
+    paths = Paths(repo)
+    paths.ensure()
+    path = paths.worktree(name)
+    git.ensure_worktree(repo, path, "main")
+    return Workspace(cfg, paths, name, path, slot)
+
+
+# --- remapping paths into the worktree -------------------------------------------------------------
+
+
+def test_remap_moves_checkout_paths_to_the_worktree_copy_when_it_exists(tmp_path: Path) -> None:
+    checkout, wt, own = tmp_path / "repo", tmp_path / "repo/.clanker/worktrees/c1", tmp_path / "repo/.clanker"
+    for d in (checkout / ".venv/bin", checkout / "src", wt / ".venv/bin", wt / "src", checkout / "node_modules"):
+        d.mkdir(parents=True)
+    env = {
+        "PATH": os.pathsep.join([str(checkout / ".venv/bin"), "/usr/bin", str(checkout / "node_modules/.bin")]),
+        "VIRTUAL_ENV": str(checkout / ".venv"),
+        "PYTHONPATH": str(checkout / "src"),
+        "NODE_PATH": str(wt / "lib"),
+        "HOME": str(checkout),
+    }
+    out = remap(env, checkout, wt, (own,))
+    assert out["PATH"].split(os.pathsep) == [str(wt / ".venv/bin"), "/usr/bin", str(checkout / "node_modules/.bin")]
+    assert out["VIRTUAL_ENV"] == str(wt / ".venv") and out["PYTHONPATH"] == str(wt / "src")
+    assert "NODE_PATH" not in out and "HOME" not in out  # inside clanker's own dir / not a path variable
+    assert remap({"PATH": "relative/bin:/usr/bin"}, checkout, wt, (own,)) == {}
+
+
+def test_each_slave_gets_its_own_port_range(tmp_path: Path) -> None:
+    cfg = Config(repo=tmp_path, worktree=WorktreeConfig(port_base=30000, port_span=50))
+    assert [port_base(cfg, n) for n in (0, 1, 2)] == [30000, 30050, 30100]
+
+
+# --- copy, link, setup ------------------------------------------------------------------------------
+
+
+def test_copy_brings_ignored_files_and_follows_changes(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", None, {".gitignore": ".env\nconf/*.local\n", "README.md": "x\n"})
+    (repo / ".env").write_text("A=1\n")
+    (repo / "conf").mkdir()
+    (repo / "conf/db.local").write_text("db\n")
+    (repo / ".envrc").write_text("not ignored\n")
+    told: list[str] = []
+    ws = workspace(repo, config(repo, copy=(".env*", "conf/*.local")))
+    ws.say = told.append
+    assert sorted(ws.sync()) == [".env", "conf/db.local"]
+    assert (ws.path / ".env").read_text() == "A=1\n" and ws.sync() == []
+    assert any(".envrc is not ignored" in t for t in told) and not (ws.path / ".envrc").exists()
+    (repo / ".env").write_text("A=2\n")
+    assert ws.sync() == [".env"] and (ws.path / ".env").read_text() == "A=2\n"
+    assert sh_git(ws.path, "status", "--porcelain") == ""
+
+
+def test_link_shares_a_directory_and_keeps_the_link_out_of_commits(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", None, {".gitignore": "node_modules/\n", "README.md": "x\n"})
+    (repo / "node_modules/lib").mkdir(parents=True)
+    ws = workspace(repo, config(repo, link=("node_modules",)))
+    assert ws.sync() == ["node_modules"]
+    link = ws.path / "node_modules"
+    assert link.is_symlink() and link.resolve() == (repo / "node_modules").resolve()
+    # `node_modules/` matches a directory, not a symlink: clanker excludes the link itself.
+    assert "/node_modules" in (repo / ".git/info/exclude").read_text()
+    assert sh_git(ws.path, "status", "--porcelain") == "" and ws.sync() == []
+
+
+def test_setup_runs_once_per_inputs_and_its_artifacts_are_never_committed(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", None, {"requirements.txt": "a\n", "README.md": "x\n"})
+    script = 'echo run >> "$CLANKER_CHECKOUT/runs"; mkdir -p env; echo $CLANKER_PORT_BASE > env/port'
+    ws = workspace(repo, config(repo, setup=(script,)), "c2", 2)
+    assert ws.ensure() is True and ws.ensure() is False
+    assert (repo / "runs").read_text() == "run\n" and (ws.path / "env/port").read_text() == f"{20000 + 200}\n"
+    assert sh_git(ws.path, "status", "--porcelain") == "", "setup's output is excluded from commits"
+    # A new commit that changes a setup input: setup runs again.
+    (ws.path / "requirements.txt").write_text("a\nb\n")
+    sh_git(ws.path, "commit", "-qam", "more requirements")
+    assert ws.ensure() is True and (repo / "runs").read_text() == "run\nrun\n"
+    assert "setup of c2" in Paths(repo).setup_log("c2").read_text()
+
+
+def test_a_failing_setup_raises_with_its_output_and_whether_main_has_the_same_inputs(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", None, {"requirements.txt": "broken\n", "README.md": "x\n"})
+    ws = workspace(repo, config(repo, setup=("echo cannot install broken; exit 3",)))
+    with pytest.raises(SetupFailed) as info:
+        ws.ensure()
+    assert info.value.command == "echo cannot install broken; exit 3" and "cannot install broken" in info.value.tail
+    assert "worktree.setup failed in c1" in str(info.value)
+    assert ws.inputs_match("main")
+    (ws.path / "requirements.txt").write_text("fixed\n")
+    assert not ws.inputs_match("main")
+
+
+# --- the preflight ----------------------------------------------------------------------------------
+
+
+def preflight_repo(tmp_path: Path, files: dict[str, str], **worktree: object) -> tuple[Config, Paths]:
+    repo = make_repo(tmp_path / "r", None, {"README.md": "x\n", **files})
+    cfg = Config(repo=repo, gate=("sh gate.sh",), worktree=WorktreeConfig(**worktree))  # type: ignore[arg-type]
+    paths = Paths(repo)
+    paths.ensure()
+    return cfg, paths
+
+
+def test_preflight_passes_a_gate_that_tests_the_worktree_and_leaves_no_worktree(tmp_path: Path) -> None:
+    cfg, paths = preflight_repo(tmp_path, {"gate.sh": "cat lib.txt\n", "lib.txt": "lib\n"})
+    found = preflight.run(cfg, paths, "preflight-t", 0, lambda s: None)
+    assert found.passed and found.kind == "ok" and found.sha == git.rev(cfg.repo, "main")
+    assert not paths.scratch("preflight-t").exists()
+    assert [w.path.name for w in git.worktrees(cfg.repo)] == ["r"]
+
+
+def test_preflight_catches_a_gate_that_reads_the_checkout(tmp_path: Path) -> None:
+    repo = tmp_path / "r"
+    cfg, paths = preflight_repo(tmp_path, {"gate.sh": f"sh {repo.resolve()}/check.sh\n", "check.sh": "echo ok\n"})
+    found = preflight.run(cfg, paths, "preflight-t", 0, lambda s: None)
+    assert not found.passed and found.kind == "trap" and found.opened == ("check.sh",)
+    assert any("absolute path" in c for c in found.causes)  # no static finding: the general cause
+    screen = preflight.render(found.to_json(), cfg.repo)
+    assert "does not test the worktree" in screen and str(cfg.repo / "check.sh") in screen
+
+
+def test_preflight_ignores_a_coincidental_read_of_the_checkout(tmp_path: Path) -> None:
+    # The first run also reads the checkout's README (as an editor might): the confirmation run
+    # doesn't repeat it, so it is not held against the gate.
+    gate = 'if [ ! -e "$CLANKER_CHECKOUT/.seen" ]; then\n  cat "$CLANKER_CHECKOUT/README.md"\n'
+    gate += '  touch "$CLANKER_CHECKOUT/.seen"\nfi\n'
+    cfg, paths = preflight_repo(tmp_path, {"gate.sh": gate, ".gitignore": ".seen\n"})
+    found = preflight.run(cfg, paths, "preflight-t", 0, lambda s: None)
+    assert found.passed and found.kind == "ok"
+
+
+def test_preflight_names_the_missing_ignored_file_and_the_line_to_add(tmp_path: Path) -> None:
+    gate = "test -f src/app/_version.py || { echo \"ModuleNotFoundError: No module named 'app._version'\"; exit 1; }\n"
+    cfg, paths = preflight_repo(tmp_path, {"gate.sh": gate, ".gitignore": "src/app/_version.py\n"})
+    (cfg.repo / "src/app").mkdir(parents=True)
+    (cfg.repo / "src/app/_version.py").write_text("V = 1\n")
+    found = preflight.run(cfg, paths, "preflight-t", 0, lambda s: None)
+    assert not found.passed and found.kind == "gate" and found.failed == "sh gate.sh"
+    assert found.fix == "worktree:\n  copy:\n    - src/app/_version.py"
+    fixed = Config(repo=cfg.repo, gate=cfg.gate, worktree=WorktreeConfig(copy=("src/app/_version.py",)))
+    assert preflight.run(fixed, paths, "preflight-t", 0, lambda s: None).passed
+
+
+def test_preflight_reports_a_failing_setup(tmp_path: Path) -> None:
+    cfg, paths = preflight_repo(tmp_path, {"gate.sh": "true\n"}, setup=("echo no network; exit 1",))
+    found = preflight.run(cfg, paths, "preflight-t", 0, lambda s: None)
+    assert found.kind == "setup" and found.failed == "echo no network; exit 1" and "no network" in found.tail
+    assert "worktree.setup fails" in preflight.render(found.to_json(), cfg.repo)
+
+
+def test_the_preflight_key_changes_with_the_gate_and_the_environment_settings(tmp_path: Path) -> None:
+    base = config(tmp_path)
+    assert preflight.key(base) == preflight.key(config(tmp_path))
+    assert preflight.key(base) != preflight.key(config(tmp_path, copy=(".env",)))
+    assert preflight.key(base) != preflight.key(Config(repo=tmp_path, gate=("make test",)))
+    assert not preflight.needed(Config(repo=tmp_path)) and preflight.needed(base)
+    assert not preflight.needed(Config(repo=tmp_path, gate=("x",), gate_preflight=False))
+
+
+# --- recipes (clanker init) -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("files", "ecosystem", "gate", "setup"),
+    [
+        ({"pyproject.toml": "[project]\nname='a'\n", "uv.lock": ""}, "python-uv", None, ("uv sync --frozen",)),
+        (
+            {
+                "pyproject.toml": "[project]\nname='a'\n[project.optional-dependencies]\ntest=['pytest']\n",
+                "tests/t.py": "",
+            },
+            "python-pip",
+            (".venv/bin/python -m pytest -q",),
+            ("python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]'",),
+        ),
+        ({"poetry.lock": "", "pyproject.toml": "[tool.poetry]\n", "tests/t.py": ""}, "python-poetry", None, None),
+        (
+            {"package.json": '{"scripts": {"test": "vitest"}}', "pnpm-lock.yaml": ""},
+            "node-pnpm",
+            ("pnpm test",),
+            ("pnpm install --frozen-lockfile",),
+        ),
+        (
+            {"package.json": '{"scripts": {"test": "jest"}}', "package-lock.json": "{}"},
+            "node-npm",
+            ("npm test",),
+            ("npm ci",),
+        ),
+        ({"go.mod": "module x\n"}, "go", ("go test ./...",), ("go mod download",)),
+        ({"Cargo.toml": "[package]\n"}, "rust", ("cargo test",), ()),
+        ({"Makefile": "test:\n\techo ok\n"}, "make", ("make test",), ()),
+        ({"README.md": "x"}, "none", (), ()),
+    ],
+)
+def test_recipes_fit_the_project(
+    tmp_path: Path,
+    files: dict[str, str],
+    ecosystem: str,
+    gate: tuple[str, ...] | None,
+    setup: tuple[str, ...] | None,
+) -> None:
+    repo = make_repo(tmp_path / "p", None, {".gitignore": ".env*\n", **files})
+    (repo / ".env.local").write_text("K=v\n")
+    r = recipes.detect(repo)
+    assert r.ecosystem == ecosystem and r.copy == (".env.local",)
+    if gate is not None:
+        assert r.gate == gate
+    if setup is not None:
+        assert r.setup == setup
+
+
+def test_init_writes_a_starter_with_the_recipe_that_loads(tmp_path: Path) -> None:
+    from clanker import setup
+
+    repo = make_repo(tmp_path / "p", None, {"package.json": '{"scripts": {"test": "node t.js"}}', "yarn.lock": ""})
+    text = setup.starter(recipes.detect(repo), "main")
+    (repo / "clanker.yaml").write_text(text)
+    cfg = load(repo, repo / "clanker.yaml")
+    assert cfg.gate == ("yarn test",) and cfg.worktree.setup == ("yarn install --frozen-lockfile",)
+
+
+# --- static trap findings ---------------------------------------------------------------------------
+
+
+def test_findings_name_an_editable_install_of_the_checkout(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", None, {"README.md": "x\n"})
+    site = repo / ".venv/lib/python3.11/site-packages"
+    (site / "pkg-1.0.dist-info").mkdir(parents=True)
+    (repo / ".venv/pyvenv.cfg").write_text("home = /usr/bin\n")
+    (site / "pkg-1.0.dist-info/direct_url.json").write_text(
+        json.dumps({"url": f"file://{repo}", "dir_info": {"editable": True}})
+    )
+    cfg = Config(repo=repo, gate=(f"{repo}/run-tests",))
+    env = {"VIRTUAL_ENV": str(repo / ".venv"), "PATH": f"{repo / '.venv/bin'}:/usr/bin"}
+    found = traps.findings(cfg, repo / ".clanker", env)
+    assert any("editable install of your checkout (pkg)" in f for f in found)
+    assert any("absolute path" in f for f in found)
+    assert traps.findings(Config(repo=repo), repo / ".clanker", {"PATH": "/usr/bin"}) == []
+
+
+# --- handing the environment to a pane --------------------------------------------------------------
+
+
+def test_handoff_writes_a_private_file_that_the_pane_reads_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    for name in envpass.AGENT_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-secret-value-123456")
+    monkeypatch.setenv("MY_SETTING", "on")
+    cfg = Config(repo=tmp_path, env_pass=("MY_SETTING",))
+    out = envpass.handoff(cfg)
+    path = Path(out[envpass.ENV_FILE])
+    assert not path.is_relative_to(tmp_path / ".clanker") and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert json.loads(path.read_text()) == {"ANTHROPIC_API_KEY": "sk-ant-secret-value-123456", "MY_SETTING": "on"}
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    monkeypatch.delenv("MY_SETTING")
+    monkeypatch.setenv(envpass.ENV_FILE, str(path))
+    secrets.clear()
+    assert sorted(envpass.adopt()) == ["ANTHROPIC_API_KEY", "MY_SETTING"]
+    assert os.environ["ANTHROPIC_API_KEY"] == "sk-ant-secret-value-123456" and not path.exists()
+    assert envpass.ENV_FILE not in os.environ
+    assert secrets.redact("key sk-ant-secret-value-123456") == "key [redacted]"
+    assert envpass.seen(cfg) == ["ANTHROPIC_API_KEY", "MY_SETTING"]
+    assert envpass.handoff(Config(repo=tmp_path, env_pass=())) != {}  # the key is still there
+    secrets.clear()
+
+
+def test_nothing_to_hand_over_writes_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    for name in envpass.AGENT_VARS:
+        monkeypatch.delenv(name, raising=False)
+    assert envpass.handoff(Config(repo=tmp_path)) == {}
+
+
+# --- overlap between live branches -----------------------------------------------------------------
+
+
+def fold_store(repo: Path) -> Store:
+    paths = Paths(repo)
+    paths.ensure()
+    return Store(paths, "test")
+
+
+def branch_with(repo: Path, branch: str, path: str, text: str) -> None:
+    sh_git(repo, "branch", branch, "main")
+    wt = repo.parent / f"wt-{branch.replace('/', '-')}"
+    sh_git(repo, "worktree", "add", "-q", str(wt), branch)
+    (wt / path).write_text(text)
+    sh_git(wt, "commit", "-qam", f"edit {path}")
+    sh_git(repo, "worktree", "remove", str(wt))
+
+
+def test_a_submitted_task_that_conflicts_with_an_earlier_one_is_held_and_refreshed_when_main_moves(
+    tmp_path: Path,
+) -> None:
+    repo = make_repo(tmp_path / "r", None, {"shared.txt": "one\n", "other.txt": "x\n"})
+    branch_with(repo, "clanker/T1", "shared.txt", "first\n")
+    branch_with(repo, "clanker/T2", "shared.txt", "second\n")
+    branch_with(repo, "clanker/T3", "other.txt", "third\n")
+    store = fold_store(repo)
+    for tid in ("T1", "T2", "T3"):
+        store.append(Event("task.added", "cli", tid, {"title": tid}))
+        store.append(Event("task.claimed", f"c{tid[1]}", tid, {"slave": f"c{tid[1]}"}))
+    store.append(Event("task.submitted", "c1", "T1", {"slave": "c1", "files": ["shared.txt"]}))
+    cfg = Config(repo=repo)
+    st = store.state()
+    held = at_submit(cfg, st, st.tasks["T2"], ["shared.txt"], "c2")
+    assert [e.type for e in held] == ["risk", "task.held"] and held[-1].data["behind"] == ["T1"]
+    assert "conflicts with T1 in shared.txt" in held[0].data["message"]
+    assert at_submit(cfg, st, st.tasks["T3"], ["other.txt"], "c3") == []  # no overlap at all
+    store.append(Event("task.submitted", "c2", "T2", {"slave": "c2", "files": ["shared.txt"]}), *held)
+    assert store.state().tasks["T2"].held_behind == ("T1",)
+    # T1 lands: T2 no longer merges into main, so it goes back to its author, not to a judge.
+    sh_git(repo, "merge", "-q", "--ff-only", "clanker/T1")
+    refresh = after_main_moved(cfg, store.state(), "c1")
+    assert [e.type for e in refresh] == ["risk", "task.refresh"] and refresh[1].task == "T2"
+    store.append(*refresh)
+    t2 = store.state().tasks["T2"]
+    assert t2.state == S.REWORK and t2.conflicts == 1 and "shared.txt" in t2.reason
+
+
+def test_relative_keeps_only_paths_inside_the_worktree(tmp_path: Path) -> None:
+    wt = tmp_path / "wt"
+    assert relative(wt, [str(wt / "a/b.py"), "./c.txt", "/etc/passwd", "../x", "d"]) == ["a/b.py", "c.txt", "d"]
+
+
+# --- config ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("worktree:\n  copy: [/etc/passwd]\n", "worktree.copy: '/etc/passwd' must be a path inside the repository"),
+        ("worktree:\n  link: [../up]\n", "worktree.link: '../up' must be a path inside the repository"),
+        ("worktree:\n  setup: nope\n", "worktree.setup: must be a list"),
+        ("worktree:\n  port_base: 80\n", "worktree.port_base: must be between 1024 and 65000"),
+        ("env:\n  pass: [not-a-name]\n", "env.pass: must be an environment variable name"),
+        ("gate_preflight: sometimes\n", "gate_preflight: must be true or false"),
+        ("worktrees: a\nworktree:\n  root: b\n", "give `worktree.root` or the older `worktrees`, not both"),
+    ],
+)
+def test_bad_environment_settings_are_one_line_errors(tmp_path: Path, text: str, problem: str) -> None:
+    repo = make_repo(tmp_path / "r", text)
+    with pytest.raises(ConfigError) as info:
+        load(repo, repo / "clanker.yaml")
+    assert problem in str(info.value) and "clanker.yaml:" in str(info.value)
+
+
+def test_worktree_root_outside_the_repo_is_normalised(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", "worktree:\n  root: ../wts\n")
+    cfg = load(repo, repo / "clanker.yaml")
+    assert cfg.worktrees == tmp_path.resolve() / "wts" or cfg.worktrees == (tmp_path / "wts")
+
+
+def test_the_state_keeps_the_preflight_and_setup_failures_across_a_snapshot(tmp_path: Path) -> None:
+    from clanker.fold import state_from_json, state_to_json
+
+    repo = make_repo(tmp_path / "r", None, {"README.md": "x\n"})
+    store = fold_store(repo)
+    store.append(
+        Event("preflight.claimed", "c1", None, {"slave": "c1", "key": "k"}),
+        Event("preflight.ran", "c1", None, {"slave": "c1", "key": "k", "passed": False, "kind": "trap", "sha": "s"}),
+        Event("setup.failed", "c2", None, {"slave": "c2", "command": "npm ci", "main_sha": "s", "log": "l"}),
+    )
+    st = store.state()
+    again = state_from_json(json.loads(json.dumps(state_to_json(st))))
+    assert again.preflight == st.preflight and again.setup_failed == st.setup_failed
+    assert again.preflight is not None and again.preflight.kind == "trap" and not again.preflight.trusted
+    assert isinstance(st, State) and st.setup_failed["c2"].command == "npm ci"
+
+
+def test_running_the_fake_gate_needs_no_shell_quirks() -> None:
+    # The preflight breaks files with a line no language accepts.
+    proc = subprocess.run([sys.executable, "-c", preflight.PROBE], capture_output=True)
+    assert proc.returncode != 0
