@@ -24,6 +24,7 @@ import hashlib
 import json
 import re
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -285,10 +286,8 @@ def render(data: dict[str, Any], repo: Path) -> str:
         lines.append(f"clanker: main's gate fails at {sha} with a gate that was trusted: a regression task was filed.")
         lines += ["  " + ln for ln in _tail(str(data.get("tail") or ""), 8)]
     else:
-        lines.append(
-            f"clanker: the gate fails on main ({sha}) in a fresh worktree — an environment problem, not a "
-            "regression: nothing was dispatched."
-        )
+        lines.append(f"clanker: the gate fails on main ({sha}) in a fresh worktree.")
+        lines.append("That is an environment problem, not a regression: nothing was dispatched.")
         lines += ["  " + ln for ln in _tail(str(data.get("tail") or ""), 12)]
     causes = list(data.get("causes") or [])
     if causes:
@@ -300,7 +299,7 @@ def render(data: dict[str, Any], repo: Path) -> str:
         lines += ["  " + ln for ln in fix.splitlines()]
     if kind == "trap":
         lines.append("(worktree.link is not a fix here: a linked .venv or node_modules still points at your checkout.)")
-    if data.get("log"):
+    if data.get("log") and Path(str(data["log"])).is_file():
         lines.append(f"Setup log: {data['log']}")
     if kind == "gate":
         lines.append(
@@ -309,7 +308,18 @@ def render(data: dict[str, Any], repo: Path) -> str:
         )
     if kind != "regression":
         lines.append("Then `clanker doctor --gate` runs this check again; the fleet starts when it passes.")
-    return "\n".join(lines)
+    return "\n".join(wrapped for line in lines for wrapped in _wrap(line))
+
+
+WIDTH = 100  # the screen fits an 80-column terminal's overlay give or take, and reads well in a pane
+
+
+def _wrap(line: str) -> list[str]:
+    if len(line) <= WIDTH:
+        return [line]
+    lead = line[: len(line) - len(line.lstrip())]
+    hang = lead + ("  " if line.lstrip().startswith("- ") else "")
+    return textwrap.wrap(line, WIDTH, initial_indent="", subsequent_indent=hang, break_on_hyphens=False) or [line]
 
 
 ERRORISH = re.compile(r"error|cannot|can't|not found|no such|missing|denied|refused|failed", re.I)
