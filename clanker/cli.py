@@ -18,35 +18,25 @@ from pathlib import Path
 
 import click
 
-from . import (
-    __version__,
-    envpass,
-    fleet,
-    git,
-    landing,
-    setup,
-)
-from . import (
-    demo as demo_mod,
-)
-from . import (
-    doctor as doctor_mod,
-)
-from . import (
-    logs as logs_mod,
-)
-from . import (
-    status as st_mod,
-)
-from . import tasks as taskcmd
+from . import __version__
+from .commands import demo as demo_mod
+from .commands import doctor as doctor_mod
 from .config import Config, load
-from .controller import Controller, summary
 from .errors import ClankerError, UsageError
-from .paths import Paths
-from .slave import run_slave
-from .store import Store
+from .fleet import envpass
+from .fleet import panes as fleet
+from .fleet import status as st_mod
+from .fleet.controller import Controller, summary
+from .fleet.slave import run_slave
+from .jobs import landing
+from .state import intake as taskcmd
+from .state import logs as logs_mod
+from .state import setup
+from .state.paths import Paths
+from .state.store import Store
+from .system import git
+from .system.tmux import Tmux, exec_attach, inside
 from .text import sanitize
-from .tmux import Tmux, exec_attach, inside
 
 
 @dataclass

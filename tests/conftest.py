@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from clanker.tmux import Tmux
+from clanker.system.tmux import Tmux
 
 
 @pytest.fixture(autouse=True)

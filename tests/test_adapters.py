@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from clanker import events, secrets
 from clanker.agents import adapter_for, prices
 from clanker.agents.aider import AiderAdapter, AiderParser, parse_tokens
 from clanker.agents.base import AgentRequest, AgentResult, Outcome, StreamParser
@@ -27,11 +26,13 @@ from clanker.agents.codex import CodexAdapter
 from clanker.agents.gemini import GeminiAdapter, usage_from_stats
 from clanker.agents.runner import json_line
 from clanker.config import AgentConfig, Credential, Price
-from clanker.credentials import DEFAULT, Choice, choose, missing
 from clanker.errors import UsageError
-from clanker.model import Event, State, Task, Usage
-from clanker.paths import Paths
-from clanker.prompts import WORKER, history_of, load_template, worker_prompt
+from clanker.jobs.prompts import WORKER, history_of, load_template, worker_prompt
+from clanker.state import log as events
+from clanker.state import secrets
+from clanker.state.credentials import DEFAULT, Choice, choose, missing
+from clanker.state.model import Event, State, Task, Usage
+from clanker.state.paths import Paths
 
 DATA = Path(__file__).parent / "data"
 OK, TRANSIENT, OUT_OF_BUDGET, AUTH, PERMANENT = (

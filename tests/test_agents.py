@@ -15,9 +15,9 @@ from clanker.agents.fake import FakeAdapter
 from clanker.agents.fakebin import PRICE_IN, PRICE_OUT
 from clanker.agents.runner import AgentRun, RunResult, json_line
 from clanker.config import AgentConfig
-from clanker.heartbeat import pid_alive
-from clanker.model import Task, Usage
-from clanker.prompts import judge_prompt, worker_prompt
+from clanker.jobs.prompts import judge_prompt, worker_prompt
+from clanker.state.heartbeat import pid_alive
+from clanker.state.model import Task, Usage
 from tests.helpers import git, make_repo, retry_until
 
 # --- sanitize ------------------------------------------------------------------------------------

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from clanker import heartbeat
-from clanker.fleet import view
-from clanker.paths import Paths
-from clanker.tmux import Tmux
+from clanker.fleet.panes import view
+from clanker.state import heartbeat
+from clanker.state.paths import Paths
+from clanker.system.tmux import Tmux
 
 from .helpers import (
     clanker,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from clanker.config import load
-from clanker.fleet import Respawner, is_slave_id, session_name
-from clanker.tmux import FIELDS, SEP, Tmux, parse_panes
+from clanker.fleet.panes import Respawner, is_slave_id, session_name
+from clanker.system.tmux import FIELDS, SEP, Tmux, parse_panes
 
 from .helpers import clanker, make_repo
 

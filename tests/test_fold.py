@@ -16,12 +16,13 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from clanker import atomic, events
 from clanker.errors import IllegalTransition
-from clanker.fold import HOLDER_ONLY, check, fold, state_from_json, state_to_json
-from clanker.model import ANNOTATIONS, TRANSITIONS, Event, S, SlaveInfo, State, Task, Usage
-from clanker.paths import Paths
-from clanker.store import SNAPSHOT_EVERY_BYTES, Store
+from clanker.state import atomic
+from clanker.state import log as events
+from clanker.state.fold import HOLDER_ONLY, check, fold, state_from_json, state_to_json
+from clanker.state.model import ANNOTATIONS, TRANSITIONS, Event, S, SlaveInfo, State, Task, Usage
+from clanker.state.paths import Paths
+from clanker.state.store import SNAPSHOT_EVERY_BYTES, Store
 
 # --- helpers --------------------------------------------------------------------------------------
 

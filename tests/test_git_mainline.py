@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from clanker import git as cgit
-from clanker import mainline
 from clanker.errors import GitError
-from clanker.model import Task
-from clanker.paths import Paths
+from clanker.jobs import mainline
+from clanker.state.model import Task
+from clanker.state.paths import Paths
+from clanker.system import git as cgit
 from tests.helpers import git, make_repo
 
 FILES = {"README.md": "# test repo\n", "src/a.py": "a = 1\n", "docs/guide.md": "guide\n"}

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from filelock import Timeout
 
-from clanker.heartbeat import pid_alive
-from clanker.locks import is_held, keys_for, mainline_lock, overlaps, slave_lock
-from clanker.paths import Paths
+from clanker.state.heartbeat import pid_alive
+from clanker.state.locks import is_held, keys_for, mainline_lock, overlaps, slave_lock
+from clanker.state.paths import Paths
 from tests.helpers import retry_until
 
 
@@ -79,8 +79,8 @@ HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from clanker.locks import mainline_lock
-    from clanker.paths import Paths
+    from clanker.state.locks import mainline_lock
+    from clanker.state.paths import Paths
 
     lock = mainline_lock(Paths(Path(sys.argv[1])))
     lock.acquire(timeout=30)

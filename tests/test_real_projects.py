@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from clanker.fleet import view
-from clanker.tmux import Tmux
+from clanker.fleet.panes import view
+from clanker.system.tmux import Tmux
 
 from .helpers import clanker, clanker_bg, events, git, make_repo, retry_until, status
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from clanker import events
-from clanker.fold import fold, state_to_json
-from clanker.model import State
+from clanker.state import log as events
+from clanker.state.fold import fold, state_to_json
+from clanker.state.model import State
 
 REPLAY = Path(__file__).parent / "data" / "replay"
 LOGS = sorted(p.stem for p in REPLAY.glob("*.log"))

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from clanker.errors import IllegalTransition
-from clanker.fold import check, fold
-from clanker.model import Event as Ev
-from clanker.model import S, State
-from clanker.scheduler import Job, Targets, choose_job, conflict_rate, gate_status, targets
+from clanker.fleet.scheduler import Job, Targets, choose_job, conflict_rate, gate_status, targets
+from clanker.state.fold import check, fold
+from clanker.state.model import Event as Ev
+from clanker.state.model import S, State
 
 ALIVE = frozenset({"c1", "c2", "c3"})
 JUDGE = "cj"  # a judge slave id used to move tasks through judging in the fixtures

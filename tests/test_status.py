@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from clanker import atomic
 from clanker.config import Config
-from clanker.fold import check, fold
-from clanker.heartbeat import Heart
-from clanker.model import Event, State
-from clanker.paths import Paths
-from clanker.status import render, slave_rows, to_json
+from clanker.fleet.status import render, slave_rows, to_json
+from clanker.state import atomic
+from clanker.state.fold import check, fold
+from clanker.state.heartbeat import Heart
+from clanker.state.model import Event, State
+from clanker.state.paths import Paths
 from tests.helpers import clanker, make_repo, status
 
 TASK_KEYS = {"id", "title", "state", "slave", "attempts", "tokens", "cost_usd"}

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from clanker import atomic
 from clanker.config import AgentConfig, Config
-from clanker.fold import fold
-from clanker.model import Event, State
-from clanker.paths import Paths
-from clanker.status import SlaveRow, average_done, render, running, slave_rows
-from clanker.store import Store
+from clanker.fleet.status import SlaveRow, average_done, render, running, slave_rows
+from clanker.state import atomic
+from clanker.state.fold import fold
+from clanker.state.model import Event, State
+from clanker.state.paths import Paths
+from clanker.state.store import Store
 
 from .helpers import clanker, make_repo
 

@@ -9,21 +9,10 @@ from typing import Any
 
 import pytest
 
-from clanker import events
-from clanker.model import Event
+from clanker.state import log as events
+from clanker.state.model import Event
 from clanker.tui.feed import Feed
-from clanker.tui.tail import (
-    COLOURS,
-    MAX_LEN,
-    TaskInfo,
-    advance,
-    as_path,
-    elapsed,
-    format_line,
-    money,
-    refs,
-    tokens,
-)
+from clanker.tui.tail import COLOURS, MAX_LEN, TaskInfo, advance, as_path, elapsed, format_line, money, refs, tokens
 
 T0 = 1_700_000_000.0
 INFO = TaskInfo(title="Add a settings file", added=T0, tokens=1234, cost_usd=0.41)

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from clanker import tasks
 from clanker.errors import UnknownTask, UsageError
-from clanker.model import Event, S
-from clanker.paths import Paths
-from clanker.store import Store
+from clanker.state import intake as tasks
+from clanker.state.model import Event, S
+from clanker.state.paths import Paths
+from clanker.state.store import Store
 from tests.helpers import clanker, make_repo
 
 

@@ -14,17 +14,17 @@ from pathlib import Path
 import pytest
 from blessed import Terminal
 
-from clanker import heartbeat
-from clanker import tasks as taskcmd
 from clanker.config import load
 from clanker.errors import UsageError
-from clanker.fleet import view
-from clanker.fold import fold
-from clanker.model import Event, State
-from clanker.paths import Paths
-from clanker.status import SlaveRow
-from clanker.store import Store
-from clanker.tmux import Tmux
+from clanker.fleet.panes import view
+from clanker.fleet.status import SlaveRow
+from clanker.state import heartbeat
+from clanker.state import intake as taskcmd
+from clanker.state.fold import fold
+from clanker.state.model import Event, State
+from clanker.state.paths import Paths
+from clanker.state.store import Store
+from clanker.system.tmux import Tmux
 from clanker.tui import actions, commands, header, layout
 from clanker.tui.app import Styles
 from clanker.tui.tail import Line

@@ -11,14 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from clanker import envpass, git, preflight, recipes, secrets, traps
 from clanker.config import Config, WorktreeConfig, load
 from clanker.errors import ConfigError
-from clanker.model import Event, S, State
-from clanker.overlap import after_main_moved, at_submit, relative
-from clanker.paths import Paths
-from clanker.store import Store
-from clanker.workspace import SetupFailed, Workspace, port_base, remap
+from clanker.fleet import envpass
+from clanker.jobs.overlap import after_main_moved, at_submit, relative
+from clanker.project import preflight, recipes, traps
+from clanker.project.workspace import SetupFailed, Workspace, port_base, remap
+from clanker.state import secrets
+from clanker.state.model import Event, S, State
+from clanker.state.paths import Paths
+from clanker.state.store import Store
+from clanker.system import git
 
 from .helpers import git as sh_git
 from .helpers import make_repo
@@ -240,7 +243,7 @@ def test_recipes_fit_the_project(
 
 
 def test_init_writes_a_starter_with_the_recipe_that_loads(tmp_path: Path) -> None:
-    from clanker import setup
+    from clanker.state import setup
 
     repo = make_repo(tmp_path / "p", None, {"package.json": '{"scripts": {"test": "node t.js"}}', "yarn.lock": ""})
     text = setup.starter(recipes.detect(repo), "main")
@@ -386,7 +389,7 @@ def test_worktree_root_outside_the_repo_is_normalised(tmp_path: Path) -> None:
 
 
 def test_the_state_keeps_the_preflight_and_setup_failures_across_a_snapshot(tmp_path: Path) -> None:
-    from clanker.fold import state_from_json, state_to_json
+    from clanker.state.fold import state_from_json, state_to_json
 
     repo = make_repo(tmp_path / "r", None, {"README.md": "x\n"})
     store = fold_store(repo)

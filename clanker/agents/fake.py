@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ..model import Usage
+from ..state.model import Usage
 from .base import AgentRequest, AgentResult, Launch, Outcome
 from .runner import json_line
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from ..secrets import redact
+from ..state.secrets import redact
 from .base import Adapter, AgentRequest, AgentResult, Outcome, sanitize
 from .launch import Process, prepare
 

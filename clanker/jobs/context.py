@@ -10,17 +10,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import credentials, git
 from ..agents import adapter_for
 from ..agents.base import AgentRequest, AgentResult, Outcome
 from ..agents.runner import AgentRun, RunResult
 from ..config import AgentConfig, Config
-from ..gate import GateResult
-from ..heartbeat import Heart
-from ..locks import launch_lock
-from ..paths import Paths
-from ..store import Store
-from ..workspace import Workspace
+from ..project.gate import GateResult
+from ..project.workspace import Workspace
+from ..state import credentials
+from ..state.heartbeat import Heart
+from ..state.locks import launch_lock
+from ..state.paths import Paths
+from ..state.store import Store
+from ..system import git
 
 
 @dataclass
@@ -62,7 +63,7 @@ class JobContext:
         failure, so it comes back as a failed gate; on main's own inputs it is the environment's,
         and SetupFailed is raised for the slave to handle.
         """
-        from ..workspace import SetupFailed
+        from ..project.workspace import SetupFailed
 
         cmds = self.cfg.gate if commands is None else commands
         if sha is not None:

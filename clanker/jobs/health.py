@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from .. import git, regressions
-from ..model import Event
+from ..state.model import Event
+from ..system import git
+from . import regressions
 from .context import JobContext
 from .work import prepare_worktree
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import git, history, mainline, overlap, regressions
-from ..gate import GateResult
-from ..model import Event, S, Task
+from ..project.gate import GateResult
+from ..state.model import Event, S, Task
+from ..system import git
+from . import history, mainline, overlap, regressions
 from .context import JobContext
 from .work import prepare_worktree
 

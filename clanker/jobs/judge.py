@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from .. import git, history, mainline, regressions
 from ..agents import adapter_for
 from ..agents.base import Outcome, parse_verdict
-from ..gate import GateResult
-from ..model import Event, S, Task
-from ..prompts import judge_prompt
+from ..project.gate import GateResult
+from ..state.model import Event, S, Task
+from ..system import git
+from . import history, mainline, regressions
 from .context import JobContext
+from .prompts import judge_prompt
 from .work import out_of_budget, prepare_worktree, replan
 
 

@@ -8,13 +8,13 @@ import json
 import re
 from typing import Any
 
-from .. import git
 from ..agents.base import Outcome
-from ..fold import fold
-from ..model import Event, S, State, Task
-from ..prompts import planner_prompt
-from ..tasks import added_event
+from ..state.fold import fold
+from ..state.intake import added_event
+from ..state.model import Event, S, State, Task
+from ..system import git
 from .context import JobContext
+from .prompts import planner_prompt
 from .work import prepare_worktree
 
 TASK_LINE = re.compile(r"^\s*TASK:\s*(\{.*\})\s*$", re.MULTILINE)

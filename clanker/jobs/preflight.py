@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import preflight, regressions
-from ..gate import GateResult
-from ..model import Event, State
+from ..project import preflight
+from ..project.gate import GateResult
+from ..state.model import Event, State
+from . import regressions
 from .context import JobContext
 
 

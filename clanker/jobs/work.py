@@ -5,15 +5,16 @@ from __future__ import annotations
 import re
 import time
 
-from .. import git, history, overlap
 from ..agents import adapter_for
 from ..agents.base import Outcome
 from ..agents.runner import RunResult
-from ..model import Event, S, Task
-from ..prompts import worker_prompt
-from ..watch import ConflictWatch
-from ..workspace import SetupFailed
+from ..project.workspace import SetupFailed
+from ..state.model import Event, S, Task
+from ..system import git
+from . import history, overlap
 from .context import JobContext
+from .prompts import worker_prompt
+from .watch import ConflictWatch
 
 
 def prepare_worktree(ctx: JobContext) -> None:

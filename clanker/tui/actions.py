@@ -10,11 +10,13 @@ from typing import Any
 
 import yaml
 
-from .. import atomic, doctor, landing
+from ..commands import doctor
 from ..config import CONFIG_NAME, Config, load
 from ..errors import UsageError
-from ..model import State
-from ..store import Store
+from ..jobs import landing
+from ..state import atomic
+from ..state.model import State
+from ..state.store import Store
 
 SLAVES_LINE = re.compile(r"^slaves[ \t]*:[ \t]*(?P<value>[^#\n]*?)(?P<rest>[ \t]*(?:#.*)?)$", re.M)
 

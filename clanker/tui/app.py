@@ -30,12 +30,15 @@ from blessed.keyboard import Keystroke
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from .. import fleet, heartbeat, logs, preflight, status
-from .. import tasks as taskcmd
-from ..controller import Controller
 from ..errors import ClankerError, UsageError
+from ..fleet import panes as fleet
+from ..fleet import status
+from ..fleet.controller import Controller
+from ..project import preflight
+from ..state import heartbeat, logs
+from ..state import intake as taskcmd
+from ..system.fswatch import WRITE_TYPES, WRITES
 from ..text import sanitize
-from ..wait import WRITE_TYPES, WRITES
 from . import actions, commands, header, layout, view
 from .feed import Feed
 from .layout import Overlay, Screen

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections import deque
 from pathlib import Path
 
-from .. import events
-from ..fleet import is_slave_id
+from ..fleet.panes import is_slave_id
+from ..state import log as events
 from .tail import Line, TaskInfo, advance, format_line
 
 KEEP = 500  # tail lines kept in memory (the panel shows the last ones that fit)

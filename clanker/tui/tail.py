@@ -51,7 +51,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ..model import Event, Usage
+from ..state.model import Event, Usage
 from ..text import sanitize
 from ..units import elapsed, money, tokens
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .. import scheduler
-from ..model import State
-from ..status import HELD_AS, SlaveRow, state_order, totals
+from ..fleet import scheduler
+from ..fleet.status import HELD_AS, SlaveRow, state_order, totals
+from ..state.model import State
 from .layout import Queue, SlaveLine
 from .tail import elapsed, money, tokens
 

@@ -1,0 +1,261 @@
+"""The controller: attach existing slave panes, spawn the missing ones, respawn crashed ones with
+backoff, reconcile dead slaves' claims, and show the fleet (DESIGN §1–2).
+
+One `list-panes -a` per tick. Between ticks it waits on changes to events.log (inotify) with the
+heartbeat interval as the safety net, so an idle fleet costs almost nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from filelock import FileLock, Timeout
+
+from ..config import Config
+from ..errors import ClankerError
+from ..project import preflight
+from ..state import heartbeat
+from ..state.heartbeat import Heart, SleepDetector
+from ..state.model import LIVE, Event, S, State
+from ..state.paths import Paths
+from ..state.reconcile import dead_slaves, release_events
+from ..state.store import Store
+from ..system import git
+from ..system.fswatch import LogWaiter
+from ..system.tmux import Tmux
+from . import panes as fleet
+from .scheduler import gate_status
+
+
+@dataclass(frozen=True)
+class Outcome:
+    finished: bool
+    blocked: list[str]
+
+
+def progress(state: State) -> Outcome:
+    """Finished when nothing is left that could still move: every task is done, cancelled, split,
+    blocked, or waits on a task that is blocked or cancelled."""
+    stuck = {t.id for t in state.tasks.values() if t.state in (S.BLOCKED, S.CANCELLED)}
+    changed = True
+    while changed:  # dependents of stuck tasks are stuck too
+        changed = False
+        for t in state.tasks.values():
+            if t.id not in stuck and t.state == S.READY and any(d in stuck for d in t.depends_on):
+                stuck.add(t.id)
+                changed = True
+    movable: list[object] = [t for t in state.tasks.values() if t.state in LIVE and t.id not in stuck]
+    if state.plan_requests or state.plan_slave:
+        movable.append("planner")  # the planner may still add tasks
+    blocked = [t.id for t in state.tasks.values() if t.state == S.BLOCKED]
+    return Outcome(not movable, blocked)
+
+
+class Controller:
+    def __init__(self, cfg: Config, *, headless: bool, out: Callable[[str], None] | None = None) -> None:
+        self.cfg = cfg
+        self.headless = headless
+        self.paths = Paths(cfg.repo, cfg.worktrees)
+        self.store = Store(self.paths, "ctl")
+        self.tm = Tmux(cfg.tmux_socket)
+        self.out = out or (lambda s: print(s, flush=True))
+        self.respawner = fleet.Respawner()
+        self.stopping = threading.Event()
+        self.waiter: LogWaiter | None = None
+        self.heart = Heart(self.paths, "ctl", cfg.heartbeat_secs, pane=os.environ.get("TMUX_PANE", ""))
+        self._last_screen = ""
+        self._spawned: set[str] = set()
+        self._sleep = SleepDetector()
+        self._session: str | None = None
+
+    def session(self) -> str:
+        """Where spawned slaves go: this pane's session, or clanker's own when headless."""
+        if self._session is None:
+            pane = os.environ.get("TMUX_PANE")
+            if pane and not self.headless:
+                self._session = self.tm.display(pane, "#{session_name}")
+            else:
+                self._session = fleet.session_name(self.cfg)
+        return self._session
+
+    # --- one tick --------------------------------------------------------------------------------
+
+    def tick(self) -> fleet.FleetView:
+        fv = fleet.view(self.tm, self.cfg.repo)
+        now = time.time()
+        session = self.session()
+        for n in range(1, self.cfg.slaves + 1):
+            sid = f"c{n}"
+            pane = fv.panes.get(sid)
+            beat = heartbeat.read(self.paths, sid)
+            if pane is None:
+                if beat and not beat.stopped and heartbeat.pid_alive(beat.pid):
+                    continue  # a slave running outside tmux (or on another server): leave it be
+                fleet.spawn_slave(self.tm, self.cfg, n, fv, session)
+                self._spawned.add(sid)
+                self.respawner.record(sid, now)
+                self.store.emit("slave.spawned", slave=sid)
+                fv = fleet.view(self.tm, self.cfg.repo)
+            elif pane.dead and pane.created:
+                if beat is not None and beat.stopped:
+                    continue  # it exited cleanly (e.g. `clanker stop`): not a crash
+                if self.respawner.due(sid, now):
+                    delay = self.respawner.record(sid, now)
+                    self.tm.respawn(
+                        pane.id,
+                        str(self.cfg.repo),
+                        fleet.slave_command(self.cfg, n),
+                        fleet.pane_env(self.cfg),
+                    )
+                    self.store.emit(
+                        "risk",
+                        slave=sid,
+                        kind="crash",
+                        message=f"slave {sid} died; respawned (next backoff {delay:.0f}s)",
+                    )
+        if not self._sleep.slept():
+            self._reconcile(fv)
+        return fv
+
+    def _reconcile(self, fv: fleet.FleetView) -> None:
+        dead_panes = frozenset(sid for sid, p in fv.panes.items() if p.dead)
+
+        def decide(st: State) -> list[Event]:
+            beats = heartbeat.read_all(self.paths)
+            dead = dead_slaves(st, beats, self.cfg.heartbeat_secs, dead_panes)
+            return release_events(st, dead, "ctl", "slave is dead (stale heartbeat, no process)")
+
+        self.store.transact(decide)
+
+    def request_preflight(self) -> None:
+        """A new run: the gate is preflighted again before the first dispatch, unless the last
+        preflight passed on this very main with these settings (that evidence still holds)."""
+        if not preflight.needed(self.cfg):
+            return
+        key = preflight.key(self.cfg)
+        head = git.rev(self.cfg.repo, self.cfg.mainline_branch)
+
+        def decide(st: State) -> list[Event]:
+            p = st.preflight
+            if st.preflight_slave or st.preflight_wanted or p is None or p.key != key:
+                return []  # running, asked for, or due anyway
+            if p.passed and p.sha == head:
+                return []
+            return [Event("preflight.requested", "ctl", None, {"reason": "a new run"})]
+
+        self.store.transact(decide)
+
+    def gate(self) -> str:
+        """trusted | pending | running | failed (see scheduler.gate_status)."""
+        return gate_status(self.store.state(), preflight.key(self.cfg), preflight.needed(self.cfg))
+
+    def draw(self, fv: fleet.FleetView) -> None:
+        """Headless: one line of task counts whenever they change (the TUI draws everything else)."""
+        state = self.store.state()
+        counts: dict[str, int] = {}
+        for t in state.tasks.values():
+            counts[t.state] = counts.get(t.state, 0) + 1
+        line = "  ".join(f"{k}:{v}" for k, v in sorted(counts.items()))
+        if line != self._last_screen:
+            self._last_screen = line
+            self.out(time.strftime("%H:%M:%S ") + line)
+
+    # --- loop --------------------------------------------------------------------------------------
+
+    @contextmanager
+    def running(self, wait_on_log: bool = True) -> Iterator[None]:
+        """For as long as this controller runs: hold the controller lock, mark its pane, beat, and
+        stop on SIGTERM/SIGINT/SIGHUP. With `wait_on_log`, `self.waiter` wakes on events.log writes
+        (the TUI has its own waking instead)."""
+        lock = FileLock(str(self.paths.locks / "controller.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise ClankerError(
+                "a controller is already running for this repo: attach to it, or `clanker stop`"
+            ) from None
+        self._install_signals()
+        pane = os.environ.get("TMUX_PANE")
+        if pane and not self.headless:
+            self.tm.mark(pane, "ctl", str(self.cfg.repo), created=False)
+        self.heart.start()
+        self.waiter = LogWaiter(self.paths.state_dir) if wait_on_log else None
+        self.request_preflight()
+        try:
+            yield
+        finally:
+            if self.waiter is not None:
+                self.waiter.close()
+            self.heart.stop()
+            lock.release()
+
+    def run(self, until_done: bool = False, timeout: float | None = None) -> int:
+        if not self.headless:
+            from ..tui.app import run_tui
+
+            return run_tui(self)
+        started = time.monotonic()
+        code = 0
+        with self.running():
+            assert self.waiter is not None
+            while not self.stopping.is_set():
+                st = self.store.state()
+                if until_done and not st.tasks and not (st.plan_requests or st.plan_slave):
+                    self.out("no tasks: add some with `clanker task add TITLE`")
+                    break
+                fv = self.tick()
+                self.draw(fv)
+                self.store.save_snapshot_if_behind()
+                if until_done:
+                    if self.gate() == "failed":
+                        code = 4  # the environment, not the tasks: nothing was dispatched
+                        break
+                    result = progress(self.store.state())
+                    if result.finished:
+                        code = 1 if result.blocked else 0
+                        break
+                    if timeout is not None and time.monotonic() - started > timeout:
+                        code = 3
+                        break
+                self.waiter.wait(self.cfg.heartbeat_secs)
+        return code
+
+    def _install_signals(self) -> None:
+        def handler(_signum: int, _frame: FrameType | None) -> None:
+            self.stopping.set()
+            if self.waiter is not None:
+                self.waiter.poke()
+
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, handler)
+
+    def stop_spawned(self) -> None:
+        """Stop the slaves this controller started; a slave a person started keeps running."""
+        if self._spawned:
+            fleet.stop(self.cfg, self.tm, only=set(self._spawned))
+
+
+def summary(state: State, code: int, timeout: float | None, repo: Path | None = None) -> str:
+    """The one-screen summary `clanker run --until-done` ends with."""
+    lines = []
+    if code == 4 and state.preflight is not None:
+        return preflight.render(state.preflight.detail, repo or Path.cwd())
+    done = [t for t in state.tasks.values() if t.state == S.DONE]
+    lines.append(f"{len(done)}/{len(state.tasks)} tasks done")
+    if code == 3:
+        lines.append(f"time ran out after {timeout:.0f}s" if timeout else "time ran out")
+    for t in state.tasks.values():
+        if t.state != S.DONE:
+            reason = f" — {t.reason}" if t.reason else ""
+            lines.append(f"  {t.id} {t.state}{reason}"[:200])
+    for f in state.setup_failed.values():
+        lines.append(f"  {f.slave}: worktree.setup fails (`{f.command}`), waiting for its inputs to change — {f.log}")
+    return "\n".join(lines)

@@ -1,0 +1,173 @@
+"""The scheduler: pure functions from state to decisions (DESIGN §1, seed plan "Scheduler").
+
+`targets` turns the fleet's situation into concurrency caps; `choose_job` picks the one job a
+given slave should claim now, or None. No I/O here, so both are tested with plain case tables.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..state.locks import keys_for, overlaps
+from ..state.model import HOLDS_KEYS, S, State, Task
+
+
+@dataclass(frozen=True)
+class Targets:
+    phase: str  # explore | execute | integrate
+    work: int  # how many work jobs may run at once
+    judge: int  # how many judge jobs may run at once
+
+
+def targets(slaves: int, ready: int, backlog: int, conflict_rate: float, judge_cap: int) -> Targets:
+    """Adaptive concurrency under the hard cap of `slaves` (seed: explore/execute/integrate)."""
+    if backlog >= max(2, slaves):
+        phase, work = "integrate", max(1, slaves // 2)
+    elif ready >= 2 * slaves:
+        phase, work = "explore", slaves
+    else:
+        phase, work = "execute", max(1, math.ceil(slaves * 0.75))
+    if conflict_rate > 0.3:  # agents are stepping on each other: fewer at once
+        work = max(1, work // 2)
+    return Targets(phase, min(work, slaves), max(1, min(judge_cap, slaves)))
+
+
+def conflict_rate(state: State) -> float:
+    return state.conflicts / max(1, state.conflicts + state.mainlined)
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: str  # work | judge | mainline | health | plan | preflight
+    task: str = ""  # plan: the task to split, or "" to plan from the docs
+    batch: tuple[str, ...] = ()  # mainline: the accepted tasks to stack, oldest first
+
+
+def task_keys(task: Task, owner_files: tuple[str, ...]) -> frozenset[str]:
+    return keys_for((*task.paths, *task.touched), owner_files)
+
+
+def _order(t: Task) -> tuple[int, int, float]:
+    return (0 if "regression" in t.tags else 1, -t.priority, t.created)
+
+
+def mainline_batch(state: State, now: float, batch_max: int, batch_wait_secs: float) -> tuple[str, ...]:
+    """The accepted tasks to land together now, oldest first — or () to wait for more.
+
+    A batch goes when it is full, when its oldest task has waited `batch_wait_secs`, or when
+    nothing else is being built or judged that could join it soon.
+    """
+    tasks = list(state.tasks.values())
+    if any(t.state == S.LANDING for t in tasks):
+        return ()  # one mainline job at a time
+    accepted = sorted((t for t in tasks if t.state == S.ACCEPTED), key=lambda t: (_order(t)[0], t.accepted or 0.0))
+    if state.main_red:
+        accepted = [t for t in accepted if "regression" in t.tags]
+    if not accepted:
+        return ()
+    in_flight = any(t.state in (S.CLAIMED, S.NEEDS_JUDGE, S.JUDGING) for t in tasks)
+    waited = now - (accepted[0].accepted or now)
+    if len(accepted) >= batch_max or waited >= batch_wait_secs or not in_flight:
+        return tuple(t.id for t in accepted[:batch_max])
+    return ()
+
+
+def gate_status(state: State, key: str, enabled: bool) -> str:
+    """May the gate be trusted? `trusted`, or `pending` (a preflight is due), `running`, `failed`."""
+    if not enabled:
+        return "trusted"
+    if state.preflight_slave is not None:
+        return "running"
+    p = state.preflight
+    if p is None or p.key != key or state.preflight_wanted:
+        return "pending"
+    return "trusted" if p.trusted else "failed"
+
+
+def held_by(state: State, task: Task) -> list[str]:
+    """The earlier tasks `task` waits behind: they overlap it and have not landed (or let go) yet."""
+    out = []
+    for tid in task.held_behind:
+        other = state.tasks.get(tid)
+        if other is not None and other.state in HOLDS_KEYS:
+            out.append(tid)
+    return out
+
+
+def health_due(state: State, now: float, every_secs: float) -> bool:
+    return every_secs > 0 and state.health_slave is None and now - state.health_last >= every_secs
+
+
+def choose_job(
+    state: State,
+    me: str,
+    *,
+    slaves: int,
+    alive: frozenset[str],
+    owner_files: tuple[str, ...] = (),
+    judge_cap: int = 1,
+    can_judge: bool = True,
+    now: float = 0.0,
+    batch_max: int = 4,
+    batch_wait_secs: float = 0.0,
+    health_every_secs: float = 0.0,
+    can_plan: bool = False,
+    gate: str = "trusted",
+) -> Job | None:
+    """The job slave `me` should claim now, or None.
+
+    Order: its own rework first (same branch, same session); then landing accepted tasks (quick
+    and deterministic, it unblocks everything); a due health check; judging another slave's work;
+    new work by regression tag, priority and age, if its ownership keys are free; then rework
+    whose author is gone. While main is red only regression tasks move: anything else would be
+    built on, and gated against, a broken main. Until the gate passed its preflight (`gate`), only
+    the preflight itself and the planner run: nothing may be vouched for by an untrusted gate. A
+    submitted task held behind an earlier overlapping one is not judged until that one landed.
+    """
+    if me in state.paused or "*" in state.paused:
+        return None
+    if gate == "pending":
+        return Job("preflight")
+    if gate != "trusted":
+        if can_plan and state.plan_requests and state.plan_slave is None:
+            return Job("plan", state.plan_requests[0])
+        return None
+    red = state.main_red
+    tasks = [t for t in state.tasks.values() if not red or "regression" in t.tags]
+    mine = sorted((t for t in tasks if t.state == S.REWORK and t.author == me), key=_order)
+    if mine:
+        return Job("work", mine[0].id)
+    batch = mainline_batch(state, now, batch_max, batch_wait_secs)
+    if batch:
+        return Job("mainline", batch[0], batch)
+    if health_due(state, now, health_every_secs):
+        return Job("health")
+    backlog = [t for t in tasks if t.state == S.NEEDS_JUDGE]
+    ready = [t for t in tasks if t.state == S.READY]
+    tg = targets(slaves, len(ready), len(backlog), conflict_rate(state), judge_cap)
+    judging = sum(1 for t in state.tasks.values() if t.state == S.JUDGING)
+    if can_judge and judging < tg.judge:
+        for t in sorted(backlog, key=_order):
+            if t.author != me and not held_by(state, t):
+                return Job("judge", t.id)
+    if can_plan and state.plan_requests and state.plan_slave is None:
+        return Job("plan", state.plan_requests[0])
+    working = sum(1 for t in state.tasks.values() if t.state == S.CLAIMED)
+    if working >= tg.work and not any("regression" in t.tags for t in ready):
+        return None
+    done = {t.id for t in state.tasks.values() if t.state == S.DONE}
+    held = [task_keys(t, owner_files) for t in state.tasks.values() if t.state in HOLDS_KEYS]
+    for t in sorted(ready, key=_order):
+        if working >= tg.work and "regression" not in t.tags:
+            continue  # regressions are assigned at once, over the concurrency target
+        if any(dep not in done for dep in t.depends_on):
+            continue
+        keys = task_keys(t, owner_files)
+        if keys and "regression" not in t.tags and any(overlaps(keys, h) for h in held):
+            continue
+        return Job("work", t.id)
+    orphans = sorted((t for t in tasks if t.state == S.REWORK and t.author not in alive), key=_order)
+    if orphans:
+        return Job("work", orphans[0].id)
+    return None

@@ -1,0 +1,364 @@
+"""`clanker slave N`: the slave loop — heartbeat, claim a job, run it, record the outcome.
+
+Waiting is event-driven (the log's inotify events), with the heartbeat interval as a safety net.
+SIGTERM/SIGINT/SIGHUP checkpoint the current job (commit WIP to the task branch, release the claim)
+and exit cleanly with status 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from types import FrameType
+
+from filelock import Timeout
+
+from ..agents.runner import kill_group
+from ..config import Config, load
+from ..errors import ClankerError
+from ..jobs.context import JobContext
+from ..jobs.health import run_health
+from ..jobs.integrate import run_mainline
+from ..jobs.judge import run_judge
+from ..jobs.plan import run_plan
+from ..jobs.preflight import run_preflight_job
+from ..jobs.work import run_work
+from ..project import preflight
+from ..project.workspace import SetupFailed
+from ..state import credentials, heartbeat, secrets
+from ..state.heartbeat import Heart, SleepDetector
+from ..state.locks import slave_lock
+from ..state.model import HELD, Event, S, State
+from ..state.paths import Paths
+from ..state.reconcile import alive_slaves, dead_slaves, release_events
+from ..state.store import Store
+from ..system import git, tmux
+from ..system.fswatch import LogWaiter
+from . import envpass
+from .scheduler import Job, choose_job, gate_status
+
+
+def say(sid: str, text: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {sid} {text}", flush=True)
+
+
+class Slave:
+    def __init__(self, cfg: Config, number: int) -> None:
+        self.cfg = cfg
+        self.sid = f"c{number}"
+        self.paths = Paths(cfg.repo, cfg.worktrees)
+        self.store = Store(self.paths, self.sid)
+        self.pane = os.environ.get("TMUX_PANE", "")
+        self.heart = Heart(self.paths, self.sid, cfg.heartbeat_secs, pane=self.pane)
+        self.heart.info["env"] = envpass.seen(cfg)  # which of the variables it needs it has (doctor)
+        self.ctx = JobContext(
+            cfg,
+            self.paths,
+            self.store,
+            self.sid,
+            self.paths.worktree(self.sid),
+            self.heart,
+            lambda text: say(self.sid, text),
+        )
+        self.waiter: LogWaiter | None = None
+        self._paused_until: float | None = None
+        self._config_mtime: float | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        lock = slave_lock(self.paths, self.sid)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            beat = heartbeat.read(self.paths, self.sid)
+            pid = f" (pid {beat.pid})" if beat else ""
+            raise ClankerError(
+                f"slave {self.sid} is already running{pid}: use another number, or `clanker stop`"
+            ) from None
+        try:
+            return self._run()
+        finally:
+            lock.release()
+
+    def _run(self) -> int:
+        self._install_signals()
+        secrets.register_env()  # keys already in the environment are secrets too
+        self._mark_pane()
+        self._kill_orphan_agent()
+        self.heart.start()
+        self.store.emit("slave.started", slave=self.sid, pid=os.getpid(), pane=self.pane)
+        self._release_own_claims()
+        self.waiter = LogWaiter(self.paths.state_dir)
+        say(self.sid, f"slave {self.sid} ready in {self.paths.repo} (worktree {self.ctx.worktree})")
+        sleep_watch = SleepDetector()
+        try:
+            while not self.ctx.stopping.is_set():
+                if sleep_watch.slept():
+                    # The machine slept: heartbeats are all old. Give everyone a round to beat again.
+                    self.heart.beat()
+                    self.waiter.wait(self.cfg.heartbeat_secs)
+                    continue
+                self._reload_config()
+                if self._budget_pause() or self._setup_blocked():
+                    continue
+                job = self._claim()
+                if job is None:
+                    self.heart.update(job=None, task=None, phase="idle")
+                    self.waiter.wait(self.cfg.heartbeat_secs * 3)
+                    continue
+                self._run_job(job)
+        finally:
+            self.waiter.close()
+            self.store.emit("slave.stopped", slave=self.sid)
+            self.heart.stop()
+            say(self.sid, f"slave {self.sid} stopped")
+        return 0
+
+    def _reload_config(self) -> None:
+        """Pick up clanker.yaml edits (`/slaves N` in the TUI, a person's edit) without a restart."""
+        path = self.cfg.path
+        if path is None:
+            return
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            return
+        if self._config_mtime is None:
+            self._config_mtime = mtime
+            return
+        if mtime == self._config_mtime:
+            return
+        self._config_mtime = mtime
+        try:
+            cfg = load(self.cfg.repo, path)
+        except ClankerError as e:
+            say(self.sid, f"clanker.yaml changed but is invalid, keeping the old settings: {e}")
+            return
+        self.cfg = cfg
+        self.ctx.cfg = cfg
+        say(self.sid, "clanker.yaml changed: settings reloaded")
+
+    def _budget_pause(self) -> bool:
+        """Every credential this slave could use is out of budget: wait for the earliest reset."""
+        choice = self.ctx.credential(self.cfg.agent)
+        if choice.wait_until is None:
+            self._paused_until = None
+            return False
+        assert self.waiter is not None
+        until = time.strftime("%H:%M:%S", time.localtime(choice.wait_until))
+        if self._paused_until != choice.wait_until:
+            self._paused_until = choice.wait_until
+            self.store.emit("slave.paused", slave=self.sid, credential=choice.name, until=choice.wait_until)
+            say(self.sid, f"⏸ credential {choice.name} is out of budget: paused until {until}")
+        self.heart.update(job=None, task=None, phase=f"paused until {until} ({choice.name})")
+        self.waiter.wait(max(0.05, min(choice.wait_until - time.time() + 0.05, self.cfg.heartbeat_secs * 3)))
+        return True
+
+    def _setup_blocked(self) -> bool:
+        """This worktree's setup failed on main's inputs: claim nothing until they (or the setup
+        commands) change, or someone asks for a retry (`clanker doctor --gate`)."""
+        failure = self.store.state().setup_failed.get(self.sid)
+        if failure is None:
+            return False
+        why = self._setup_retry_reason(failure.commands, failure.main_sha)
+        if why:
+            self.store.emit("setup.retry", slave=self.sid, reason=why)
+            self.ctx.setup_retrying = True
+            say(self.sid, f"↻ {why}: trying worktree.setup again")
+            return False
+        assert self.waiter is not None
+        self.heart.update(job=None, task=None, phase="setup failed: waiting for its inputs to change")
+        self.waiter.wait(self.cfg.heartbeat_secs * 3)
+        return True
+
+    def _setup_retry_reason(self, commands: str, main_sha: str) -> str | None:
+        if setup_commands_hash(self.cfg) != commands:
+            return "worktree.setup changed in clanker.yaml"
+        head = git.rev(self.paths.repo, self.cfg.mainline_branch)
+        if head and main_sha and head != main_sha:
+            try:
+                changed = git.changed_between(self.paths.repo, main_sha, head, self.cfg.worktree.setup_inputs)
+            except ClankerError:
+                changed = ["?"]
+            if changed:
+                return f"the setup inputs changed on {self.cfg.mainline_branch} ({', '.join(changed[:3])})"
+        return None
+
+    def _setup_failed(self, job: Job, e: SetupFailed) -> None:
+        """The worktree's environment could not be set up from main's inputs: not the task's fault.
+        Say so, give the job back without counting an attempt, and wait for the inputs to change."""
+        say(self.sid, f"✗ {e}")
+        say(self.sid, "  that is the environment, not the task: no attempt counted, the job goes back to the queue;")
+        say(self.sid, "  this slave waits until the setup inputs or worktree.setup change (or `clanker doctor --gate`)")
+        main_sha = git.rev(self.paths.repo, self.cfg.mainline_branch) or ""
+        failed = Event(
+            "setup.failed",
+            self.sid,
+            None,
+            {
+                "slave": self.sid,
+                "fingerprint": e.fingerprint,
+                "commands": setup_commands_hash(self.cfg),
+                "command": e.command,
+                "main_sha": main_sha,
+                "log": str(e.log),
+                "tail": e.tail[-600:],
+                "job": job.kind,
+                "task": job.task or None,
+            },
+        )
+        reason = f"worktree.setup failed in {self.sid} (the environment, not the task)"
+        self.store.transact(
+            lambda st: [failed, *release_events(st, frozenset({self.sid}), self.sid, reason, refund=True)]
+        )
+        with contextlib.suppress(ClankerError):
+            git.detach(self.ctx.worktree)
+
+    def _install_signals(self) -> None:
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            self.ctx.stopping.set()
+            if self.ctx.current is not None:
+                self.ctx.current.cancel()
+            if self.waiter is not None:
+                self.waiter.poke()
+
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, handler)
+
+    def _mark_pane(self) -> None:
+        if not self.pane:
+            return
+        try:
+            tmux.Tmux(self.cfg.tmux_socket if not tmux.inside() else None).mark(
+                self.pane, self.sid, str(self.paths.repo), created=False
+            )
+        except ClankerError as e:
+            say(self.sid, f"warning: can't mark this pane ({e})")
+
+    def _kill_orphan_agent(self) -> None:
+        """An earlier incarnation of this slave was killed: stop the agent it left running."""
+        beat = heartbeat.read(self.paths, self.sid)
+        if beat and beat.agent_pgid and not heartbeat.pid_alive(beat.pid) and kill_group(int(beat.agent_pgid)):
+            say(self.sid, f"stopped the agent left by a previous {self.sid} (pgid {beat.agent_pgid})")
+
+    def _release_own_claims(self) -> None:
+        """Claims held under this id belong to an earlier incarnation: save its work, then release."""
+        st = self.store.state()
+        stale = [t for t in st.tasks.values() if t.slave == self.sid and t.state in HELD]
+        if not stale and self.sid not in (st.health_slave, st.plan_slave, st.preflight_slave):
+            return
+        wt = self.ctx.worktree
+        if (wt / ".git").exists():
+            branch = git.current_branch(wt)
+            if branch and branch.startswith("clanker/") and git.porcelain(wt):
+                git.commit_all(wt, f"wip: checkpoint of work interrupted when {self.sid} died")
+                say(self.sid, f"saved the interrupted work on {branch}")
+            if branch:
+                git.detach(wt)
+        self.store.transact(lambda s: release_events(s, frozenset({self.sid}), self.sid, f"{self.sid} restarted"))
+
+    # --- claiming --------------------------------------------------------------------------------
+
+    def _claim(self) -> Job | None:
+        chosen: list[Job] = []
+
+        def decide(st: State) -> list[Event]:
+            beats = heartbeat.read_all(self.paths)
+            alive = alive_slaves(beats, self.cfg.heartbeat_secs) | {self.sid}
+            dead = dead_slaves(st, beats, self.cfg.heartbeat_secs) - {self.sid}
+            evs = release_events(st, dead, self.sid, "slave is dead (stale heartbeat, no process)")
+            if evs:
+                return evs  # the freed tasks are claimable on the next round
+            if credentials.choose(self.cfg.credentials, self.cfg.agent, self.ctx.index, st, time.time()).wait_until:
+                return []  # out of budget since the last look: claim nothing, the loop pauses
+            job = choose_job(
+                st,
+                self.sid,
+                slaves=self.cfg.slaves,
+                alive=alive,
+                owner_files=self.cfg.owner_files,
+                judge_cap=self.cfg.judge_max_parallel,
+                can_judge=True,
+                now=time.time(),
+                batch_max=self.cfg.batch_max,
+                batch_wait_secs=self.cfg.batch_wait_secs,
+                health_every_secs=self.cfg.health_every_minutes * 60,
+                can_plan=self.cfg.planner_agent is not None,
+                gate=gate_status(st, preflight.key(self.cfg), preflight.needed(self.cfg)),
+            )
+            if job is None:
+                return []
+            chosen.append(job)
+            return claim_events(job, self.sid, preflight.key(self.cfg))
+
+        evs = self.store.transact(decide)
+        if evs and not chosen:
+            self.ctx.say(f"released {len(evs)} task(s) held by dead slaves")
+            return self._claim()
+        return chosen[0] if chosen else None
+
+    def _run_job(self, job: Job) -> None:
+        try:
+            if job.kind == "preflight":
+                run_preflight_job(self.ctx)
+            elif job.kind == "mainline":
+                run_mainline(self.ctx, job.batch)
+            elif job.kind == "health":
+                run_health(self.ctx)
+            elif job.kind == "plan":
+                run_plan(self.ctx, job.task)
+            elif job.kind == "work":
+                run_work(self.ctx, self.store.state().tasks[job.task])
+            else:
+                run_judge(self.ctx, self.store.state().tasks[job.task])
+        except SetupFailed as e:
+            self._setup_failed(job, e)
+        except ClankerError as e:
+            # A git or tmux failure inside a job must not kill the slave: give the task back,
+            # and pause a moment so a persistent failure can't spin.
+            say(self.sid, f"✗ {job.kind} {job.task} failed: {e}")
+            self._give_back(job, str(e))
+            self.ctx.backoff(2)
+        self.heart.update(job=None, task=None, phase="idle", agent_pgid=None)
+
+    def _give_back(self, job: Job, error: str) -> None:
+        state = self.store.state()
+        if job.kind in ("mainline", "health", "plan", "preflight"):
+            self.store.transact(lambda st: release_events(st, frozenset({self.sid}), self.sid, error[:300]))
+            return
+        st = state.tasks.get(job.task)
+        if st is None or st.slave != self.sid:
+            return
+        if st.state == S.CLAIMED:
+            self.store.emit("task.failed", job.task, slave=self.sid, error=error[:300])
+        elif st.state == S.JUDGING:
+            self.store.emit("task.judge_released", job.task, slave=self.sid, reason=error[:300])
+        with contextlib.suppress(ClankerError):
+            git.detach(self.ctx.worktree)
+
+
+def setup_commands_hash(cfg: Config) -> str:
+    return preflight.key(cfg)
+
+
+def claim_events(job: Job, sid: str, key: str = "") -> list[Event]:
+    """The events that give `sid` the job (appended under the queue lock with the decision)."""
+    if job.kind == "preflight":
+        return [Event("preflight.claimed", sid, None, {"slave": sid, "key": key})]
+    if job.kind == "mainline":
+        return [Event("task.landing", sid, tid, {"slave": sid}) for tid in job.batch]
+    if job.kind == "health":
+        return [Event("health.claimed", sid, None, {"slave": sid})]
+    if job.kind == "plan":
+        return [Event("plan.claimed", sid, None, {"slave": sid, "request": job.task})]
+    kind = "task.claimed" if job.kind == "work" else "task.judge_claimed"
+    return [Event(kind, sid, job.task, {"slave": sid})]
+
+
+def run_slave(cfg: Config, number: int) -> int:
+    if number < 1:
+        raise ClankerError("slave numbers start at 1: `clanker slave 1`")
+    return Slave(cfg, number).run()

@@ -1,0 +1,332 @@
+"""`clanker status`: the fleet's dashboard as text (flocks' status), or JSON for scripts.
+
+The text is grouped like flocks' dashboard: running tasks longest first with stall warnings, done
+tasks with their average time, failed and blocked tasks with their reason and the last lines of
+their log, slave utilisation, and tokens and cost with work and judge apart. The JSON keeps its
+shape (scripts and tests rely on it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import Config
+from ..state import heartbeat, logs
+from ..state.model import S, State, Task, Usage
+from ..state.paths import Paths
+from ..system.tmux import Pane
+from ..text import sanitize
+from ..units import elapsed, tokens
+
+ORDER = [
+    S.CLAIMED,
+    S.JUDGING,
+    S.LANDING,
+    S.ACCEPTED,
+    S.NEEDS_JUDGE,
+    S.REWORK,
+    S.READY,
+    S.BLOCKED,
+    S.DONE,
+    S.CANCELLED,
+    S.SPLIT,
+]
+# States in which a slave holds a task, as strings so new states need no change here.
+HELD_AS = {"claimed": "working", "judging": "judging", "landing": "landing"}
+LOG_LINES = 5  # lines of a failed task's log the dashboard shows
+STALE_BEATS = 3  # a heartbeat older than this many intervals is stale
+
+
+@dataclass(frozen=True)
+class SlaveRow:
+    id: str
+    state: str  # working | judging | landing | idle | dead | stopped | paused | absent (or the heartbeat's job)
+    task: str | None
+    heartbeat_age_s: float | None
+    pane: str
+    phase: str
+    job: str = ""  # the heartbeat's job: work | judge | health | …
+
+
+def slave_rows(cfg: Config, paths: Paths, state: State, panes: dict[str, Pane] | None = None) -> list[SlaveRow]:
+    beats = heartbeat.read_all(paths)
+    panes = panes or {}
+    ids = (
+        {f"c{n}" for n in range(1, cfg.slaves + 1)}
+        | {b for b in beats if b != "ctl"}
+        | {p for p in panes if p != "ctl"}
+    )
+    rows = []
+    now = time.time()
+    for sid in sorted(ids, key=lambda s: (len(s), s)):
+        beat = beats.get(sid)
+        pane = panes.get(sid)
+        holding = next((t for t in state.tasks.values() if t.slave == sid and t.state in HELD_AS), None)
+        if beat is None:
+            st = "absent"
+        elif beat.stopped:
+            st = "stopped"
+        elif heartbeat.is_dead(beat, cfg.heartbeat_secs, now, pane_dead=bool(pane and pane.dead)):
+            st = "dead"
+        elif sid in state.paused or "*" in state.paused:
+            st = "paused"
+        elif holding is not None:
+            st = HELD_AS[holding.state]
+        else:
+            st = beat.job or "idle"
+        rows.append(
+            SlaveRow(
+                id=sid,
+                state=st,
+                task=holding.id if holding else None,
+                heartbeat_age_s=round(beat.age(now), 1) if beat else None,
+                pane=pane.id if pane else (beat.pane if beat else ""),
+                phase=beat.phase if beat else "",
+                job=(beat.job or "") if beat and not beat.stopped else "",
+            )
+        )
+    return rows
+
+
+def gate_json(state: State) -> dict[str, Any]:
+    """The gate preflight and worktree setup, for scripts."""
+    p = state.preflight
+    return {
+        "preflight": None
+        if p is None
+        else {"passed": p.passed, "trusted": p.trusted, "kind": p.kind, "sha": p.sha, "ts": p.ts, "key": p.key},
+        "preflight_running": state.preflight_slave,
+        "setup_failed": {
+            sid: {"command": f.command, "log": f.log, "since": f.ts} for sid, f in sorted(state.setup_failed.items())
+        },
+    }
+
+
+def gate_lines(state: State) -> list[str]:
+    """What `clanker status` says about the gate preflight and worktree setup (when it matters)."""
+    out = []
+    p = state.preflight
+    if state.preflight_slave:
+        out.append(f"GATE preflight running on {state.preflight_slave}: nothing is dispatched until it passes")
+    elif p is not None and not p.trusted:
+        why = {"setup": "worktree.setup fails", "trap": "the gate reads your checkout, not the worktree"}.get(
+            p.kind, "the gate fails on main in a fresh worktree"
+        )
+        out.append(f"GATE preflight FAILED ({why}): nothing is dispatched — `clanker doctor --gate` says why")
+    for sid, f in sorted(state.setup_failed.items()):
+        out.append(f"SETUP {sid}: `{f.command}` failed; waiting for its inputs to change — {f.log}")
+    return out
+
+
+def to_json(state: State, rows: list[SlaveRow]) -> dict[str, Any]:
+    return {
+        "gate": gate_json(state),
+        "tasks": [
+            {
+                "id": t.id,
+                "title": t.title,
+                "state": str(t.state),
+                "slave": t.slave or t.author,
+                "attempts": t.attempts,
+                "tokens": t.usage.tokens,
+                "cost_usd": round(t.usage.cost_usd, 6),
+                "work": t.work.to_json(),
+                "judge": t.judge.to_json(),
+                "reason": t.reason,
+                "sha": t.sha,
+            }
+            for t in state.tasks.values()
+        ],
+        "slaves": [
+            {
+                "id": r.id,
+                "state": r.state,
+                "task": r.task,
+                "heartbeat_age_s": r.heartbeat_age_s,
+                "pane": r.pane,
+            }
+            for r in rows
+        ],
+    }
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(sanitize(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def state_order(state: str) -> int:
+    try:
+        return ORDER.index(S(state))
+    except ValueError:  # a state this list does not know yet sorts last
+        return len(ORDER)
+
+
+def counts_line(state: State) -> str:
+    counts = Counter(str(t.state) for t in state.tasks.values())
+    return "  ".join(f"{s}:{n}" for s, n in sorted(counts.items(), key=lambda kv: state_order(kv[0])))
+
+
+def totals(state: State) -> tuple[Usage, Usage]:
+    """Work and judge usage over every task."""
+    work = sum((t.work for t in state.tasks.values()), start=Usage())
+    judge = sum((t.judge for t in state.tasks.values()), start=Usage())
+    return work, judge
+
+
+# --- the dashboard ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Running:
+    task: Task
+    elapsed: float
+    warning: str  # why it may be stalled, or ""
+
+
+def average_done(state: State) -> float | None:
+    """Average time from a slave's first claim to landing, over the done tasks."""
+    spans = [
+        t.updated - (t.first_started or t.created)
+        for t in state.tasks.values()
+        if t.state == S.DONE and t.updated >= (t.first_started or t.created)
+    ]
+    return sum(spans) / len(spans) if spans else None
+
+
+def log_age(paths: Paths, task: str, now: float) -> float | None:
+    """Seconds since the task's agent last wrote to its log (None: no log yet)."""
+    newest = max((f.stat().st_mtime for f in logs.log_files(paths, task)), default=None)
+    return None if newest is None else max(0.0, now - newest)
+
+
+def running(state: State, rows: list[SlaveRow], now: float, paths: Paths | None, cfg: Config | None) -> list[Running]:
+    """Tasks a slave holds now, longest first, each with a stall warning when one applies: the
+    holder's heartbeat is stale or gone, the agent printed nothing for `agent.stall_secs`, or it
+    has run three times longer than done tasks take on average."""
+    by_id = {r.id: r for r in rows}
+    beat_secs = cfg.heartbeat_secs if cfg else 5.0
+    avg = average_done(state)
+    out = []
+    for t in state.tasks.values():
+        if t.state not in HELD_AS or not t.slave:
+            continue
+        took = max(0.0, now - (t.started or t.updated or now))
+        row = by_id.get(t.slave)
+        warning = ""
+        if row is None or row.heartbeat_age_s is None or row.state in ("dead", "stopped"):
+            warning = f"{t.slave} is gone"
+        elif row.heartbeat_age_s > STALE_BEATS * beat_secs:
+            warning = f"no heartbeat from {t.slave} for {elapsed(row.heartbeat_age_s)}"
+        elif paths is not None and cfg is not None and t.state == S.CLAIMED:
+            quiet = log_age(paths, t.id, now)
+            if quiet is not None and cfg.agent.stall_secs and quiet > cfg.agent.stall_secs:
+                warning = f"no agent output for {elapsed(quiet)}"
+        if not warning and avg and took > 3 * avg and took > 60:
+            warning = f"running {took / avg:.0f}× longer than the average task"
+        out.append(Running(t, took, warning))
+    return sorted(out, key=lambda r: -r.elapsed)
+
+
+def _failed(state: State) -> list[Task]:
+    """Blocked tasks, tasks sent back for rework, and tasks whose last attempt failed."""
+    return [
+        t
+        for t in state.tasks.values()
+        if t.state in (S.BLOCKED, S.REWORK) or (t.state == S.READY and t.errors and t.reason)
+    ]
+
+
+def render(
+    state: State,
+    rows: list[SlaveRow],
+    width: int = 100,
+    now: float | None = None,
+    cfg: Config | None = None,
+    paths: Paths | None = None,
+) -> str:
+    """The dashboard. With `cfg` and `paths` it also reads task logs (failed tasks' last lines,
+    silent agents) and judges staleness by the configured heartbeat."""
+    now = time.time() if now is None else now
+    work, judge = totals(state)
+    total = work + judge
+    lines = [
+        f"tasks {len(state.tasks)}  {counts_line(state) or 'none yet: `clanker task add TITLE`'}",
+        f"tokens {tokens(total.tokens)}  cost ${total.cost_usd:.2f} "
+        f"(work ${work.cost_usd:.2f}, judge ${judge.cost_usd:.2f})",
+        f"  work {tokens(work.tokens)} tokens in {work.turns} turns, judge {tokens(judge.tokens)} tokens "
+        f"in {judge.turns} turns",
+    ]
+    if state.planner_usage.tokens:
+        p = state.planner_usage
+        lines.append(
+            f"  planner {tokens(p.tokens)} tokens in {p.turns} turns, ${p.cost_usd:.2f} (not in the total above)"
+        )
+    gate = gate_lines(state)
+    if gate:
+        lines += ["", *gate]
+    title_w = max(10, width - 62)
+
+    def task_line(t: Task, state_: str, age: str, extra: str = "") -> str:
+        return (
+            f"  {t.id:<10} {state_:<11} {(t.slave or t.author or '-'):<5} {age:>5}  "
+            f"{tokens(t.usage.tokens):>6} {f'${t.usage.cost_usd:.2f}':>7}  {_clip(t.title, title_w)}{extra}"
+        )
+
+    run = running(state, rows, now, paths, cfg)
+    if run:
+        lines += ["", f"RUNNING ({len(run)}, longest first)"]
+        for item in run:
+            lines.append(task_line(item.task, str(item.task.state), elapsed(item.elapsed)))
+            if item.warning:
+                lines.append(f"  {'':<10} ⚠ stalled? {item.warning}")
+    failed = _failed(state)
+    if failed:
+        lines += ["", f"FAILED / BLOCKED ({len(failed)})"]
+        for t in failed:
+            lines.append(task_line(t, str(t.state), elapsed(now - (t.updated or now))))
+            lines.append(f"  {'':<10} why: {_clip(t.reason or 'no reason recorded', width - 20)}")
+            tail = logs.tail(paths, t.id, LOG_LINES) if paths is not None else ""
+            for ln in tail.splitlines():
+                lines.append(f"  {'':<10} │ {_clip(ln, width - 16)}")
+    done = [t for t in state.tasks.values() if t.state == S.DONE]
+    if done:
+        avg = average_done(state)
+        lines += ["", f"DONE ({len(done)}, average {elapsed(avg or 0)} from first claim to landed)"]
+        for t in sorted(done, key=lambda t: -t.updated)[:10]:
+            lines.append(task_line(t, "done", elapsed(t.updated - t.created), f"  {(t.sha or '')[:10]}"))
+        if len(done) > 10:
+            lines.append(f"  … and {len(done) - 10} more")
+    shown = {t.id for t in (*failed, *done)}
+    waiting = [t for t in state.tasks.values() if t.state not in HELD_AS and t.id not in shown]
+    if waiting:
+        lines += ["", f"QUEUE ({len(waiting)})"]
+        for t in sorted(waiting, key=lambda t: (state_order(t.state), -t.priority, t.created)):
+            waits = [d for d in t.depends_on if d in state.tasks and state.tasks[d].state != S.DONE]
+            on = f"  (waits on {', '.join(waits)})" if waits and t.state == S.READY else ""
+            lines.append(task_line(t, str(t.state), elapsed(now - (t.created or now)), on))
+    lines += ["", _utilisation(rows)]
+    lines.append("  SLAVE  STATE     TASK        PHASE            BEAT  PANE")
+    for r in rows:
+        beat = "-" if r.heartbeat_age_s is None else elapsed(r.heartbeat_age_s)
+        lines.append(
+            f"  {r.id:<6} {r.state:<9} {(r.task or '-'):<11} {_clip(r.phase or '-', 16):<16} {beat:>4}  {r.pane}"
+        )
+    return "\n".join(lines)
+
+
+def _utilisation(rows: list[SlaveRow]) -> str:
+    live = [r for r in rows if r.state not in ("absent", "stopped", "dead")]
+    busy = [r for r in live if r.task is not None or r.state not in ("idle", "paused")]
+    if not rows:
+        return "SLAVES none"
+    pct = 100 * len(busy) // max(1, len(rows))
+    bar = "█" * (len(busy) * 10 // max(1, len(rows)))
+    return (
+        f"SLAVES {len(busy)}/{len(rows)} busy ({pct} %)  {bar:░<10}  "
+        f"{len(live)} up, {sum(1 for r in rows if r.state == 'dead')} dead, "
+        f"{sum(1 for r in rows if r.state == 'paused')} paused"
+    )

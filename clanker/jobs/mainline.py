@@ -1,0 +1,77 @@
+"""Mainlining: deterministic code that puts one accepted task on `main` as ONE commit (DESIGN §6).
+
+The task branch is replayed onto main in memory (`git merge-tree`: the tree a rebase gives, with
+no worktree left mid-rebase on a conflict), squashed into one commit whose parent is main's head,
+gated in the judge's worktree, then `main` is moved by compare-and-swap under the mainline lock.
+If main moved meanwhile, everything is redone on the new head. A `main` checked out in a person's
+worktree is fast-forwarded there with `git merge --ff-only`, which keeps their uncommitted edits
+and refuses (we wait and retry) rather than overwrite one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import GitError
+from ..state.locks import mainline_lock
+from ..state.model import Task
+from ..state.paths import Paths
+from ..system import git
+
+
+@dataclass(frozen=True)
+class Candidate:
+    base: str  # main's head it was built on
+    sha: str | None  # the squashed commit (None when the task changes nothing)
+    conflicts: tuple[str, ...] = ()
+
+
+def message(task: Task) -> str:
+    body = task.summary.strip() if task.summary else ""
+    parts = [task.title.strip() or task.id]
+    if body:
+        parts.append(body)
+    parts.append(f"{git.TRAILER}: {task.id}")
+    return "\n\n".join(parts) + "\n"
+
+
+def build(repo: Path, main: str, task: Task) -> Candidate:
+    """Squash the task branch onto main's current head, in memory."""
+    base = git.rev(repo, main)
+    if base is None:
+        raise GitError(["rev-parse", main], f"branch {main} does not exist", 1)
+    merged = git.merge_tree(repo, base, task.branch)
+    if merged.tree is None:
+        return Candidate(base, None, merged.conflicts)
+    if merged.tree == git.tree_of(repo, base):
+        return Candidate(base, None)
+    return Candidate(base, git.commit_tree(repo, merged.tree, base, message(task)))
+
+
+@dataclass(frozen=True)
+class Landed:
+    ok: bool
+    sha: str | None = None
+    reason: str = ""  # why not: "moved" (main changed), "checkout" (a person's edits in the way)
+
+
+def land(paths: Paths, main: str, cand: Candidate) -> Landed:
+    """Move `main` from cand.base to cand.sha, atomically, or report why not."""
+    repo = paths.repo
+    if cand.sha is None:
+        return Landed(True, cand.base)
+    with mainline_lock(paths):
+        if git.rev(repo, main) != cand.base:
+            return Landed(False, reason="moved")
+        holder = next((w for w in git.worktrees(repo) if w.branch == main), None)
+        if holder is not None and holder.path.exists():
+            # A person (or tool) has main checked out: move their files with the ref.
+            if not git.ff_checkout(holder.path, cand.sha):
+                if git.rev(repo, main) != cand.base:
+                    return Landed(False, reason="moved")
+                return Landed(False, reason=f"checkout: uncommitted edits in {holder.path} block the update")
+            return Landed(True, cand.sha)
+        if not git.update_ref(repo, f"refs/heads/{main}", cand.sha, cand.base):
+            return Landed(False, reason="moved")
+    return Landed(True, cand.sha)

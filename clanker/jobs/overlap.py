@@ -1,0 +1,124 @@
+"""Overlap between live tasks, caught before any judge sees a conflict (DESIGN §5).
+
+A task that declares no paths holds no ownership keys when it is claimed, so two such tasks may
+edit the same file at once. clanker notices three ways, earliest first:
+
+1. while the agents work, the worktree watcher (`watch.py`) records the files each task touches
+   (`task.touched`: its keys grow live) and flags a file another live task touched or holds
+   (a `RISK` conflict line);
+2. when a task is submitted, its branch is replayed onto `main` and onto each earlier live task's
+   branch it overlaps with `git merge-tree` (in memory): a conflict with `main` sends it straight
+   back to its author (`task.refresh`), a conflict with an earlier task holds it (`task.held`) —
+   it is not judged until that task has landed;
+3. when `main` moves, every submitted task is replayed onto the new head: one that no longer
+   merges goes back to its author to merge `main` before a judge spends time on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..config import Config
+from ..state.locks import keys_for, overlaps
+from ..state.model import HOLDS_KEYS, Event, S, State, Task
+from ..system import git
+
+
+def order(t: Task) -> tuple[float, float]:
+    """Which of two tasks came first: the earlier claim (then the earlier add)."""
+    return (t.first_started if t.first_started is not None else float("inf"), t.created)
+
+
+def shared_files(other: Task, files: Iterable[str], owner_files: tuple[str, ...]) -> list[str]:
+    """The `files` that `other` touched, or that lie under the paths it declared."""
+    declared = keys_for(other.paths, owner_files)
+    touched = set(other.touched)
+    return sorted(f for f in files if f in touched or (declared and overlaps(keys_for([f], owner_files), declared)))
+
+
+def refresh_events(cfg: Config, task: Task, actor: str, reasons: str, files: list[str]) -> list[Event]:
+    """Send a submitted task back to its author to merge main (or block it past its conflict budget)."""
+    evs = [
+        Event("risk", actor, task.id, {"slave": actor, "kind": "conflict", "message": reasons, "files": files}),
+        Event("task.refresh", actor, task.id, {"slave": actor, "reasons": reasons, "files": files}),
+    ]
+    if task.conflicts + 1 > cfg.conflict_budget:
+        why = f"conflict budget ({cfg.conflict_budget}) spent: {reasons}; re-scope or split it"
+        evs.append(Event("task.blocked", actor, task.id, {"reason": why}))
+        if cfg.planner_agent is not None:
+            evs.append(Event("plan.requested", actor, None, {"request": task.id, "reason": "blocked"}))
+    return evs
+
+
+def at_submit(cfg: Config, state: State, task: Task, files: list[str], actor: str) -> list[Event]:
+    """Events to append right after `task.submitted`: a refresh if the branch no longer merges into
+    main, else holds behind earlier live tasks whose branches it conflicts with (or that are
+    still being worked on and touched the same files)."""
+    repo, main = cfg.repo, cfg.mainline_branch
+    merged = git.merge_tree(repo, main, task.branch)
+    if merged.tree is None:
+        files_ = list(merged.conflicts)
+        reasons = f"{main} moved and now conflicts with it in: {', '.join(files_)}; merge {main} and resolve"
+        return refresh_events(cfg, task, actor, reasons, files_)
+    behind: list[str] = []
+    evs: list[Event] = []
+    for other in sorted(state.tasks.values(), key=order):
+        if other.id == task.id or other.state not in HOLDS_KEYS or order(other) >= order(task):
+            continue
+        shared = shared_files(other, files, cfg.owner_files)
+        if not shared:
+            continue
+        if other.state in (S.CLAIMED, S.REWORK) or not git.branch_exists(repo, other.branch):
+            why = f"{other.id} is still being worked on and touched {', '.join(shared[:3])} too"
+        else:
+            probe = git.merge_tree(repo, other.branch, task.branch)
+            if probe.tree is not None:
+                continue  # both change the same files, but git merges them cleanly
+            why = f"conflicts with {other.id} in {', '.join(probe.conflicts[:3])}"
+        behind.append(other.id)
+        msg = f"{task.id} {why}: held until {other.id} has landed"
+        evs.append(Event("risk", actor, task.id, {"slave": actor, "kind": "overlap", "message": msg, "files": shared}))
+    if behind:
+        evs.append(Event("task.held", actor, task.id, {"slave": actor, "behind": behind}))
+    return evs
+
+
+def after_main_moved(cfg: Config, state: State, actor: str) -> list[Event]:
+    """Every submitted task that no longer merges into main's new head goes back to its author."""
+    repo, main = cfg.repo, cfg.mainline_branch
+    evs: list[Event] = []
+    for t in state.tasks.values():
+        if t.state != S.NEEDS_JUDGE or not git.branch_exists(repo, t.branch):
+            continue
+        merged = git.merge_tree(repo, main, t.branch)
+        if merged.tree is None:
+            files = list(merged.conflicts)
+            reasons = f"{main} moved and now conflicts with it in: {', '.join(files)}; merge {main} and resolve"
+            evs += refresh_events(cfg, t, actor, reasons, files)
+    return evs
+
+
+def still_submitted(state: State, evs: list[Event]) -> list[Event]:
+    """Keep only the events about tasks still waiting for a judge (decided outside the lock)."""
+    stale = set()
+    for ev in evs:
+        t = state.tasks.get(str(ev.task))
+        if ev.type == "task.refresh" and (t is None or t.state != S.NEEDS_JUDGE):
+            stale.add(ev.task)
+    return [ev for ev in evs if ev.task not in stale]
+
+
+def relative(worktree: Path, paths: Iterable[str]) -> list[str]:
+    """Paths an agent's stream reported, relative to its worktree (others are not ours)."""
+    out = []
+    for p in paths:
+        path = Path(p)
+        if path.is_absolute():
+            if not path.is_relative_to(worktree):
+                continue
+            path = path.relative_to(worktree)
+        rel = str(path).removeprefix("./")
+        if rel and rel != "." and not rel.startswith(".."):
+            out.append(rel)
+    return out

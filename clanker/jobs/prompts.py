@@ -1,0 +1,174 @@
+"""Built-in prompts for each role. The first line is always the `CLANKER-ROLE:` marker.
+
+A template file (`prompts.worker`, `prompts.judge` in clanker.yaml) replaces the built-in text;
+its placeholders: {{task.id}}, {{task.title}}, {{task.prompt}}, {{task.description}},
+{{task.branch}}, {{task.summary}}, {{prior_attempts}}, {{judge_notes}}, {{conflicts}},
+{{history}}; judge templates also {{diff}} and {{gate}}.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..config import Config
+from ..errors import UsageError
+from ..state.model import State, Task
+from ..state.paths import Paths
+
+WORKER = """CLANKER-ROLE: worker
+You are a coding agent working on task {{task.id}}: {{task.title}}
+You are in a git worktree on branch {{task.branch}}; change files here only. Do not push, do not switch
+branches. clanker commits what you leave and runs the gate (the project's checks) afterwards.
+
+## Task
+{{task.prompt}}
+{{task.description}}
+{{prior_attempts}}{{judge_notes}}{{conflicts}}{{history}}
+When you are done, end with a short summary of what you changed and why. If you see work that
+should follow once this task is merged, add one line per task: `FOLLOW-UP: <title>`."""
+
+JUDGE = """CLANKER-ROLE: judge
+You are the judge for task {{task.id}}: {{task.title}}, built by another agent. Verify it independently:
+does the change do what the task asks, correctly, without breaking anything? The gate already passed.
+
+## Task
+{{task.prompt}}
+{{task.description}}
+
+## Author's summary
+{{task.summary}}
+
+## Gate output (tail)
+{{gate}}
+
+## Diff against main
+{{diff}}
+
+End your answer with one last line: `VERDICT: done`, `VERDICT: rework <reasons>` or
+`VERDICT: blocked <reason>`."""
+
+PLANNER = """CLANKER-ROLE: planner
+You are the planner for this repository. Turn the plan into small, independent tasks that coding
+agents can each finish in one session and a judge can verify; give each the top-level directories
+it will touch (`paths`), so tasks that would collide are not run at the same time.
+{{split}}
+## Plan documents
+{{docs}}
+
+## Current tasks
+{{tasks}}
+{{history}}
+Answer with one line per new task, exactly in this form (JSON on one line):
+TASK: {"title": "…", "prompt": "what to do, precisely", "paths": ["dir"], "priority": 0, "depends_on": []}
+Don't repeat tasks that exist already. If nothing needs doing, answer NO TASKS."""
+
+_FIELD = re.compile(r"\{\{\s*([\w.]+)\s*\}\}")
+
+
+def render(template: str, task: Task, **extra: str) -> str:
+    values = {
+        "task.id": task.id,
+        "task.title": task.title,
+        "task.prompt": task.prompt,
+        "task.description": task.description,
+        "task.branch": task.branch,
+        "task.summary": task.summary or "(none)",
+        **extra,
+    }
+    return _FIELD.sub(lambda m: values.get(m.group(1), ""), template)
+
+
+MARKER = re.compile(r"^CLANKER-ROLE: (worker|judge|planner)\s*$")
+HISTORY_CHARS = 3000
+
+
+def load_template(path: Path | None, role: str, default: str) -> str:
+    """The user's template for `role`, or the built-in one. The marker line is always first."""
+    if path is None:
+        return default
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        problem = f"prompt template {path}: can't read it ({e.strerror})"
+        raise UsageError(f"{problem}; fix prompts.{role} in clanker.yaml") from None
+    first = text.splitlines()[0] if text.strip() else ""
+    if not MARKER.match(first):
+        text = f"CLANKER-ROLE: {role}\n{text}"
+    return text
+
+
+def history_of(paths: Paths | None, task: Task, limit: int = HISTORY_CHARS) -> str:
+    """The newest summaries of this task's earlier attempts and judgements, at most `limit` chars."""
+    if paths is None:
+        return ""
+    folder = paths.history / task.id
+    if not folder.is_dir():
+        return ""
+    notes = sorted(folder.glob("*.md"), key=lambda p: p.stat().st_mtime, reverse=True)
+    out: list[str] = []
+    size = 0
+    for note in notes:
+        text = note.read_text(encoding="utf-8", errors="replace").strip()
+        if size + len(text) > limit:
+            break
+        out.insert(0, text)
+        size += len(text)
+    return ("\n## History of this task\n" + "\n\n".join(out) + "\n") if out else ""
+
+
+def worker_prompt(
+    task: Task, conflicts: list[str] | None = None, template: Path | None = None, paths: Paths | None = None
+) -> str:
+    prior = ""
+    if task.errors:
+        lines = "\n".join(f"- attempt {i}: {e}" for i, e in enumerate(task.errors[-5:], 1))
+        prior = f"\n## Earlier attempts failed\n{lines}\nAvoid repeating these mistakes.\n"
+    notes = ""
+    if task.judge_rounds and task.reason:
+        notes = f"\n## The judge asked for rework\n{task.reason}\n"
+    conflict = ""
+    if conflicts:
+        conflict = (
+            "\n## Merge conflicts to resolve\nmain was merged into your branch and these files have conflict "
+            "markers: " + ", ".join(conflicts) + "\nResolve them, keeping both intents.\n"
+        )
+    body = load_template(template, "worker", WORKER)
+    return render(
+        body, task, prior_attempts=prior, judge_notes=notes, conflicts=conflict, history=history_of(paths, task)
+    )
+
+
+def planner_prompt(cfg: Config, paths: Paths, state: State, target: Task | None) -> str:
+    """The planner's bounded context pack: plan docs, current tasks, newest history summaries."""
+    budget = cfg.planner_max_chars
+    docs = []
+    for name in cfg.planner_docs:
+        try:
+            docs.append(f"### {name}\n" + (cfg.repo / name).read_text(encoding="utf-8"))
+        except OSError as e:
+            docs.append(f"### {name}\n(can't read it: {e.strerror})")
+    doc_text = _cut("\n\n".join(docs) or "(none configured: planner.docs in clanker.yaml)", budget // 2)
+    rows = [f"- {t.id} [{t.state}] {t.title}" for t in state.tasks.values()][-200:]
+    task_text = _cut("\n".join(rows) or "(none yet)", budget // 4)
+    notes = sorted(paths.history.glob("*/*.md"), key=lambda p: p.stat().st_mtime, reverse=True)[:10]
+    hist = _cut("\n\n".join(n.read_text(encoding="utf-8", errors="replace") for n in notes), budget // 4)
+    split = ""
+    if target is not None:
+        split = (
+            f"\n## Task to split\n{target.id} ({target.title}) is {target.state}: {target.reason}\n"
+            f"Its prompt:\n{target.prompt}\n\nReplace it with smaller tasks that together do the same.\n"
+        )
+    body = load_template(cfg.prompt_templates.get("planner"), "planner", PLANNER)
+    fake = Task(target.id if target else "plan", target.title if target else "plan")
+    history_text = f"\n## Recent history\n{hist}\n" if hist else ""
+    return render(body, fake, split=split, docs=doc_text, tasks=task_text, history=history_text)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 30] + "\n… (cut to fit the context pack)"
+
+
+def judge_prompt(task: Task, diff: str, gate_output: str, template: Path | None = None) -> str:
+    body = load_template(template, "judge", JUDGE)
+    return render(body, task, diff=diff or "(empty)", gate=gate_output.strip() or "(no output)")

@@ -1,0 +1,65 @@
+"""Regression tasks: main's gate fails. Highest priority, assigned at once, carrying the failing
+output; the same failure is never filed twice while a task for it is open."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from ..project.gate import GateResult
+from ..state.model import TERMINAL, Event, State
+
+PRIORITY = 1000
+_VOLATILE = re.compile(r"\d+(?:\.\d+)?(?:s|ms)?|0x[0-9a-f]+|/tmp/\S+", re.I)
+
+
+def signature(result: GateResult) -> str:
+    """What identifies a failure across runs: the failing command and its last lines, with
+    timings, addresses and temp paths taken out."""
+    lines = [ln for ln in result.output.strip().splitlines() if ln.strip()][-6:]
+    text = (result.failed or "") + "\n" + "\n".join(_VOLATILE.sub("#", ln) for ln in lines)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def open_for(state: State, sig: str) -> str | None:
+    for t in state.tasks.values():
+        if t.signature == sig and "regression" in t.tags and t.state not in TERMINAL:
+            return t.id
+    return None
+
+
+def next_id(state: State) -> str:
+    n = 1 + sum(1 for t in state.tasks.values() if "regression" in t.tags)
+    while f"R{n}" in state.tasks:
+        n += 1
+    return f"R{n}"
+
+
+def events(state: State, actor: str, result: GateResult, sha: str, where: str, fix_prompt: str) -> list[Event]:
+    """`main.red`, plus a regression task unless one for the same failure is still open."""
+    sig = signature(result)
+    evs = [Event("main.red", actor, None, {"sha": sha, "signature": sig, "where": where})]
+    if open_for(state, sig):
+        return evs
+    tid = next_id(state)
+    prompt = (
+        f"main's gate fails at {sha[:10]} (found by {where}): `{result.failed}`.\n"
+        "Make the gate pass again without losing the intent of recent changes.\n\n"
+        f"Failing output (tail):\n{result.output[-3000:]}\n"
+    )
+    if fix_prompt:
+        prompt += "\n" + fix_prompt + "\n"
+    data = {
+        "title": f"Regression: `{result.failed}` fails on main",
+        "prompt": prompt,
+        "priority": PRIORITY,
+        "tags": ["regression"],
+        "signature": sig,
+    }
+    evs.append(Event("task.added", actor, tid, data))
+    return evs
+
+
+def mentioned_files(output: str, candidates: set[str]) -> set[str]:
+    """Paths from `candidates` (files in the repo) that the failing output names."""
+    return {f for f in candidates if f and f in output}

@@ -1,0 +1,101 @@
+"""The gate: the user's shell commands, run in a worktree; all must pass."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from ..state.secrets import redact
+
+OUTPUT_TAIL = 4000
+
+
+@dataclass(frozen=True)
+class GateResult:
+    passed: bool
+    output: str  # the tail of the combined output
+    seconds: float
+    failed: str | None = None  # the first command that failed
+
+    def last_line(self) -> str:
+        lines = [
+            line
+            for line in self.output.strip().splitlines()
+            if line.strip() and not (line.startswith("(exit ") or line.startswith("$ "))
+        ]
+        return lines[-1] if lines else ""
+
+
+def run_gate(
+    commands: tuple[str, ...],
+    cwd: Path,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+) -> GateResult:
+    """Run the commands one by one with `sh -c` in `cwd`; stop at the first that fails. With
+    `log`, every command's whole output is appended there too (the result keeps only a tail)."""
+    started = time.monotonic()
+    chunks: list[str] = []
+    full_env = {**os.environ, **(env or {})}
+    for k in ("TMUX", "TMUX_PANE", "CLANKER_ENV_FILE"):
+        full_env.pop(k, None)
+    sink = None
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        sink = open(log, "a", encoding="utf-8")  # noqa: SIM115 - closed in the finally below
+    try:
+        return _run(commands, cwd, timeout, full_env, chunks, started, sink)
+    finally:
+        if sink is not None:
+            sink.close()
+
+
+def _run(
+    commands: tuple[str, ...],
+    cwd: Path,
+    timeout: float,
+    full_env: dict[str, str],
+    chunks: list[str],
+    started: float,
+    sink: TextIO | None,
+) -> GateResult:
+    def note(text: str) -> None:
+        chunks.append(text)
+        if sink is not None:
+            sink.write(redact(text))
+            sink.flush()
+
+    for cmd in commands:
+        note(f"$ {cmd}\n")
+        proc = subprocess.Popen(
+            ["sh", "-c", cmd],
+            cwd=cwd,
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+            note(out.decode("utf-8", "replace") + f"\n(timed out after {timeout:.0f}s)\n")
+            return GateResult(False, _tail(chunks), time.monotonic() - started, cmd)
+        note(out.decode("utf-8", "replace"))
+        if proc.returncode != 0:
+            note(f"(exit {proc.returncode})\n")
+            return GateResult(False, _tail(chunks), time.monotonic() - started, cmd)
+    return GateResult(True, _tail(chunks), time.monotonic() - started)
+
+
+def _tail(chunks: list[str]) -> str:
+    text = "".join(chunks)
+    return text[-OUTPUT_TAIL:]

@@ -1,0 +1,356 @@
+"""The only module that runs git. Small functions over one `run()` that raises GitError.
+
+Nothing here deletes unmerged work: no `branch -D`, no forced worktree removal, no hard reset.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from ..errors import GitError, NotARepoError
+
+# Identity for commits clanker makes itself, used only when the repo has none configured.
+FALLBACK_IDENTITY = ("clanker", "clanker@localhost")
+TRAILER = "Clanker-Task"
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k.startswith("GIT_CONFIG")}
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    env["LC_ALL"] = "C"
+    return env
+
+
+def run(args: list[str], cwd: Path, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["git", *args], cwd=cwd, env=_env(), input=input, capture_output=True, text=True, check=False)
+    if check and proc.returncode != 0:
+        raise GitError(args, proc.stderr or proc.stdout, proc.returncode)
+    return proc
+
+
+def out(args: list[str], cwd: Path) -> str:
+    return run(args, cwd).stdout.strip()
+
+
+def version() -> str:
+    try:
+        return subprocess.run(["git", "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    except FileNotFoundError:
+        return ""
+
+
+def toplevel(cwd: Path) -> Path:
+    """The main worktree's top level (a linked worktree resolves to its main repo)."""
+    proc = run(["rev-parse", "--path-format=absolute", "--git-common-dir"], cwd, check=False)
+    if proc.returncode != 0:
+        raise NotARepoError(str(cwd))
+    common = Path(proc.stdout.strip())
+    if common.name == ".git":
+        return common.parent.resolve()
+    return Path(out(["rev-parse", "--show-toplevel"], cwd)).resolve()
+
+
+def git_dir(repo: Path) -> Path:
+    return Path(out(["rev-parse", "--path-format=absolute", "--git-common-dir"], repo))
+
+
+def init(path: Path, branch: str = "main") -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    run(["init", "-q", "-b", branch], path)
+
+
+@cache
+def _identity_args(repo: Path) -> tuple[str, ...]:
+    have_name = run(["config", "user.name"], repo, check=False).stdout.strip()
+    have_mail = run(["config", "user.email"], repo, check=False).stdout.strip()
+    args: list[str] = []
+    if not have_name:
+        args += ["-c", f"user.name={FALLBACK_IDENTITY[0]}"]
+    if not have_mail:
+        args += ["-c", f"user.email={FALLBACK_IDENTITY[1]}"]
+    return tuple(args)
+
+
+def rev(repo: Path, ref: str) -> str | None:
+    proc = run(["rev-parse", "--verify", "-q", f"{ref}^{{commit}}"], repo, check=False)
+    return proc.stdout.strip() or None
+
+
+def branch_exists(repo: Path, branch: str) -> bool:
+    return rev(repo, f"refs/heads/{branch}") is not None
+
+
+def current_branch(cwd: Path) -> str | None:
+    proc = run(["symbolic-ref", "-q", "--short", "HEAD"], cwd, check=False)
+    return proc.stdout.strip() or None
+
+
+@dataclass(frozen=True)
+class Worktree:
+    path: Path
+    head: str | None
+    branch: str | None
+    locked: bool
+    prunable: bool
+
+
+def worktrees(repo: Path) -> list[Worktree]:
+    found: list[Worktree] = []
+    cur: dict[str, str] = {}
+    for line in [*out(["worktree", "list", "--porcelain"], repo).splitlines(), ""]:
+        if not line:
+            if "worktree" in cur:
+                br = cur.get("branch")
+                found.append(
+                    Worktree(
+                        Path(cur["worktree"]),
+                        cur.get("HEAD"),
+                        br.removeprefix("refs/heads/") if br else None,
+                        "locked" in cur,
+                        "prunable" in cur,
+                    )
+                )
+            cur = {}
+            continue
+        key, _, value = line.partition(" ")
+        cur[key] = value
+    return found
+
+
+def ensure_worktree(repo: Path, path: Path, base: str) -> None:
+    """A detached worktree at `path` (created from `base` if it does not exist yet)."""
+    if (path / ".git").exists():
+        return
+    run(["worktree", "prune"], repo)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    run(["worktree", "add", "--detach", "-q", str(path), base], repo)
+
+
+def checkout_branch(wt: Path, branch: str, base: str) -> None:
+    """Check out `branch` in `wt`, creating it at `base` when it does not exist."""
+    if branch_exists(wt, branch):
+        run(["checkout", "-q", branch], wt)
+    else:
+        run(["checkout", "-q", "-b", branch, base], wt)
+
+
+def detach(wt: Path, ref: str = "HEAD") -> None:
+    """Let go of the branch so another worktree may check it out; files stay as they are."""
+    run(["checkout", "-q", "--detach", ref], wt)
+
+
+def porcelain(wt: Path) -> list[str]:
+    # --no-optional-locks: plain `status` writes index.lock, which a file watcher would see as a change.
+    proc = run(["--no-optional-locks", "status", "--porcelain", "-z", "--untracked-files=all"], wt)
+    entries = [e for e in proc.stdout.split("\0") if e]
+    paths: list[str] = []
+    skip = False
+    for e in entries:
+        if skip:
+            skip = False
+            continue
+        if e[0] in "RC":
+            skip = True  # a rename is followed by its source path
+        paths.append(e[3:])
+    return paths
+
+
+def commit_all(wt: Path, message: str) -> str | None:
+    """Commit everything in `wt` (new, changed, deleted). Returns the sha, or None if nothing changed."""
+    run(["add", "-A"], wt)
+    # A merge in progress is committed even when its tree equals HEAD's: the commit records main
+    # as a parent, which is what makes the next rebase onto main clean.
+    if run(["diff", "--cached", "--quiet"], wt, check=False).returncode == 0 and not merge_in_progress(wt):
+        return None
+    run([*_identity_args(wt), "commit", "-q", "--no-verify", "-F", "-"], wt, input=message)
+    return out(["rev-parse", "HEAD"], wt)
+
+
+def stash(wt: Path, message: str) -> None:
+    """Save everything uncommitted (untracked files too) in a stash entry: kept, not discarded."""
+    run([*_identity_args(wt), "stash", "push", "-u", "-q", "-m", message], wt)
+
+
+def changed_files(repo: Path, base: str, head: str) -> list[str]:
+    return [p for p in out(["diff", "--name-only", f"{base}...{head}"], repo).splitlines() if p]
+
+
+def diff(repo: Path, base: str, head: str, max_chars: int = 20000) -> str:
+    text = run(["diff", "--stat", "-p", f"{base}...{head}"], repo).stdout
+    return text if len(text) <= max_chars else text[:max_chars] + "\n… (diff truncated)\n"
+
+
+def commits_ahead(repo: Path, base: str, head: str) -> int:
+    return int(out(["rev-list", "--count", f"{base}..{head}"], repo) or 0)
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    tree: str | None  # the merged tree, None on conflict
+    conflicts: tuple[str, ...]
+
+
+def merge_tree(repo: Path, onto: str, branch: str) -> MergeResult:
+    """Replay `branch` onto `onto` in memory (no worktree touched): the tree a rebase would give."""
+    proc = run(["merge-tree", "--write-tree", "--name-only", "--no-messages", onto, branch], repo, check=False)
+    lines = proc.stdout.splitlines()
+    if proc.returncode == 0:
+        return MergeResult(lines[0].strip(), ())
+    if proc.returncode == 1 and lines:
+        return MergeResult(None, tuple(dict.fromkeys(line for line in lines[1:] if line)))
+    raise GitError(["merge-tree", onto, branch], proc.stderr, proc.returncode)
+
+
+def commit_tree(repo: Path, tree: str, parent: str, message: str) -> str:
+    args = [*_identity_args(repo), "commit-tree", tree, "-p", parent, "-F", "-"]
+    return run(args, repo, input=message).stdout.strip()
+
+
+def tree_of(repo: Path, ref: str) -> str:
+    return out(["rev-parse", f"{ref}^{{tree}}"], repo)
+
+
+def update_ref(repo: Path, ref: str, new: str, old: str) -> bool:
+    """Compare-and-swap: move `ref` to `new` only if it is still `old`."""
+    return run(["update-ref", ref, new, old], repo, check=False).returncode == 0
+
+
+def ff_checkout(wt: Path, new: str) -> bool:
+    """Fast-forward the branch checked out in `wt` to `new`, keeping uncommitted edits.
+
+    git refuses (and we return False) when an edit would be overwritten: the user's files win.
+    """
+    return run(["merge", "-q", "--ff-only", "--no-edit", new], wt, check=False).returncode == 0
+
+
+def checkout_detached(wt: Path, ref: str) -> None:
+    run(["checkout", "-q", "--detach", ref], wt)
+
+
+def landed_sha(repo: Path, branch: str, task_id: str) -> str | None:
+    """The commit on `branch` that carries this task's trailer, if it already landed."""
+    pattern = f"^{TRAILER}: {re.escape(task_id)}$"
+    found = out(["log", branch, "--format=%H", "-E", f"--grep={pattern}", "-n", "1"], repo)
+    return found or None
+
+
+def log_shas(repo: Path, branch: str) -> list[str]:
+    return out(["rev-list", "--reverse", branch], repo).splitlines()
+
+
+def is_ignored(repo: Path, path: str) -> bool:
+    return run(["check-ignore", "-q", path], repo, check=False).returncode == 0
+
+
+def merge_no_commit(wt: Path, ref: str) -> list[str]:
+    """Merge `ref` into the checked-out branch, leaving conflicts in the files; returns conflicted paths."""
+    proc = run([*_identity_args(wt), "merge", "--no-ff", "--no-commit", ref], wt, check=False)
+    if proc.returncode == 0:
+        return []
+    conflicted = out(["diff", "--name-only", "--diff-filter=U"], wt).splitlines()
+    if not conflicted:
+        raise GitError(["merge", ref], proc.stderr or proc.stdout, proc.returncode)
+    return conflicted
+
+
+def merge_in_progress(wt: Path) -> bool:
+    return run(["rev-parse", "-q", "--verify", "MERGE_HEAD"], wt, check=False).returncode == 0
+
+
+def _globs(patterns: tuple[str, ...] | list[str]) -> list[str]:
+    # `:(glob)`: shell-like patterns (`*` stays within a directory, `**/` crosses them).
+    return [f":(glob){p}" for p in patterns]
+
+
+def tracked_files(repo: Path) -> list[str]:
+    return [p for p in run(["ls-files", "-z"], repo).stdout.split("\0") if p]
+
+
+def ignored_files(repo: Path, patterns: tuple[str, ...], exclude: tuple[str, ...] = ()) -> list[str]:
+    """Files git ignores in `repo`'s working tree that match `patterns`, none under `exclude`."""
+    if not patterns:
+        return []
+    # Filtered here, not with `:(exclude)`: with an exclude pathspec git also lists nested
+    # worktrees (clanker's own, under .clanker/) as if they were ignored files.
+    proc = run(["ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--", *_globs(patterns)], repo)
+    return [
+        p
+        for p in proc.stdout.split("\0")
+        if p and not p.endswith("/") and not any(p == e or p.startswith(e.rstrip("/") + "/") for e in exclude)
+    ]
+
+
+def untracked_files(repo: Path, patterns: tuple[str, ...]) -> list[str]:
+    """Files matching `patterns` that are neither tracked nor ignored (git would commit them)."""
+    if not patterns:
+        return []
+    proc = run(["ls-files", "-z", "--others", "--exclude-standard", "--", *_globs(patterns)], repo)
+    return [p for p in proc.stdout.split("\0") if p]
+
+
+def ignored_entries(repo: Path) -> list[str]:
+    """Everything git ignores in the working tree, an ignored directory as one `dir/` entry."""
+    proc = run(["ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory"], repo)
+    return [p for p in proc.stdout.split("\0") if p]
+
+
+def index_entries(wt: Path, patterns: tuple[str, ...]) -> str:
+    """`mode sha stage path` of the tracked files matching `patterns`: a cheap content fingerprint."""
+    if not patterns:
+        return ""
+    return run(["ls-files", "-s", "--", *_globs(patterns)], wt).stdout
+
+
+def differs(wt: Path, ref: str, patterns: tuple[str, ...]) -> bool:
+    """Do the files matching `patterns` in `wt`'s working tree differ from `ref`'s?"""
+    if not patterns:
+        return False
+    return run(["diff", "--quiet", ref, "--", *_globs(patterns)], wt, check=False).returncode == 1
+
+
+def changed_between(repo: Path, old: str, new: str, patterns: tuple[str, ...]) -> list[str]:
+    if not patterns:
+        return []
+    return [p for p in out(["diff", "--name-only", old, new, "--", *_globs(patterns)], repo).splitlines() if p]
+
+
+def restore(wt: Path, files: list[str]) -> None:
+    """Put tracked files back as HEAD has them (used on files clanker itself changed as a probe)."""
+    if files:
+        run(["checkout", "-q", "HEAD", "--", *files], wt)
+
+
+def add_worktree(repo: Path, path: Path, ref: str) -> None:
+    run(["worktree", "prune"], repo)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    run(["worktree", "add", "--detach", "-q", str(path), ref], repo)
+
+
+def discard_scratch_worktree(repo: Path, path: Path, sha: str) -> bool:
+    """Remove one of clanker's throwaway worktrees (a preflight's), only while it is detached at
+    `sha` with no tracked file changed: then nothing in it is work, just `sha` (which is on main)
+    and what the gate and setup generated. Returns False (and keeps it) otherwise."""
+    if not (path / ".git").exists():
+        run(["worktree", "prune"], repo, check=False)
+        return True
+    head = run(["rev-parse", "HEAD"], path, check=False).stdout.strip()
+    dirty = run(["diff", "--quiet", "HEAD"], path, check=False).returncode != 0
+    if head != sha or dirty or current_branch(path) is not None:
+        return False
+    return run(["worktree", "remove", "--force", str(path)], repo, check=False).returncode == 0
+
+
+def untracked_entries(wt: Path) -> list[str]:
+    """Untracked, unignored paths of the working tree, a whole new directory as one `dir/` entry."""
+    proc = run(["ls-files", "-z", "--others", "--exclude-standard", "--directory"], wt)
+    return [p for p in proc.stdout.split("\0") if p]
+
+
+def modified_tracked(wt: Path) -> list[str]:
+    """Tracked files whose content in the working tree differs from HEAD."""
+    return [p for p in run(["diff", "--name-only", "-z", "HEAD"], wt).stdout.split("\0") if p]
