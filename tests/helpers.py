@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from clanker.state.events import Event, make
+
 T = TypeVar("T")
 
 
@@ -108,3 +110,10 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def event(
+    type_: str, actor: str = "cli", task: str | None = None, data: dict[str, Any] | None = None, ts: float | None = None
+) -> Event:
+    """An event from its flat form (type, actor, task, fields): the same path as reading a log line."""
+    return make(type_, actor, task, ts, **(data or {}))

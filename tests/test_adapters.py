@@ -31,8 +31,11 @@ from clanker.jobs.prompts import WORKER, history_of, load_template, worker_promp
 from clanker.state import log as events
 from clanker.state import secrets
 from clanker.state.credentials import DEFAULT, Choice, choose, missing
-from clanker.state.model import Event, State, Task, Usage
+from clanker.state.model import State, Task
 from clanker.state.paths import Paths
+from clanker.state.usage import Usage
+
+from .helpers import event
 
 DATA = Path(__file__).parent / "data"
 OK, TRANSIENT, OUT_OF_BUDGET, AUTH, PERMANENT = (
@@ -1458,16 +1461,18 @@ def test_event_log_never_holds_a_registered_secret(tmp_path: Path) -> None:
     size = events.append(
         log,
         [
-            Event("task.note", "c1", "T1", {"note": f"agent printed ANTHROPIC_API_KEY={secret}"}, ts=T0),
-            Event("task.failed", "c1", "T1", {"error": f"401 for key {secret}", "nested": {"k": secret}}, ts=T0),
+            event("task.note", "c1", "T1", {"note": f"agent printed ANTHROPIC_API_KEY={secret}"}, ts=T0),
+            event("task.failed", "c1", "T1", {"error": f"401 for key {secret}"}, ts=T0),
+            event("risk", "c1", "T1", {"kind": "auth", "message": "m", "files": [f"keys/{secret}.txt"]}, ts=T0),
         ],
     )
     raw = log.read_text(encoding="utf-8")
     assert secret not in raw and raw.count("[redacted]") == 3 and size == len(raw.encode("utf-8"))
     got = [ev for ev, _ in events.read_from(log, 0)]
-    assert [ev.type for ev in got] == ["task.note", "task.failed"]
-    assert got[0].data["note"] == "agent printed ANTHROPIC_API_KEY=[redacted]"
-    assert got[1].data == {"error": "401 for key [redacted]", "nested": {"k": "[redacted]"}}
+    assert [ev.type for ev in got] == ["task.note", "task.failed", "risk"]
+    assert got[0].payload()["note"] == "agent printed ANTHROPIC_API_KEY=[redacted]"
+    assert got[1].payload() == {"slave": "", "error": "401 for key [redacted]"}
+    assert got[2].payload()["files"] == ["keys/[redacted].txt"]
 
 
 # --- prompts -------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ from clanker.agents.runner import AgentRun, RunResult, json_line
 from clanker.config import AgentConfig
 from clanker.jobs.prompts import judge_prompt, worker_prompt
 from clanker.state.heartbeat import pid_alive
-from clanker.state.model import Task, Usage
+from clanker.state.model import Task
+from clanker.state.usage import Usage
 from tests.helpers import git, make_repo, retry_until
 
 # --- sanitize ------------------------------------------------------------------------------------

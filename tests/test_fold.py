@@ -19,15 +19,19 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from clanker.errors import IllegalTransition
 from clanker.state import atomic
 from clanker.state import log as events
+from clanker.state.events import Event, from_json, to_json
 from clanker.state.fold import HOLDER_ONLY, check, fold, state_from_json, state_to_json
-from clanker.state.model import ANNOTATIONS, TRANSITIONS, Event, S, SlaveInfo, State, Task, Usage
+from clanker.state.model import ANNOTATIONS, TRANSITIONS, SlaveInfo, State, Task, TaskState
 from clanker.state.paths import Paths
 from clanker.state.store import SNAPSHOT_EVERY_BYTES, Store
+from clanker.state.usage import Usage
+
+from .helpers import event
 
 # --- helpers --------------------------------------------------------------------------------------
 
 TRIGGERS = sorted({trig for _, trig in TRANSITIONS})
-STATES: list[S | None] = [None, *S]
+STATES: list[TaskState | None] = [None, *TaskState]
 
 
 def ev_for(trig: str, task: str = "T1", actor: str = "c1", **extra: Any) -> Event:
@@ -43,13 +47,13 @@ def ev_for(trig: str, task: str = "T1", actor: str = "c1", **extra: Any) -> Even
     if trig == "task.mainlined":
         data["sha"] = "a" * 40
     data.update(extra)
-    return Event(trig, actor, task, data)
+    return event(trig, actor, task, data)
 
 
 # The shortest legal path of triggers from "absent" to every state, found from the table itself.
-def _paths_to_states() -> dict[S | None, list[str]]:
-    found: dict[S | None, list[str]] = {None: []}
-    todo: deque[S | None] = deque([None])
+def _paths_to_states() -> dict[TaskState | None, list[str]]:
+    found: dict[TaskState | None, list[str]] = {None: []}
+    todo: deque[TaskState | None] = deque([None])
     while todo:
         cur = todo.popleft()
         for (frm, trig), to in sorted(TRANSITIONS.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
@@ -66,7 +70,7 @@ def store_in(tmp: Path, actor: str = "test") -> Store:
     return Store(Paths(tmp), actor)
 
 
-def bring_to(store: Store, state: S | None, task: str = "T1") -> None:
+def bring_to(store: Store, state: TaskState | None, task: str = "T1") -> None:
     for trig in PATH_TO[state]:
         store.append(ev_for(trig, task))
     current = store.state().task(task)
@@ -89,11 +93,11 @@ def replay(store: Store) -> State:
 
 def sample_log() -> list[Event]:
     return [
-        Event("slave.started", "c1", None, {"slave": "c1", "pid": 101, "pane": "%3"}, ts=1.0),
+        event("slave.started", "c1", None, {"slave": "c1", "pid": 101, "pane": "%3"}, ts=1.0),
         ev_for("task.added", "T1", paths=["src/a.py"], tags=["x"], priority=2),
         ev_for("task.added", "T2"),
         ev_for("task.claimed", "T1", "c1"),
-        Event(
+        event(
             "attempt.finished",
             "c1",
             "T1",
@@ -107,14 +111,18 @@ def sample_log() -> list[Event]:
         ev_for("task.claimed", "T1", "c2"),
         ev_for("task.submitted", "T1", files=["src/a.py", "src/b.py"], summary="did it"),
         ev_for("task.judge_claimed", "T1", "c3"),
-        Event("attempt.finished", "c3", "T1", {"role": "judge", "usage": {"input": 7, "output": 3}}),
+        event("attempt.finished", "c3", "T1", {"role": "judge", "usage": {"input": 7, "output": 3}}),
         ev_for("task.verdict:done", "T1", reasons="fine"),
         ev_for("task.landing", "T1", "c3"),
         ev_for("task.mainlined", "T1"),
-        Event("risk", "c1", "T2", {"kind": "conflict"}),
-        Event("fleet.paused", "cli", None, {"slave": "c2"}),
+        event("risk", "c1", "T2", {"kind": "conflict"}),
+        event("fleet.paused", "cli", None, {"slave": "c2"}),
         ev_for("task.cancelled", "T2"),
     ]
+
+
+def emit(store: Store, type_: str, task: str | None = None, **data: Any) -> None:
+    store.append(event(type_, store.actor, task, data))
 
 
 def with_offsets(evs: list[Event]) -> list[tuple[Event, int]]:
@@ -128,11 +136,11 @@ def test_every_state_is_reachable_from_absent() -> None:
     assert set(PATH_TO) == set(STATES)
 
 
-LEGAL: list[tuple[S | None, str]] = sorted(TRANSITIONS, key=lambda k: (str(k[0]), k[1]))
+LEGAL: list[tuple[TaskState | None, str]] = sorted(TRANSITIONS, key=lambda k: (str(k[0]), k[1]))
 
 
 @pytest.mark.parametrize(("state", "trig"), LEGAL, ids=str)
-def test_legal_transition_applies_through_the_store(tmp_path: Path, state: S | None, trig: str) -> None:
+def test_legal_transition_applies_through_the_store(tmp_path: Path, state: TaskState | None, trig: str) -> None:
     store = store_in(tmp_path)
     bring_to(store, state)
     before = log_bytes(store)
@@ -149,7 +157,7 @@ ILLEGAL = [(s, t) for s in STATES for t in TRIGGERS if (s, t) not in TRANSITIONS
 
 
 @pytest.mark.parametrize(("state", "trig"), ILLEGAL, ids=str)
-def test_illegal_transition_is_refused_and_not_written(tmp_path: Path, state: S | None, trig: str) -> None:
+def test_illegal_transition_is_refused_and_not_written(tmp_path: Path, state: TaskState | None, trig: str) -> None:
     store = store_in(tmp_path)
     bring_to(store, state)
     before_log, before_state = log_bytes(store), store.state()
@@ -164,56 +172,59 @@ def test_illegal_transition_is_refused_and_not_written(tmp_path: Path, state: S 
 
 def test_a_batch_with_one_illegal_event_writes_nothing(tmp_path: Path) -> None:
     store = store_in(tmp_path)
-    bring_to(store, S.READY)
+    bring_to(store, TaskState.READY)
     before = log_bytes(store)
     with pytest.raises(IllegalTransition, match="can't apply task.submitted in state ready"):
         store.append(ev_for("task.claimed"), ev_for("task.released"), ev_for("task.submitted"))
     assert log_bytes(store) == before
     # The same events in a legal order are checked against each other, not only the first state.
     store.append(ev_for("task.claimed"), ev_for("task.submitted"))
-    assert store.state().tasks["T1"].state == S.NEEDS_JUDGE
+    assert store.state().tasks["T1"].state == TaskState.NEEDS_JUDGE
 
 
 @pytest.mark.parametrize("annotation", sorted(ANNOTATIONS))
 def test_annotations_need_an_existing_task_but_never_move_it(tmp_path: Path, annotation: str) -> None:
     store = store_in(tmp_path)
     with pytest.raises(IllegalTransition, match=f"can't apply {annotation} in state absent"):
-        store.append(Event(annotation, "c1", "T1", {}))
+        store.append(event(annotation, "c1", "T1", {}))
     assert log_bytes(store) == b""
-    for state in (S.READY, S.JUDGING, S.DONE, S.CANCELLED):
+    for state in (TaskState.READY, TaskState.JUDGING, TaskState.DONE, TaskState.CANCELLED):
         tid = f"T-{state}"
         bring_to(store, state, tid)
-        store.append(Event(annotation, "c1", tid, {"kind": "note"}))
+        store.append(event(annotation, "c1", tid, {"kind": "note"}))
         t = store.state().tasks[tid]
         assert t.state == state
 
 
 def test_events_without_a_task_are_always_legal(tmp_path: Path) -> None:
     store = store_in(tmp_path)
-    store.emit("slave.started", slave="c1", pid=42, pane="%1")
-    store.emit("fleet.paused")
-    store.emit("fleet.paused", slave="c2")
+    emit(store, "slave.started", slave="c1", pid=42, pane="%1")
+    emit(store, "fleet.paused")
+    emit(store, "fleet.paused", slave="c2")
     st1 = store.state()
     assert st1.slaves["c1"] == SlaveInfo("c1", 42, "%1", st1.slaves["c1"].started, False)
     assert st1.paused == frozenset({"*", "c2"})
-    store.emit("fleet.resumed", slave="c2")
+    emit(store, "fleet.resumed", slave="c2")
     assert store.state().paused == frozenset({"*"})
-    store.emit("slave.stopped", slave="c1")
-    store.emit("fleet.resumed")
+    emit(store, "slave.stopped", slave="c1")
+    emit(store, "fleet.resumed")
     st2 = store.state()
     assert st2.paused == frozenset() and st2.slaves["c1"].stopped
     assert st2.events == 6
 
 
 HOLDER_CASES = (
-    [(S.CLAIMED, t) for t in ("task.submitted", "task.released", "task.failed")]
-    + [(S.JUDGING, t) for t in ("task.judge_released", "task.verdict:done", "task.verdict:rework", "task.mainlined")]
-    + [(S.LANDING, t) for t in ("task.mainlined", "task.verdict:rework", "task.landing_released")]
+    [(TaskState.CLAIMED, t) for t in ("task.submitted", "task.released", "task.failed")]
+    + [
+        (TaskState.JUDGING, t)
+        for t in ("task.judge_released", "task.verdict:done", "task.verdict:rework", "task.mainlined")
+    ]
+    + [(TaskState.LANDING, t) for t in ("task.mainlined", "task.verdict:rework", "task.landing_released")]
 )
 
 
 @pytest.mark.parametrize(("state", "trig"), HOLDER_CASES, ids=str)
-def test_only_the_holder_may_move_a_task_on(tmp_path: Path, state: S, trig: str) -> None:
+def test_only_the_holder_may_move_a_task_on(tmp_path: Path, state: TaskState, trig: str) -> None:
     store = store_in(tmp_path)
     bring_to(store, state)  # held by c1
     assert store.state().tasks["T1"].slave == "c1"
@@ -235,7 +246,7 @@ def test_a_released_slave_cannot_submit_what_another_now_holds(tmp_path: Path) -
         store.append(ev_for("task.submitted", "T1", "c1", slave="c1"))
     store.append(ev_for("task.submitted", "T1", "c2", slave="c2"))
     t = store.state().tasks["T1"]
-    assert t.state == S.NEEDS_JUDGE and t.author == "c2" and t.attempts == 2
+    assert t.state == TaskState.NEEDS_JUDGE and t.author == "c2" and t.attempts == 2
 
 
 def test_check_agrees_with_the_table() -> None:
@@ -249,10 +260,10 @@ def test_check_agrees_with_the_table() -> None:
 
 def test_fold_skips_an_illegal_event_found_in_a_hand_edited_log(tmp_path: Path) -> None:
     store = store_in(tmp_path)
-    bring_to(store, S.READY)
+    bring_to(store, TaskState.READY)
     events.append(store.paths.events, [ev_for("task.mainlined"), ev_for("task.claimed")])
     t = store_in(tmp_path).state().tasks["T1"]
-    assert t.state == S.CLAIMED and t.sha is None and t.attempts == 1
+    assert t.state == TaskState.CLAIMED and t.sha is None and t.attempts == 1
 
 
 # --- fold semantics and purity ----------------------------------------------------------------------
@@ -261,13 +272,13 @@ def test_fold_skips_an_illegal_event_found_in_a_hand_edited_log(tmp_path: Path) 
 def test_fold_of_a_lifecycle() -> None:
     st1 = fold(State(), with_offsets(sample_log()))
     t1, t2 = st1.tasks["T1"], st1.tasks["T2"]
-    assert t1.state == S.DONE and t1.sha == "a" * 40
+    assert t1.state == TaskState.DONE and t1.sha == "a" * 40
     assert t1.attempts == 2 and t1.author == "c2" and t1.slave is None and t1.judge_rounds == 1
     assert t1.errors == ("gate failed",) and t1.touched == ("src/a.py", "src/b.py") and t1.summary == "did it"
     assert t1.work == Usage(10, 5, 0, 0, 1, 0.25) and t1.judge == Usage(7, 3)
     assert t1.usage.tokens == 25 and t1.sessions == ("s-1",)
     assert t1.paths == ("src/a.py",) and t1.tags == ("x",) and t1.priority == 2 and t1.branch == "clanker/T1"
-    assert t2.state == S.CANCELLED
+    assert t2.state == TaskState.CANCELLED
     assert st1.mainlined == 1 and st1.conflicts == 1 and st1.events == len(sample_log())
     assert st1.paused == frozenset({"c2"}) and st1.slaves["c1"].pid == 101
     assert st1.offset == len(sample_log())
@@ -287,7 +298,7 @@ def test_fold_is_deterministic_and_pure() -> None:
     rest = [(e, 6 + i + 1) for i, e in enumerate(evs[6:])]
     after = fold(mid, rest)
     assert json.dumps(state_to_json(mid), sort_keys=True) == mid_json
-    assert mid.tasks == mid_tasks and mid.tasks["T1"].state == S.READY
+    assert mid.tasks == mid_tasks and mid.tasks["T1"].state == TaskState.READY
     # Folding in two steps gives the same state as folding in one.
     assert after == once
 
@@ -302,11 +313,11 @@ def test_fold_of_nothing_is_the_same_state() -> None:
 
 def test_snapshot_round_trip_through_json_text() -> None:
     st1 = fold(State(), with_offsets(sample_log()))
-    st1 = fold(st1, [(Event("fleet.paused", "cli", None, {}), 99)])
+    st1 = fold(st1, [(event("fleet.paused", "cli", None, {}), 99)])
     text = json.dumps(state_to_json(st1))
     back = state_from_json(json.loads(text))
     assert back == st1
-    assert isinstance(back.tasks["T1"].touched, tuple) and isinstance(back.tasks["T1"].state, S)
+    assert isinstance(back.tasks["T1"].touched, tuple) and isinstance(back.tasks["T1"].state, TaskState)
     assert back.tasks["T1"].work == Usage(10, 5, 0, 0, 1, 0.25)
 
 
@@ -316,7 +327,7 @@ def test_snapshot_round_trip_of_the_empty_state() -> None:
 
 def _fill(store: Store, n: int, start: int = 1) -> None:
     for i in range(start, start + n):
-        store.emit("task.added", f"T{i}", title=f"task {i}")
+        emit(store, "task.added", f"T{i}", title=f"task {i}")
 
 
 def test_store_catches_up_from_the_snapshot(tmp_path: Path) -> None:
@@ -336,8 +347,8 @@ def test_store_catches_up_from_the_snapshot(tmp_path: Path) -> None:
     assert sorted(st_b.tasks) == ["T1", "T2", "T3", "T4", "T5"]
     assert st_b.offset == events.size(a.paths.events) and st_b.events == 5
     # b keeps folding new events incrementally as a appends them.
-    a.emit("task.claimed", "T5", slave="c1")
-    assert b.state().tasks["T5"].state == S.CLAIMED
+    emit(a, "task.claimed", "T5", slave="c1")
+    assert b.state().tasks["T5"].state == TaskState.CLAIMED
     assert b.state().tasks["T1"].title == "from the snapshot"
 
 
@@ -378,7 +389,7 @@ def test_store_writes_a_snapshot_as_the_log_grows(tmp_path: Path) -> None:
     big = "x" * 2000
     n = SNAPSHOT_EVERY_BYTES // 2000 + 5
     for i in range(n):
-        a.emit("task.added", f"T{i}", title=big)
+        emit(a, "task.added", f"T{i}", title=big)
     snap = read_snapshot(a)
     assert isinstance(snap, dict)
     assert snap["state"]["offset"] >= SNAPSHOT_EVERY_BYTES
@@ -394,7 +405,7 @@ def replay_upto(store: Store, offset: int) -> State:
 
 
 def _line(ev: Event) -> bytes:
-    return (json.dumps(ev.to_json(), separators=(",", ":")) + "\n").encode()
+    return (json.dumps(to_json(ev), separators=(",", ":")) + "\n").encode()
 
 
 def test_read_from_skips_a_partial_last_line_and_resumes_there(tmp_path: Path) -> None:
@@ -403,26 +414,26 @@ def test_read_from_skips_a_partial_last_line_and_resumes_there(tmp_path: Path) -
     l1, l2, l3 = _line(e1), _line(e2), _line(e3)
     log.write_bytes(l1 + l2 + l3[:10])
     got = list(events.read_from(log, 0))
-    assert [e.task for e, _ in got] == ["A", "B"]
+    assert [e.task_id for e, _ in got] == ["A", "B"]
     assert [end for _, end in got] == [len(l1), len(l1) + len(l2)]
     resume = got[-1][1]
     assert list(events.read_from(log, resume)) == []  # still in progress
     with open(log, "ab") as f:
         f.write(l3[10:])
     more = list(events.read_from(log, resume))
-    assert [e.task for e, _ in more] == ["C"]
+    assert [e.task_id for e, _ in more] == ["C"]
     assert more[0][1] == len(l1) + len(l2) + len(l3) == events.size(log)
-    assert more[0][0] == Event.from_json(json.loads(l3))
+    assert more[0][0] == from_json(json.loads(l3))
 
 
 def test_read_from_never_yields_a_last_line_without_its_newline_even_if_it_parses(tmp_path: Path) -> None:
     log = tmp_path / "events.log"
     l1, l2 = _line(ev_for("task.added", "A")), _line(ev_for("task.added", "B"))
     log.write_bytes(l1 + l2[:-1])  # all of B's JSON, but its write is not finished
-    assert [(e.task, end) for e, end in events.read_from(log, 0)] == [("A", len(l1))]
+    assert [(e.task_id, end) for e, end in events.read_from(log, 0)] == [("A", len(l1))]
     with open(log, "ab") as f:
         f.write(b"\n")
-    assert [(e.task, end) for e, end in events.read_from(log, len(l1))] == [("B", len(l1) + len(l2))]
+    assert [(e.task_id, end) for e, end in events.read_from(log, len(l1))] == [("B", len(l1) + len(l2))]
 
 
 def test_read_from_skips_junk_lines_but_counts_their_bytes(tmp_path: Path) -> None:
@@ -431,7 +442,7 @@ def test_read_from_skips_junk_lines_but_counts_their_bytes(tmp_path: Path) -> No
     junk = b"garbage\n" + b'{"no_type": 1}\n' + b"[1, 2]\n" + b"\xff\xfe\n"
     log.write_bytes(junk + good)
     got = list(events.read_from(log, 0))
-    assert [e.task for e, _ in got] == ["A"] and got[0][1] == len(junk) + len(good)
+    assert [e.task_id for e, _ in got] == ["A"] and got[0][1] == len(junk) + len(good)
 
 
 def test_read_from_a_missing_log_is_empty(tmp_path: Path) -> None:
@@ -440,9 +451,9 @@ def test_read_from_a_missing_log_is_empty(tmp_path: Path) -> None:
 
 
 def test_event_json_round_trip_keeps_unicode_and_data() -> None:
-    ev = Event("task.added", "cli", "T1", {"title": 'é "q" $(x)\n', "paths": ["a"]}, ts=12.5)
-    log_line = json.dumps(ev.to_json(), ensure_ascii=False)
-    assert Event.from_json(json.loads(log_line)) == ev
+    ev = event("task.added", "cli", "T1", {"title": 'é "q" $(x)\n', "paths": ["a"]}, ts=12.5)
+    log_line = json.dumps(to_json(ev), ensure_ascii=False)
+    assert from_json(json.loads(log_line)) == ev
 
 
 def test_store_does_not_fold_a_half_written_event(tmp_path: Path) -> None:
@@ -463,14 +474,14 @@ def test_store_does_not_fold_a_half_written_event(tmp_path: Path) -> None:
 def _raw_writer(path: str, writer: int, count: int) -> None:
     pad = "p" * (300 + 97 * writer)  # lines of different lengths, some well over 1 KiB in total
     for i in range(count):
-        events.append(Path(path), [Event("slave.note", f"w{writer}", None, {"w": writer, "i": i, "pad": pad})])
+        events.append(Path(path), [event("task.note", f"w{writer}", f"W{writer}", {"note": f"{writer}:{i}:{pad}"})])
 
 
 def _store_writer(repo: str, writer: int, count: int) -> None:
     store = Store(Paths(Path(repo)), f"w{writer}")
     for i in range(count):
-        store.emit("task.added", f"W{writer}-{i}", title=f"from {writer}")
-        store.emit("task.claimed", f"W{writer}-{i}", slave=f"c{writer}")
+        emit(store, "task.added", f"W{writer}-{i}", title=f"from {writer}")
+        emit(store, "task.claimed", f"W{writer}-{i}", slave=f"c{writer}")
 
 
 def _run_all(target: Any, args: list[tuple[Any, ...]]) -> None:
@@ -492,8 +503,9 @@ def test_concurrent_appends_never_tear_a_line(tmp_path: Path) -> None:
     seen: dict[int, list[int]] = {w: [] for w in range(writers)}
     for raw in lines[:-1]:
         obj = json.loads(raw)  # a torn or interleaved line would not parse
-        assert obj["pad"] == "p" * (300 + 97 * obj["w"])
-        seen[obj["w"]].append(obj["i"])
+        w, i, pad = obj["note"].split(":")
+        assert pad == "p" * (300 + 97 * int(w))
+        seen[int(w)].append(int(i))
     assert seen == {w: list(range(count)) for w in range(writers)}
     assert len(list(events.read_from(log, 0))) == writers * count
 
@@ -504,7 +516,7 @@ def test_concurrent_store_transactions_stay_legal(tmp_path: Path) -> None:
     _run_all(_store_writer, [(str(tmp_path), w, count) for w in range(writers)])
     st1 = store_in(tmp_path).state()
     assert len(st1.tasks) == writers * count
-    assert all(t.state == S.CLAIMED and t.attempts == 1 for t in st1.tasks.values())
+    assert all(t.state == TaskState.CLAIMED and t.attempts == 1 for t in st1.tasks.values())
     assert st1.events == 2 * writers * count
 
 
@@ -515,17 +527,17 @@ SLAVES = ["c1", "c2"]
 
 
 # Mostly move tasks forward, so random walks reach judging, rework and done, not only cancel/split.
-FORWARD: dict[S | None, list[str]] = {
+FORWARD: dict[TaskState | None, list[str]] = {
     None: ["task.added"],
-    S.READY: ["task.claimed"],
-    S.CLAIMED: ["task.submitted", "task.submitted", "task.failed"],
-    S.NEEDS_JUDGE: ["task.judge_claimed"],
-    S.JUDGING: ["task.verdict:done", "task.verdict:done", "task.verdict:rework", "task.judge_released"],
-    S.ACCEPTED: ["task.landing"],
-    S.LANDING: ["task.mainlined", "task.mainlined", "task.verdict:rework", "task.landing_released"],
-    S.REWORK: ["task.claimed"],
-    S.BLOCKED: ["task.retried"],
-    S.CANCELLED: ["task.retried"],
+    TaskState.READY: ["task.claimed"],
+    TaskState.CLAIMED: ["task.submitted", "task.submitted", "task.failed"],
+    TaskState.NEEDS_JUDGE: ["task.judge_claimed"],
+    TaskState.JUDGING: ["task.verdict:done", "task.verdict:done", "task.verdict:rework", "task.judge_released"],
+    TaskState.ACCEPTED: ["task.landing"],
+    TaskState.LANDING: ["task.mainlined", "task.mainlined", "task.verdict:rework", "task.landing_released"],
+    TaskState.REWORK: ["task.claimed"],
+    TaskState.BLOCKED: ["task.retried"],
+    TaskState.CANCELLED: ["task.retried"],
 }
 
 
@@ -537,7 +549,7 @@ class LogMachine(RuleBasedStateMachine):
         self.dir = Path(tempfile.mkdtemp(prefix="clanker-fold-"))
         self.store = store_in(self.dir, "m1")
         self.other = store_in(self.dir, "m2")  # a second writer sharing the log
-        self.model: dict[str, S] = {}
+        self.model: dict[str, TaskState] = {}
         self.attempts: dict[str, int] = {}
         self.shas: dict[str, str] = {}
         self.holder: dict[str, str | None] = {}
@@ -546,15 +558,20 @@ class LogMachine(RuleBasedStateMachine):
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def _apply(self, writer: Store, ev: Event) -> None:
-        assert ev.task is not None
+        task = ev.task_id
+        assert task is not None
+        data = ev.payload()
         before_log = log_bytes(writer)
         key = (
-            self.model.get(ev.task),
-            ev.type if ev.type != "task.verdict" else f"task.verdict:{ev.data['verdict']}",
+            self.model.get(task),
+            ev.type if ev.type != "task.verdict" else f"task.verdict:{data['verdict']}",
         )
-        signer = ev.data.get("slave") if ev.type in HOLDER_ONLY else None
-        holder_ok = signer is None or self.holder.get(ev.task) == signer
-        legal = (key in TRANSITIONS and holder_ok) or (ev.type in ANNOTATIONS and ev.task in self.model)
+        signer = data.get("slave") or None if type(ev) in HOLDER_ONLY else None
+        holder_ok = signer is None or self.holder.get(task) == signer
+        # One mainline job at a time: a second slave can't claim a landing while one lands.
+        landers = {self.holder.get(t) for t, s in self.model.items() if s == TaskState.LANDING}
+        one_lander = ev.type != "task.landing" or not landers or landers == {data.get("slave")}
+        legal = (key in TRANSITIONS and holder_ok and one_lander) or (ev.type in ANNOTATIONS and task in self.model)
         try:
             writer.append(ev)
         except IllegalTransition as e:
@@ -563,13 +580,13 @@ class LogMachine(RuleBasedStateMachine):
             return
         assert legal, f"{key} is not in the table but was accepted"
         if ev.type not in ANNOTATIONS:
-            self.model[ev.task] = TRANSITIONS[key]
+            self.model[task] = TRANSITIONS[key]
         if ev.type in ("task.claimed", "task.judge_claimed", "task.landing"):
-            self.holder[ev.task] = str(ev.data["slave"])
+            self.holder[task] = str(data["slave"])
         elif ev.type not in ANNOTATIONS:
-            self.holder[ev.task] = None  # an accepted task waits for the mainline queue, held by nobody
+            self.holder[task] = None  # an accepted task waits for the mainline queue, held by nobody
         if ev.type == "task.mainlined":
-            self.shas[ev.task] = str(ev.data["sha"])
+            self.shas[task] = str(data["sha"])
 
     @rule(
         task=st.sampled_from(POOL),
@@ -582,7 +599,7 @@ class LogMachine(RuleBasedStateMachine):
         extra: dict[str, Any] = {}
         if trig == "task.mainlined":
             extra["sha"] = f"{len(self.shas) + 1:040x}"
-        if sign and trig.split(":")[0] in HOLDER_ONLY:
+        if sign and trig.split(":")[0] in {c.TYPE for c in HOLDER_ONLY}:
             extra["slave"] = slave  # who says it did this: only the holder may
         self._apply(self.other if second else self.store, ev_for(trig, task, slave, **extra))
 
@@ -604,12 +621,12 @@ class LogMachine(RuleBasedStateMachine):
     @rule(task=st.sampled_from(POOL), role=st.sampled_from(["work", "judge"]), tokens=st.integers(0, 1000))
     def annotate(self, task: str, role: str, tokens: int) -> None:
         usage = {"input": tokens, "output": 1, "cost_usd": tokens / 1000}
-        self._apply(self.store, Event("attempt.finished", "c1", task, {"role": role, "usage": usage}))
+        self._apply(self.store, event("attempt.finished", "c1", task, {"role": role, "usage": usage}))
 
     @rule(verdict=st.sampled_from(["maybe", "", "DONE"]), task=st.sampled_from(POOL))
     def bogus_verdict(self, verdict: str, task: str) -> None:
         with pytest.raises(IllegalTransition):
-            self.store.append(Event("task.verdict", "c1", task, {"verdict": verdict}))
+            self.store.append(event("task.verdict", "c1", task, {"verdict": verdict}))
 
     @rule()
     def snapshot(self) -> None:
@@ -642,7 +659,7 @@ class LogMachine(RuleBasedStateMachine):
     @invariant()
     def done_tasks_have_their_sha(self) -> None:
         for t in self.store.state().tasks.values():
-            if t.state == S.DONE:
+            if t.state == TaskState.DONE:
                 assert t.sha is not None and t.sha == self.shas[t.id]
 
     @invariant()
@@ -661,4 +678,44 @@ def test_random_event_sequences_keep_the_invariants() -> None:
 
 def test_task_defaults() -> None:
     t = Task("T1", "x")
-    assert t.state == S.READY and t.usage == Usage() and t.attempts_since_retry == 0
+    assert t.state == TaskState.READY and t.usage == Usage() and t.attempts_since_retry == 0
+
+
+# --- jobs that are not tasks: one holder at a time ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("claim", "finish", "extra"),
+    [
+        ("health.claimed", "health.ran", {}),
+        ("plan.claimed", "plan.done", {"request": ""}),
+        ("preflight.claimed", "preflight.ran", {"key": "k"}),
+    ],
+)
+def test_a_job_held_by_one_slave_can_not_be_claimed_or_finished_by_another(
+    tmp_path: Path, claim: str, finish: str, extra: dict[str, Any]
+) -> None:
+    store = store_in(tmp_path)
+    if claim == "plan.claimed":
+        emit(store, "plan.requested", request="", reason="asked")
+    emit(store, claim, slave="c1", **extra)
+    log = log_bytes(store)
+    with pytest.raises(IllegalTransition, match="held by c1"):
+        emit(store, claim, slave="c2", **extra)  # appended by hand: a second claim is refused
+    with pytest.raises(IllegalTransition, match="held by c1"):
+        emit(store, finish, slave="c2", **extra)
+    assert log_bytes(store) == log
+    emit(store, finish, slave="c1", **extra)
+    with pytest.raises(IllegalTransition, match="free"):
+        emit(store, finish, slave="c1", **extra)  # nothing to finish once it is done
+
+
+def test_only_one_slave_lands_on_main_at_a_time(tmp_path: Path) -> None:
+    store = store_in(tmp_path)
+    for tid in ("T1", "T2"):
+        for trig in PATH_TO[TaskState.ACCEPTED]:
+            store.append(ev_for(trig, tid, "c9"))
+    store.append(ev_for("task.landing", "T1", "c1"))
+    with pytest.raises(IllegalTransition, match="main is being landed by c1"):
+        store.append(ev_for("task.landing", "T2", "c2"))
+    store.append(ev_for("task.landing", "T2", "c1"))  # the same lander's batch may grow

@@ -9,9 +9,11 @@ import pytest
 
 from clanker.errors import IllegalTransition
 from clanker.fleet.scheduler import Job, Targets, choose_job, conflict_rate, gate_status, targets
+from clanker.state.events import Event as Ev
 from clanker.state.fold import check, fold
-from clanker.state.model import Event as Ev
-from clanker.state.model import S, State
+from clanker.state.model import State, TaskState
+
+from .helpers import event
 
 ALIVE = frozenset({"c1", "c2", "c3"})
 JUDGE = "cj"  # a judge slave id used to move tasks through judging in the fixtures
@@ -33,7 +35,7 @@ _clock = iter(range(1, 1_000_000))
 
 
 def ev(type_: str, task: str | None = None, actor: str = "cli", **data: Any) -> Ev:
-    return Ev(type_, actor, task, data, ts=float(next(_clock)))  # every event a little later
+    return event(type_, actor, task, data, ts=float(next(_clock)))  # every event a little later
 
 
 def added(tid: str, **data: Any) -> list[Ev]:
@@ -88,12 +90,12 @@ def test_fixtures_reach_the_states_they_claim() -> None:
     )
     states = {tid: t.state for tid, t in st.tasks.items()}
     assert states == {
-        "A": S.READY,
-        "B": S.CLAIMED,
-        "C": S.NEEDS_JUDGE,
-        "D": S.JUDGING,
-        "E": S.REWORK,
-        "F": S.DONE,
+        "A": TaskState.READY,
+        "B": TaskState.CLAIMED,
+        "C": TaskState.NEEDS_JUDGE,
+        "D": TaskState.JUDGING,
+        "E": TaskState.REWORK,
+        "F": TaskState.DONE,
     }
     assert st.tasks["E"].author == "c1" and st.tasks["E"].slave is None
 
@@ -501,9 +503,9 @@ def test_choose_job(groups: list[list[Ev]], me: str, kwargs: dict[str, Any], exp
     if got is not None and got.kind in (W, J):
         task = state.tasks[got.task]
         if got.kind == J:
-            assert task.state == S.NEEDS_JUDGE and task.author != me
+            assert task.state == TaskState.NEEDS_JUDGE and task.author != me
         else:
-            assert task.state in (S.READY, S.REWORK)
+            assert task.state in (TaskState.READY, TaskState.REWORK)
 
 
 def preflit(key: str, passed: bool, trusted: bool | None = None) -> list[Ev]:

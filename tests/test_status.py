@@ -12,11 +12,14 @@ import pytest
 from clanker.config import Config
 from clanker.fleet.status import render, slave_rows, to_json
 from clanker.state import atomic
+from clanker.state.events import Event
 from clanker.state.fold import check, fold
 from clanker.state.heartbeat import Heart
-from clanker.state.model import Event, State
+from clanker.state.model import State
 from clanker.state.paths import Paths
 from tests.helpers import clanker, make_repo, status
+
+from .helpers import event
 
 TASK_KEYS = {"id", "title", "state", "slave", "attempts", "tokens", "cost_usd"}
 SLAVE_KEYS = {"id", "state", "task", "heartbeat_age_s", "pane"}
@@ -35,7 +38,7 @@ def build(evs: list[Event]) -> State:
 
 
 def e(type_: str, task: str | None, **data: Any) -> Event:
-    return Event(type_, str(data.get("slave", "cli")), task, data)
+    return event(type_, str(data.get("slave", "cli")), task, data)
 
 
 def usage(task: str, role: str, u: dict[str, Any]) -> Event:

@@ -15,12 +15,13 @@ import pytest
 from clanker.config import AgentConfig, Config
 from clanker.fleet.status import SlaveRow, average_done, render, running, slave_rows
 from clanker.state import atomic
+from clanker.state.events import Event
 from clanker.state.fold import fold
-from clanker.state.model import Event, State
+from clanker.state.model import State
 from clanker.state.paths import Paths
 from clanker.state.store import Store
 
-from .helpers import clanker, make_repo
+from .helpers import clanker, event, make_repo
 
 NOW = 1_700_100_000.0
 WORK = {"input": 1000, "output": 200, "cost_usd": 0.30}
@@ -28,7 +29,7 @@ JUDGE = {"input": 400, "output": 20, "cost_usd": 0.10}
 
 
 def e(type_: str, task: str | None, at: float, **data: Any) -> Event:
-    return Event(type_, str(data.get("slave", "cli")), task, data, ts=NOW - at)
+    return event(type_, str(data.get("slave", "cli")), task, data, ts=NOW - at)
 
 
 def build(*evs: Event) -> State:
@@ -131,7 +132,7 @@ def test_status_through_the_cli_shows_logs_of_blocked_tasks(tmp_path: Path, sock
     repo = make_repo(tmp_path / "r", "slaves: 2\n")
     clanker(repo, "task", "add", "Stuck", "--id", "S1", check=True)
     store = Store(Paths(repo), "test")
-    store.emit("task.blocked", "S1", reason="out_of_budget: context window exhausted")
+    store.append(event("task.blocked", "test", "S1", {"reason": "out_of_budget: context window exhausted"}))
     log = Paths(repo).logs / "S1" / "1.txt"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("reading the repo\ncontext window exhausted\n")

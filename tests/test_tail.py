@@ -3,6 +3,7 @@ reads events.log incrementally."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -10,16 +11,18 @@ from typing import Any
 import pytest
 
 from clanker.state import log as events
-from clanker.state.model import Event
+from clanker.state.events import REGISTRY, Event
 from clanker.tui.feed import Feed
 from clanker.tui.tail import COLOURS, MAX_LEN, TaskInfo, advance, as_path, elapsed, format_line, money, refs, tokens
+
+from .helpers import event
 
 T0 = 1_700_000_000.0
 INFO = TaskInfo(title="Add a settings file", added=T0, tokens=1234, cost_usd=0.41)
 
 
 def ev(type_: str, task: str | None = "T3", at: float = 300, actor: str = "c1", **data: Any) -> Event:
-    return Event(type_, actor, task, {"slave": actor, **data}, ts=T0 + at)
+    return event(type_, actor, task, {"slave": actor, **data}, ts=T0 + at)
 
 
 # --- units -----------------------------------------------------------------------------------------
@@ -344,9 +347,9 @@ CASES: list[tuple[str, Event, TaskInfo | None, str | None]] = [
     ),
     (
         "unknown kinds still show",
-        ev("batch.started", None, message="stacking T1, T2"),
+        ev("plan.requested", None, request="T2", reason="blocked"),
         None,
-        "INFO | t+5m | tok - | c1 | - | batch.started: stacking T1, T2",
+        "INFO | t+5m | tok - | c1 | - | plan.requested: blocked",
     ),
     (
         "judge cost > 15 %: accent",
@@ -374,6 +377,13 @@ def test_format_line(name: str, event: Event, info: TaskInfo | None, text: str |
     assert len(line.tag) == 4 and line.text.startswith(line.tag + " | ")
     assert line.colour == COLOURS[line.tag.strip()]
     assert len(line.text) <= MAX_LEN
+
+
+def test_every_kind_of_event_makes_a_line_or_is_quiet() -> None:
+    for name, cls in REGISTRY.items():
+        task = "T3" if any(f.name == "task" for f in dataclasses.fields(cls)) else None
+        line = format_line(ev(name, task), None, T0)
+        assert line is None or (line.text and len(line.text) <= MAX_LEN), name
 
 
 def test_judge_cost_is_the_accent_only_above_15_percent() -> None:
@@ -462,7 +472,7 @@ def test_feed_reads_the_log_incrementally(tmp_path: Path) -> None:
         log, [ev("attempt.finished", role="work", outcome="ok", usage=usage), ev("task.mainlined", sha="abc")]
     )
     with open(log, "a") as f:
-        f.write(json.dumps(ev("task.blocked").to_json())[:20])  # a write in progress: not read yet
+        f.write(json.dumps(ev("task.blocked").payload())[:20])  # a write in progress: not read yet
     assert feed.poll() == 2
     assert feed.lines[-1].text == "DONE | t+5m | tok 1.5k $0.50 | c1 | T3 | landed abc: First"
     assert feed.offset < log.stat().st_size and feed.last_task == {"c1": "T3"}

@@ -10,10 +10,12 @@ import pytest
 
 from clanker.errors import UnknownTask, UsageError
 from clanker.state import intake as tasks
-from clanker.state.model import Event, S
+from clanker.state.model import TaskState
 from clanker.state.paths import Paths
 from clanker.state.store import Store
 from tests.helpers import clanker, make_repo
+
+from .helpers import event
 
 
 @pytest.fixture
@@ -286,18 +288,22 @@ def test_import_of_a_missing_file(bare: Path, tmp_path: Path) -> None:
 
 # --- cancel and retry ----------------------------------------------------------------------------------
 
-TO: dict[S, list[tuple[str, dict[str, Any]]]] = {
-    S.READY: [],
-    S.CLAIMED: [("task.claimed", {"slave": "c1"})],
-    S.NEEDS_JUDGE: [("task.claimed", {"slave": "c1"}), ("task.submitted", {})],
-    S.JUDGING: [("task.claimed", {"slave": "c1"}), ("task.submitted", {}), ("task.judge_claimed", {"slave": "c2"})],
-    S.REWORK: [
+TO: dict[TaskState, list[tuple[str, dict[str, Any]]]] = {
+    TaskState.READY: [],
+    TaskState.CLAIMED: [("task.claimed", {"slave": "c1"})],
+    TaskState.NEEDS_JUDGE: [("task.claimed", {"slave": "c1"}), ("task.submitted", {})],
+    TaskState.JUDGING: [
+        ("task.claimed", {"slave": "c1"}),
+        ("task.submitted", {}),
+        ("task.judge_claimed", {"slave": "c2"}),
+    ],
+    TaskState.REWORK: [
         ("task.claimed", {"slave": "c1"}),
         ("task.submitted", {}),
         ("task.judge_claimed", {"slave": "c2"}),
         ("task.verdict", {"verdict": "rework", "reasons": "more"}),
     ],
-    S.DONE: [
+    TaskState.DONE: [
         ("task.claimed", {"slave": "c1"}),
         ("task.submitted", {}),
         ("task.judge_claimed", {"slave": "c2"}),
@@ -305,31 +311,34 @@ TO: dict[S, list[tuple[str, dict[str, Any]]]] = {
         ("task.landing", {"slave": "c2"}),
         ("task.mainlined", {"sha": "b" * 40}),
     ],
-    S.BLOCKED: [("task.claimed", {"slave": "c1"}), ("task.blocked", {"reason": "stuck"})],
-    S.CANCELLED: [("task.cancelled", {})],
-    S.SPLIT: [("task.split", {})],
+    TaskState.BLOCKED: [("task.claimed", {"slave": "c1"}), ("task.blocked", {"reason": "stuck"})],
+    TaskState.CANCELLED: [("task.cancelled", {})],
+    TaskState.SPLIT: [("task.split", {})],
 }
 
 
-def task_in(repo: Path, state: S, tid: str = "T1") -> Store:
+def task_in(repo: Path, state: TaskState, tid: str = "T1") -> Store:
     store = Store(Paths(repo), "test")
     tasks.add(store, {"id": tid, "title": "a task"})
     for type_, data in TO[state]:
-        store.append(Event(type_, "test", tid, data))
+        store.append(event(type_, "test", tid, data))
     assert store.state().tasks[tid].state == state
     return store
 
 
-@pytest.mark.parametrize("state", [S.READY, S.CLAIMED, S.NEEDS_JUDGE, S.JUDGING, S.REWORK, S.BLOCKED])
-def test_cancel_legal(bare: Path, state: S) -> None:
+@pytest.mark.parametrize(
+    "state",
+    [TaskState.READY, TaskState.CLAIMED, TaskState.NEEDS_JUDGE, TaskState.JUDGING, TaskState.REWORK, TaskState.BLOCKED],
+)
+def test_cancel_legal(bare: Path, state: TaskState) -> None:
     store = task_in(bare, state)
     tasks.cancel(store, "T1")
     t = store.state().tasks["T1"]
-    assert t.state == S.CANCELLED and t.slave is None and t.reason == "cancelled by the user"
+    assert t.state == TaskState.CANCELLED and t.slave is None and t.reason == "cancelled by the user"
 
 
-@pytest.mark.parametrize("state", [S.DONE, S.CANCELLED, S.SPLIT])
-def test_cancel_illegal(bare: Path, state: S) -> None:
+@pytest.mark.parametrize("state", [TaskState.DONE, TaskState.CANCELLED, TaskState.SPLIT])
+def test_cancel_illegal(bare: Path, state: TaskState) -> None:
     store = task_in(bare, state)
     before = log_of(bare)
     with pytest.raises(UsageError, match=f"task T1 is {state}: nothing to cancel"):
@@ -337,17 +346,19 @@ def test_cancel_illegal(bare: Path, state: S) -> None:
     assert log_of(bare) == before
 
 
-@pytest.mark.parametrize("state", [S.BLOCKED, S.CANCELLED, S.READY, S.REWORK])
-def test_retry_legal(bare: Path, state: S) -> None:
+@pytest.mark.parametrize("state", [TaskState.BLOCKED, TaskState.CANCELLED, TaskState.READY, TaskState.REWORK])
+def test_retry_legal(bare: Path, state: TaskState) -> None:
     store = task_in(bare, state)
     tasks.retry(store, "T1")
     t = store.state().tasks["T1"]
-    assert t.state == S.READY and t.reason == "" and t.slave is None
+    assert t.state == TaskState.READY and t.reason == "" and t.slave is None
     assert t.attempt_base == t.attempts and t.attempts_since_retry == 0
 
 
-@pytest.mark.parametrize("state", [S.CLAIMED, S.NEEDS_JUDGE, S.JUDGING, S.DONE, S.SPLIT])
-def test_retry_illegal(bare: Path, state: S) -> None:
+@pytest.mark.parametrize(
+    "state", [TaskState.CLAIMED, TaskState.NEEDS_JUDGE, TaskState.JUDGING, TaskState.DONE, TaskState.SPLIT]
+)
+def test_retry_illegal(bare: Path, state: TaskState) -> None:
     store = task_in(bare, state)
     before = log_of(bare)
     with pytest.raises(UsageError, match=f"task T1 is {state}: only blocked or cancelled"):
@@ -364,10 +375,10 @@ def test_cancel_and_retry_unknown_tasks(bare: Path) -> None:
 
 
 def test_retry_restarts_the_attempt_count(bare: Path) -> None:
-    store = task_in(bare, S.BLOCKED)
-    store.append(Event("task.retried", "test", "T1", {}))
-    store.append(Event("task.claimed", "test", "T1", {"slave": "c1"}))
-    store.append(Event("task.blocked", "test", "T1", {"reason": "again"}))
+    store = task_in(bare, TaskState.BLOCKED)
+    store.append(event("task.retried", "test", "T1", {}))
+    store.append(event("task.claimed", "test", "T1", {"slave": "c1"}))
+    store.append(event("task.blocked", "test", "T1", {"reason": "again"}))
     t = store.state().tasks["T1"]
     assert t.attempts == 2 and t.attempts_since_retry == 1
     tasks.retry(store, "T1")
@@ -382,7 +393,7 @@ def test_cancel_and_retry_through_the_cli(repo: Path) -> None:
     assert "nothing to cancel" in one_error_line(clanker(repo, "task", "cancel", "C1"))
     assert clanker(repo, "task", "retry", "C1", check=True).stdout.strip() == "C1 is ready again"
     assert list_json(repo)[0]["state"] == "ready"
-    Store(Paths(repo), "test").append(Event("task.claimed", "test", "C1", {"slave": "c1"}))
+    Store(Paths(repo), "test").append(event("task.claimed", "test", "C1", {"slave": "c1"}))
     assert "only blocked or cancelled" in one_error_line(clanker(repo, "task", "retry", "C1"))
     assert list_json(repo)[0]["state"] == "claimed"
 

@@ -20,8 +20,9 @@ from clanker.fleet.panes import view
 from clanker.fleet.status import SlaveRow
 from clanker.state import heartbeat
 from clanker.state import intake as taskcmd
+from clanker.state.events import Event
 from clanker.state.fold import fold
-from clanker.state.model import Event, State
+from clanker.state.model import State
 from clanker.state.paths import Paths
 from clanker.state.store import Store
 from clanker.system.tmux import Tmux
@@ -30,7 +31,7 @@ from clanker.tui.app import Styles
 from clanker.tui.tail import Line
 from clanker.tui.view import mode, queue, slave_lines
 
-from .helpers import clanker, events, git, make_repo, retry_until, status
+from .helpers import clanker, event, events, git, make_repo, retry_until, status
 from .test_e2e import person_session
 
 # --- layout ----------------------------------------------------------------------------------------
@@ -283,8 +284,8 @@ def test_land_lands_submitted_tasks_and_says_so_in_one_line(tmp_path: Path) -> N
     store = Store(Paths(repo), "test")
     assert actions.land(cfg, store.state(), []) == "nothing to land: no task is waiting for a judge"
     taskcmd.add(store, {"id": "T1", "title": "Make done.txt"})
-    store.emit("task.claimed", "T1", slave="c1")
-    store.emit("task.submitted", "T1", slave="c1", summary="added done.txt")
+    store.append(event("task.claimed", "c1", "T1", {"slave": "c1"}))
+    store.append(event("task.submitted", "c1", "T1", {"slave": "c1", "summary": "added done.txt"}))
     answer = actions.land(cfg, store.state(), [])
     assert answer.startswith("landed 1, skipped 0, conflicts 0, failed 0") and "\n" not in answer
     assert store.state().tasks["T1"].state == "done"
@@ -299,7 +300,7 @@ def built(*evs: Event) -> State:
 
 
 def e(type_: str, task: str | None, ts: float = 1000.0, **data: object) -> Event:
-    return Event(type_, "x", task, dict(data), ts=ts)
+    return event(type_, "x", task, dict(data), ts=ts)
 
 
 STATE = built(

@@ -18,13 +18,13 @@ from clanker.jobs.overlap import after_main_moved, at_submit, relative
 from clanker.project import preflight, recipes, traps
 from clanker.project.workspace import SetupFailed, Workspace, port_base, remap
 from clanker.state import secrets
-from clanker.state.model import Event, S, State
+from clanker.state.model import State, TaskState
 from clanker.state.paths import Paths
 from clanker.state.store import Store
 from clanker.system import git
 
+from .helpers import event, make_repo
 from .helpers import git as sh_git
-from .helpers import make_repo
 
 
 def config(repo: Path, **worktree: object) -> Config:
@@ -148,7 +148,7 @@ def test_preflight_catches_a_gate_that_reads_the_checkout(tmp_path: Path) -> Non
     found = preflight.run(cfg, paths, "preflight-t", 0, lambda s: None)
     assert not found.passed and found.kind == "trap" and found.opened == ("check.sh",)
     assert any("absolute path" in c for c in found.causes)  # no static finding: the general cause
-    screen = preflight.render(found.to_json(), cfg.repo)
+    screen = preflight.render(found.event("t", "k").payload(), cfg.repo)
     assert "does not test the worktree" in screen and str(cfg.repo / "check.sh") in screen
 
 
@@ -178,7 +178,7 @@ def test_preflight_reports_a_failing_setup(tmp_path: Path) -> None:
     cfg, paths = preflight_repo(tmp_path, {"gate.sh": "true\n"}, setup=("echo no network; exit 1",))
     found = preflight.run(cfg, paths, "preflight-t", 0, lambda s: None)
     assert found.kind == "setup" and found.failed == "echo no network; exit 1" and "no network" in found.tail
-    assert "worktree.setup fails" in preflight.render(found.to_json(), cfg.repo)
+    assert "worktree.setup fails" in preflight.render(found.event("t", "k").payload(), cfg.repo)
 
 
 def test_the_preflight_key_changes_with_the_gate_and_the_environment_settings(tmp_path: Path) -> None:
@@ -335,24 +335,24 @@ def test_a_submitted_task_that_conflicts_with_an_earlier_one_is_held_and_refresh
     branch_with(repo, "clanker/T3", "other.txt", "third\n")
     store = fold_store(repo)
     for tid in ("T1", "T2", "T3"):
-        store.append(Event("task.added", "cli", tid, {"title": tid}))
-        store.append(Event("task.claimed", f"c{tid[1]}", tid, {"slave": f"c{tid[1]}"}))
-    store.append(Event("task.submitted", "c1", "T1", {"slave": "c1", "files": ["shared.txt"]}))
+        store.append(event("task.added", "cli", tid, {"title": tid}))
+        store.append(event("task.claimed", f"c{tid[1]}", tid, {"slave": f"c{tid[1]}"}))
+    store.append(event("task.submitted", "c1", "T1", {"slave": "c1", "files": ["shared.txt"]}))
     cfg = Config(repo=repo)
     st = store.state()
     held = at_submit(cfg, st, st.tasks["T2"], ["shared.txt"], "c2")
-    assert [e.type for e in held] == ["risk", "task.held"] and held[-1].data["behind"] == ["T1"]
-    assert "conflicts with T1 in shared.txt" in held[0].data["message"]
+    assert [e.type for e in held] == ["risk", "task.held"] and held[-1].payload()["behind"] == ["T1"]
+    assert "conflicts with T1 in shared.txt" in held[0].payload()["message"]
     assert at_submit(cfg, st, st.tasks["T3"], ["other.txt"], "c3") == []  # no overlap at all
-    store.append(Event("task.submitted", "c2", "T2", {"slave": "c2", "files": ["shared.txt"]}), *held)
+    store.append(event("task.submitted", "c2", "T2", {"slave": "c2", "files": ["shared.txt"]}), *held)
     assert store.state().tasks["T2"].held_behind == ("T1",)
     # T1 lands: T2 no longer merges into main, so it goes back to its author, not to a judge.
     sh_git(repo, "merge", "-q", "--ff-only", "clanker/T1")
     refresh = after_main_moved(cfg, store.state(), "c1")
-    assert [e.type for e in refresh] == ["risk", "task.refresh"] and refresh[1].task == "T2"
+    assert [e.type for e in refresh] == ["risk", "task.refresh"] and refresh[1].task_id == "T2"
     store.append(*refresh)
     t2 = store.state().tasks["T2"]
-    assert t2.state == S.REWORK and t2.conflicts == 1 and "shared.txt" in t2.reason
+    assert t2.state == TaskState.REWORK and t2.conflicts == 1 and "shared.txt" in t2.reason
 
 
 def test_relative_keeps_only_paths_inside_the_worktree(tmp_path: Path) -> None:
@@ -394,9 +394,9 @@ def test_the_state_keeps_the_preflight_and_setup_failures_across_a_snapshot(tmp_
     repo = make_repo(tmp_path / "r", None, {"README.md": "x\n"})
     store = fold_store(repo)
     store.append(
-        Event("preflight.claimed", "c1", None, {"slave": "c1", "key": "k"}),
-        Event("preflight.ran", "c1", None, {"slave": "c1", "key": "k", "passed": False, "kind": "trap", "sha": "s"}),
-        Event("setup.failed", "c2", None, {"slave": "c2", "command": "npm ci", "main_sha": "s", "log": "l"}),
+        event("preflight.claimed", "c1", None, {"slave": "c1", "key": "k"}),
+        event("preflight.ran", "c1", None, {"slave": "c1", "key": "k", "passed": False, "kind": "trap", "sha": "s"}),
+        event("setup.failed", "c2", None, {"slave": "c2", "command": "npm ci", "main_sha": "s", "log": "l"}),
     )
     st = store.state()
     again = state_from_json(json.loads(json.dumps(state_to_json(st))))

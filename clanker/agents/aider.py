@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from ..state.model import Usage
+from ..state.usage import Usage
 from .base import AgentRequest, AgentResult, Launch, Outcome
 from .classify import classify_text, reset_time
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..config import AgentConfig, Price
-from ..state.model import Usage
+from ..state.usage import Usage
 from ..text import sanitize
 
 __all__ = ["sanitize"]

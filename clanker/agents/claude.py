@@ -6,7 +6,7 @@ import json
 import os
 from typing import Any
 
-from ..state.model import Usage
+from ..state.usage import Usage
 from .base import AgentRequest, AgentResult, Launch, Outcome
 from .classify import classify_text, reset_time
 from .runner import json_line

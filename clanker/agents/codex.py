@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..state.model import Usage
+from ..state.usage import Usage
 from .base import AgentRequest, AgentResult, Launch, Outcome
 from .classify import classify_text, reset_time
 from .claude import _short

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ..state.model import Usage
+from ..state.usage import Usage
 from .base import AgentRequest, AgentResult, Launch, Outcome
 from .runner import json_line
 

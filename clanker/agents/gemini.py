@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..state.model import Usage
+from ..state.usage import Usage
 from .base import AgentRequest, AgentResult, Launch, Outcome
 from .classify import classify_text, reset_time
 from .claude import _short

@@ -7,7 +7,7 @@ longest key it starts with, so `gpt-5.5-codex` is priced as `gpt-5.5` if listed,
 from __future__ import annotations
 
 from ..config import Price
-from ..state.model import Usage
+from ..state.usage import Usage
 
 DEFAULT: dict[str, Price] = {
     "claude-opus-4": Price(15.0, 75.0, 1.5, 18.75),

@@ -16,8 +16,8 @@ from ..fleet import envpass
 from ..fleet.panes import view
 from ..project import preflight, traps
 from ..state import credentials, heartbeat
+from ..state.events import Event, SetupRetry
 from ..state.locks import is_held
-from ..state.model import Event
 from ..state.paths import Paths
 from ..state.store import Store
 from ..system import git, tmux
@@ -128,11 +128,12 @@ def gate_check(repo: Path, config_path: Path | None, say: Callable[[str], None])
         return "no gate commands: nothing to preflight (add `gate:` to clanker.yaml)", 1
     store = Store(paths, "doctor")
     found = preflight.run(cfg, paths, "preflight-doctor", 0, say)
-    data = {"slave": "doctor", "key": preflight.key(cfg), **found.to_json(), "trusted": found.passed}
-    events = [Event("preflight.ran", "doctor", None, data)]
+    ran = found.event("doctor", preflight.key(cfg))
+    events: list[Event] = [ran]
     if found.passed:
-        events.append(Event("setup.retry", "doctor", None, {"reason": "clanker doctor --gate passed"}))
+        events.append(SetupRetry(actor="doctor", reason="clanker doctor --gate passed"))
     store.append(*events)
+    data = ran.payload()
     lines = []
     if found.passed:
         lines.append(

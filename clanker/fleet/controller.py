@@ -22,9 +22,11 @@ from filelock import FileLock, Timeout
 from ..config import Config
 from ..errors import ClankerError
 from ..project import preflight
+from ..state import events as ev
 from ..state import heartbeat
+from ..state.events import Event
 from ..state.heartbeat import Heart, SleepDetector
-from ..state.model import LIVE, Event, S, State
+from ..state.model import LIVE, State, TaskState
 from ..state.paths import Paths
 from ..state.reconcile import dead_slaves, release_events
 from ..state.store import Store
@@ -44,18 +46,18 @@ class Outcome:
 def progress(state: State) -> Outcome:
     """Finished when nothing is left that could still move: every task is done, cancelled, split,
     blocked, or waits on a task that is blocked or cancelled."""
-    stuck = {t.id for t in state.tasks.values() if t.state in (S.BLOCKED, S.CANCELLED)}
+    stuck = {t.id for t in state.tasks.values() if t.state in (TaskState.BLOCKED, TaskState.CANCELLED)}
     changed = True
     while changed:  # dependents of stuck tasks are stuck too
         changed = False
         for t in state.tasks.values():
-            if t.id not in stuck and t.state == S.READY and any(d in stuck for d in t.depends_on):
+            if t.id not in stuck and t.state == TaskState.READY and any(d in stuck for d in t.depends_on):
                 stuck.add(t.id)
                 changed = True
     movable: list[object] = [t for t in state.tasks.values() if t.state in LIVE and t.id not in stuck]
     if state.plan_requests or state.plan_slave:
         movable.append("planner")  # the planner may still add tasks
-    blocked = [t.id for t in state.tasks.values() if t.state == S.BLOCKED]
+    blocked = [t.id for t in state.tasks.values() if t.state == TaskState.BLOCKED]
     return Outcome(not movable, blocked)
 
 
@@ -102,7 +104,7 @@ class Controller:
                 fleet.spawn_slave(self.tm, self.cfg, n, fv, session)
                 self._spawned.add(sid)
                 self.respawner.record(sid, now)
-                self.store.emit("slave.spawned", slave=sid)
+                self.store.append(ev.SlaveSpawned(actor="ctl", slave=sid))
                 fv = fleet.view(self.tm, self.cfg.repo)
             elif pane.dead and pane.created:
                 if beat is not None and beat.stopped:
@@ -115,12 +117,8 @@ class Controller:
                         fleet.slave_command(self.cfg, n),
                         fleet.pane_env(self.cfg),
                     )
-                    self.store.emit(
-                        "risk",
-                        slave=sid,
-                        kind="crash",
-                        message=f"slave {sid} died; respawned (next backoff {delay:.0f}s)",
-                    )
+                    died = f"slave {sid} died; respawned (next backoff {delay:.0f}s)"
+                    self.store.append(ev.Risk(actor="ctl", slave=sid, kind="crash", message=died))
         if not self._sleep.slept():
             self._reconcile(fv)
         return fv
@@ -149,7 +147,7 @@ class Controller:
                 return []  # running, asked for, or due anyway
             if p.passed and p.sha == head:
                 return []
-            return [Event("preflight.requested", "ctl", None, {"reason": "a new run"})]
+            return [ev.PreflightRequested(actor="ctl", reason="a new run")]
 
         self.store.transact(decide)
 
@@ -248,12 +246,12 @@ def summary(state: State, code: int, timeout: float | None, repo: Path | None = 
     lines = []
     if code == 4 and state.preflight is not None:
         return preflight.render(state.preflight.detail, repo or Path.cwd())
-    done = [t for t in state.tasks.values() if t.state == S.DONE]
+    done = [t for t in state.tasks.values() if t.state == TaskState.DONE]
     lines.append(f"{len(done)}/{len(state.tasks)} tasks done")
     if code == 3:
         lines.append(f"time ran out after {timeout:.0f}s" if timeout else "time ran out")
     for t in state.tasks.values():
-        if t.state != S.DONE:
+        if t.state != TaskState.DONE:
             reason = f" — {t.reason}" if t.reason else ""
             lines.append(f"  {t.id} {t.state}{reason}"[:200])
     for f in state.setup_failed.values():

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 
 from ..state.locks import keys_for, overlaps
-from ..state.model import HOLDS_KEYS, S, State, Task
+from ..state.model import HOLDS_KEYS, State, Task, TaskState
 
 
 @dataclass(frozen=True)
@@ -59,14 +59,16 @@ def mainline_batch(state: State, now: float, batch_max: int, batch_wait_secs: fl
     nothing else is being built or judged that could join it soon.
     """
     tasks = list(state.tasks.values())
-    if any(t.state == S.LANDING for t in tasks):
+    if any(t.state == TaskState.LANDING for t in tasks):
         return ()  # one mainline job at a time
-    accepted = sorted((t for t in tasks if t.state == S.ACCEPTED), key=lambda t: (_order(t)[0], t.accepted or 0.0))
+    accepted = sorted(
+        (t for t in tasks if t.state == TaskState.ACCEPTED), key=lambda t: (_order(t)[0], t.accepted or 0.0)
+    )
     if state.main_red:
         accepted = [t for t in accepted if "regression" in t.tags]
     if not accepted:
         return ()
-    in_flight = any(t.state in (S.CLAIMED, S.NEEDS_JUDGE, S.JUDGING) for t in tasks)
+    in_flight = any(t.state in (TaskState.CLAIMED, TaskState.NEEDS_JUDGE, TaskState.JUDGING) for t in tasks)
     waited = now - (accepted[0].accepted or now)
     if len(accepted) >= batch_max or waited >= batch_wait_secs or not in_flight:
         return tuple(t.id for t in accepted[:batch_max])
@@ -135,7 +137,7 @@ def choose_job(
         return None
     red = state.main_red
     tasks = [t for t in state.tasks.values() if not red or "regression" in t.tags]
-    mine = sorted((t for t in tasks if t.state == S.REWORK and t.author == me), key=_order)
+    mine = sorted((t for t in tasks if t.state == TaskState.REWORK and t.author == me), key=_order)
     if mine:
         return Job("work", mine[0].id)
     batch = mainline_batch(state, now, batch_max, batch_wait_secs)
@@ -143,20 +145,20 @@ def choose_job(
         return Job("mainline", batch[0], batch)
     if health_due(state, now, health_every_secs):
         return Job("health")
-    backlog = [t for t in tasks if t.state == S.NEEDS_JUDGE]
-    ready = [t for t in tasks if t.state == S.READY]
+    backlog = [t for t in tasks if t.state == TaskState.NEEDS_JUDGE]
+    ready = [t for t in tasks if t.state == TaskState.READY]
     tg = targets(slaves, len(ready), len(backlog), conflict_rate(state), judge_cap)
-    judging = sum(1 for t in state.tasks.values() if t.state == S.JUDGING)
+    judging = sum(1 for t in state.tasks.values() if t.state == TaskState.JUDGING)
     if can_judge and judging < tg.judge:
         for t in sorted(backlog, key=_order):
             if t.author != me and not held_by(state, t):
                 return Job("judge", t.id)
     if can_plan and state.plan_requests and state.plan_slave is None:
         return Job("plan", state.plan_requests[0])
-    working = sum(1 for t in state.tasks.values() if t.state == S.CLAIMED)
+    working = sum(1 for t in state.tasks.values() if t.state == TaskState.CLAIMED)
     if working >= tg.work and not any("regression" in t.tags for t in ready):
         return None
-    done = {t.id for t in state.tasks.values() if t.state == S.DONE}
+    done = {t.id for t in state.tasks.values() if t.state == TaskState.DONE}
     held = [task_keys(t, owner_files) for t in state.tasks.values() if t.state in HOLDS_KEYS]
     for t in sorted(ready, key=_order):
         if working >= tg.work and "regression" not in t.tags:
@@ -167,7 +169,7 @@ def choose_job(
         if keys and "regression" not in t.tags and any(overlaps(keys, h) for h in held):
             continue
         return Job("work", t.id)
-    orphans = sorted((t for t in tasks if t.state == S.REWORK and t.author not in alive), key=_order)
+    orphans = sorted((t for t in tasks if t.state == TaskState.REWORK and t.author not in alive), key=_order)
     if orphans:
         return Job("work", orphans[0].id)
     return None

@@ -28,9 +28,11 @@ from ..jobs.work import run_work
 from ..project import preflight
 from ..project.workspace import SetupFailed
 from ..state import credentials, heartbeat, secrets
+from ..state import events as ev
+from ..state.events import Event
 from ..state.heartbeat import Heart, SleepDetector
 from ..state.locks import slave_lock
-from ..state.model import HELD, Event, S, State
+from ..state.model import HELD, State, TaskState
 from ..state.paths import Paths
 from ..state.reconcile import alive_slaves, dead_slaves, release_events
 from ..state.store import Store
@@ -89,7 +91,7 @@ class Slave:
         self._mark_pane()
         self._kill_orphan_agent()
         self.heart.start()
-        self.store.emit("slave.started", slave=self.sid, pid=os.getpid(), pane=self.pane)
+        self.store.append(ev.SlaveStarted(actor=self.sid, slave=self.sid, pid=os.getpid(), pane=self.pane))
         self._release_own_claims()
         self.waiter = LogWaiter(self.paths.state_dir)
         say(self.sid, f"slave {self.sid} ready in {self.paths.repo} (worktree {self.ctx.worktree})")
@@ -112,7 +114,7 @@ class Slave:
                 self._run_job(job)
         finally:
             self.waiter.close()
-            self.store.emit("slave.stopped", slave=self.sid)
+            self.store.append(ev.SlaveStopped(actor=self.sid, slave=self.sid))
             self.heart.stop()
             say(self.sid, f"slave {self.sid} stopped")
         return 0
@@ -151,7 +153,9 @@ class Slave:
         until = time.strftime("%H:%M:%S", time.localtime(choice.wait_until))
         if self._paused_until != choice.wait_until:
             self._paused_until = choice.wait_until
-            self.store.emit("slave.paused", slave=self.sid, credential=choice.name, until=choice.wait_until)
+            self.store.append(
+                ev.SlavePaused(actor=self.sid, slave=self.sid, credential=choice.name, until=choice.wait_until)
+            )
             say(self.sid, f"⏸ credential {choice.name} is out of budget: paused until {until}")
         self.heart.update(job=None, task=None, phase=f"paused until {until} ({choice.name})")
         self.waiter.wait(max(0.05, min(choice.wait_until - time.time() + 0.05, self.cfg.heartbeat_secs * 3)))
@@ -165,7 +169,7 @@ class Slave:
             return False
         why = self._setup_retry_reason(failure.commands, failure.main_sha)
         if why:
-            self.store.emit("setup.retry", slave=self.sid, reason=why)
+            self.store.append(ev.SetupRetry(actor=self.sid, slave=self.sid, reason=why))
             self.ctx.setup_retrying = True
             say(self.sid, f"↻ {why}: trying worktree.setup again")
             return False
@@ -194,21 +198,17 @@ class Slave:
         say(self.sid, "  that is the environment, not the task: no attempt counted, the job goes back to the queue;")
         say(self.sid, "  this slave waits until the setup inputs or worktree.setup change (or `clanker doctor --gate`)")
         main_sha = git.rev(self.paths.repo, self.cfg.mainline_branch) or ""
-        failed = Event(
-            "setup.failed",
-            self.sid,
-            None,
-            {
-                "slave": self.sid,
-                "fingerprint": e.fingerprint,
-                "commands": setup_commands_hash(self.cfg),
-                "command": e.command,
-                "main_sha": main_sha,
-                "log": str(e.log),
-                "tail": e.tail[-600:],
-                "job": job.kind,
-                "task": job.task or None,
-            },
+        failed = ev.SetupFailed(
+            actor=self.sid,
+            slave=self.sid,
+            fingerprint=e.fingerprint,
+            commands=setup_commands_hash(self.cfg),
+            command=e.command,
+            main_sha=main_sha,
+            log=str(e.log),
+            tail=e.tail[-600:],
+            job=job.kind,
+            task=job.task or None,
         )
         reason = f"worktree.setup failed in {self.sid} (the environment, not the task)"
         self.store.transact(
@@ -332,10 +332,10 @@ class Slave:
         st = state.tasks.get(job.task)
         if st is None or st.slave != self.sid:
             return
-        if st.state == S.CLAIMED:
-            self.store.emit("task.failed", job.task, slave=self.sid, error=error[:300])
-        elif st.state == S.JUDGING:
-            self.store.emit("task.judge_released", job.task, slave=self.sid, reason=error[:300])
+        if st.state == TaskState.CLAIMED:
+            self.store.append(ev.TaskFailed(actor=self.sid, task=job.task, slave=self.sid, error=error[:300]))
+        elif st.state == TaskState.JUDGING:
+            self.store.append(ev.JudgeReleased(actor=self.sid, task=job.task, slave=self.sid, reason=error[:300]))
         with contextlib.suppress(ClankerError):
             git.detach(self.ctx.worktree)
 
@@ -347,15 +347,16 @@ def setup_commands_hash(cfg: Config) -> str:
 def claim_events(job: Job, sid: str, key: str = "") -> list[Event]:
     """The events that give `sid` the job (appended under the queue lock with the decision)."""
     if job.kind == "preflight":
-        return [Event("preflight.claimed", sid, None, {"slave": sid, "key": key})]
+        return [ev.PreflightClaimed(actor=sid, slave=sid, key=key)]
     if job.kind == "mainline":
-        return [Event("task.landing", sid, tid, {"slave": sid}) for tid in job.batch]
+        return [ev.LandingClaimed(actor=sid, task=tid, slave=sid) for tid in job.batch]
     if job.kind == "health":
-        return [Event("health.claimed", sid, None, {"slave": sid})]
+        return [ev.HealthClaimed(actor=sid, slave=sid)]
     if job.kind == "plan":
-        return [Event("plan.claimed", sid, None, {"slave": sid, "request": job.task})]
-    kind = "task.claimed" if job.kind == "work" else "task.judge_claimed"
-    return [Event(kind, sid, job.task, {"slave": sid})]
+        return [ev.PlanClaimed(actor=sid, slave=sid, request=job.task)]
+    if job.kind == "work":
+        return [ev.TaskClaimed(actor=sid, task=job.task, slave=sid)]
+    return [ev.JudgeClaimed(actor=sid, task=job.task, slave=sid)]
 
 
 def run_slave(cfg: Config, number: int) -> int:

@@ -15,24 +15,25 @@ from typing import Any
 
 from ..config import Config
 from ..state import heartbeat, logs
-from ..state.model import S, State, Task, Usage
+from ..state.model import State, Task, TaskState
 from ..state.paths import Paths
+from ..state.usage import Usage
 from ..system.tmux import Pane
 from ..text import sanitize
 from ..units import elapsed, tokens
 
 ORDER = [
-    S.CLAIMED,
-    S.JUDGING,
-    S.LANDING,
-    S.ACCEPTED,
-    S.NEEDS_JUDGE,
-    S.REWORK,
-    S.READY,
-    S.BLOCKED,
-    S.DONE,
-    S.CANCELLED,
-    S.SPLIT,
+    TaskState.CLAIMED,
+    TaskState.JUDGING,
+    TaskState.LANDING,
+    TaskState.ACCEPTED,
+    TaskState.NEEDS_JUDGE,
+    TaskState.REWORK,
+    TaskState.READY,
+    TaskState.BLOCKED,
+    TaskState.DONE,
+    TaskState.CANCELLED,
+    TaskState.SPLIT,
 ]
 # States in which a slave holds a task, as strings so new states need no change here.
 HELD_AS = {"claimed": "working", "judging": "judging", "landing": "landing"}
@@ -160,7 +161,7 @@ def _clip(text: str, width: int) -> str:
 
 def state_order(state: str) -> int:
     try:
-        return ORDER.index(S(state))
+        return ORDER.index(TaskState(state))
     except ValueError:  # a state this list does not know yet sorts last
         return len(ORDER)
 
@@ -192,7 +193,7 @@ def average_done(state: State) -> float | None:
     spans = [
         t.updated - (t.first_started or t.created)
         for t in state.tasks.values()
-        if t.state == S.DONE and t.updated >= (t.first_started or t.created)
+        if t.state == TaskState.DONE and t.updated >= (t.first_started or t.created)
     ]
     return sum(spans) / len(spans) if spans else None
 
@@ -221,7 +222,7 @@ def running(state: State, rows: list[SlaveRow], now: float, paths: Paths | None,
             warning = f"{t.slave} is gone"
         elif row.heartbeat_age_s > STALE_BEATS * beat_secs:
             warning = f"no heartbeat from {t.slave} for {elapsed(row.heartbeat_age_s)}"
-        elif paths is not None and cfg is not None and t.state == S.CLAIMED:
+        elif paths is not None and cfg is not None and t.state == TaskState.CLAIMED:
             quiet = log_age(paths, t.id, now)
             if quiet is not None and cfg.agent.stall_secs and quiet > cfg.agent.stall_secs:
                 warning = f"no agent output for {elapsed(quiet)}"
@@ -236,7 +237,7 @@ def _failed(state: State) -> list[Task]:
     return [
         t
         for t in state.tasks.values()
-        if t.state in (S.BLOCKED, S.REWORK) or (t.state == S.READY and t.errors and t.reason)
+        if t.state in (TaskState.BLOCKED, TaskState.REWORK) or (t.state == TaskState.READY and t.errors and t.reason)
     ]
 
 
@@ -292,7 +293,7 @@ def render(
             tail = logs.tail(paths, t.id, LOG_LINES) if paths is not None else ""
             for ln in tail.splitlines():
                 lines.append(f"  {'':<10} │ {_clip(ln, width - 16)}")
-    done = [t for t in state.tasks.values() if t.state == S.DONE]
+    done = [t for t in state.tasks.values() if t.state == TaskState.DONE]
     if done:
         avg = average_done(state)
         lines += ["", f"DONE ({len(done)}, average {elapsed(avg or 0)} from first claim to landed)"]
@@ -305,8 +306,8 @@ def render(
     if waiting:
         lines += ["", f"QUEUE ({len(waiting)})"]
         for t in sorted(waiting, key=lambda t: (state_order(t.state), -t.priority, t.created)):
-            waits = [d for d in t.depends_on if d in state.tasks and state.tasks[d].state != S.DONE]
-            on = f"  (waits on {', '.join(waits)})" if waits and t.state == S.READY else ""
+            waits = [d for d in t.depends_on if d in state.tasks and state.tasks[d].state != TaskState.DONE]
+            on = f"  (waits on {', '.join(waits)})" if waits and t.state == TaskState.READY else ""
             lines.append(task_line(t, str(t.state), elapsed(now - (t.created or now)), on))
     lines += ["", _utilisation(rows)]
     lines.append("  SLAVE  STATE     TASK        PHASE            BEAT  PANE")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
@@ -17,6 +18,7 @@ from ..config import AgentConfig, Config
 from ..project.gate import GateResult
 from ..project.workspace import Workspace
 from ..state import credentials
+from ..state import events as ev
 from ..state.heartbeat import Heart
 from ..state.locks import launch_lock
 from ..state.paths import Paths
@@ -54,7 +56,7 @@ class JobContext:
         ran = ws.ensure()
         if ran and (self.setup_retrying or self.sid in self.store.state().setup_failed):
             self.setup_retrying = False
-            self.store.emit("setup.ok", slave=self.sid)
+            self.store.append(ev.SetupOk(actor=self.sid, slave=self.sid))
 
     def gate(self, commands: tuple[str, ...] | None = None, sha: str | None = None) -> GateResult:
         """The gate (or `commands`) in this slave's worktree, at `sha` if given, environment ready.
@@ -157,6 +159,8 @@ class JobContext:
         Returns None when the slave was asked to stop meanwhile."""
         waits = 0
         kind = "work" if role == "worker" else role
+        planner = role == "planner"
+        on_task = None if planner else task_id  # a planner run is about no task (yet)
         while True:
             choice = self.credential(agent)
             if choice.wait_until is not None:
@@ -170,44 +174,42 @@ class JobContext:
                 )
                 return RunResult(spent, Outcome.OUT_OF_BUDGET, None, 0.0, credential=choice.name)
             res = self.run_agent(agent, role, task_id, attempt, prompt, resume, choice.env)
-            self.store.emit(
-                # The planner's cost is the fleet's, not the cost of a task it happens to split.
-                "plan.ran" if role == "planner" else "attempt.finished",
-                None if role == "planner" else task_id,
+            run = ev.AgentRun(
+                actor=self.sid,
                 role=kind,
                 slave=self.sid,
                 attempt=attempt,
                 outcome=str(res.outcome),
-                usage=res.result.usage.to_json(),
+                usage=res.result.usage,
                 session_id=res.result.session_id,
                 seconds=round(res.seconds, 2),
                 credential=choice.name,
                 error=res.result.error[:500] or None,
             )
+            fields = {f.name: getattr(run, f.name) for f in dataclasses.fields(run)}
+            # The planner's cost is the fleet's, not the cost of a task it happens to split.
+            self.store.append(ev.PlanRan(**fields) if planner else ev.AttemptFinished(task=task_id, **fields))
             if res.cancelled or self.stopping.is_set():
                 return None
             if res.stalled:
-                self.store.emit(
-                    "risk",
-                    task_id,
-                    slave=self.sid,
-                    kind="stall",
-                    message=f"agent printed nothing for {agent.stall_secs:.0f}s: stopped, retrying",
-                )
+                stalled = f"agent printed nothing for {agent.stall_secs:.0f}s: stopped, retrying"
+                self.store.append(ev.Risk(actor=self.sid, task=on_task, slave=self.sid, kind="stall", message=stalled))
             if res.outcome != Outcome.TRANSIENT:
                 res.credential = choice.name
                 return res
             waits += 1
             delay = self.backoff(waits, self.cfg.retry_base_secs, self.cfg.retry_cap_secs, announce=False)
-            self.store.emit(
-                "retry.wait",
-                task_id,
-                slave=self.sid,
-                role=kind,
-                attempt=attempt,
-                wait=waits,
-                reason=(res.result.error or "transient failure")[:200],
-                delay=round(delay, 2),
+            self.store.append(
+                ev.RetryWait(
+                    actor=self.sid,
+                    task=on_task,
+                    slave=self.sid,
+                    role=kind,
+                    attempt=attempt,
+                    wait=waits,
+                    reason=(res.result.error or "transient failure")[:200],
+                    delay=round(delay, 2),
+                )
             )
             self.say(f"  … transient failure ({(res.result.error or '?')[:100]}); retry {waits} in {delay:.1f}s")
             self.stopping.wait(delay)
@@ -215,15 +217,17 @@ class JobContext:
                 return None
 
     def record_gate(self, task_id: str, role: str, result: GateResult) -> None:
-        self.store.emit(
-            "gate.ran",
-            task_id,
-            slave=self.sid,
-            role=role,
-            passed=result.passed,
-            seconds=round(result.seconds, 2),
-            failed=result.failed,
-            tail=result.output[-600:],
+        self.store.append(
+            ev.GateRan(
+                actor=self.sid,
+                task=task_id,
+                slave=self.sid,
+                role=role,
+                passed=result.passed,
+                seconds=round(result.seconds, 2),
+                failed=result.failed,
+                tail=result.output[-600:],
+            )
         )
 
     def backoff(self, n: int, base: float = 1.0, cap: float = 30.0, announce: bool = True) -> float:

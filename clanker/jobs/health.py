@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..state.model import Event
+from ..state.events import HealthRan
 from ..system import git
 from . import regressions
 from .context import JobContext
@@ -16,21 +16,22 @@ def run_health(ctx: JobContext) -> None:
     ctx.say(f"▶ health check of {ctx.main} at {sha[:10]}")
     ctx.heart.update(job="health", task=None, phase="health")
     result = ctx.gate((*ctx.cfg.gate, *ctx.cfg.health_commands), sha=sha)
-    ran = {
-        "slave": ctx.sid,
-        "passed": result.passed,
-        "sha": sha,
-        "failed": result.failed,
-        "seconds": round(result.seconds, 2),
-        "tail": result.output[-600:],
-    }
+    ran = HealthRan(
+        actor=ctx.sid,
+        slave=ctx.sid,
+        passed=result.passed,
+        sha=sha,
+        failed=result.failed,
+        seconds=round(result.seconds, 2),
+        tail=result.output[-600:],
+    )
     if result.passed:
-        ctx.store.append(Event("health.ran", ctx.sid, None, ran))
+        ctx.store.append(ran)
         ctx.say(f"  ✓ {ctx.main} is healthy")
     else:
         ctx.store.transact(
             lambda st: [
-                Event("health.ran", ctx.sid, None, ran),
+                ran,
                 *regressions.events(st, ctx.sid, result, sha, "the health check", ctx.cfg.health_fix_prompt),
             ]
         )

@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..project.gate import GateResult
-from ..state.model import Event, S, Task
+from ..state import events as ev
+from ..state.events import Event
+from ..state.model import Task, TaskState
 from ..system import git
 from . import history, mainline, overlap, regressions
 from .context import JobContext
@@ -29,7 +31,7 @@ class Stacked:
 def run_mainline(ctx: JobContext, batch: tuple[str, ...]) -> None:
     prepare_worktree(ctx)
     st = ctx.store.state()
-    queue = [st.tasks[tid] for tid in batch if tid in st.tasks and st.tasks[tid].state == S.LANDING]
+    queue = [st.tasks[tid] for tid in batch if tid in st.tasks and st.tasks[tid].state == TaskState.LANDING]
     ctx.say(f"▶ mainline: {', '.join(t.id for t in queue)} ({len(queue)} accepted)")
     ctx.heart.update(job="mainline", task=queue[0].id if queue else None, phase="stack")
     for _ in range(MAX_ROUNDS):
@@ -57,7 +59,9 @@ def run_mainline(ctx: JobContext, batch: tuple[str, ...]) -> None:
                 f"mainline-{culprit.judge_rounds}",
                 {"Outcome": reasons, "Test results": failure.output[-2000:]},
             )
-            ctx.store.emit("task.verdict", culprit.id, slave=ctx.sid, verdict="rework", reasons=reasons)
+            ctx.store.append(
+                ev.Verdict(actor=ctx.sid, task=culprit.id, slave=ctx.sid, verdict="rework", reasons=reasons)
+            )
             ctx.say(f"  ✗ {culprit.id} breaks the gate in the batch: back to rework")
             queue = [t for t in queue if t.id != culprit.id]
             if good is not None and mainline.land(ctx.paths, ctx.main, mainline.Candidate(base, stack[good].sha)).ok:
@@ -71,7 +75,9 @@ def run_mainline(ctx: JobContext, batch: tuple[str, ...]) -> None:
             _done(ctx, stack)
             return _idle(ctx)
         if landed.reason != "moved":
-            ctx.store.emit("risk", queue[0].id, slave=ctx.sid, kind="mainline", message=landed.reason)
+            ctx.store.append(
+                ev.Risk(actor=ctx.sid, task=queue[0].id, slave=ctx.sid, kind="mainline", message=landed.reason)
+            )
             _release(ctx, queue, landed.reason)
             ctx.say(f"  ! can't land: {landed.reason}")
             ctx.stopping.wait(min(30.0, ctx.cfg.heartbeat_secs * 4))  # a person's edits won't go away at once
@@ -140,20 +146,30 @@ def _main_is_red(ctx: JobContext, base: str, culprit: Task, failure: GateResult)
 
 def _conflict(ctx: JobContext, task: Task, files: tuple[str, ...]) -> None:
     reasons = f"conflicts with {ctx.main} in: {', '.join(files)}"
-    ctx.store.emit("risk", task.id, slave=ctx.sid, kind="conflict", message=reasons, files=list(files))
-    ctx.store.emit("task.verdict", task.id, slave=ctx.sid, verdict="rework", reasons=reasons, conflict=True)
+    ctx.store.append(ev.Risk(actor=ctx.sid, task=task.id, slave=ctx.sid, kind="conflict", message=reasons, files=files))
+    ctx.store.append(
+        ev.Verdict(actor=ctx.sid, task=task.id, slave=ctx.sid, verdict="rework", reasons=reasons, conflict=True)
+    )
 
 
 def _done(ctx: JobContext, stack: list[Stacked]) -> None:
     evs: list[Event] = []
     for item in stack:
-        evs.append(Event("task.mainlined", ctx.sid, item.task.id, {"slave": ctx.sid, "sha": item.sha}))
+        evs.append(ev.Mainlined(actor=ctx.sid, task=item.task.id, slave=ctx.sid, sha=item.sha))
         for n, title in enumerate(item.task.follow_ups, 1):
             # Follow-ups exist only once their parent is on main.
-            data = {"title": title, "prompt": title, "parent": item.task.id, "tags": ["follow-up"]}
-            evs.append(Event("task.added", ctx.sid, f"{item.task.id}-F{n}", data))
+            evs.append(
+                ev.TaskAdded(
+                    actor=ctx.sid,
+                    task=f"{item.task.id}-F{n}",
+                    title=title,
+                    prompt=title,
+                    parent=item.task.id,
+                    tags=("follow-up",),
+                )
+            )
     if ctx.store.state().main_red:
-        evs.append(Event("main.green", ctx.sid, None, {"sha": stack[-1].sha}))
+        evs.append(ev.MainGreen(actor=ctx.sid, sha=stack[-1].sha))
     ctx.store.append(*evs)
     git.detach(ctx.worktree, ctx.main)
     ctx.say(f"  ✓ landed {', '.join(s.task.id for s in stack)} on {ctx.main} (gate ran on {stack[-1].sha[:10]})")
@@ -165,17 +181,17 @@ def refresh_submitted(ctx: JobContext) -> None:
     found = overlap.after_main_moved(ctx.cfg, ctx.store.state(), ctx.sid)
     if found:
         sent = ctx.store.transact(lambda st: overlap.still_submitted(st, found))
-        for ev in sent:
-            if ev.type == "task.refresh":
-                ctx.say(f"  ↩ {ev.task}: {ev.data.get('reasons')}")
+        for e in sent:
+            if isinstance(e, ev.TaskRefresh):
+                ctx.say(f"  ↩ {e.task}: {e.reasons}")
 
 
 def _release(ctx: JobContext, queue: list[Task], reason: str) -> None:
     st = ctx.store.state()
     evs = [
-        Event("task.landing_released", ctx.sid, t.id, {"slave": ctx.sid, "reason": reason})
+        ev.LandingReleased(actor=ctx.sid, task=t.id, slave=ctx.sid, reason=reason)
         for t in queue
-        if st.tasks[t.id].state == S.LANDING and st.tasks[t.id].slave == ctx.sid
+        if st.tasks[t.id].state == TaskState.LANDING and st.tasks[t.id].slave == ctx.sid
     ]
     if evs:
         ctx.store.append(*evs)

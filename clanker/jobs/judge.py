@@ -5,7 +5,8 @@ from __future__ import annotations
 from ..agents import adapter_for
 from ..agents.base import Outcome, parse_verdict
 from ..project.gate import GateResult
-from ..state.model import Event, S, Task
+from ..state import events as ev
+from ..state.model import Task, TaskState
 from ..system import git
 from . import history, mainline, regressions
 from .context import JobContext
@@ -21,7 +22,7 @@ def run_judge(ctx: JobContext, task: Task) -> None:
     already = git.landed_sha(ctx.repo, ctx.main, task.id)
     if already:
         # A judge died between moving main and recording it: record it now, land nothing twice.
-        ctx.store.emit("task.mainlined", task.id, slave=ctx.sid, sha=already, recovered=True)
+        ctx.store.append(ev.Mainlined(actor=ctx.sid, task=task.id, slave=ctx.sid, sha=already, recovered=True))
         ctx.say(f"  {task.id} was already on {ctx.main} as {already[:10]}")
         return _idle(ctx)
     cand = mainline.build(ctx.repo, ctx.main, task)
@@ -47,7 +48,7 @@ def run_judge(ctx: JobContext, task: Task) -> None:
         return _verdict(ctx, task, verdict, reasons)
     # Accepted: the mainline queue lands it, alone or in a batch with others.
     git.detach(ctx.worktree, ctx.main)
-    ctx.store.emit("task.verdict", task.id, slave=ctx.sid, verdict="done", reasons=reasons)
+    ctx.store.append(ev.Verdict(actor=ctx.sid, task=task.id, slave=ctx.sid, verdict="done", reasons=reasons))
     ctx.say(f"  ✓ {task.id} accepted: queued for {ctx.main}")
     _idle(ctx)
 
@@ -80,11 +81,13 @@ def _ask_judge(ctx: JobContext, task: Task, cand: mainline.Candidate, gate_outpu
     if res is None:
         return None, "the judge was asked to stop"
     if res.outcome == Outcome.OUT_OF_BUDGET:
-        out_of_budget(ctx, task, res, released="task.judge_released")
+        out_of_budget(ctx, task, res, judging=True)
         return None, "judge agent out of budget"
     if res.outcome == Outcome.AUTH:
         fix = adapter_for(agent).auth_fix()
-        ctx.store.emit("risk", task.id, slave=ctx.sid, kind="auth", message=f"judge agent: {fix}")
+        ctx.store.append(
+            ev.Risk(actor=ctx.sid, task=task.id, slave=ctx.sid, kind="auth", message=f"judge agent: {fix}")
+        )
         return None, f"judge agent could not authenticate: {fix}"
     if res.outcome != Outcome.OK:
         return None, f"judge agent failed ({res.outcome}): {res.result.error[:200]}"
@@ -107,29 +110,27 @@ def _ask_judge(ctx: JobContext, task: Task, cand: mainline.Candidate, gate_outpu
 def _release(ctx: JobContext, task: Task, reason: str) -> None:
     """Give the task back to the judging queue, unless that already happened (budget pause)."""
     now = ctx.store.state().tasks.get(task.id)
-    if now is not None and now.state == S.JUDGING and now.slave == ctx.sid:
-        ctx.store.emit("task.judge_released", task.id, slave=ctx.sid, reason=reason)
+    if now is not None and now.state == TaskState.JUDGING and now.slave == ctx.sid:
+        ctx.store.append(ev.JudgeReleased(actor=ctx.sid, task=task.id, slave=ctx.sid, reason=reason))
 
 
 def _verdict(ctx: JobContext, task: Task, verdict: str, reasons: str, conflict: bool = False) -> None:
     git.detach(ctx.worktree, ctx.main)
-    ctx.store.emit("task.verdict", task.id, slave=ctx.sid, verdict=verdict, reasons=reasons, conflict=conflict)
+    ctx.store.append(
+        ev.Verdict(actor=ctx.sid, task=task.id, slave=ctx.sid, verdict=verdict, reasons=reasons, conflict=conflict)
+    )
     ctx.say(f"  {task.id}: {verdict} — {reasons[:160]}")
     _idle(ctx)
 
 
 def _conflict(ctx: JobContext, task: Task, files: tuple[str, ...]) -> None:
     reasons = f"conflicts with {ctx.main} in: {', '.join(files)}"
-    ctx.store.emit("risk", task.id, slave=ctx.sid, kind="conflict", message=reasons, files=list(files))
+    ctx.store.append(ev.Risk(actor=ctx.sid, task=task.id, slave=ctx.sid, kind="conflict", message=reasons, files=files))
     if task.conflicts >= ctx.cfg.conflict_budget:
+        budget = f"conflict budget ({ctx.cfg.conflict_budget}) spent: {reasons}; re-scope or split it"
         ctx.store.append(
-            Event("task.verdict", ctx.sid, task.id, {"verdict": "rework", "reasons": reasons, "conflict": True}),
-            Event(
-                "task.blocked",
-                ctx.sid,
-                task.id,
-                {"reason": f"conflict budget ({ctx.cfg.conflict_budget}) spent: {reasons}; re-scope or split it"},
-            ),
+            ev.Verdict(actor=ctx.sid, task=task.id, slave=ctx.sid, verdict="rework", reasons=reasons, conflict=True),
+            ev.TaskBlocked(actor=ctx.sid, task=task.id, reason=budget),
             *replan(ctx, task.id),
         )
         return _idle(ctx)

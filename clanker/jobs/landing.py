@@ -17,7 +17,8 @@ from ..config import Config
 from ..errors import UsageError
 from ..project.gate import GateResult
 from ..project.workspace import SetupFailed, Workspace
-from ..state.model import Event, S, State, Task
+from ..state import events as ev
+from ..state.model import State, Task, TaskState
 from ..state.paths import Paths
 from ..state.store import Store
 from ..system import git
@@ -41,13 +42,13 @@ class Report:
 
 def candidates(state: State, ids: list[str]) -> list[Task]:
     if not ids:
-        return [t for t in state.tasks.values() if t.state == S.NEEDS_JUDGE]
+        return [t for t in state.tasks.values() if t.state == TaskState.NEEDS_JUDGE]
     out = []
     for tid in ids:
         t = state.tasks.get(tid)
         if t is None:
             raise UsageError(f"no task {tid!r}: `clanker task list` shows the ids")
-        if t.state != S.NEEDS_JUDGE:
+        if t.state != TaskState.NEEDS_JUDGE:
             raise UsageError(f"task {tid} is {t.state}: only submitted tasks (needs_judge) can be landed")
         out.append(t)
     return out
@@ -97,7 +98,7 @@ def _land_one(cfg: Config, store: Store, ws: Workspace, task: Task, report: Repo
         say(f"{task.id}: skipped (no commits on {task.branch})")
         return
     try:
-        store.append(Event("task.judge_claimed", "cli", task.id, {"slave": LANDER}))
+        store.append(ev.JudgeClaimed(actor="cli", task=task.id, slave=LANDER))
     except Exception as e:  # noqa: BLE001 - a slave took it meanwhile: leave it to the judge
         report.skipped.append((task.id, f"taken by a judge meanwhile ({e})"))
         return
@@ -106,9 +107,7 @@ def _land_one(cfg: Config, store: Store, ws: Workspace, task: Task, report: Repo
         if cand.conflicts:
             files = ", ".join(cand.conflicts)
             report.conflicts.append((task.id, files))
-            store.append(
-                Event("task.judge_released", "cli", task.id, {"slave": LANDER, "reason": f"conflict in {files}"})
-            )
+            store.append(ev.JudgeReleased(actor="cli", task=task.id, slave=LANDER, reason=f"conflict in {files}"))
             say(f"{task.id}: CONFLICT in {files} — rebase {task.branch} onto {main}, then `clanker land {task.id}`")
             return
         if cand.sha:
@@ -116,28 +115,26 @@ def _land_one(cfg: Config, store: Store, ws: Workspace, task: Task, report: Repo
             if not gate.passed:
                 why = f"gate failed after rebase: `{gate.failed}`: {gate.last_line()}"
                 report.failed.append((task.id, why))
-                store.append(Event("task.judge_released", "cli", task.id, {"slave": LANDER, "reason": why}))
+                store.append(ev.JudgeReleased(actor="cli", task=task.id, slave=LANDER, reason=why))
                 say(f"{task.id}: not landed — {why}")
                 return
         landed = mainline.land(store.paths, main, cand)
         if landed.ok:
             store.append(
-                Event(
-                    "task.verdict", "cli", task.id, {"slave": LANDER, "verdict": "done", "reasons": "landed by hand"}
-                ),
-                Event("task.landing", "cli", task.id, {"slave": LANDER}),
-                Event("task.mainlined", "cli", task.id, {"slave": LANDER, "sha": landed.sha, "base": cand.base}),
+                ev.Verdict(actor="cli", task=task.id, slave=LANDER, verdict="done", reasons="landed by hand"),
+                ev.LandingClaimed(actor="cli", task=task.id, slave=LANDER),
+                ev.Mainlined(actor="cli", task=task.id, slave=LANDER, sha=landed.sha or "", base=cand.base),
             )
             report.landed.append((task.id, landed.sha or ""))
             say(f"{task.id}: landed as {(landed.sha or '')[:10]} — {task.title}")
             return
         if landed.reason != "moved":
             report.failed.append((task.id, landed.reason))
-            store.append(Event("task.judge_released", "cli", task.id, {"slave": LANDER, "reason": landed.reason}))
+            store.append(ev.JudgeReleased(actor="cli", task=task.id, slave=LANDER, reason=landed.reason))
             say(f"{task.id}: not landed — {landed.reason}")
             return
     report.failed.append((task.id, f"{main} kept moving"))
-    store.append(Event("task.judge_released", "cli", task.id, {"slave": LANDER, "reason": f"{main} kept moving"}))
+    store.append(ev.JudgeReleased(actor="cli", task=task.id, slave=LANDER, reason=f"{main} kept moving"))
 
 
 def summary(report: Report) -> str:

@@ -20,8 +20,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..config import Config
+from ..state import events as ev
+from ..state.events import Event
 from ..state.locks import keys_for, overlaps
-from ..state.model import HOLDS_KEYS, Event, S, State, Task
+from ..state.model import HOLDS_KEYS, State, Task, TaskState
 from ..system import git
 
 
@@ -40,14 +42,14 @@ def shared_files(other: Task, files: Iterable[str], owner_files: tuple[str, ...]
 def refresh_events(cfg: Config, task: Task, actor: str, reasons: str, files: list[str]) -> list[Event]:
     """Send a submitted task back to its author to merge main (or block it past its conflict budget)."""
     evs = [
-        Event("risk", actor, task.id, {"slave": actor, "kind": "conflict", "message": reasons, "files": files}),
-        Event("task.refresh", actor, task.id, {"slave": actor, "reasons": reasons, "files": files}),
+        ev.Risk(actor=actor, task=task.id, slave=actor, kind="conflict", message=reasons, files=tuple(files)),
+        ev.TaskRefresh(actor=actor, task=task.id, slave=actor, reasons=reasons, files=tuple(files)),
     ]
     if task.conflicts + 1 > cfg.conflict_budget:
         why = f"conflict budget ({cfg.conflict_budget}) spent: {reasons}; re-scope or split it"
-        evs.append(Event("task.blocked", actor, task.id, {"reason": why}))
+        evs.append(ev.TaskBlocked(actor=actor, task=task.id, reason=why))
         if cfg.planner_agent is not None:
-            evs.append(Event("plan.requested", actor, None, {"request": task.id, "reason": "blocked"}))
+            evs.append(ev.PlanRequested(actor=actor, request=task.id, reason="blocked"))
     return evs
 
 
@@ -69,7 +71,7 @@ def at_submit(cfg: Config, state: State, task: Task, files: list[str], actor: st
         shared = shared_files(other, files, cfg.owner_files)
         if not shared:
             continue
-        if other.state in (S.CLAIMED, S.REWORK) or not git.branch_exists(repo, other.branch):
+        if other.state in (TaskState.CLAIMED, TaskState.REWORK) or not git.branch_exists(repo, other.branch):
             why = f"{other.id} is still being worked on and touched {', '.join(shared[:3])} too"
         else:
             probe = git.merge_tree(repo, other.branch, task.branch)
@@ -77,10 +79,10 @@ def at_submit(cfg: Config, state: State, task: Task, files: list[str], actor: st
                 continue  # both change the same files, but git merges them cleanly
             why = f"conflicts with {other.id} in {', '.join(probe.conflicts[:3])}"
         behind.append(other.id)
-        msg = f"{task.id} {why}: held until {other.id} has landed"
-        evs.append(Event("risk", actor, task.id, {"slave": actor, "kind": "overlap", "message": msg, "files": shared}))
+        msg = f"{task.id}: {why}; held until {other.id} has landed"
+        evs.append(ev.Risk(actor=actor, task=task.id, slave=actor, kind="overlap", message=msg, files=tuple(shared)))
     if behind:
-        evs.append(Event("task.held", actor, task.id, {"slave": actor, "behind": behind}))
+        evs.append(ev.TaskHeld(actor=actor, task=task.id, slave=actor, behind=tuple(behind)))
     return evs
 
 
@@ -89,7 +91,7 @@ def after_main_moved(cfg: Config, state: State, actor: str) -> list[Event]:
     repo, main = cfg.repo, cfg.mainline_branch
     evs: list[Event] = []
     for t in state.tasks.values():
-        if t.state != S.NEEDS_JUDGE or not git.branch_exists(repo, t.branch):
+        if t.state != TaskState.NEEDS_JUDGE or not git.branch_exists(repo, t.branch):
             continue
         merged = git.merge_tree(repo, main, t.branch)
         if merged.tree is None:
@@ -102,11 +104,11 @@ def after_main_moved(cfg: Config, state: State, actor: str) -> list[Event]:
 def still_submitted(state: State, evs: list[Event]) -> list[Event]:
     """Keep only the events about tasks still waiting for a judge (decided outside the lock)."""
     stale = set()
-    for ev in evs:
-        t = state.tasks.get(str(ev.task))
-        if ev.type == "task.refresh" and (t is None or t.state != S.NEEDS_JUDGE):
-            stale.add(ev.task)
-    return [ev for ev in evs if ev.task not in stale]
+    for e in evs:
+        t = state.tasks.get(str(e.task_id))
+        if isinstance(e, ev.TaskRefresh) and (t is None or t.state != TaskState.NEEDS_JUDGE):
+            stale.add(e.task)
+    return [e for e in evs if e.task_id not in stale]
 
 
 def relative(worktree: Path, paths: Iterable[str]) -> list[str]:

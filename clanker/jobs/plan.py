@@ -4,14 +4,17 @@ current tasks and the newest history summaries, cut to `planner.max_chars`."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from typing import Any
 
 from ..agents.base import Outcome
+from ..state import events as ev
+from ..state.events import Event
 from ..state.fold import fold
 from ..state.intake import added_event
-from ..state.model import Event, S, State, Task
+from ..state.model import State, Task, TaskState
 from ..system import git
 from .context import JobContext
 from .prompts import planner_prompt
@@ -39,7 +42,7 @@ def new_task_events(state: State, specs: list[dict[str, Any]], parent: Task | No
     evs: list[Event] = []
     ids: list[str] = []
     st = state
-    existing = {t.title for t in state.tasks.values() if t.state not in (S.CANCELLED, S.SPLIT)}
+    existing = {t.title for t in state.tasks.values() if t.state not in (TaskState.CANCELLED, TaskState.SPLIT)}
     for n, spec in enumerate(specs, 1):
         if spec["title"] in existing and parent is None:
             continue  # the planner saw it in the task list already
@@ -54,13 +57,16 @@ def new_task_events(state: State, specs: list[dict[str, Any]], parent: Task | No
             "tags": ["planned"],
             "parent": parent.id if parent else None,
         }
-        ev = added_event(st, fields)
-        ev = Event(ev.type, actor, ev.task, ev.data)
-        evs.append(ev)
-        ids.append(str(ev.task))
-        st = fold(st, [(ev, st.offset)])
-    if parent is not None and ids and state.tasks[parent.id].state in (S.BLOCKED, S.READY, S.REWORK):
-        evs.append(Event("task.split", actor, parent.id, {"children": ids}))
+        added = dataclasses.replace(added_event(st, fields), actor=actor)
+        evs.append(added)
+        ids.append(added.task)
+        st = fold(st, [(added, st.offset)])
+    if (
+        parent is not None
+        and ids
+        and state.tasks[parent.id].state in (TaskState.BLOCKED, TaskState.READY, TaskState.REWORK)
+    ):
+        evs.append(ev.TaskSplit(actor=actor, task=parent.id, children=tuple(ids)))
     return evs
 
 
@@ -77,24 +83,24 @@ def run_plan(ctx: JobContext, request: str) -> None:
     prompt = planner_prompt(ctx.cfg, ctx.paths, st, target)
     run_id = target.id if target else "plan"
     res = ctx.run_agent_settled(agent, "planner", run_id, st.events, prompt)
-    done = {"slave": ctx.sid, "request": request}
     if res is None:
-        ctx.store.append(Event("plan.released", ctx.sid, None, {**done, "reason": "the slave was asked to stop"}))
+        stop = "the slave was asked to stop"
+        ctx.store.append(ev.PlanReleased(actor=ctx.sid, slave=ctx.sid, request=request, reason=stop))
         return
     if res.outcome != Outcome.OK:
         ctx.store.append(
-            Event("plan.done", ctx.sid, None, {**done, "added": [], "error": res.result.error[:300]}),
-            Event("risk", ctx.sid, None, {"kind": "planner", "message": f"planner failed: {res.result.error[:200]}"}),
+            ev.PlanDone(actor=ctx.sid, slave=ctx.sid, request=request, error=res.result.error[:300]),
+            ev.Risk(actor=ctx.sid, kind="planner", message=f"planner failed: {res.result.error[:200]}"),
         )
         return
     specs = parse_tasks(res.result.text)
 
     def decide(state: State) -> list[Event]:
         evs = new_task_events(state, specs, state.tasks.get(request) if request else None, ctx.sid)
-        added = [str(e.task) for e in evs if e.type == "task.added"]
-        return [*evs, Event("plan.done", ctx.sid, None, {**done, "added": added})]
+        added = tuple(e.task for e in evs if isinstance(e, ev.TaskAdded))
+        return [*evs, ev.PlanDone(actor=ctx.sid, slave=ctx.sid, request=request, added=added)]
 
     evs = ctx.store.transact(decide)
-    added = [str(e.task) for e in evs if e.type == "task.added"]
+    added = [e.task for e in evs if isinstance(e, ev.TaskAdded)]
     ctx.say(f"  ✓ planner added {len(added)} task(s){': ' + ', '.join(added) if added else ''}")
     ctx.heart.update(job=None, task=None, phase="idle")

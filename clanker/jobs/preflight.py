@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
 
 from ..project import preflight
 from ..project.gate import GateResult
-from ..state.model import Event, State
+from ..state.events import Event, PreflightRan
+from ..state.model import State
 from . import regressions
 from .context import JobContext
 
@@ -17,7 +18,7 @@ def run_preflight_job(ctx: JobContext) -> None:
     ctx.say(f"▶ gate preflight: the gate on {ctx.main} in a fresh worktree, before anything is dispatched")
     ctx.heart.update(job="preflight", task=None, phase="preflight")
     found = preflight.run(ctx.cfg, ctx.paths, f"preflight-{ctx.sid}", ctx.index + 1, ctx.say)
-    data: dict[str, Any] = {"slave": ctx.sid, "key": key, **found.to_json(), "trusted": found.passed}
+    ran = found.event(ctx.sid, key)
 
     def decide(st: State) -> list[Event]:
         prev = st.preflight
@@ -30,20 +31,19 @@ def run_preflight_job(ctx: JobContext) -> None:
             and prev.sha != found.sha
         )
         if not regression:
-            return [Event("preflight.ran", ctx.sid, None, data)]
+            return [ran]
         # The same gate and environment passed on an earlier main: main itself broke since.
-        data.update(kind="regression", trusted=True)
         result = GateResult(False, found.tail, found.seconds, found.failed or None)
         where = "the gate preflight of a new run"
         return [
-            Event("preflight.ran", ctx.sid, None, data),
+            dataclasses.replace(ran, kind="regression", trusted=True),
             *regressions.events(st, ctx.sid, result, found.sha, where, ctx.cfg.health_fix_prompt),
         ]
 
-    ctx.store.transact(decide)
+    recorded = next(e for e in ctx.store.transact(decide) if isinstance(e, PreflightRan))
     if found.passed:
         ctx.say(f"  ✓ the gate passes on {ctx.main} and tests the worktree ({found.seconds:.1f}s): dispatching")
     else:
-        for line in preflight.render(data, ctx.repo).splitlines():
+        for line in preflight.render(recorded.payload(), ctx.repo).splitlines():
             ctx.say(f"  {line}")
     ctx.heart.update(job=None, task=None, phase="idle")

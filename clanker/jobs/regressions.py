@@ -7,7 +7,9 @@ import hashlib
 import re
 
 from ..project.gate import GateResult
-from ..state.model import TERMINAL, Event, State
+from ..state import events as ev
+from ..state.events import Event
+from ..state.model import TERMINAL, State
 
 PRIORITY = 1000
 _VOLATILE = re.compile(r"\d+(?:\.\d+)?(?:s|ms)?|0x[0-9a-f]+|/tmp/\S+", re.I)
@@ -38,7 +40,7 @@ def next_id(state: State) -> str:
 def events(state: State, actor: str, result: GateResult, sha: str, where: str, fix_prompt: str) -> list[Event]:
     """`main.red`, plus a regression task unless one for the same failure is still open."""
     sig = signature(result)
-    evs = [Event("main.red", actor, None, {"sha": sha, "signature": sig, "where": where})]
+    evs: list[Event] = [ev.MainRed(actor=actor, sha=sha, signature=sig, where=where)]
     if open_for(state, sig):
         return evs
     tid = next_id(state)
@@ -49,14 +51,17 @@ def events(state: State, actor: str, result: GateResult, sha: str, where: str, f
     )
     if fix_prompt:
         prompt += "\n" + fix_prompt + "\n"
-    data = {
-        "title": f"Regression: `{result.failed}` fails on main",
-        "prompt": prompt,
-        "priority": PRIORITY,
-        "tags": ["regression"],
-        "signature": sig,
-    }
-    evs.append(Event("task.added", actor, tid, data))
+    evs.append(
+        ev.TaskAdded(
+            actor=actor,
+            task=tid,
+            title=f"Regression: `{result.failed}` fails on main",
+            prompt=prompt,
+            priority=PRIORITY,
+            tags=("regression",),
+            signature=sig,
+        )
+    )
     return evs
 
 

@@ -18,6 +18,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from ..errors import ClankerError
+from ..state.events import Risk, TaskTouched
 from ..state.locks import keys_for, overlaps
 from ..state.model import HOLDS_KEYS
 from ..state.store import Store
@@ -104,7 +105,7 @@ class ConflictWatch:
         if fresh:
             self.known.update(fresh)
             try:
-                self.store.emit("task.touched", self.task, slave=self.actor, files=fresh)
+                self.store.append(TaskTouched(actor=self.actor, task=self.task, slave=self.actor, files=tuple(fresh)))
             except ClankerError:  # the task is gone (a hand-trimmed log): nothing to record
                 return []
         state = self.store.state()
@@ -122,13 +123,15 @@ class ConflictWatch:
             if owners:
                 self.reported.add(path)
                 new.append(path)
-                self.store.emit(
-                    "risk",
-                    self.task,
-                    slave=self.actor,
-                    kind="conflict",
-                    files=[path],
-                    owners=owners,
-                    message=f"{self.task} touches {path}, which {', '.join(owners)} holds",
+                self.store.append(
+                    Risk(
+                        actor=self.actor,
+                        task=self.task,
+                        slave=self.actor,
+                        kind="conflict",
+                        files=(path,),
+                        owners=tuple(owners),
+                        message=f"{self.task} touches {path}, which {', '.join(owners)} holds",
+                    )
                 )
         return new

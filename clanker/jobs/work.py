@@ -9,7 +9,9 @@ from ..agents import adapter_for
 from ..agents.base import Outcome
 from ..agents.runner import RunResult
 from ..project.workspace import SetupFailed
-from ..state.model import Event, S, Task
+from ..state import events as ev
+from ..state.events import Event
+from ..state.model import Task, TaskState
 from ..system import git
 from . import history, overlap
 from .context import JobContext
@@ -79,11 +81,12 @@ def run_work(ctx: JobContext, task: Task) -> None:
     if res.outcome == Outcome.AUTH:
         fix = adapter_for(ctx.cfg.agent).auth_fix()
         _park(ctx, task, attempt, "agent could not authenticate")
-        ctx.store.emit("task.blocked", task.id, slave=ctx.sid, reason=f"auth: {fix} ({res.result.error[:200]})")
+        reason = f"auth: {fix} ({res.result.error[:200]})"
+        ctx.store.append(ev.TaskBlocked(actor=ctx.sid, task=task.id, slave=ctx.sid, reason=reason))
         return
     if res.outcome == Outcome.OUT_OF_BUDGET:
         _park(ctx, task, attempt, "agent out of budget")
-        out_of_budget(ctx, task, res, released="task.released")
+        out_of_budget(ctx, task, res)
         return
     files = sorted(set(git.porcelain(ctx.worktree)) | set(res.result.files))
     git.commit_all(ctx.worktree, f"wip({task.id}): {task.title} (attempt {attempt})")
@@ -114,19 +117,17 @@ def run_work(ctx: JobContext, task: Task) -> None:
     ctx.say(f"  ✓ gate passed; submitting {task.id} for judging ({len(files)} file(s) changed)")
     _finish(ctx)
     follow = follow_ups(res.result.text)
-    submitted = Event(
-        "task.submitted",
-        ctx.sid,
-        task.id,
-        {"slave": ctx.sid, "summary": summary, "files": touched, "follow_ups": follow},
+    submitted = ev.TaskSubmitted(
+        actor=ctx.sid, task=task.id, slave=ctx.sid, summary=summary, files=tuple(touched), follow_ups=tuple(follow)
     )
     # Replayed onto main and onto earlier overlapping tasks now, so no judge meets the conflict.
     after = overlap.at_submit(ctx.cfg, ctx.store.state(), task, touched, ctx.sid)
     ctx.store.append(submitted, *after)
-    for ev in after:
-        if ev.type in ("task.refresh", "task.held"):
-            reason = ev.data.get("reasons") or f"held behind {', '.join(ev.data.get('behind') or [])}"
-            ctx.say(f"  ! {task.id}: {reason}")
+    for e in after:
+        if isinstance(e, ev.TaskRefresh):
+            ctx.say(f"  ! {task.id}: {e.reasons}")
+        elif isinstance(e, ev.TaskHeld):
+            ctx.say(f"  ! {task.id}: held behind {', '.join(e.behind)} until it lands")
 
 
 def _environment(ctx: JobContext) -> None:
@@ -163,26 +164,29 @@ def replan(ctx: JobContext, task_id: str) -> list[Event]:
     """Ask the planner to split or re-scope a task that can't go on as it is (if there is one)."""
     if ctx.cfg.planner_agent is None:
         return []
-    return [Event("plan.requested", ctx.sid, None, {"request": task_id, "reason": "blocked"})]
+    return [ev.PlanRequested(actor=ctx.sid, request=task_id, reason="blocked")]
 
 
-def out_of_budget(ctx: JobContext, task: Task, res: RunResult, released: str) -> None:
+def out_of_budget(ctx: JobContext, task: Task, res: RunResult, judging: bool = False) -> None:
     """Spent with a reset time: mark the credential spent until then (every slave avoids it) and
     give the task back without counting the attempt. Spent for good: block the task."""
     reset = res.result.reset_at
     why = res.result.error[:300] or "out of budget"
     if reset is not None and reset > time.time():
         until = time.strftime("%H:%M", time.localtime(reset))
+        reason = f"out of budget until {until}"
+        back: Event = (
+            ev.JudgeReleased(actor=ctx.sid, task=task.id, slave=ctx.sid, reason=reason)
+            if judging
+            else ev.TaskReleased(actor=ctx.sid, task=task.id, slave=ctx.sid, reason=reason, refund=True)
+        )
         ctx.store.append(
-            Event("credential.exhausted", ctx.sid, None, {"credential": res.credential, "until": reset, "reason": why}),
-            Event(
-                released, ctx.sid, task.id, {"slave": ctx.sid, "reason": f"out of budget until {until}", "refund": True}
-            ),
+            ev.CredentialExhausted(actor=ctx.sid, credential=res.credential, until=reset, reason=why), back
         )
         ctx.say(f"  ⏸ credential {res.credential} is out of budget until {until}: pausing it")
         return
     ctx.store.append(
-        Event("task.blocked", ctx.sid, task.id, {"slave": ctx.sid, "reason": f"out_of_budget: {why}"}),
+        ev.TaskBlocked(actor=ctx.sid, task=task.id, slave=ctx.sid, reason=f"out_of_budget: {why}"),
         *replan(ctx, task.id),
     )
 
@@ -198,16 +202,11 @@ def _fail(ctx: JobContext, task: Task, error: str) -> None:
     if done_attempts >= ctx.cfg.max_attempts:
         # One append, so no other slave can claim the task between the two events.
         ctx.store.append(
-            Event("task.failed", ctx.sid, task.id, {"slave": ctx.sid, "error": error}),
-            Event(
-                "task.blocked",
-                ctx.sid,
-                task.id,
-                {"reason": f"{done_attempts} attempts failed; last: {error}"},
-            ),
+            ev.TaskFailed(actor=ctx.sid, task=task.id, slave=ctx.sid, error=error),
+            ev.TaskBlocked(actor=ctx.sid, task=task.id, reason=f"{done_attempts} attempts failed; last: {error}"),
         )
     else:
-        ctx.store.emit("task.failed", task.id, slave=ctx.sid, error=error)
+        ctx.store.append(ev.TaskFailed(actor=ctx.sid, task=task.id, slave=ctx.sid, error=error))
 
 
 def checkpoint(ctx: JobContext, task: Task, why: str) -> None:
@@ -218,6 +217,6 @@ def checkpoint(ctx: JobContext, task: Task, why: str) -> None:
         git.commit_all(ctx.worktree, f"wip({task.id}): checkpoint ({why})")
     _finish(ctx)
     st = ctx.store.state().tasks.get(task.id)
-    if st and st.state == S.CLAIMED and st.slave == ctx.sid:
-        ctx.store.emit("task.released", task.id, slave=ctx.sid, reason=why, refund=True)
+    if st and st.state == TaskState.CLAIMED and st.slave == ctx.sid:
+        ctx.store.append(ev.TaskReleased(actor=ctx.sid, task=task.id, slave=ctx.sid, reason=why, refund=True))
     ctx.say(f"  checkpointed {task.id} on {task.branch} and released it")

@@ -27,11 +27,12 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config import Config
+from ..state.events import PreflightRan
 from ..state.paths import Paths
 from ..system import git
 from ..system.openwatch import OpenWatch
@@ -66,11 +67,25 @@ class Finding:
     log: str = ""  # the setup log
     partial: bool = False  # the checkout could not be watched completely
 
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["opened"] = list(self.opened)
-        d["causes"] = list(self.causes)
-        return d
+    def event(self, slave: str, key: str) -> PreflightRan:
+        """What the preflight found, as the event that records it (by `slave`, for settings `key`)."""
+        return PreflightRan(
+            actor=slave,
+            slave=slave,
+            key=key,
+            passed=self.passed,
+            kind=self.kind,
+            sha=self.sha,
+            seconds=self.seconds,
+            failed=self.failed,
+            tail=self.tail,
+            opened=self.opened,
+            causes=self.causes,
+            fix=self.fix,
+            log=self.log,
+            partial=self.partial,
+            trusted=self.passed,
+        )
 
 
 def key(cfg: Config) -> str:

@@ -1,4 +1,4 @@
-"""The pure fold: events → State. One small function per event type (DESIGN §3).
+"""The pure fold: events → State. One small function per event class, in one table (DESIGN §3).
 
 `fold` never mutates its input state, so a replay of any `events.log` gives the same State.
 `check` says whether an event is legal now; the store refuses illegal events before they are
@@ -9,410 +9,519 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import IllegalTransition
-from .model import ANNOTATIONS, TRANSITIONS, Event, Preflight, S, SetupFailure, SlaveInfo, State, Task, Usage, trigger
+from . import events as ev
+from .events import Event
+from .model import (
+    ANNOTATIONS,
+    JOB_TRANSITIONS,
+    JOBS,
+    TRANSITIONS,
+    Preflight,
+    SetupFailure,
+    SlaveInfo,
+    State,
+    Task,
+    TaskState,
+    trigger,
+)
+from .usage import Usage
 
 Tasks = dict[str, Task]
-HOLDER_ONLY = frozenset(
-    {
-        "task.released",
-        "task.failed",
-        "task.submitted",
-        "task.judge_released",
-        "task.verdict",
-        "task.mainlined",
-        "task.landing_released",
-    }
+HOLDER_ONLY: frozenset[type[Event]] = frozenset(
+    (
+        ev.TaskReleased,
+        ev.TaskFailed,
+        ev.TaskSubmitted,
+        ev.JudgeReleased,
+        ev.Verdict,
+        ev.Mainlined,
+        ev.LandingReleased,
+    )
 )
 
 
-def check(state: State, ev: Event) -> None:
-    """Raise IllegalTransition unless `ev` may be applied to `state`."""
-    if ev.type == "preflight.claimed" and state.preflight_slave is not None:
-        raise IllegalTransition("preflight", f"preflight.claimed by {ev.data.get('slave')}", state.preflight_slave)
-    if ev.task is None:
+JOB_EVENTS = frozenset(t for _, t in JOB_TRANSITIONS)
+
+
+def _task_checked(e: Event) -> bool:
+    """Task events, and risks and retries about a task, must fit the task they name."""
+    return isinstance(e, ev.TaskEvent) or (isinstance(e, ev.Risk | ev.RetryWait) and e.task is not None)
+
+
+def check(state: State, e: Event) -> None:
+    """Raise IllegalTransition unless `e` may be applied to `state`."""
+    if ev.REGISTRY.get(e.TYPE) is not type(e):
+        raise IllegalTransition("?", f"unregistered event {type(e).__name__}", None)
+    if e.TYPE in JOB_EVENTS:
+        _check_job(state, e, next(name for prefix, name in JOBS.items() if e.TYPE.startswith(prefix)))
         return
-    task = state.tasks.get(ev.task)
-    if ev.type in ANNOTATIONS:
+    if not _task_checked(e):
+        return
+    task_id = str(e.task_id)
+    task = state.tasks.get(task_id)
+    if e.TYPE in ANNOTATIONS:
         if task is None:
-            raise IllegalTransition(ev.task, ev.type, None)
+            raise IllegalTransition(task_id, e.TYPE, None)
         return
     current = task.state if task else None
-    if (current, trigger(ev)) not in TRANSITIONS:
-        raise IllegalTransition(ev.task, trigger(ev), current)
+    if (current, trigger(e)) not in TRANSITIONS:
+        raise IllegalTransition(task_id, trigger(e), current)
     # Only the slave holding a task may move it on: a slave that was presumed dead and released
     # can't later submit or land the task another slave now holds.
-    holder = ev.data.get("slave")
-    if task is not None and ev.type in HOLDER_ONLY and holder is not None and task.slave != holder:
-        raise IllegalTransition(ev.task, f"{trigger(ev)} by {holder} (held by {task.slave or 'nobody'})", current)
+    holder = getattr(e, "slave", None)
+    if task is not None and type(e) in HOLDER_ONLY and holder and task.slave != holder:
+        raise IllegalTransition(task_id, f"{trigger(e)} by {holder} (held by {task.slave or 'nobody'})", current)
+    if isinstance(e, ev.LandingClaimed):
+        # One mainline job at a time: a batch is claimed by one slave.
+        lander = next((t.slave for t in state.tasks.values() if t.state == TaskState.LANDING), None)
+        if lander is not None and lander != e.slave:
+            raise IllegalTransition(task_id, f"task.landing by {e.slave} (main is being landed by {lander})", current)
+
+
+def _holder(state: State, job: str) -> str | None:
+    return {"health": state.health_slave, "plan": state.plan_slave, "preflight": state.preflight_slave}[job]
+
+
+def _check_job(state: State, e: Event, job: str) -> None:
+    holder = _holder(state, job)
+    who = str(getattr(e, "slave", "") or e.actor)
+    if isinstance(e, ev.PreflightRan) and e.slave == "doctor":
+        return  # `clanker doctor --gate` ran its own preflight, holding nothing
+    if (holder is not None, e.TYPE) not in JOB_TRANSITIONS:
+        state_name = f"held by {holder}" if holder else "free"
+        raise IllegalTransition(job, f"{e.TYPE} by {who}", state_name)
+    if holder is not None and holder != who:
+        raise IllegalTransition(job, f"{e.TYPE} by {who}", f"held by {holder}")
+
+
+@dataclasses.dataclass
+class _Draft:
+    """The state being folded: mutated only inside one `fold` call, then frozen into a State."""
+
+    tasks: Tasks
+    slaves: dict[str, SlaveInfo]
+    events: int
+    conflicts: int
+    mainlined: int
+    paused: set[str]
+    credentials: dict[str, float]
+    health_slave: str | None
+    health_started: float | None
+    health_last: float
+    main_red: bool
+    plan_requests: list[str]
+    plan_slave: str | None
+    plan_started: float | None
+    plan_request: str | None
+    planner_usage: Usage
+    preflight: Preflight | None
+    preflight_slave: str | None
+    preflight_started: float | None
+    preflight_wanted: bool
+    setup_failed: dict[str, SetupFailure]
+
+    @classmethod
+    def of(cls, s: State) -> _Draft:
+        return cls(
+            dict(s.tasks), dict(s.slaves), s.events, s.conflicts, s.mainlined, set(s.paused), dict(s.credentials),
+            s.health_slave, s.health_started, s.health_last, s.main_red, list(s.plan_requests), s.plan_slave,
+            s.plan_started, s.plan_request, s.planner_usage, s.preflight, s.preflight_slave, s.preflight_started,
+            s.preflight_wanted, dict(s.setup_failed),
+        )  # fmt: skip
+
+    def freeze(self, offset: int) -> State:
+        return State(
+            tasks=self.tasks, slaves=self.slaves, offset=offset, events=self.events, conflicts=self.conflicts,
+            mainlined=self.mainlined, paused=frozenset(self.paused), credentials=self.credentials,
+            health_slave=self.health_slave, health_started=self.health_started, health_last=self.health_last,
+            main_red=self.main_red, plan_requests=tuple(self.plan_requests), plan_slave=self.plan_slave,
+            plan_started=self.plan_started, plan_request=self.plan_request, planner_usage=self.planner_usage,
+            preflight=self.preflight, preflight_slave=self.preflight_slave, preflight_started=self.preflight_started,
+            preflight_wanted=self.preflight_wanted, setup_failed=self.setup_failed,
+        )  # fmt: skip
+
+
+E = TypeVar("E", bound=Event)
+Apply = Callable[[_Draft, Any], None]
+APPLY: dict[type[Event], Apply] = {}  # the one table: each event class and what it does to the state
+
+
+def on(cls: type[E]) -> Callable[[Callable[[_Draft, E], None]], Callable[[_Draft, E], None]]:
+    def register(fn: Callable[[_Draft, E], None]) -> Callable[[_Draft, E], None]:
+        APPLY[cls] = fn
+        return fn
+
+    return register
+
+
+def on_task(cls: type[E]) -> Callable[[Callable[[Task, E], Task]], Callable[[Task, E], Task]]:
+    """A task event: checked against the transition table, then `fn` gives the task's new value
+    (for `task.added`, from a placeholder)."""
+
+    def register(fn: Callable[[Task, E], Task]) -> Callable[[Task, E], Task]:
+        APPLY[cls] = lambda d, e: _apply_task(d, e, fn)
+        return fn
+
+    return register
 
 
 def fold(state: State, events: Iterable[tuple[Event, int]]) -> State:
     """Apply events (each with the log offset just past it) to `state`, returning a new State."""
-    tasks = dict(state.tasks)
-    slaves = dict(state.slaves)
-    counters = {"events": state.events, "conflicts": state.conflicts, "mainlined": state.mainlined}
-    paused = set(state.paused)
-    credentials = dict(state.credentials)
-    health = _Health(state.health_slave, state.health_started, state.health_last, state.main_red)
-    plan = _Plan(
-        list(state.plan_requests), state.plan_slave, state.plan_started, state.plan_request, state.planner_usage
-    )
-    gate = _Gate(state.preflight, state.preflight_slave, state.preflight_started, state.preflight_wanted)
-    setup_failed = dict(state.setup_failed)
+    d = _Draft.of(state)
     offset = state.offset
-    for ev, end in events:
+    for e, end in events:
         offset = end
-        counters["events"] += 1
-        if ev.type.startswith("slave."):
-            _slave_event(slaves, ev)
-            continue
-        if ev.type in ("fleet.paused", "fleet.resumed"):
-            who = ev.data.get("slave") or "*"
-            if ev.type == "fleet.paused":
-                paused.add(who)
-            elif who == "*":
-                paused.clear()
-            else:
-                paused.discard(who)
-            continue
-        if ev.type.startswith(("health.", "main.")):
-            _health_event(health, ev)
-            continue
-        if ev.type.startswith("plan."):
-            _plan_event(plan, ev)
-            continue
-        if ev.type.startswith("preflight."):
-            _preflight_event(gate, ev)
-            if ev.type == "preflight.ran" and ev.data.get("passed"):
-                setup_failed.clear()  # a fresh worktree just set up fine
-            continue
-        if ev.type.startswith("setup."):
-            _setup_event(setup_failed, ev)
-            continue
-        if ev.type == "credential.exhausted":
-            credentials[str(ev.data.get("credential"))] = float(ev.data.get("until", 0.0))
-            continue
-        if ev.type == "credential.restored":
-            credentials.pop(str(ev.data.get("credential")), None)
-            continue
-        if ev.type == "risk" and ev.data.get("kind") == "conflict":
-            counters["conflicts"] += 1
-        if ev.task is None:
-            continue
-        try:
-            check(State(tasks=tasks), ev)
-        except IllegalTransition:
-            continue
-        if ev.type == "task.mainlined":
-            counters["mainlined"] += 1
-        before = tasks.get(ev.task)
-        handler = _HANDLERS.get(ev.type)
-        after = handler(before, ev) if handler else before
-        if after is None:
-            continue
-        if ev.type not in ANNOTATIONS:
-            after = dataclasses.replace(after, state=TRANSITIONS[(before.state if before else None, trigger(ev))])
-        tasks[ev.task] = dataclasses.replace(after, updated=ev.ts)
-    return State(
-        tasks=tasks,
-        slaves=slaves,
-        offset=offset,
-        events=counters["events"],
-        conflicts=counters["conflicts"],
-        mainlined=counters["mainlined"],
-        paused=frozenset(paused),
-        credentials=credentials,
-        health_slave=health.slave,
-        health_started=health.started,
-        health_last=health.last,
-        main_red=health.red,
-        plan_requests=tuple(plan.requests),
-        plan_slave=plan.slave,
-        plan_started=plan.started,
-        plan_request=plan.request,
-        planner_usage=plan.usage,
-        preflight=gate.last,
-        preflight_slave=gate.slave,
-        preflight_started=gate.started,
-        preflight_wanted=gate.wanted,
-        setup_failed=setup_failed,
+        d.events += 1
+        APPLY.get(type(e), _nothing)(d, e)
+    return d.freeze(offset)
+
+
+def _nothing(d: _Draft, e: Event) -> None:
+    return None
+
+
+def _apply_task(d: _Draft, e: Event, fn: Callable[[Task, Any], Task]) -> None:
+    task_id = str(e.task_id)
+    try:
+        check(State(tasks=d.tasks), e)
+    except IllegalTransition:
+        return  # a hand-edited log: skipped, never a crash
+    if isinstance(e, ev.Mainlined):
+        d.mainlined += 1
+    before = d.tasks.get(task_id)
+    after = fn(before or Task(id=task_id, title=task_id), e)
+    if e.TYPE not in ANNOTATIONS:
+        after = dataclasses.replace(after, state=TRANSITIONS[(before.state if before else None, trigger(e))])
+    d.tasks[task_id] = dataclasses.replace(after, updated=e.ts)
+
+
+def _apply_job(d: _Draft, e: Event) -> bool:
+    """Whether a job event may apply now (a hand-edited log may have one out of turn)."""
+    try:
+        check(State(health_slave=d.health_slave, plan_slave=d.plan_slave, preflight_slave=d.preflight_slave), e)
+    except IllegalTransition:
+        return False
+    return True
+
+
+# --- slaves and the fleet ----------------------------------------------------------------------------
+
+
+@on(ev.SlaveStarted)
+def _slave_started(d: _Draft, e: ev.SlaveStarted) -> None:
+    sid = e.slave or e.actor
+    d.slaves[sid] = SlaveInfo(sid, e.pid, e.pane, e.ts)
+
+
+@on(ev.SlaveStopped)
+def _slave_stopped(d: _Draft, e: ev.SlaveStopped) -> None:
+    sid = e.slave or e.actor
+    if sid in d.slaves:
+        d.slaves[sid] = dataclasses.replace(d.slaves[sid], stopped=True)
+
+
+@on(ev.FleetPaused)
+def _fleet_paused(d: _Draft, e: ev.FleetPaused) -> None:
+    d.paused.add(e.slave or "*")
+
+
+@on(ev.FleetResumed)
+def _fleet_resumed(d: _Draft, e: ev.FleetResumed) -> None:
+    if (e.slave or "*") == "*":
+        d.paused.clear()
+    else:
+        d.paused.discard(e.slave or "*")
+
+
+@on(ev.CredentialExhausted)
+def _credential_exhausted(d: _Draft, e: ev.CredentialExhausted) -> None:
+    d.credentials[e.credential] = e.until
+
+
+# --- health, main, the planner, the preflight, setup ----------------------------------------------
+
+
+@on(ev.HealthClaimed)
+def _health_claimed(d: _Draft, e: ev.HealthClaimed) -> None:
+    if _apply_job(d, e):
+        d.health_slave, d.health_started = e.slave or e.actor, e.ts
+
+
+@on(ev.HealthRan)
+def _health_ran(d: _Draft, e: ev.HealthRan) -> None:
+    if _apply_job(d, e):
+        d.health_slave, d.health_started = None, None
+        d.health_last = e.ts
+        d.main_red = not e.passed
+
+
+@on(ev.HealthReleased)
+def _health_released(d: _Draft, e: ev.HealthReleased) -> None:
+    if _apply_job(d, e):
+        d.health_slave, d.health_started = None, None
+
+
+@on(ev.MainRed)
+def _main_red(d: _Draft, e: ev.MainRed) -> None:
+    d.main_red = True
+
+
+@on(ev.MainGreen)
+def _main_green(d: _Draft, e: ev.MainGreen) -> None:
+    d.main_red = False
+
+
+@on(ev.PlanRan)
+def _plan_ran(d: _Draft, e: ev.PlanRan) -> None:
+    d.planner_usage = d.planner_usage + e.usage
+
+
+@on(ev.PlanRequested)
+def _plan_requested(d: _Draft, e: ev.PlanRequested) -> None:
+    if e.request not in d.plan_requests and e.request != d.plan_request:  # asked twice: one plan
+        d.plan_requests.append(e.request)
+
+
+@on(ev.PlanClaimed)
+def _plan_claimed(d: _Draft, e: ev.PlanClaimed) -> None:
+    if e.request in d.plan_requests and _apply_job(d, e):
+        d.plan_requests.remove(e.request)
+        d.plan_slave, d.plan_started, d.plan_request = e.slave or e.actor, e.ts, e.request
+
+
+@on(ev.PlanDone)
+def _plan_done(d: _Draft, e: ev.PlanDone) -> None:
+    if d.plan_slave is not None and _apply_job(d, e):
+        d.plan_slave, d.plan_started, d.plan_request = None, None, None
+
+
+@on(ev.PlanReleased)
+def _plan_released(d: _Draft, e: ev.PlanReleased) -> None:
+    if d.plan_slave is not None and _apply_job(d, e):
+        if d.plan_request is not None:
+            d.plan_requests.insert(0, d.plan_request)
+        d.plan_slave, d.plan_started, d.plan_request = None, None, None
+
+
+@on(ev.PreflightRequested)
+def _preflight_requested(d: _Draft, e: ev.PreflightRequested) -> None:
+    d.preflight_wanted = True
+
+
+@on(ev.PreflightClaimed)
+def _preflight_claimed(d: _Draft, e: ev.PreflightClaimed) -> None:
+    if _apply_job(d, e):
+        d.preflight_slave, d.preflight_started, d.preflight_wanted = e.slave or e.actor, e.ts, False
+
+
+@on(ev.PreflightReleased)
+def _preflight_released(d: _Draft, e: ev.PreflightReleased) -> None:
+    if _apply_job(d, e):
+        d.preflight_slave, d.preflight_started, d.preflight_wanted = None, None, True
+
+
+@on(ev.PreflightRan)
+def _preflight_ran(d: _Draft, e: ev.PreflightRan) -> None:
+    if not _apply_job(d, e):
+        return
+    d.preflight = Preflight(
+        key=e.key,
+        sha=e.sha,
+        passed=e.passed,
+        trusted=e.trusted or e.passed,
+        kind=e.kind or ("ok" if e.passed else "gate"),
+        ts=e.ts,
+        detail=e.payload(),
     )
+    if d.preflight_slave is None or d.preflight_slave == e.slave:
+        d.preflight_slave, d.preflight_started = None, None
+    d.preflight_wanted = False
+    if e.passed:
+        d.setup_failed.clear()  # a fresh worktree just set up fine
 
 
-@dataclasses.dataclass
-class _Gate:
-    """The preflight part of the state, mutated only inside one fold call."""
-
-    last: Preflight | None
-    slave: str | None
-    started: float | None
-    wanted: bool
-
-
-def _preflight_event(g: _Gate, ev: Event) -> None:
-    d = ev.data
-    if ev.type == "preflight.requested":
-        g.wanted = True
-    elif ev.type == "preflight.claimed":
-        g.slave, g.started, g.wanted = str(d.get("slave", ev.actor)), ev.ts, False
-    elif ev.type == "preflight.released":
-        g.slave, g.started, g.wanted = None, None, True
-    elif ev.type == "preflight.ran":
-        passed = bool(d.get("passed"))
-        g.last = Preflight(
-            key=str(d.get("key", "")),
-            sha=str(d.get("sha", "")),
-            passed=passed,
-            trusted=bool(d.get("trusted", passed)),
-            kind=str(d.get("kind", "ok" if passed else "gate")),
-            ts=ev.ts,
-            detail=dict(d),
+@on(ev.SetupFailed)
+def _setup_failed(d: _Draft, e: ev.SetupFailed) -> None:
+    if e.slave:
+        d.setup_failed[e.slave] = SetupFailure(
+            slave=e.slave,
+            fingerprint=e.fingerprint,
+            commands=e.commands,
+            command=e.command,
+            main_sha=e.main_sha,
+            log=e.log,
+            ts=e.ts,
         )
-        if g.slave is None or g.slave == d.get("slave"):
-            g.slave, g.started = None, None
-        g.wanted = False
 
 
-def _setup_event(failed: dict[str, SetupFailure], ev: Event) -> None:
-    d = ev.data
-    sid = str(d.get("slave") or "")
-    if ev.type == "setup.failed" and sid:
-        failed[sid] = SetupFailure(
-            slave=sid,
-            fingerprint=str(d.get("fingerprint", "")),
-            commands=str(d.get("commands", "")),
-            command=str(d.get("command", "")),
-            main_sha=str(d.get("main_sha", "")),
-            log=str(d.get("log", "")),
-            ts=ev.ts,
-        )
-    elif ev.type in ("setup.ok", "setup.retry"):
-        if sid:
-            failed.pop(sid, None)
-        else:
-            failed.clear()
+@on(ev.SetupOk)
+def _setup_ok(d: _Draft, e: ev.SetupOk) -> None:
+    if e.slave:
+        d.setup_failed.pop(e.slave, None)
+    else:
+        d.setup_failed.clear()
 
 
-@dataclasses.dataclass
-class _Health:
-    """The health-check part of the state, mutated only inside one fold call."""
-
-    slave: str | None
-    started: float | None
-    last: float
-    red: bool
+@on(ev.SetupRetry)
+def _setup_retry(d: _Draft, e: ev.SetupRetry) -> None:
+    if e.slave:
+        d.setup_failed.pop(e.slave, None)
+    else:
+        d.setup_failed.clear()
 
 
-@dataclasses.dataclass
-class _Plan:
-    """The planner queue, mutated only inside one fold call."""
-
-    requests: list[str]
-    slave: str | None
-    started: float | None
-    request: str | None
-    usage: Usage
+@on(ev.Risk)
+def _risk(d: _Draft, e: ev.Risk) -> None:
+    if e.kind == "conflict":
+        d.conflicts += 1  # the scheduler's conflict rate counts these, whatever the task
+    if e.task is not None:
+        _apply_task(d, e, lambda t, _e: t)
 
 
-def _plan_event(p: _Plan, ev: Event) -> None:
-    req = str(ev.data.get("request") or "")
-    if ev.type == "plan.ran":
-        p.usage = p.usage + Usage.from_json(ev.data.get("usage"))
-    elif ev.type == "plan.requested":
-        if req not in p.requests and req != p.request:  # asking twice for the same plan is one plan
-            p.requests.append(req)
-    elif ev.type == "plan.claimed" and req in p.requests:
-        p.requests.remove(req)
-        p.slave, p.started, p.request = str(ev.data.get("slave", ev.actor)), ev.ts, req
-    elif ev.type in ("plan.done", "plan.released") and p.slave is not None:
-        if ev.type == "plan.released" and p.request is not None:
-            p.requests.insert(0, p.request)
-        p.slave, p.started, p.request = None, None, None
+@on(ev.RetryWait)
+def _retry_wait(d: _Draft, e: ev.RetryWait) -> None:
+    if e.task is not None:
+        _apply_task(d, e, lambda t, _e: t)
 
 
-def _health_event(h: _Health, ev: Event) -> None:
-    if ev.type == "health.claimed":
-        h.slave, h.started = str(ev.data.get("slave", ev.actor)), ev.ts
-    elif ev.type in ("health.ran", "health.released"):
-        h.slave, h.started = None, None
-        if ev.type == "health.ran":
-            h.last = ev.ts
-            h.red = not ev.data.get("passed", True)
-    elif ev.type == "main.red":
-        h.red = True
-    elif ev.type == "main.green":
-        h.red = False
+# --- tasks ---------------------------------------------------------------------------------------
 
 
-def _slave_event(slaves: dict[str, SlaveInfo], ev: Event) -> None:
-    sid = str(ev.data.get("slave") or ev.actor)
-    if ev.type == "slave.started":
-        slaves[sid] = SlaveInfo(sid, int(ev.data.get("pid", 0)), str(ev.data.get("pane", "")), ev.ts)
-    elif ev.type in ("slave.stopped", "slave.dead") and sid in slaves:
-        slaves[sid] = dataclasses.replace(slaves[sid], stopped=True)
-
-
-def _tup(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    return tuple(str(v) for v in value)
-
-
-def _added(_: Task | None, ev: Event) -> Task:
-    d = ev.data
-    assert ev.task is not None
+@on_task(ev.TaskAdded)
+def _added(_: Task, e: ev.TaskAdded) -> Task:
     return Task(
-        id=ev.task,
-        title=str(d.get("title", ev.task)),
-        prompt=str(d.get("prompt", "")),
-        description=str(d.get("description", "")),
-        priority=int(d.get("priority", 0)),
-        paths=_tup(d.get("paths")),
-        tags=_tup(d.get("tags")),
-        depends_on=_tup(d.get("depends_on")),
-        parent=d.get("parent"),
-        branch=str(d.get("branch") or f"clanker/{ev.task}"),
-        created=ev.ts,
-        signature=str(d.get("signature") or ""),
+        id=e.task,
+        title=e.title or e.task,
+        prompt=e.prompt,
+        description=e.description,
+        priority=e.priority,
+        paths=e.paths,
+        tags=e.tags,
+        depends_on=e.depends_on,
+        parent=e.parent,
+        branch=e.branch or f"clanker/{e.task}",
+        created=e.ts,
+        signature=e.signature,
     )
 
 
-def _claimed(t: Task | None, ev: Event) -> Task:
-    assert t is not None
-    slave = str(ev.data.get("slave", ev.actor))
+@on_task(ev.TaskClaimed)
+def _claimed(t: Task, e: ev.TaskClaimed) -> Task:
+    slave = e.slave or e.actor
     return dataclasses.replace(
-        t, slave=slave, author=slave, attempts=t.attempts + 1, started=ev.ts, first_started=t.first_started or ev.ts
+        t, slave=slave, author=slave, attempts=t.attempts + 1, started=e.ts, first_started=t.first_started or e.ts
     )
 
 
-def _released(t: Task | None, ev: Event) -> Task:
-    assert t is not None
+@on_task(ev.TaskReleased)
+def _released(t: Task, e: ev.TaskReleased) -> Task:
     # A claim given back for reasons that are not the task's fault (the slave stopped or died, the
     # credential ran out) does not count against max_attempts.
-    attempts = max(t.attempt_base, t.attempts - 1) if ev.data.get("refund") else t.attempts
+    attempts = max(t.attempt_base, t.attempts - 1) if e.refund else t.attempts
+    return dataclasses.replace(t, slave=None, started=None, attempts=attempts, reason=e.reason or t.reason)
+
+
+@on_task(ev.TaskFailed)
+def _failed(t: Task, e: ev.TaskFailed) -> Task:
+    return dataclasses.replace(t, slave=None, started=None, reason=e.error, errors=(*t.errors, e.error))
+
+
+@on_task(ev.TaskSubmitted)
+def _submitted(t: Task, e: ev.TaskSubmitted) -> Task:
+    touched = tuple(dict.fromkeys((*t.touched, *e.files)))
     return dataclasses.replace(
-        t, slave=None, started=None, attempts=attempts, reason=str(ev.data.get("reason", t.reason))
+        t, slave=None, started=None, summary=e.summary, touched=touched, follow_ups=e.follow_ups or t.follow_ups
     )
 
 
-def _failed(t: Task | None, ev: Event) -> Task:
-    assert t is not None
-    err = str(ev.data.get("error", "failed"))
-    return dataclasses.replace(t, slave=None, started=None, reason=err, errors=(*t.errors, err))
+@on_task(ev.JudgeClaimed)
+def _judge_claimed(t: Task, e: ev.JudgeClaimed) -> Task:
+    return dataclasses.replace(t, slave=e.slave or e.actor, judge_rounds=t.judge_rounds + 1, started=e.ts)
 
 
-def _submitted(t: Task | None, ev: Event) -> Task:
-    assert t is not None
-    touched = tuple(dict.fromkeys((*t.touched, *_tup(ev.data.get("files")))))
-    follow = _tup(ev.data.get("follow_ups")) or t.follow_ups
-    return dataclasses.replace(
-        t, slave=None, started=None, summary=str(ev.data.get("summary", "")), touched=touched, follow_ups=follow
-    )
-
-
-def _judge_claimed(t: Task | None, ev: Event) -> Task:
-    assert t is not None
-    slave = str(ev.data.get("slave", ev.actor))
-    return dataclasses.replace(t, slave=slave, judge_rounds=t.judge_rounds + 1, started=ev.ts)
-
-
-def _judge_released(t: Task | None, ev: Event) -> Task:
-    assert t is not None
+@on_task(ev.JudgeReleased)
+def _judge_released(t: Task, e: ev.JudgeReleased) -> Task:
     return dataclasses.replace(t, slave=None, started=None)
 
 
-def _verdict(t: Task | None, ev: Event) -> Task:
-    assert t is not None
-    verdict = ev.data.get("verdict")
-    reasons = str(ev.data.get("reasons", ""))
-    conflicts = t.conflicts + (1 if ev.data.get("conflict") else 0)
-    if verdict == "done":
-        return dataclasses.replace(t, slave=None, started=None, reason=reasons, accepted=ev.ts)
-    return dataclasses.replace(t, slave=None, started=None, reason=reasons, conflicts=conflicts)
+@on_task(ev.Verdict)
+def _verdict(t: Task, e: ev.Verdict) -> Task:
+    if e.verdict == "done":
+        return dataclasses.replace(t, slave=None, started=None, reason=e.reasons, accepted=e.ts)
+    conflicts = t.conflicts + (1 if e.conflict else 0)
+    return dataclasses.replace(t, slave=None, started=None, reason=e.reasons, conflicts=conflicts)
 
 
-def _landing(t: Task | None, ev: Event) -> Task:
-    assert t is not None
-    return dataclasses.replace(t, slave=str(ev.data.get("slave", ev.actor)), started=ev.ts)
+@on_task(ev.LandingClaimed)
+def _landing(t: Task, e: ev.LandingClaimed) -> Task:
+    return dataclasses.replace(t, slave=e.slave or e.actor, started=e.ts)
 
 
-def _landing_released(t: Task | None, ev: Event) -> Task:
-    assert t is not None
-    return dataclasses.replace(t, slave=None, started=None, reason=str(ev.data.get("reason", t.reason)))
+@on_task(ev.LandingReleased)
+def _landing_released(t: Task, e: ev.LandingReleased) -> Task:
+    return dataclasses.replace(t, slave=None, started=None, reason=e.reason or t.reason)
 
 
-def _mainlined(t: Task | None, ev: Event) -> Task:
-    assert t is not None
-    return dataclasses.replace(t, slave=None, started=None, sha=str(ev.data.get("sha", "")) or None)
+@on_task(ev.Mainlined)
+def _mainlined(t: Task, e: ev.Mainlined) -> Task:
+    return dataclasses.replace(t, slave=None, started=None, sha=e.sha or None)
 
 
-def _blocked(t: Task | None, ev: Event) -> Task:
-    assert t is not None
-    return dataclasses.replace(t, slave=None, started=None, reason=str(ev.data.get("reason", "blocked")))
+@on_task(ev.TaskBlocked)
+def _blocked(t: Task, e: ev.TaskBlocked) -> Task:
+    return dataclasses.replace(t, slave=None, started=None, reason=e.reason)
 
 
-def _cancelled(t: Task | None, ev: Event) -> Task:
-    assert t is not None
-    return dataclasses.replace(t, slave=None, started=None, reason=str(ev.data.get("reason", "cancelled")))
+@on_task(ev.TaskCancelled)
+def _cancelled(t: Task, e: ev.TaskCancelled) -> Task:
+    return dataclasses.replace(t, slave=None, started=None, reason=e.reason)
 
 
-def _retried(t: Task | None, ev: Event) -> Task:
-    assert t is not None
+@on_task(ev.TaskRetried)
+def _retried(t: Task, e: ev.TaskRetried) -> Task:
     return dataclasses.replace(t, slave=None, started=None, attempt_base=t.attempts, reason="")
 
 
-def _touched(t: Task | None, ev: Event) -> Task:
-    assert t is not None
-    return dataclasses.replace(t, touched=tuple(dict.fromkeys((*t.touched, *_tup(ev.data.get("files"))))))
+@on_task(ev.TaskSplit)
+def _split(t: Task, e: ev.TaskSplit) -> Task:
+    return t
 
 
-def _held(t: Task | None, ev: Event) -> Task:
-    assert t is not None
-    behind = tuple(b for b in _tup(ev.data.get("behind")) if b != t.id)
+@on_task(ev.TaskRefresh)
+def _refresh(t: Task, e: ev.TaskRefresh) -> Task:
+    return dataclasses.replace(t, slave=None, started=None, reason=e.reasons, conflicts=t.conflicts + 1)
+
+
+@on_task(ev.TaskTouched)
+def _touched(t: Task, e: ev.TaskTouched) -> Task:
+    return dataclasses.replace(t, touched=tuple(dict.fromkeys((*t.touched, *e.files))))
+
+
+@on_task(ev.TaskHeld)
+def _held(t: Task, e: ev.TaskHeld) -> Task:
+    behind = tuple(b for b in e.behind if b != t.id)
     return dataclasses.replace(t, held_behind=tuple(dict.fromkeys((*t.held_behind, *behind))))
 
 
-def _refresh(t: Task | None, ev: Event) -> Task:
-    assert t is not None
-    reasons = str(ev.data.get("reasons", ""))
-    return dataclasses.replace(t, slave=None, started=None, reason=reasons, conflicts=t.conflicts + 1)
+@on_task(ev.TaskNote)
+def _note(t: Task, e: ev.TaskNote) -> Task:
+    return t
 
 
-def _attempt_finished(t: Task | None, ev: Event) -> Task:
-    assert t is not None
-    usage = Usage.from_json(ev.data.get("usage"))
-    session = ev.data.get("session_id")
-    sessions = (*t.sessions, str(session)) if session and ev.data.get("role") == "work" else t.sessions
-    if ev.data.get("role") == "judge":
-        return dataclasses.replace(t, judge=t.judge + usage)
-    return dataclasses.replace(t, work=t.work + usage, sessions=sessions)
+@on_task(ev.GateRan)
+def _gate_ran(t: Task, e: ev.GateRan) -> Task:
+    return t
 
 
-_HANDLERS: dict[str, Callable[[Task | None, Event], Task]] = {
-    "task.added": _added,
-    "task.claimed": _claimed,
-    "task.released": _released,
-    "task.failed": _failed,
-    "task.submitted": _submitted,
-    "task.judge_claimed": _judge_claimed,
-    "task.judge_released": _judge_released,
-    "task.verdict": _verdict,
-    "task.mainlined": _mainlined,
-    "task.landing": _landing,
-    "task.landing_released": _landing_released,
-    "task.blocked": _blocked,
-    "task.cancelled": _cancelled,
-    "task.retried": _retried,
-    "attempt.finished": _attempt_finished,
-    "task.touched": _touched,
-    "task.held": _held,
-    "task.refresh": _refresh,
-}
+@on_task(ev.AttemptFinished)
+def _attempt_finished(t: Task, e: ev.AttemptFinished) -> Task:
+    if e.role == "judge":
+        return dataclasses.replace(t, judge=t.judge + e.usage)
+    sessions = (*t.sessions, e.session_id) if e.session_id and e.role == "work" else t.sessions
+    return dataclasses.replace(t, work=t.work + e.usage, sessions=sessions)
 
 
 # --- snapshot (de)serialisation -------------------------------------------------------------
@@ -462,7 +571,7 @@ def state_from_json(raw: dict[str, Any]) -> State:
         d = dict(d)
         for key in ("paths", "tags", "depends_on", "touched", "errors", "sessions", "follow_ups", "held_behind"):
             d[key] = tuple(d.get(key) or ())
-        d["state"] = S(d["state"])
+        d["state"] = TaskState(d["state"])
         d["work"] = Usage(**d["work"])
         d["judge"] = Usage(**d["judge"])
         tasks[d["id"]] = Task(**d)

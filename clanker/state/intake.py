@@ -13,8 +13,9 @@ from typing import Any
 
 from ..errors import IllegalTransition, UnknownTask, UsageError
 from ..text import sanitize
+from .events import Event, PlanRequested, TaskAdded, TaskCancelled, TaskRetried
 from .fold import fold
-from .model import Event, S, State, Task
+from .model import State, Task, TaskState
 from .store import Store
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -32,7 +33,7 @@ def check_id(task_id: str) -> None:
         raise UsageError(f"bad task id {task_id!r}: use letters, digits, '.', '_' or '-' (at most 64)")
 
 
-def added_event(state: State, fields: dict[str, Any], coming: frozenset[str] = frozenset()) -> Event:
+def added_event(state: State, fields: dict[str, Any], coming: frozenset[str] = frozenset()) -> TaskAdded:
     """The event that adds a task; `coming` are ids added in the same batch (forward references)."""
     task_id = fields.get("id") or next_id(state)
     check_id(task_id)
@@ -41,24 +42,23 @@ def added_event(state: State, fields: dict[str, Any], coming: frozenset[str] = f
     title = fields.get("title") or ""
     if not str(title).strip():
         raise UsageError("a task needs a title")
-    data = {
-        "title": str(title),
-        "prompt": str(fields.get("prompt") or title),
-        "description": str(fields.get("description") or ""),
-        "priority": int(fields.get("priority") or 0),
-        "paths": _strs(fields.get("paths")),
-        "tags": _strs(fields.get("tags")),
-        "depends_on": _strs(fields.get("depends_on")),
-    }
     depends_on = _strs(fields.get("depends_on"))
     unknown = [d for d in depends_on if d not in state.tasks and d not in coming]
     if unknown:
         raise UsageError(f"task {task_id} depends on {', '.join(unknown)}, which do not exist: add them first")
-    if fields.get("branch"):
-        data["branch"] = str(fields["branch"])
-    if fields.get("parent"):
-        data["parent"] = str(fields["parent"])
-    return Event("task.added", "cli", task_id, data)
+    return TaskAdded(
+        actor="cli",
+        task=task_id,
+        title=str(title),
+        prompt=str(fields.get("prompt") or title),
+        description=str(fields.get("description") or ""),
+        priority=int(fields.get("priority") or 0),
+        paths=tuple(_strs(fields.get("paths"))),
+        tags=tuple(_strs(fields.get("tags"))),
+        depends_on=tuple(depends_on),
+        branch=str(fields["branch"]) if fields.get("branch") else None,
+        parent=str(fields["parent"]) if fields.get("parent") else None,
+    )
 
 
 def _strs(value: Any) -> list[str]:
@@ -73,7 +73,7 @@ def add(store: Store, fields: dict[str, Any]) -> str:
 
     def decide(st: State) -> list[Event]:
         ev = added_event(st, fields)
-        created.append(str(ev.task))
+        created.append(ev.task)
         return [ev]
 
     store.transact(decide)
@@ -123,7 +123,7 @@ def import_file(store: Store, path: Path) -> list[str]:
     coming = frozenset(str(r["id"]) for r in rows if r.get("id"))
 
     def decide(st: State) -> list[Event]:
-        evs = []
+        evs: list[Event] = []
         for row in rows:
             # Importing the same file twice adds nothing: rows are matched by id, or by title and
             # prompt when they have no id.
@@ -137,7 +137,7 @@ def import_file(store: Store, path: Path) -> list[str]:
             ev = added_event(st, row, coming)
             evs.append(ev)
             st = fold(st, [(ev, st.offset)])
-        created.extend(str(e.task) for e in evs)
+        created.extend(str(e.task_id) for e in evs)
         return evs
 
     store.transact(decide)
@@ -154,9 +154,9 @@ def get(state: State, task_id: str) -> Task:
 def cancel(store: Store, task_id: str) -> None:
     def decide(st: State) -> list[Event]:
         t = get(st, task_id)
-        if t.state in (S.DONE, S.CANCELLED, S.SPLIT):
+        if t.state in (TaskState.DONE, TaskState.CANCELLED, TaskState.SPLIT):
             raise UsageError(f"task {task_id} is {t.state}: nothing to cancel")
-        return [Event("task.cancelled", "cli", task_id, {"reason": "cancelled by the user"})]
+        return [TaskCancelled(actor="cli", task=task_id, reason="cancelled by the user")]
 
     store.transact(decide)
 
@@ -164,9 +164,9 @@ def cancel(store: Store, task_id: str) -> None:
 def retry(store: Store, task_id: str) -> None:
     def decide(st: State) -> list[Event]:
         t = get(st, task_id)
-        if t.state not in (S.BLOCKED, S.CANCELLED, S.READY, S.REWORK):
+        if t.state not in (TaskState.BLOCKED, TaskState.CANCELLED, TaskState.READY, TaskState.REWORK):
             raise UsageError(f"task {task_id} is {t.state}: only blocked or cancelled tasks can be retried")
-        return [Event("task.retried", "cli", task_id, {})]
+        return [TaskRetried(actor="cli", task=task_id)]
 
     try:
         store.transact(decide)
@@ -216,9 +216,9 @@ def request_plan(store: Store, cfg_has_planner: bool, has_docs: bool, split: str
     def decide(st: State) -> list[Event]:
         if split is not None:
             t = get(st, split)
-            if t.state not in (S.READY, S.BLOCKED, S.REWORK):
+            if t.state not in (TaskState.READY, TaskState.BLOCKED, TaskState.REWORK):
                 raise UsageError(f"task {split} is {t.state}: only ready, blocked or rework tasks can be split")
-        return [Event("plan.requested", "cli", None, {"request": split or "", "reason": "asked"})]
+        return [PlanRequested(actor="cli", request=split or "", reason="asked")]
 
     store.transact(decide)
     return f"planner asked to split {split}" if split else "planner asked to plan from the docs"

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from .model import Event
+from .events import BadEvent, Event, from_json, to_json, warn_skipped
 from .secrets import redact
 
 
@@ -20,7 +20,7 @@ def append(path: Path, events: list[Event]) -> int:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         for ev in events:
-            line = redact(json.dumps(ev.to_json(), ensure_ascii=False, separators=(",", ":"))) + "\n"
+            line = redact(json.dumps(to_json(ev), ensure_ascii=False, separators=(",", ":"))) + "\n"
             os.write(fd, line.encode("utf-8"))
         return os.fstat(fd).st_size
     finally:
@@ -31,7 +31,8 @@ def read_from(path: Path, offset: int) -> Iterator[tuple[Event, int]]:
     """Events after byte `offset`, each with the offset just past its line.
 
     A last line without its newline is a write in progress: it is not yielded, and the next read
-    starts at its beginning. Lines that are not valid events are skipped.
+    starts at its beginning. Lines that are not valid events are skipped (an unknown type or a bad
+    value with a warning: a newer clanker or a hand edit wrote it).
     """
     try:
         with open(path, "rb") as f:
@@ -46,10 +47,14 @@ def read_from(path: Path, offset: int) -> Iterator[tuple[Event, int]]:
         pos += len(raw)
         try:
             obj = json.loads(raw)
-            if isinstance(obj, dict) and "type" in obj:
-                yield Event.from_json(obj), pos
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError):
+        except (json.JSONDecodeError, UnicodeDecodeError):
             continue
+        if not isinstance(obj, dict) or "type" not in obj:
+            continue
+        try:
+            yield from_json(obj), pos
+        except BadEvent as e:
+            warn_skipped(str(e), str(path))
 
 
 def size(path: Path) -> int:

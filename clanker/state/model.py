@@ -1,20 +1,21 @@
-"""Events, tasks and the table of legal task transitions (DESIGN §3–4).
+"""Tasks, the fleet's state, and the tables of legal transitions (DESIGN §3–4).
 
-Events are immutable facts; a task's state is whatever the fold of its events says. The transition
-table is the only place that knows which event may move a task from which state.
+A task's state is whatever the fold of its events says (`events.py` has the events). The
+transition tables are the only place that knows which event may move a task, or a job that is not
+a task (health check, planner, preflight), from which state.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-SCHEMA_VERSION = 1
+from .events import Event, Verdict
+from .usage import Usage
 
 
-class S(StrEnum):
+class TaskState(StrEnum):
     """Task states."""
 
     READY = "ready"
@@ -30,132 +31,90 @@ class S(StrEnum):
     CANCELLED = "cancelled"
 
 
-TERMINAL = frozenset({S.DONE, S.SPLIT, S.CANCELLED})
+TERMINAL = frozenset({TaskState.DONE, TaskState.SPLIT, TaskState.CANCELLED})
 # A task in one of these states holds its ownership keys (DESIGN §5).
-HOLDS_KEYS = frozenset({S.CLAIMED, S.NEEDS_JUDGE, S.JUDGING, S.ACCEPTED, S.LANDING, S.REWORK})
-HELD = frozenset({S.CLAIMED, S.JUDGING, S.LANDING})  # states in which a slave holds the task
-LIVE = frozenset(S) - TERMINAL
+HOLDS_KEYS = frozenset(
+    {
+        TaskState.CLAIMED,
+        TaskState.NEEDS_JUDGE,
+        TaskState.JUDGING,
+        TaskState.ACCEPTED,
+        TaskState.LANDING,
+        TaskState.REWORK,
+    }
+)
+HELD = frozenset({TaskState.CLAIMED, TaskState.JUDGING, TaskState.LANDING})  # states in which a slave holds the task
+LIVE = frozenset(TaskState) - TERMINAL
 
 # (state, trigger) -> next state. A trigger is the event type, or `type:verdict` for verdicts.
 # `None` as the state means "the task does not exist yet".
-TRANSITIONS: dict[tuple[S | None, str], S] = {
-    (None, "task.added"): S.READY,
-    (S.READY, "task.claimed"): S.CLAIMED,
-    (S.REWORK, "task.claimed"): S.CLAIMED,
-    (S.CLAIMED, "task.released"): S.READY,
-    (S.CLAIMED, "task.failed"): S.READY,
-    (S.CLAIMED, "task.submitted"): S.NEEDS_JUDGE,
-    (S.NEEDS_JUDGE, "task.judge_claimed"): S.JUDGING,
-    (S.JUDGING, "task.judge_released"): S.NEEDS_JUDGE,
-    (S.JUDGING, "task.verdict:done"): S.ACCEPTED,
-    (S.JUDGING, "task.verdict:rework"): S.REWORK,
-    (S.JUDGING, "task.verdict:blocked"): S.BLOCKED,
-    (S.JUDGING, "task.mainlined"): S.DONE,  # recovery: it was already on main
-    (S.ACCEPTED, "task.landing"): S.LANDING,
-    (S.LANDING, "task.landing_released"): S.ACCEPTED,
-    (S.LANDING, "task.mainlined"): S.DONE,
-    (S.LANDING, "task.verdict:rework"): S.REWORK,
-    (S.BLOCKED, "task.retried"): S.READY,
-    (S.CANCELLED, "task.retried"): S.READY,
-    (S.READY, "task.retried"): S.READY,
-    (S.REWORK, "task.retried"): S.READY,
+TRANSITIONS: dict[tuple[TaskState | None, str], TaskState] = {
+    (None, "task.added"): TaskState.READY,
+    (TaskState.READY, "task.claimed"): TaskState.CLAIMED,
+    (TaskState.REWORK, "task.claimed"): TaskState.CLAIMED,
+    (TaskState.CLAIMED, "task.released"): TaskState.READY,
+    (TaskState.CLAIMED, "task.failed"): TaskState.READY,
+    (TaskState.CLAIMED, "task.submitted"): TaskState.NEEDS_JUDGE,
+    (TaskState.NEEDS_JUDGE, "task.judge_claimed"): TaskState.JUDGING,
+    (TaskState.JUDGING, "task.judge_released"): TaskState.NEEDS_JUDGE,
+    (TaskState.JUDGING, "task.verdict:done"): TaskState.ACCEPTED,
+    (TaskState.JUDGING, "task.verdict:rework"): TaskState.REWORK,
+    (TaskState.JUDGING, "task.verdict:blocked"): TaskState.BLOCKED,
+    (TaskState.JUDGING, "task.mainlined"): TaskState.DONE,  # recovery: it was already on main
+    (TaskState.ACCEPTED, "task.landing"): TaskState.LANDING,
+    (TaskState.LANDING, "task.landing_released"): TaskState.ACCEPTED,
+    (TaskState.LANDING, "task.mainlined"): TaskState.DONE,
+    (TaskState.LANDING, "task.verdict:rework"): TaskState.REWORK,
+    (TaskState.BLOCKED, "task.retried"): TaskState.READY,
+    (TaskState.CANCELLED, "task.retried"): TaskState.READY,
+    (TaskState.READY, "task.retried"): TaskState.READY,
+    (TaskState.REWORK, "task.retried"): TaskState.READY,
 }
-for _s in (S.READY, S.CLAIMED, S.NEEDS_JUDGE, S.JUDGING, S.ACCEPTED, S.LANDING, S.REWORK):
-    TRANSITIONS[(_s, "task.blocked")] = S.BLOCKED
+for _s in (
+    TaskState.READY,
+    TaskState.CLAIMED,
+    TaskState.NEEDS_JUDGE,
+    TaskState.JUDGING,
+    TaskState.ACCEPTED,
+    TaskState.LANDING,
+    TaskState.REWORK,
+):
+    TRANSITIONS[(_s, "task.blocked")] = TaskState.BLOCKED
 for _s in LIVE:
-    TRANSITIONS[(_s, "task.cancelled")] = S.CANCELLED
-for _s in (S.READY, S.BLOCKED, S.REWORK):
-    TRANSITIONS[(_s, "task.split")] = S.SPLIT
+    TRANSITIONS[(_s, "task.cancelled")] = TaskState.CANCELLED
+for _s in (TaskState.READY, TaskState.BLOCKED, TaskState.REWORK):
+    TRANSITIONS[(_s, "task.split")] = TaskState.SPLIT
 # main moved under a submitted task and it no longer merges: back to its author before any judge.
-TRANSITIONS[(S.NEEDS_JUDGE, "task.refresh")] = S.REWORK
+TRANSITIONS[(TaskState.NEEDS_JUDGE, "task.refresh")] = TaskState.REWORK
 
 # Events that annotate a task without moving it; legal in any state once the task exists.
 ANNOTATIONS = frozenset(
-    {"attempt.finished", "gate.ran", "risk", "task.note", "retry.wait", "agent.waiting", "task.touched", "task.held"}
+    {"attempt.finished", "gate.ran", "risk", "task.note", "retry.wait", "task.touched", "task.held"}
 )
 
 
 def trigger(ev: Event) -> str:
-    if ev.type == "task.verdict":
-        return f"task.verdict:{ev.data.get('verdict')}"
+    """The table's trigger for `ev`: its type, or `task.verdict:<verdict>` for verdicts."""
+    if isinstance(ev, Verdict):
+        return f"task.verdict:{ev.verdict}"
     return ev.type
 
 
-@dataclass(frozen=True)
-class Event:
-    type: str
-    actor: str
-    task: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-    ts: float = field(default_factory=time.time)
-    v: int = SCHEMA_VERSION
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"v": self.v, "ts": round(self.ts, 3), "actor": self.actor, "type": self.type}
-        if self.task is not None:
-            out["task"] = self.task
-        out.update(self.data)
-        return out
-
-    @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> Event:
-        data = {k: v for k, v in raw.items() if k not in ("v", "ts", "actor", "type", "task")}
-        return cls(
-            type=str(raw["type"]),
-            actor=str(raw.get("actor", "?")),
-            task=raw.get("task"),
-            data=data,
-            ts=float(raw.get("ts", 0.0)),
-            v=int(raw.get("v", SCHEMA_VERSION)),
-        )
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Tokens, turns and cost of one or more agent runs."""
-
-    input: int = 0
-    output: int = 0
-    cache_read: int = 0
-    cache_write: int = 0
-    turns: int = 0
-    cost_usd: float = 0.0
-
-    @property
-    def tokens(self) -> int:
-        return self.input + self.output + self.cache_read + self.cache_write
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.input + other.input,
-            self.output + other.output,
-            self.cache_read + other.cache_read,
-            self.cache_write + other.cache_write,
-            self.turns + other.turns,
-            round(self.cost_usd + other.cost_usd, 6),
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "input": self.input,
-            "output": self.output,
-            "cache_read": self.cache_read,
-            "cache_write": self.cache_write,
-            "turns": self.turns,
-            "cost_usd": self.cost_usd,
-        }
-
-    @classmethod
-    def from_json(cls, raw: dict[str, Any] | None) -> Usage:
-        raw = raw or {}
-        return cls(
-            int(raw.get("input", 0)),
-            int(raw.get("output", 0)),
-            int(raw.get("cache_read", 0)),
-            int(raw.get("cache_write", 0)),
-            int(raw.get("turns", 0)),
-            float(raw.get("cost_usd", 0.0)),
-        )
+# The jobs that are not tasks, one holder at a time (DESIGN §1): (held?, event type) -> held after.
+# Only the holder may finish or let go of a job, like a task; `clanker doctor --gate` records a
+# preflight it ran itself without holding one.
+JOB_TRANSITIONS: dict[tuple[bool, str], bool] = {
+    (False, "health.claimed"): True,
+    (True, "health.ran"): False,
+    (True, "health.released"): False,
+    (False, "plan.claimed"): True,
+    (True, "plan.done"): False,
+    (True, "plan.released"): False,
+    (False, "preflight.claimed"): True,
+    (True, "preflight.ran"): False,
+    (True, "preflight.released"): False,
+}
+JOBS = {"health.": "health", "plan.": "plan", "preflight.": "preflight"}
 
 
 @dataclass(frozen=True)
@@ -170,7 +129,7 @@ class Task:
     depends_on: tuple[str, ...] = ()
     parent: str | None = None
     branch: str = ""
-    state: S = S.READY
+    state: TaskState = TaskState.READY
     slave: str | None = None  # who holds it now (worker or judge)
     author: str | None = None  # the slave whose work is on the branch
     attempts: int = 0  # work attempts started, ever

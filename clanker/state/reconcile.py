@@ -6,7 +6,16 @@ from __future__ import annotations
 import time
 
 from . import heartbeat
-from .model import HELD, Event, S, State
+from .events import (
+    Event,
+    HealthReleased,
+    JudgeReleased,
+    LandingReleased,
+    PlanReleased,
+    PreflightReleased,
+    TaskReleased,
+)
+from .model import HELD, State, TaskState
 
 
 def dead_slaves(
@@ -43,23 +52,22 @@ def dead_slaves(
 def release_events(state: State, dead: frozenset[str], actor: str, reason: str, refund: bool = False) -> list[Event]:
     """Give back everything the slaves in `dead` hold. `refund`: the claim ended for reasons that
     are not the task's (its attempt is not counted)."""
-    evs = []
+    evs: list[Event] = []
     for t in state.tasks.values():
-        if t.slave in dead and t.state == S.CLAIMED:
-            data: dict[str, object] = {"slave": t.slave, "reason": reason}
-            if refund:
-                data["refund"] = True
-            evs.append(Event("task.released", actor, t.id, data))
-        elif t.slave in dead and t.state == S.JUDGING:
-            evs.append(Event("task.judge_released", actor, t.id, {"slave": t.slave, "reason": reason}))
-        elif t.slave in dead and t.state == S.LANDING:
-            evs.append(Event("task.landing_released", actor, t.id, {"slave": t.slave, "reason": reason}))
+        if t.slave is None or t.slave not in dead:
+            continue
+        if t.state == TaskState.CLAIMED:
+            evs.append(TaskReleased(actor=actor, task=t.id, slave=t.slave, reason=reason, refund=refund))
+        elif t.state == TaskState.JUDGING:
+            evs.append(JudgeReleased(actor=actor, task=t.id, slave=t.slave, reason=reason))
+        elif t.state == TaskState.LANDING:
+            evs.append(LandingReleased(actor=actor, task=t.id, slave=t.slave, reason=reason))
     if state.health_slave in dead:
-        evs.append(Event("health.released", actor, None, {"slave": state.health_slave, "reason": reason}))
+        evs.append(HealthReleased(actor=actor, slave=state.health_slave, reason=reason))
     if state.plan_slave in dead:
-        evs.append(Event("plan.released", actor, None, {"slave": state.plan_slave, "reason": reason}))
+        evs.append(PlanReleased(actor=actor, slave=state.plan_slave, reason=reason))
     if state.preflight_slave in dead:
-        evs.append(Event("preflight.released", actor, None, {"slave": state.preflight_slave, "reason": reason}))
+        evs.append(PreflightReleased(actor=actor, slave=state.preflight_slave, reason=reason))
     return evs
 
 

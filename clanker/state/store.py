@@ -6,15 +6,16 @@ current state, append, release (DESIGN §3). The lock is never held across an ag
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from filelock import FileLock
 
 from . import atomic
 from . import log as events
+from .events import Event
 from .fold import check, fold, state_from_json, state_to_json
-from .model import Event, State
+from .model import State
 from .paths import Paths
 
 SNAPSHOT_EVERY_BYTES = 64 * 1024
@@ -71,11 +72,11 @@ class Store:
         with self._queue_lock:
             yield self.state()
 
-    def transact(self, decide: Callable[[State], list[Event]]) -> list[Event]:
+    def transact(self, decide: Callable[[State], Sequence[Event]]) -> list[Event]:
         """Under the queue lock: catch up, let `decide` choose events, check each, append them."""
         with self._queue_lock:
             st = self.state()
-            evs = decide(st)
+            evs = list(decide(st))
             self._check_all(st, evs)
             if evs:
                 events.append(self.paths.events, evs)
@@ -85,11 +86,6 @@ class Store:
     def append(self, *evs: Event) -> None:
         """Append events that must be legal now (raises IllegalTransition otherwise)."""
         self.transact(lambda _st: list(evs))
-
-    def emit(self, type_: str, task: str | None = None, **data: object) -> Event:
-        ev = Event(type=type_, actor=self.actor, task=task, data=dict(data))
-        self.append(ev)
-        return ev
 
     @staticmethod
     def _check_all(st: State, evs: list[Event]) -> None:

@@ -15,6 +15,7 @@ from ..config import CONFIG_NAME, Config, load
 from ..errors import UsageError
 from ..jobs import landing
 from ..state import atomic
+from ..state.events import FleetPaused, FleetResumed
 from ..state.model import State
 from ..state.store import Store
 
@@ -25,7 +26,7 @@ def pause(store: Store, state: State, who: str | None) -> str:
     target = who or "*"
     if target in state.paused:
         return f"{'the fleet' if target == '*' else target} is paused already"
-    store.emit("fleet.paused", slave=target)
+    store.append(FleetPaused(actor=store.actor, slave=target))
     if target == "*":
         return "paused the fleet: slaves finish the job in hand, then take nothing new (/resume)"
     return f"paused {target}: it finishes the job in hand, then takes nothing new (/resume {target})"
@@ -37,7 +38,7 @@ def resume(store: Store, state: State, who: str | None) -> str:
         return "the whole fleet is paused: /resume resumes every slave"
     if target not in state.paused and not (target == "*" and state.paused):
         return f"{'the fleet' if target == '*' else target} is not paused"
-    store.emit("fleet.resumed", slave=target)
+    store.append(FleetResumed(actor=store.actor, slave=target))
     return "resumed the fleet" if target == "*" else f"resumed {target}"
 
 

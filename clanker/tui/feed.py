@@ -33,14 +33,15 @@ class Feed:
             if self.origin is None:
                 self.origin = ev.ts
             self.last_event = max(self.last_event, ev.ts)
-            if ev.task is not None:
-                info = advance(self.info.get(ev.task), ev)
+            task = ev.task_id
+            if task is not None:
+                info = advance(self.info.get(task), ev)
                 if info is not None:
-                    self.info[ev.task] = info
-                slave = ev.data.get("slave")
+                    self.info[task] = info
+                slave = getattr(ev, "slave", None)
                 if isinstance(slave, str) and is_slave_id(slave):
-                    self.last_task[slave] = ev.task
-            line = format_line(ev, self.info.get(ev.task) if ev.task else None, self.origin)
+                    self.last_task[slave] = task
+            line = format_line(ev, self.info.get(task) if task else None, self.origin)
             if line is not None:
                 self.lines.append(line)
         self.count += n

@@ -50,8 +50,10 @@ import dataclasses
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from ..state.model import Event, Usage
+from ..state import events as ev
+from ..state.events import Event
 from ..text import sanitize
 from ..units import elapsed, money, tokens
 
@@ -68,10 +70,6 @@ COLOURS = {
     "TEST": "blue",
     "DONE": "magenta",
 }
-# Routine events that never make a line (heartbeat-like chatter, or covered by another line).
-QUIET = frozenset(
-    {"slave.spawned", "agent.waiting", "health.claimed", "task.landing", "task.touched", "preflight.requested"}
-)
 
 
 @dataclass(frozen=True)
@@ -98,24 +96,24 @@ class Line:
     slave: str = ""
 
 
-def advance(info: TaskInfo | None, ev: Event) -> TaskInfo | None:
-    """The task's totals after `ev` (pure; the tail folds these as it reads the log)."""
-    if ev.task is None:
+def advance(info: TaskInfo | None, e: Event) -> TaskInfo | None:
+    """The task's totals after `e` (pure; the tail folds these as it reads the log)."""
+    task = e.task_id
+    if task is None:
         return info
-    d = ev.data
     if info is None:
-        if ev.type != "task.added":
-            return TaskInfo(title=ev.task)  # a log that starts mid-way (e.g. hand-trimmed)
-        return TaskInfo(title=str(d.get("title", ev.task)), added=ev.ts)
-    if ev.type == "task.claimed":
+        if not isinstance(e, ev.TaskAdded):
+            return TaskInfo(title=task)  # a log that starts mid-way (e.g. hand-trimmed)
+        return TaskInfo(title=e.title or task, added=e.ts)
+    if isinstance(e, ev.TaskClaimed):
         return dataclasses.replace(info, attempt=info.attempt + 1)
-    if ev.type == "task.verdict":
-        return dataclasses.replace(info, rework=d.get("verdict") == "rework")
-    if ev.type in ("task.mainlined", "task.blocked", "task.cancelled", "task.retried"):
+    if isinstance(e, ev.Verdict):
+        return dataclasses.replace(info, rework=e.verdict == "rework")
+    if isinstance(e, ev.Mainlined | ev.TaskBlocked | ev.TaskCancelled | ev.TaskRetried):
         return dataclasses.replace(info, rework=False)
-    if ev.type == "attempt.finished":
-        u = Usage.from_json(d.get("usage") if isinstance(d.get("usage"), dict) else None)
-        judge = u.cost_usd if d.get("role") == "judge" else 0.0
+    if isinstance(e, ev.AttemptFinished):
+        u = e.usage
+        judge = u.cost_usd if e.role == "judge" else 0.0
         return dataclasses.replace(
             info,
             tokens=info.tokens + u.tokens,
@@ -172,15 +170,31 @@ def _last_line(text: object) -> str:
 
 
 Described = tuple[str, str, list[str]]  # tag, message, file/test refs
+DESCRIBE: dict[type[Event], Callable[[Any, TaskInfo], Described | None]] = {}  # event class → its line
 
 
-def _added(ev: Event, info: TaskInfo) -> Described:
-    tags = ev.data.get("tags") or ()
-    kind = next((k for k in ("regression", "follow-up") if k in tags), "new")
-    return "TODO", f"{kind}: {info.title}", [str(p) for p in ev.data.get("paths") or ()]
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _claimed(ev: Event, info: TaskInfo) -> Described:
+def says(*classes: type[Event]) -> Callable[[F], F]:
+    """Register the function that describes events of these classes."""
+
+    def register(fn: F) -> F:
+        for cls in classes:
+            DESCRIBE[cls] = fn
+        return fn
+
+    return register
+
+
+@says(ev.TaskAdded)
+def _added(e: ev.TaskAdded, info: TaskInfo) -> Described:
+    kind = next((k for k in ("regression", "follow-up") if k in e.tags), "new")
+    return "TODO", f"{kind}: {info.title}", list(e.paths)
+
+
+@says(ev.TaskClaimed)
+def _claimed(e: ev.TaskClaimed, info: TaskInfo) -> Described:
     if info.rework:
         return "FIX", f"rework: {info.title}", []
     if info.attempt > 1:
@@ -188,192 +202,215 @@ def _claimed(ev: Event, info: TaskInfo) -> Described:
     return "INFO", f"start: {info.title}", []
 
 
-def _submitted(ev: Event, info: TaskInfo) -> Described:
-    files = [str(f) for f in ev.data.get("files") or ()]
-    summary = ev.data.get("summary") or "no summary"
+@says(ev.TaskSubmitted)
+def _submitted(e: ev.TaskSubmitted, info: TaskInfo) -> Described:
+    summary = e.summary or "no summary"
     if info.rework:
-        return "FIX", f"rework submitted: {summary}", files
-    return "INFO", f"submitted: {summary}", files
+        return "FIX", f"rework submitted: {summary}", list(e.files)
+    return "INFO", f"submitted: {summary}", list(e.files)
 
 
-def _verdict(ev: Event, info: TaskInfo) -> Described | None:
-    verdict, reasons = ev.data.get("verdict"), ev.data.get("reasons") or ""
-    if verdict == "rework":
-        return "TODO", f"rework asked: {reasons}", []
-    if verdict == "blocked":
-        return "BLOK", f"judge blocked it: {reasons}", []
-    return "INFO", f"accepted: {reasons}" if reasons else "accepted", []
+@says(ev.JudgeClaimed)
+def _judge_claimed(e: ev.JudgeClaimed, info: TaskInfo) -> Described:
+    return "INFO", f"judging: {info.title}", []
 
 
-def _released(ev: Event, info: TaskInfo) -> Described:
-    reason = str(ev.data.get("reason") or "released")
+@says(ev.Verdict)
+def _verdict(e: ev.Verdict, info: TaskInfo) -> Described:
+    if e.verdict == "rework":
+        return "TODO", f"rework asked: {e.reasons}", []
+    if e.verdict == "blocked":
+        return "BLOK", f"judge blocked it: {e.reasons}", []
+    return "INFO", f"accepted: {e.reasons}" if e.reasons else "accepted", []
+
+
+@says(ev.TaskReleased)
+def _released(e: ev.TaskReleased, info: TaskInfo) -> Described:
+    reason = e.reason or "released"
     died = "dead" in reason or "restarted" in reason
     return ("RISK" if died else "INFO"), f"released: {reason}", []
 
 
-def _attempt(ev: Event, info: TaskInfo) -> Described | None:
-    outcome = ev.data.get("outcome")
-    if outcome in (None, "ok", "transient"):
+@says(ev.AttemptFinished)
+def _attempt(e: ev.AttemptFinished, info: TaskInfo) -> Described | None:
+    if e.outcome in ("", "ok", "transient"):
         return None  # success is told by the submit/verdict line, a transient failure by retry.wait
-    role = ev.data.get("role", "work")
-    tag = "BLOK" if outcome == "auth" else "RISK"
-    return tag, f"{role} agent {outcome}: {ev.data.get('error') or 'no message'}", []
+    tag = "BLOK" if e.outcome == "auth" else "RISK"
+    return tag, f"{e.role} agent {e.outcome}: {e.error or 'no message'}", []
 
 
-def _gate(ev: Event, info: TaskInfo) -> Described:
-    name = "health check" if ev.type == "health.ran" else "gate"
-    role = ev.data.get("role")
-    if ev.data.get("passed"):
-        secs = ev.data.get("seconds")
-        detail = ", ".join(x for x in (str(role or ""), f"{secs}s" if secs is not None else "") if x)
+@says(ev.GateRan, ev.HealthRan)
+def _gate(e: ev.GateRan | ev.HealthRan, info: TaskInfo) -> Described:
+    name = "health check" if isinstance(e, ev.HealthRan) else "gate"
+    role = e.role if isinstance(e, ev.GateRan) else ""
+    if e.passed:
+        detail = ", ".join(x for x in (role, f"{e.seconds}s") if x)
         return "TEST", f"{name} passed" + (f" ({detail})" if detail else ""), []
-    failed = str(ev.data.get("failed") or "")
-    output = ev.data.get("tail") or ev.data.get("output") or ""
-    last = _last_line(output)
+    failed = e.failed or ""
+    last = _last_line(e.tail)
     where = f" ({role})" if role else ""
     msg = f"{name} FAILED{where}" + (f": `{failed}`" if failed else "") + (f": {last}" if last else "")
-    return "TEST", msg, paths_in(failed) + paths_in(str(output))
+    return "TEST", msg, paths_in(failed) + paths_in(e.tail)
 
 
-def _risk(ev: Event, info: TaskInfo) -> Described:
-    kind = str(ev.data.get("kind") or "risk")
-    tag = "BLOK" if kind == "auth" else "RISK"
-    return tag, f"{kind}: {ev.data.get('message') or ''}", [str(f) for f in ev.data.get("files") or ()]
+@says(ev.Risk)
+def _risk(e: ev.Risk, info: TaskInfo) -> Described:
+    tag = "BLOK" if e.kind == "auth" else "RISK"
+    return tag, f"{e.kind}: {e.message}", list(e.files)
 
 
-def _credential(ev: Event, info: TaskInfo) -> Described:
-    name = ev.data.get("credential") or "?"
-    until = ev.data.get("until")
-    when = f", resets in {elapsed(float(until) - ev.ts)}" if isinstance(until, int | float) else ""
-    return "BLOK", f"credential {name} spent{when}", []
+@says(ev.CredentialExhausted)
+def _credential(e: ev.CredentialExhausted, info: TaskInfo) -> Described:
+    when = f", resets in {elapsed(e.until - e.ts)}" if e.until else ""
+    return "BLOK", f"credential {e.credential or '?'} spent{when}", []
 
 
-def _main_red(ev: Event, info: TaskInfo) -> Described:
-    where = f" ({ev.data['where']})" if ev.data.get("where") else ""
-    return "BLOK", f"main is red at {str(ev.data.get('sha') or '')[:8]}{where}", []
+@says(ev.MainRed)
+def _main_red(e: ev.MainRed, info: TaskInfo) -> Described:
+    where = f" ({e.where})" if e.where else ""
+    return "BLOK", f"main is red at {e.sha[:8]}{where}", []
 
 
-def _preflight(ev: Event, info: TaskInfo) -> Described:
-    d = ev.data
-    kind = d.get("kind")
-    if d.get("passed"):
-        return "TEST", f"gate preflight passed ({d.get('seconds', 0):.1f}s): the gate tests the worktree", []
-    failed = f"`{d.get('failed')}`" if d.get("failed") else ""
-    opened = [str(f) for f in d.get("opened") or ()]
-    if kind == "setup":
-        return "BLOK", f"gate preflight: worktree.setup fails in a fresh worktree: {failed}", []
-    if kind == "trap":
-        return "BLOK", "gate preflight: the gate reads your checkout, not the worktree", opened
-    if kind == "regression":
-        return "BLOK", f"gate preflight: main's gate fails: {failed}: {_last_line(d.get('tail'))}", []
-    last = _last_line(d.get("tail"))
-    return "BLOK", f"gate preflight: fails on main in a fresh worktree (environment): {failed}: {last}", []
+@says(ev.MainGreen)
+def _main_green(e: ev.MainGreen, info: TaskInfo) -> Described:
+    return "FIX", f"main is green again at {e.sha[:8]}", []
 
 
-def _setup_failed(ev: Event, info: TaskInfo) -> Described:
-    d = ev.data
-    last = _last_line(d.get("tail"))
-    return "BLOK", f"worktree.setup failed (the environment, not the task): `{d.get('command')}`: {last}", []
-
-
-def _fixed(tag: str, text: str) -> Callable[[Event, TaskInfo], Described]:
-    return lambda ev, info: (tag, text, [])
-
-
-def _reason(tag: str, prefix: str, key: str = "reason") -> Callable[[Event, TaskInfo], Described]:
-    return lambda ev, info: (tag, f"{prefix}: {ev.data[key]}" if ev.data.get(key) else prefix, [])
-
-
-def _fleet(ev: Event, info: TaskInfo) -> Described:
-    who = ev.data.get("slave") or "*"
-    verb = "paused" if ev.type == "fleet.paused" else "resumed"
+@says(ev.FleetPaused, ev.FleetResumed)
+def _fleet(e: ev.FleetPaused | ev.FleetResumed, info: TaskInfo) -> Described:
+    who = e.slave or "*"
+    verb = "paused" if isinstance(e, ev.FleetPaused) else "resumed"
     return "INFO", f"{verb} {'the whole fleet' if who == '*' else who}", []
 
 
-def _generic(ev: Event, info: TaskInfo) -> Described:
-    detail = next((ev.data[k] for k in ("message", "reason", "summary", "note") if ev.data.get(k)), "")
-    return "INFO", f"{ev.type}: {detail}" if detail else ev.type, []
+@says(ev.PreflightRan)
+def _preflight(e: ev.PreflightRan, info: TaskInfo) -> Described:
+    if e.passed:
+        return "TEST", f"gate preflight passed ({e.seconds:.1f}s): the gate tests the worktree", []
+    failed = f"`{e.failed}`" if e.failed else ""
+    if e.kind == "setup":
+        return "BLOK", f"gate preflight: worktree.setup fails in a fresh worktree: {failed}", []
+    if e.kind == "trap":
+        return "BLOK", "gate preflight: the gate reads your checkout, not the worktree", list(e.opened)
+    last = _last_line(e.tail)
+    if e.kind == "regression":
+        return "BLOK", f"gate preflight: main's gate fails: {failed}: {last}", []
+    return "BLOK", f"gate preflight: fails on main in a fresh worktree (environment): {failed}: {last}", []
 
 
-DESCRIBE: dict[str, Callable[[Event, TaskInfo], Described | None]] = {
-    "task.added": _added,
-    "task.claimed": _claimed,
-    "task.submitted": _submitted,
-    "task.judge_claimed": lambda ev, info: ("INFO", f"judging: {info.title}", []),
-    "task.verdict": _verdict,
-    "task.landing_released": _reason("INFO", "landing let go"),
-    "task.mainlined": lambda ev, info: ("DONE", f"landed {str(ev.data.get('sha') or '')[:8]}: {info.title}", []),
-    "task.blocked": _reason("BLOK", "blocked"),
-    "task.failed": lambda ev, info: ("RISK", f"attempt {info.attempt} failed: {ev.data.get('error') or '?'}", []),
-    "task.released": _released,
-    "task.judge_released": _reason("INFO", "judge let go"),
-    "task.cancelled": _reason("INFO", "cancelled"),
-    "task.retried": _fixed("TODO", "retry: back in the queue"),
-    "task.split": lambda ev, info: ("TODO", "split into " + ", ".join(map(str, ev.data.get("children") or [])), []),
-    "task.note": _reason("INFO", "note", "note"),
-    "attempt.finished": _attempt,
-    "retry.wait": lambda ev, info: (
-        "RISK",
-        f"retry {ev.data.get('wait', '?')} in {float(ev.data.get('delay') or 0):.0f}s: {ev.data.get('reason') or ''}",
-        [],
-    ),
-    "gate.ran": _gate,
-    "health.ran": _gate,
-    "risk": _risk,
-    "credential.exhausted": _credential,
-    "health.released": _reason("INFO", "health check let go"),
-    "main.red": _main_red,
-    "main.green": lambda ev, info: ("FIX", f"main is green again at {str(ev.data.get('sha') or '')[:8]}", []),
-    "credential.restored": lambda ev, info: ("INFO", f"credential {ev.data.get('credential') or '?'} usable again", []),
-    "slave.started": _fixed("INFO", "slave up"),
-    "slave.stopped": _fixed("INFO", "slave stopped"),
-    "slave.dead": _fixed("RISK", "slave dead"),
-    "slave.paused": lambda ev, info: ("INFO", f"paused: credential {ev.data.get('credential') or '?'} spent", []),
-    "fleet.paused": _fleet,
-    "fleet.resumed": _fleet,
-    "preflight.claimed": _fixed("INFO", "gate preflight: the gate on main in a fresh worktree"),
-    "preflight.ran": _preflight,
-    "preflight.released": _reason("INFO", "gate preflight let go"),
-    "setup.failed": _setup_failed,
-    "setup.ok": _fixed("FIX", "worktree.setup works again"),
-    "setup.retry": _reason("INFO", "trying worktree.setup again"),
-    "task.held": lambda ev, info: (
-        "RISK",
-        "held behind " + ", ".join(map(str, ev.data.get("behind") or [])) + " until it lands",
-        [],
-    ),
-    "task.refresh": lambda ev, info: (
-        "TODO",
-        f"back to its author: {ev.data.get('reasons') or 'main moved'}",
-        [str(f) for f in ev.data.get("files") or ()],
-    ),
-}
+@says(ev.SetupFailed)
+def _setup_failed(e: ev.SetupFailed, info: TaskInfo) -> Described:
+    last = _last_line(e.tail)
+    return "BLOK", f"worktree.setup failed (the environment, not the task): `{e.command}`: {last}", []
 
 
-def format_line(ev: Event, info: TaskInfo | None, origin: float) -> Line | None:
-    """The tail line for `ev`, given its task's totals *after* the event (see `advance`), or None
+@says(ev.TaskHeld)
+def _held(e: ev.TaskHeld, info: TaskInfo) -> Described:
+    return "RISK", "held behind " + ", ".join(e.behind) + " until it lands", []
+
+
+@says(ev.TaskRefresh)
+def _refresh(e: ev.TaskRefresh, info: TaskInfo) -> Described:
+    return "TODO", f"back to its author: {e.reasons or 'main moved'}", list(e.files)
+
+
+@says(ev.TaskFailed)
+def _failed(e: ev.TaskFailed, info: TaskInfo) -> Described:
+    return "RISK", f"attempt {info.attempt} failed: {e.error or '?'}", []
+
+
+@says(ev.Mainlined)
+def _mainlined(e: ev.Mainlined, info: TaskInfo) -> Described:
+    return "DONE", f"landed {e.sha[:8]}: {info.title}", []
+
+
+@says(ev.TaskSplit)
+def _split(e: ev.TaskSplit, info: TaskInfo) -> Described:
+    return "TODO", "split into " + ", ".join(e.children), []
+
+
+@says(ev.RetryWait)
+def _retry(e: ev.RetryWait, info: TaskInfo) -> Described:
+    return "RISK", f"retry {e.wait} in {e.delay:.0f}s: {e.reason}", []
+
+
+@says(ev.SlavePaused)
+def _slave_paused(e: ev.SlavePaused, info: TaskInfo) -> Described:
+    return "INFO", f"paused: credential {e.credential or '?'} spent", []
+
+
+def _fixed(tag: str, text: str) -> Callable[[Event, TaskInfo], Described]:
+    return lambda e, info: (tag, text, [])
+
+
+def _reason(tag: str, prefix: str, key: str = "reason") -> Callable[[Event, TaskInfo], Described]:
+    def describe(e: Event, info: TaskInfo) -> Described:
+        value = getattr(e, key, "")
+        return tag, f"{prefix}: {value}" if value else prefix, []
+
+    return describe
+
+
+DESCRIBE.update(
+    {
+        ev.LandingReleased: _reason("INFO", "landing let go"),
+        ev.TaskBlocked: _reason("BLOK", "blocked"),
+        ev.JudgeReleased: _reason("INFO", "judge let go"),
+        ev.TaskCancelled: _reason("INFO", "cancelled"),
+        ev.TaskRetried: _fixed("TODO", "retry: back in the queue"),
+        ev.TaskNote: _reason("INFO", "note", "note"),
+        ev.HealthReleased: _reason("INFO", "health check let go"),
+        ev.SlaveStarted: _fixed("INFO", "slave up"),
+        ev.SlaveStopped: _fixed("INFO", "slave stopped"),
+        ev.PreflightClaimed: _fixed("INFO", "gate preflight: the gate on main in a fresh worktree"),
+        ev.PreflightReleased: _reason("INFO", "gate preflight let go"),
+        ev.SetupOk: _fixed("FIX", "worktree.setup works again"),
+        ev.SetupRetry: _reason("INFO", "trying worktree.setup again"),
+    }
+)
+# Routine events that never make a line (heartbeat-like chatter, or covered by another line).
+QUIET_EVENTS: tuple[type[Event], ...] = (
+    ev.SlaveSpawned,
+    ev.HealthClaimed,
+    ev.LandingClaimed,
+    ev.TaskTouched,
+    ev.PreflightRequested,
+)
+QUIET = frozenset(QUIET_EVENTS)
+
+
+def _generic(e: Event, info: TaskInfo) -> Described:
+    """Events without a line of their own show their type and message, so new kinds are seen."""
+    fields = e.payload()
+    detail = next((fields[k] for k in ("message", "reason", "summary", "note") if fields.get(k)), "")
+    return "INFO", f"{e.TYPE}: {detail}" if detail else e.TYPE, []
+
+
+def format_line(e: Event, info: TaskInfo | None, origin: float) -> Line | None:
+    """The tail line for `e`, given its task's totals *after* the event (see `advance`), or None
     when the event makes no line. `origin` is when the log began (the clock of task-less events)."""
-    if ev.type in QUIET:
+    if type(e) in QUIET:
         return None
-    described = DESCRIBE.get(ev.type, _generic)(ev, info or TaskInfo(title=ev.task or ""))
+    described = DESCRIBE.get(type(e), _generic)(e, info or TaskInfo(title=e.task_id or ""))
     if described is None:
         return None
     tag, message, files = described
     start = info.added if info is not None and info.added is not None else origin
-    who = ev.data.get("slave") or ev.actor
+    who = getattr(e, "slave", None) or e.actor
     slave = "all" if who == "*" else short(who) or "-"
     accent = ""
-    if info is not None and ev.task is not None:
+    task = e.task_id
+    if info is not None and task is not None:
         tok = f"tok {tokens(info.tokens)} {money(info.cost_usd)}"
         if judge_heavy(info):
             accent = f"judge {money(info.judge_cost_usd)}"
             tok += " " + accent
     else:
         tok = "tok -"
-    head = [tag.ljust(4), f"t+{elapsed(ev.ts - start)}", tok, slave, short(ev.task or "-")]
+    head = [tag.ljust(4), f"t+{elapsed(e.ts - start)}", tok, slave, short(task or "-")]
     tail = refs(files)
     text = _fit(head, short(message), tail)
-    return Line(tag.ljust(4), COLOURS[tag], text, accent, ev.ts, ev.task, slave)
+    return Line(tag.ljust(4), COLOURS[tag], text, accent, e.ts, task, slave)
 
 
 def _fit(head: list[str], message: str, tail: str) -> str:

@@ -1,0 +1,618 @@
+"""The event catalogue: one frozen dataclass per kind of fact clanker records (DESIGN §3).
+
+An event is written as one flat JSON line, version 1:
+
+    {"v":1,"ts":1764582000.123,"actor":"c2","type":"task.claimed","task":"T7","slave":"c2"}
+
+`v`, `ts`, `actor` and `type` come first, then `task` for events about a task, then the event's own
+fields in the order they are declared here. A field declared with `opt(...)` is left out while it
+has its default, so lines stay what clanker has always written. Reading is forgiving the way the
+fold always was: a missing field takes its default, values are coerced to the declared type, and
+a line of an unknown type (or one that can't be coerced) is skipped with a warning rather than
+crashing the reader — appending one is impossible, because only these classes can be appended.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+from .usage import Usage
+
+VERSION = 1
+log = logging.getLogger("clanker")
+
+E = TypeVar("E", bound="Event")
+REGISTRY: dict[str, type[Event]] = {}
+
+
+def kind(name: str) -> Callable[[type[E]], type[E]]:
+    """Register an event class under its type name (`task.claimed`)."""
+
+    def register(cls: type[E]) -> type[E]:
+        if name in REGISTRY:
+            raise TypeError(f"event type {name} registered twice")
+        cls.TYPE = name
+        REGISTRY[name] = cls
+        return cls
+
+    return register
+
+
+def opt(default: Any) -> Any:
+    """A field written only when it differs from `default`."""
+    return field(default=default, metadata={"omit": True})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """What every event has: who recorded it, and when."""
+
+    TYPE: ClassVar[str] = ""
+    actor: str = "?"
+    ts: float = field(default_factory=time.time)
+
+    @property
+    def type(self) -> str:
+        return self.TYPE
+
+    @property
+    def task_id(self) -> str | None:
+        """The task this event is about, if any."""
+        value = getattr(self, "task", None)
+        return value if isinstance(value, str) else None
+
+    def payload(self) -> dict[str, Any]:
+        """The event's own fields as written (everything but v, ts, actor, type and task)."""
+        out = to_json(self)
+        for key in ("v", "ts", "actor", "type", "task"):
+            out.pop(key, None)
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskEvent(Event):
+    """An event about one task."""
+
+    task: str = ""
+
+
+# --- tasks: transitions ----------------------------------------------------------------------------
+
+
+@kind("task.added")
+@dataclass(frozen=True, kw_only=True)
+class TaskAdded(TaskEvent):
+    title: str = ""
+    prompt: str = ""
+    description: str = ""
+    priority: int = 0
+    paths: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    depends_on: tuple[str, ...] = ()
+    parent: str | None = opt(None)
+    branch: str | None = opt(None)
+    signature: str = opt("")  # regression tasks: the failure they fix
+
+
+@kind("task.claimed")
+@dataclass(frozen=True, kw_only=True)
+class TaskClaimed(TaskEvent):
+    slave: str = ""
+
+
+@kind("task.released")
+@dataclass(frozen=True, kw_only=True)
+class TaskReleased(TaskEvent):
+    slave: str = ""
+    reason: str = ""
+    refund: bool = opt(False)  # not the task's fault: the attempt does not count
+
+
+@kind("task.failed")
+@dataclass(frozen=True, kw_only=True)
+class TaskFailed(TaskEvent):
+    slave: str = ""
+    error: str = "failed"
+
+
+@kind("task.submitted")
+@dataclass(frozen=True, kw_only=True)
+class TaskSubmitted(TaskEvent):
+    slave: str = ""
+    summary: str = ""
+    files: tuple[str, ...] = ()
+    follow_ups: tuple[str, ...] = ()
+
+
+@kind("task.judge_claimed")
+@dataclass(frozen=True, kw_only=True)
+class JudgeClaimed(TaskEvent):
+    slave: str = ""
+
+
+@kind("task.judge_released")
+@dataclass(frozen=True, kw_only=True)
+class JudgeReleased(TaskEvent):
+    slave: str = ""
+    reason: str = ""
+
+
+@kind("task.verdict")
+@dataclass(frozen=True, kw_only=True)
+class Verdict(TaskEvent):
+    slave: str | None = opt(None)
+    verdict: str = ""  # done | rework | blocked
+    reasons: str = ""
+    conflict: bool = opt(False)  # the rework is a conflict with main (counts against its budget)
+
+
+@kind("task.landing")
+@dataclass(frozen=True, kw_only=True)
+class LandingClaimed(TaskEvent):
+    slave: str = ""
+
+
+@kind("task.landing_released")
+@dataclass(frozen=True, kw_only=True)
+class LandingReleased(TaskEvent):
+    slave: str = ""
+    reason: str = ""
+
+
+@kind("task.mainlined")
+@dataclass(frozen=True, kw_only=True)
+class Mainlined(TaskEvent):
+    slave: str = ""
+    sha: str = ""
+    base: str = opt("")
+    recovered: bool = opt(False)  # found already on main (its judge died before recording it)
+
+
+@kind("task.blocked")
+@dataclass(frozen=True, kw_only=True)
+class TaskBlocked(TaskEvent):
+    slave: str | None = opt(None)
+    reason: str = "blocked"
+
+
+@kind("task.cancelled")
+@dataclass(frozen=True, kw_only=True)
+class TaskCancelled(TaskEvent):
+    reason: str = "cancelled"
+
+
+@kind("task.retried")
+@dataclass(frozen=True, kw_only=True)
+class TaskRetried(TaskEvent):
+    pass
+
+
+@kind("task.split")
+@dataclass(frozen=True, kw_only=True)
+class TaskSplit(TaskEvent):
+    children: tuple[str, ...] = ()
+
+
+@kind("task.refresh")
+@dataclass(frozen=True, kw_only=True)
+class TaskRefresh(TaskEvent):
+    """main moved under a submitted task and it no longer merges: back to its author."""
+
+    slave: str | None = opt(None)
+    reasons: str = ""
+    files: tuple[str, ...] = ()
+
+
+# --- tasks: annotations (legal in any state once the task exists) ----------------------------------
+
+
+@kind("task.touched")
+@dataclass(frozen=True, kw_only=True)
+class TaskTouched(TaskEvent):
+    slave: str = ""
+    files: tuple[str, ...] = ()
+
+
+@kind("task.held")
+@dataclass(frozen=True, kw_only=True)
+class TaskHeld(TaskEvent):
+    slave: str = ""
+    behind: tuple[str, ...] = ()
+
+
+@kind("task.note")
+@dataclass(frozen=True, kw_only=True)
+class TaskNote(TaskEvent):
+    note: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentRun(Event):
+    """One agent run's outcome and usage."""
+
+    role: str = "work"  # work | judge | planner
+    slave: str = ""
+    attempt: int = 0
+    outcome: str = ""
+    usage: Usage = Usage()
+    session_id: str | None = None
+    seconds: float = 0.0
+    credential: str = ""
+    error: str | None = None
+
+
+@kind("attempt.finished")
+@dataclass(frozen=True, kw_only=True)
+class AttemptFinished(AgentRun, TaskEvent):
+    """A work or judge run of the agent on a task."""
+
+
+@kind("gate.ran")
+@dataclass(frozen=True, kw_only=True)
+class GateRan(TaskEvent):
+    slave: str = ""
+    role: str = ""  # work | judge | mainline
+    passed: bool = False
+    seconds: float = 0.0
+    failed: str | None = None
+    tail: str = ""
+
+
+@kind("risk")
+@dataclass(frozen=True, kw_only=True)
+class Risk(Event):
+    """Something that may go wrong: a conflict, a stall, a crash, an auth problem."""
+
+    task: str | None = None
+    slave: str | None = opt(None)
+    kind: str = "risk"
+    message: str = ""
+    files: tuple[str, ...] = opt(())
+    owners: tuple[str, ...] = opt(())
+
+
+@kind("retry.wait")
+@dataclass(frozen=True, kw_only=True)
+class RetryWait(Event):
+    """A transient agent failure: the next try waits `delay` seconds (no task: a planner run)."""
+
+    task: str | None = None
+    slave: str = ""
+    role: str = ""
+    attempt: int = 0
+    wait: int = 0
+    reason: str = ""
+    delay: float = 0.0
+
+
+# --- slaves and the fleet ------------------------------------------------------------------------
+
+
+@kind("slave.spawned")
+@dataclass(frozen=True, kw_only=True)
+class SlaveSpawned(Event):
+    slave: str = ""
+
+
+@kind("slave.started")
+@dataclass(frozen=True, kw_only=True)
+class SlaveStarted(Event):
+    slave: str = ""
+    pid: int = 0
+    pane: str = ""
+
+
+@kind("slave.stopped")
+@dataclass(frozen=True, kw_only=True)
+class SlaveStopped(Event):
+    slave: str = ""
+
+
+@kind("slave.paused")
+@dataclass(frozen=True, kw_only=True)
+class SlavePaused(Event):
+    """Every credential the slave could use is spent: it waits until `until`."""
+
+    slave: str = ""
+    credential: str = ""
+    until: float = 0.0
+
+
+@kind("fleet.paused")
+@dataclass(frozen=True, kw_only=True)
+class FleetPaused(Event):
+    slave: str | None = None  # None: the whole fleet
+
+
+@kind("fleet.resumed")
+@dataclass(frozen=True, kw_only=True)
+class FleetResumed(Event):
+    slave: str | None = None
+
+
+@kind("credential.exhausted")
+@dataclass(frozen=True, kw_only=True)
+class CredentialExhausted(Event):
+    credential: str = ""
+    until: float = 0.0
+    reason: str = ""
+
+
+# --- main's health ---------------------------------------------------------------------------------
+
+
+@kind("health.claimed")
+@dataclass(frozen=True, kw_only=True)
+class HealthClaimed(Event):
+    slave: str = ""
+
+
+@kind("health.ran")
+@dataclass(frozen=True, kw_only=True)
+class HealthRan(Event):
+    slave: str = ""
+    passed: bool = True
+    sha: str = ""
+    failed: str | None = None
+    seconds: float = 0.0
+    tail: str = ""
+
+
+@kind("health.released")
+@dataclass(frozen=True, kw_only=True)
+class HealthReleased(Event):
+    slave: str = ""
+    reason: str = ""
+
+
+@kind("main.red")
+@dataclass(frozen=True, kw_only=True)
+class MainRed(Event):
+    sha: str = ""
+    signature: str = ""
+    where: str = ""
+
+
+@kind("main.green")
+@dataclass(frozen=True, kw_only=True)
+class MainGreen(Event):
+    sha: str = ""
+
+
+# --- the planner -----------------------------------------------------------------------------------
+
+
+@kind("plan.requested")
+@dataclass(frozen=True, kw_only=True)
+class PlanRequested(Event):
+    request: str = ""  # "" = plan from the docs, else the task to split
+    reason: str = ""
+
+
+@kind("plan.claimed")
+@dataclass(frozen=True, kw_only=True)
+class PlanClaimed(Event):
+    slave: str = ""
+    request: str = ""
+
+
+@kind("plan.done")
+@dataclass(frozen=True, kw_only=True)
+class PlanDone(Event):
+    slave: str = ""
+    request: str = ""
+    added: tuple[str, ...] = ()
+    error: str = opt("")
+
+
+@kind("plan.released")
+@dataclass(frozen=True, kw_only=True)
+class PlanReleased(Event):
+    slave: str = ""
+    request: str | None = opt(None)
+    reason: str = ""
+
+
+@kind("plan.ran")
+@dataclass(frozen=True, kw_only=True)
+class PlanRan(AgentRun):
+    """A planner run's usage: the fleet's cost, not a task's."""
+
+
+# --- the gate preflight and worktree setup -------------------------------------------------------
+
+
+@kind("preflight.requested")
+@dataclass(frozen=True, kw_only=True)
+class PreflightRequested(Event):
+    reason: str = ""
+
+
+@kind("preflight.claimed")
+@dataclass(frozen=True, kw_only=True)
+class PreflightClaimed(Event):
+    slave: str = ""
+    key: str = ""
+
+
+@kind("preflight.ran")
+@dataclass(frozen=True, kw_only=True)
+class PreflightRan(Event):
+    slave: str = ""  # or "doctor": `clanker doctor --gate`, which holds no claim
+    key: str = ""
+    passed: bool = False
+    kind: str = ""  # ok | setup | gate | trap | regression
+    sha: str = ""
+    seconds: float = 0.0
+    failed: str = ""
+    tail: str = ""
+    opened: tuple[str, ...] = ()
+    causes: tuple[str, ...] = ()
+    fix: str = ""
+    log: str = ""
+    partial: bool = False
+    trusted: bool = False
+
+
+@kind("preflight.released")
+@dataclass(frozen=True, kw_only=True)
+class PreflightReleased(Event):
+    slave: str = ""
+    reason: str = ""
+
+
+@kind("setup.failed")
+@dataclass(frozen=True, kw_only=True)
+class SetupFailed(Event):
+    """A slave's worktree setup failed on main's own inputs: the environment, not the task."""
+
+    slave: str = ""
+    fingerprint: str = ""
+    commands: str = ""
+    command: str = ""
+    main_sha: str = ""
+    log: str = ""
+    tail: str = ""
+    job: str = ""
+    task: str | None = None  # the task whose job it was (it went back to the queue)
+
+
+@kind("setup.ok")
+@dataclass(frozen=True, kw_only=True)
+class SetupOk(Event):
+    slave: str = ""
+
+
+@kind("setup.retry")
+@dataclass(frozen=True, kw_only=True)
+class SetupRetry(Event):
+    slave: str | None = opt(None)  # None: every slave whose setup failed
+    reason: str = ""
+
+
+# --- (de)serialisation ------------------------------------------------------------------------------
+
+ENVELOPE = ("v", "ts", "actor", "type", "task")
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str
+    coerce: Callable[[Any], Any]
+    default: Any
+    omit: bool
+
+
+_FIELDS: dict[type[Event], list[_Field]] = {}
+
+
+def _coercer(tp: Any) -> Callable[[Any], Any]:
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        each = _coercer(inner[0])
+        return lambda v: None if v is None else each(v)
+    if tp is str:
+        return lambda v: v if isinstance(v, str) else str(v)
+    if tp is bool:
+        return bool
+    if tp is int:
+        return lambda v: int(v)
+    if tp is float:
+        return lambda v: float(v)
+    if tp is Usage:
+        return lambda v: Usage.from_json(v if isinstance(v, dict) else None)
+    if origin is tuple:
+        return lambda v: () if v is None else (v,) if isinstance(v, str) else tuple(str(x) for x in v)
+    raise TypeError(f"no coercion for {tp!r}")
+
+
+def _fields(cls: type[Event]) -> list[_Field]:
+    found = _FIELDS.get(cls)
+    if found is None:
+        hints = typing.get_type_hints(cls)
+        found = []
+        for f in dataclasses.fields(cls):
+            if f.name in ("actor", "ts"):
+                continue
+            default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+            found.append(_Field(f.name, _coercer(hints[f.name]), default, bool(f.metadata.get("omit"))))
+        _FIELDS[cls] = found
+    return found
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, Usage):
+        return value.to_json()
+    return value
+
+
+def to_json(ev: Event) -> dict[str, Any]:
+    """The flat v1 line of `ev`, as a dict in writing order."""
+    out: dict[str, Any] = {"v": VERSION, "ts": round(ev.ts, 3), "actor": ev.actor, "type": ev.TYPE}
+    fields = _fields(type(ev))
+    task = getattr(ev, "task", None)
+    if task is not None and any(f.name == "task" for f in fields):
+        out["task"] = task
+    for f in fields:
+        if f.name == "task":
+            continue
+        value = getattr(ev, f.name)
+        if f.omit and value == f.default:
+            continue
+        out[f.name] = _plain(value)
+    return out
+
+
+class BadEvent(ValueError):
+    """A line that is not an event clanker knows (unknown type, or a value of the wrong kind)."""
+
+
+def from_json(raw: dict[str, Any]) -> Event:
+    """The event a parsed line describes. Raises BadEvent for an unknown type or bad values."""
+    name = raw.get("type")
+    cls = REGISTRY.get(str(name))
+    if cls is None:
+        raise BadEvent(f"unknown event type {name!r}")
+    kwargs: dict[str, Any] = {"actor": str(raw.get("actor", "?")), "ts": float(raw.get("ts", 0.0) or 0.0)}
+    try:
+        for f in _fields(cls):
+            if f.name in raw and raw[f.name] is not None:
+                kwargs[f.name] = f.coerce(raw[f.name])
+            elif f.name in raw and raw[f.name] is None and f.default is None:
+                kwargs[f.name] = None
+        ev = cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise BadEvent(f"{name}: {e}") from None
+    if isinstance(ev, TaskEvent) and not ev.task:
+        raise BadEvent(f"{name} without a task")
+    return ev
+
+
+_warned: set[str] = set()
+
+
+def warn_skipped(problem: str, where: str) -> None:
+    """Say once per kind of problem that a line was skipped (a hand-edited or newer log)."""
+    key = problem.split(":", 1)[0]
+    if key not in _warned:
+        _warned.add(key)
+        log.warning("%s: skipped a line: %s", where, problem)
+
+
+def make(type_: str, actor: str = "cli", task: str | None = None, ts: float | None = None, **data: Any) -> Event:
+    """Build an event from its flat form (tests, tools): the same path as reading a line."""
+    raw: dict[str, Any] = {"type": type_, "actor": actor, **data}
+    if task is not None:
+        raw["task"] = task
+    raw["ts"] = time.time() if ts is None else ts
+    return from_json(raw)
