@@ -29,9 +29,10 @@ from .fleet import status as st_mod
 from .fleet.controller import Controller, summary
 from .fleet.slave import run_slave
 from .jobs import landing
+from .project import preflight
 from .state import intake as taskcmd
 from .state import logs as logs_mod
-from .state import setup
+from .state import secrets, setup
 from .state.paths import Paths
 from .state.store import Store
 from .system import git
@@ -53,6 +54,7 @@ class Ctx:
     def cfg(self) -> Config:
         if self._cfg is None:
             self._cfg = load(self.repo, self.config_opt)
+            secrets.register_names([*self._cfg.env_pass, *(c.env for c in self._cfg.credentials)])
         return self._cfg
 
     def store(self) -> Store:
@@ -78,6 +80,7 @@ def cli(ctx: click.Context, repo: Path | None, config_path: Path | None) -> None
     With no command: the controller (inside tmux), or a new tmux session running it (outside).
     """
     envpass.adopt()  # a pane clanker spawned: take in the variables its spawner handed over
+    secrets.register_env()  # keys in the environment are secrets in whatever this process prints
     ctx.obj = Ctx(repo.resolve() if repo else None, config_path)
     if ctx.invoked_subcommand is None:
         controller_cmd(ctx.obj)
@@ -107,7 +110,7 @@ def open_controller_session(tm: Tmux, cfg: Config) -> str:
     if tm.has_session(name):
         pane = tm.new_window(name, "ctl", str(cfg.repo), cmd, env)
     else:
-        pane = tm.new_session(name, "ctl", str(cfg.repo), cmd, env)
+        pane = tm.new_session(name, "ctl", str(cfg.repo), cmd, env, fleet.hidden(cfg))
     tm.mark(pane, "ctl", str(cfg.repo), created=True)
     return pane
 
@@ -125,13 +128,16 @@ def run_cmd(c: Ctx, until_done: bool, timeout: float | None, keep: bool) -> None
 
 
 def headless_run(cfg: Config, timeout: float | None, keep: bool) -> int:
+    if cfg.slaves < 2:
+        click.echo("warning: slaves: 1 — nobody but its author could judge a task, so nothing lands on its own;")
+        click.echo("  set `slaves: 2` or more, or land submitted work yourself with `clanker land`")
     ctl = Controller(cfg, headless=True)
     try:
         code = ctl.run(until_done=True, timeout=timeout)
     finally:
         if not keep:
             ctl.stop_spawned()
-    click.echo(summary(ctl.store.state(), code, timeout, cfg.repo))
+    click.echo(summary(ctl.store.state(), code, timeout, cfg.repo, preflight.key(cfg), cfg.slaves))
     return code
 
 

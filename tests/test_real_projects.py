@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from clanker.fleet.panes import view
+from clanker.system import git as git_wrapper
 from clanker.system.tmux import Tmux
 
 from .helpers import clanker, clanker_bg, events, git, make_repo, retry_until, status
@@ -205,7 +206,7 @@ def test_node_project_needs_its_ignored_directory_and_env_file(tmp_path: Path, s
     if not wt.exists():
         wt = tmp_path / "web-worktrees" / "c2"
     assert (wt / "node_modules").is_symlink() and (wt / ".env").read_text() == (repo / ".env").read_text()
-    assert git(wt, "status", "--porcelain") == ""
+    assert git_wrapper.porcelain(wt) == []  # clanker's git there (and its agents') ignores them
     # The copy follows the original when it changes.
     (repo / ".env").write_text("API_URL=http://127.0.0.1:10\n")
     clanker(repo, "task", "add", "Another page", "--prompt", "fake: write pages/two.html two", check=True)
@@ -278,19 +279,41 @@ def test_setup_failure_is_not_charged_and_the_slave_recovers_when_inputs_change(
 
 SECRET = "sk-ant-api03-clanker-test-secret-0123456789abcdef"
 TEAM = "team-token-clanker-test-9876543210"
+PASSWORD = "hunter2-clanker-db-password"  # inside a URL in a variable named like no secret
+SECRETS = (SECRET, TEAM, PASSWORD)
+
+
+def keyed_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # The gate prints the keys (as a careless test script would): they must not get anywhere.
+    repo = make_repo(
+        tmp_path / "r", None, {"README.md": "# r\n", "gate.sh": 'echo "key $ANTHROPIC_API_KEY db $DATABASE_URL"\n'}
+    )
+    extra = "credentials:\n  - {name: team, env: TEAM_TOKEN}\nenv:\n  pass: [EXTRA_SETTING, DATABASE_URL]\n"
+    write_config(repo, "sh gate.sh", extra=extra)
+    return repo
+
+
+def export_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+    monkeypatch.setenv("TEAM_TOKEN", TEAM)
+    monkeypatch.setenv("EXTRA_SETTING", "visible-value")
+    monkeypatch.setenv("DATABASE_URL", f"postgres://app:{PASSWORD}@db.internal/app")
+
+
+def nowhere_under_clanker(repo: Path) -> None:
+    for path in (repo / ".clanker").rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert not [s for s in SECRETS if s.encode() in data], path
 
 
 def test_a_key_exported_in_the_controllers_shell_reaches_the_agent_and_nothing_else(
     tmp_path: Path, socket_name: str, tm: Tmux, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    repo = make_repo(tmp_path / "r", None, {"README.md": "# r\n", "gate.sh": "echo gate ok\n"})
-    extra = "credentials:\n  - {name: team, env: TEAM_TOKEN}\nenv:\n  pass: [EXTRA_SETTING]\n"
-    write_config(repo, "sh gate.sh", extra=extra)
+    repo = keyed_repo(tmp_path, monkeypatch)
     # A tmux server that has been running since before the keys were exported.
     tm.run("new-session", "-d", "-s", "person", "-x", "120", "-y", "40", "sleep 600")
-    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
-    monkeypatch.setenv("TEAM_TOKEN", TEAM)
-    monkeypatch.setenv("EXTRA_SETTING", "visible-value")
+    export_keys(monkeypatch)
     prompt = "fake: print-env ANTHROPIC_API_KEY\nfake: print-env TEAM_TOKEN\nfake: print-env EXTRA_SETTING\n"
     prompt += "fake: sleep 1.5\nfake: write out.txt done"
     clanker(repo, "task", "add", "Use the key", "--prompt", prompt, check=True)
@@ -300,8 +323,8 @@ def test_a_key_exported_in_the_controllers_shell_reaches_the_agent_and_nothing_e
 
     def watch_ps() -> None:
         while not stop.is_set():
-            ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-            seen_in_ps.extend(line for line in ps.splitlines() if SECRET in line or TEAM in line)
+            ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
+            seen_in_ps.extend(line for line in ps.splitlines() if any(s in line for s in SECRETS))
             stop.wait(0.05)
 
     watcher = threading.Thread(target=watch_ps, daemon=True)
@@ -320,24 +343,42 @@ def test_a_key_exported_in_the_controllers_shell_reaches_the_agent_and_nothing_e
             proc.kill()
     assert proc.returncode == 0, out
     log = (repo / ".clanker/logs/T1/1.txt").read_text()
-    # The agent had both secrets (shown redacted) and the passed-through setting.
+    # The agent had both secrets and the passed-through setting (env.pass values count as
+    # secrets too: shown redacted; an empty value would print as nothing).
     assert "ANTHROPIC_API_KEY=[redacted]" in log and "TEAM_TOKEN=[redacted]" in log, log
-    assert "EXTRA_SETTING=visible-value" in log
+    assert "EXTRA_SETTING=[redacted]" in log
+    assert any("key [redacted] db [redacted]" in e.get("tail", "") for e in events(repo))  # the gate printed them
     assert seen_in_ps == [], "a secret was on a command line"
-    for path in (repo / ".clanker").rglob("*"):
-        if path.is_file():
-            data = path.read_bytes()
-            assert SECRET.encode() not in data and TEAM.encode() not in data, path
+    nowhere_under_clanker(repo)  # events, logs, history (the gate output), setup logs
+    assert not [s for s in SECRETS if s in out]
     for scope in (["-g"], ["-t", "person"]):
         env = "\n".join(tm.run("show-environment", *scope))
-        assert SECRET not in env and TEAM not in env
+        assert not [s for s in SECRETS if s in env]
     for pane in panes.values():
         shown = tm.capture(pane)
-        assert SECRET not in shown and TEAM not in shown
+        assert not [s for s in SECRETS if s in shown]
     # Doctor looks at what the slaves actually have: the same as this shell.
     doctor = clanker(repo, "doctor")
     assert "ok    env c1" in doctor.stdout or "ok    env c2" in doctor.stdout, doctor.stdout
     handed = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"clanker-{os.getuid()}"
     leftovers = [p for p in handed.glob("env-*.json")] if handed.is_dir() else []
     assert not [p for p in leftovers if SECRET in p.read_text()], "a handed-over file was left behind"
+    clanker(repo, "stop")
+
+
+def test_a_tmux_server_clanker_starts_itself_never_holds_the_keys(
+    tmp_path: Path, socket_name: str, tm: Tmux, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = keyed_repo(tmp_path, monkeypatch)
+    export_keys(monkeypatch)
+    assert not tm.running()
+    clanker(
+        repo, "task", "add", "Use the key", "--prompt", "fake: print-env TEAM_TOKEN\nfake: write out.txt x", check=True
+    )
+    proc = clanker(repo, "run", "--until-done", "--timeout", "90", "--keep", timeout=150)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "TEAM_TOKEN=[redacted]" in (repo / ".clanker/logs/T1/1.txt").read_text()
+    env = "\n".join(tm.run("show-environment", "-g"))
+    assert "HOME=" in env and not [s for s in SECRETS if s in env], "the server copied the controller's keys"
+    nowhere_under_clanker(repo)
     clanker(repo, "stop")

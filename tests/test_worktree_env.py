@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -18,12 +20,13 @@ from clanker.jobs.overlap import after_main_moved, at_submit, relative
 from clanker.project import preflight, recipes, traps
 from clanker.project.workspace import SetupFailed, Workspace, port_base, remap
 from clanker.state import secrets
+from clanker.state.events import make
 from clanker.state.model import State, TaskState
 from clanker.state.paths import Paths
 from clanker.state.store import Store
 from clanker.system import git
 
-from .helpers import event, make_repo
+from .helpers import event, make_repo, retry_until
 from .helpers import git as sh_git
 
 
@@ -92,9 +95,12 @@ def test_link_shares_a_directory_and_keeps_the_link_out_of_commits(tmp_path: Pat
     assert ws.sync() == ["node_modules"]
     link = ws.path / "node_modules"
     assert link.is_symlink() and link.resolve() == (repo / "node_modules").resolve()
-    # `node_modules/` matches a directory, not a symlink: clanker excludes the link itself.
-    assert "/node_modules" in (repo / ".git/info/exclude").read_text()
-    assert sh_git(ws.path, "status", "--porcelain") == "" and ws.sync() == []
+    # `node_modules/` matches a directory, not a symlink: clanker excludes the link itself, in
+    # that worktree only (the user's checkout keeps its own ignore rules untouched).
+    assert "node_modules" not in (repo / ".git/info/exclude").read_text()
+    assert git.porcelain(ws.path) == [] and ws.sync() == []
+    own = git.excludes_file(ws.path)
+    assert own is not None and "/node_modules" in own.read_text()
 
 
 def test_setup_runs_once_per_inputs_and_its_artifacts_are_never_committed(tmp_path: Path) -> None:
@@ -103,7 +109,15 @@ def test_setup_runs_once_per_inputs_and_its_artifacts_are_never_committed(tmp_pa
     ws = workspace(repo, config(repo, setup=(script,)), "c2", 2)
     assert ws.ensure() is True and ws.ensure() is False
     assert (repo / "runs").read_text() == "run\n" and (ws.path / "env/port").read_text() == f"{20000 + 200}\n"
-    assert sh_git(ws.path, "status", "--porcelain") == "", "setup's output is excluded from commits"
+    assert git.porcelain(ws.path) == [], "setup's output is excluded from clanker's commits"
+    # … and from the commits of an agent or gate working there (their git sees the same rules).
+    agent_git = {**os.environ, **ws.git_env()}
+    subprocess.run(["git", "add", "-A"], cwd=ws.path, env=agent_git, check=True)
+    assert subprocess.run(["git", "diff", "--cached", "--quiet"], cwd=ws.path, env=agent_git).returncode == 0
+    # … in that worktree only: the same name in the user's checkout is still theirs to see.
+    (repo / "env").mkdir()
+    (repo / "env/mine").write_text("x\n")
+    assert "?? env/" in sh_git(repo, "status", "--porcelain").splitlines()
     # A new commit that changes a setup input: setup runs again.
     (ws.path / "requirements.txt").write_text("a\nb\n")
     sh_git(ws.path, "commit", "-qam", "more requirements")
@@ -150,6 +164,42 @@ def test_preflight_catches_a_gate_that_reads_the_checkout(tmp_path: Path) -> Non
     assert any("absolute path" in c for c in found.causes)  # no static finding: the general cause
     screen = preflight.render(found.event("t", "k").payload(), cfg.repo)
     assert "does not test the worktree" in screen and str(cfg.repo / "check.sh") in screen
+
+
+def test_preflight_catches_the_trap_even_when_the_gate_also_reads_config_from_the_checkout(tmp_path: Path) -> None:
+    # Like pytest (pyproject.toml) or npm (package.json) searching parent directories: a config
+    # file read from the worktree *and* the checkout is no evidence, and must not hide the real
+    # trap — the package imported from the checkout only.
+    gate = (
+        'cat pyproject.toml "$CLANKER_CHECKOUT/pyproject.toml" > /dev/null\n'
+        "python3 -c \"import sys, os; sys.path.insert(0, os.environ['CLANKER_CHECKOUT'] + '/src'); import pkg\"\n"
+    )
+    files = {"gate.sh": gate, "pyproject.toml": "[project]\nname = 'pkg'\n", "src/pkg/__init__.py": "OK = 1\n"}
+    cfg, paths = preflight_repo(tmp_path, files)
+    found = preflight.run(cfg, paths, "preflight-t", 0, lambda s: None)
+    assert found.kind == "trap" and found.opened == ("src/pkg/__init__.py",), found
+
+
+def test_preflight_is_not_fooled_by_git_reading_the_checkout_meanwhile(tmp_path: Path) -> None:
+    # An editor's git panel runs `git status` in the checkout all the time: it reads .gitignore.
+    cfg, paths = preflight_repo(
+        tmp_path, {"gate.sh": "sleep 0.5; cat lib.txt\n", "lib.txt": "x\n", ".gitignore": "*.o\n"}
+    )
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            subprocess.run(["git", "status", "--porcelain"], cwd=cfg.repo, capture_output=True)
+            stop.wait(0.05)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        found = preflight.run(cfg, paths, "preflight-t", 0, lambda s: None)
+    finally:
+        stop.set()
+        poller.join(5)
+    assert found.passed and found.kind == "ok", found
 
 
 def test_preflight_ignores_a_coincidental_read_of_the_checkout(tmp_path: Path) -> None:
@@ -219,6 +269,12 @@ def test_the_preflight_key_changes_with_the_gate_and_the_environment_settings(tm
             ("npm test",),
             ("npm ci",),
         ),
+        (
+            {"pyproject.toml": "[tool.ruff]\nline-length = 99\n", "requirements.txt": "django\npytest\n"},
+            "python-pip",
+            (".venv/bin/python -m pytest -q",),
+            ("python3 -m venv .venv && .venv/bin/pip install -q -r requirements.txt",),
+        ),
         ({"go.mod": "module x\n"}, "go", ("go test ./...",), ("go mod download",)),
         ({"Cargo.toml": "[package]\n"}, "rust", ("cargo test",), ()),
         ({"Makefile": "test:\n\techo ok\n"}, "make", ("make test",), ()),
@@ -263,11 +319,13 @@ def test_findings_name_an_editable_install_of_the_checkout(tmp_path: Path) -> No
     (site / "pkg-1.0.dist-info/direct_url.json").write_text(
         json.dumps({"url": f"file://{repo}", "dir_info": {"editable": True}})
     )
-    cfg = Config(repo=repo, gate=(f"{repo}/run-tests",))
+    cfg = Config(repo=repo, gate=(f"{repo}/run-tests", f"env > {repo}-gateenv.txt"))
     env = {"VIRTUAL_ENV": str(repo / ".venv"), "PATH": f"{repo / '.venv/bin'}:/usr/bin"}
     found = traps.findings(cfg, repo / ".clanker", env)
     assert any("editable install of your checkout (pkg)" in f for f in found)
-    assert any("absolute path" in f for f in found)
+    assert [f for f in found if "absolute path" in f] == [
+        f"the gate command `{repo}/run-tests` names your checkout ({repo}) by its absolute path"
+    ]
     assert traps.findings(Config(repo=repo), repo / ".clanker", {"PATH": "/usr/bin"}) == []
 
 
@@ -409,3 +467,76 @@ def test_running_the_fake_gate_needs_no_shell_quirks() -> None:
     # The preflight breaks files with a line no language accepts.
     proc = subprocess.run([sys.executable, "-c", preflight.PROBE], capture_output=True)
     assert proc.returncode != 0
+
+
+def test_a_worktree_root_inside_the_checkout_is_kept_out_of_its_git_status(tmp_path: Path) -> None:
+    from clanker.state.setup import prepare
+
+    repo = make_repo(tmp_path / "r", "worktree:\n  root: .worktrees\n")
+    cfg = load(repo, repo / "clanker.yaml")
+    paths = prepare(cfg)
+    git.ensure_worktree(repo, paths.worktree("c1"), "main")
+    assert sh_git(repo, "status", "--porcelain") == ""
+    prepare(cfg)  # once is enough
+    assert (repo / ".git/info/exclude").read_text().count("/.worktrees/") == 1
+
+
+def test_an_interrupted_gate_leaves_no_command_running(tmp_path: Path) -> None:
+    marker = tmp_path / "gate-still-running"
+    script = (
+        # Ctrl-C raises KeyboardInterrupt (a shell running the tests in the background ignores SIGINT).
+        "import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "from pathlib import Path\nfrom clanker.project.gate import run_gate\n"
+        f"run_gate(('sleep 30; touch {marker}',), Path({str(tmp_path)!r}), 60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    retry_until(lambda: _running(f"sleep 30; touch {marker}"), 20)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(20)
+    retry_until(lambda: not _running(f"sleep 30; touch {marker}"), 10)
+
+
+def _running(cmdline: str) -> bool:
+    ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
+    return any(line.strip() == f"sh -c {cmdline}" for line in ps.splitlines())
+
+
+def test_a_task_nobody_can_judge_is_named_in_the_summary() -> None:
+    from clanker.fleet.controller import no_judge, summary
+
+    evs = [
+        make("task.added", "cli", "T1", title="one"),
+        make("task.claimed", "c1", "T1", slave="c1"),
+        make("task.submitted", "c1", "T1", slave="c1"),
+        make("setup.failed", "c2", None, slave="c2", command="npm ci"),
+    ]
+    state = State()
+    from clanker.state.fold import fold
+
+    state = fold(state, [(e, n) for n, e in enumerate(evs, 1)])
+    assert no_judge(state, 2) == ["T1 waits for a judge: c2 can't work (worktree.setup failed)"]
+    assert no_judge(state, 1) == ["T1 waits for a judge, and its author c1 is the only slave: set `slaves: 2` or more"]
+    assert no_judge(state, 3) == []
+    assert "T1 waits for a judge" in summary(state, 3, 10.0, slaves=2)
+
+
+def test_a_gate_past_its_timeout_fails_and_is_stopped(tmp_path: Path) -> None:
+    from clanker.project.gate import run_gate
+
+    result = run_gate(("echo started; sleep 30",), tmp_path, 1)
+    assert not result.passed and result.failed == "echo started; sleep 30" and 1 <= result.seconds < 10
+    assert "started" in result.output and "(timed out after 1s)" in result.output
+    assert not _running("echo started; sleep 30")
+
+
+def test_passwords_in_urls_and_passed_variables_are_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    secrets.clear()
+    secrets.register_env({"DATABASE_URL": "postgres://app:hunter2-long-pass@db/x", "HOME": "/home/me"})
+    assert (
+        secrets.redact("postgres://app:hunter2-long-pass@db/x in /home/me")
+        == "postgres://app:[redacted]@db/x in /home/me"
+    )
+    monkeypatch.setenv("PLAIN_SETTING", "a-long-ordinary-value")
+    secrets.register_names(["PLAIN_SETTING"])  # env.pass and credentials: secrets whatever their names
+    assert secrets.redact("v=a-long-ordinary-value") == "v=[redacted]"
+    secrets.clear()

@@ -85,8 +85,8 @@ def _environment_checks(cfg: Config) -> list[Check]:
         out.append(Check("worktree env", "ok", ", ".join(parts)))
     st = Store(paths, "doctor").state() if paths.events.exists() else None
     if st is not None and preflight.needed(cfg):
-        p = st.preflight
-        if p is None or p.key != preflight.key(cfg):
+        p = st.preflights.get(preflight.key(cfg))
+        if p is None:
             out.append(Check("gate preflight", "warn", "not run for these settings yet", "`clanker doctor --gate`"))
         elif p.passed:
             out.append(Check("gate preflight", "ok", f"passed on {p.sha[:10]}: the gate tests the worktree"))
@@ -98,7 +98,7 @@ def _environment_checks(cfg: Config) -> list[Check]:
             Check(f"setup {sid}", "fail", f"worktree.setup failed: `{f.command}` ({f.log})", "fix it, then --gate")
         )
     beats = heartbeat.read_all(paths)
-    have = [n for n in envpass.wanted(cfg) if os.environ.get(n)]
+    have = [n for n in envpass.checked(cfg) if os.environ.get(n)]
     for sid, beat in sorted(beats.items()):
         if sid == "ctl" or beat.stopped or not heartbeat.pid_alive(beat.pid) or beat.env is None:
             continue
@@ -150,6 +150,17 @@ def gate_check(repo: Path, config_path: Path | None, say: Callable[[str], None])
         lines += ["  " + ln for ln in log.read_text(encoding="utf-8", errors="replace").splitlines()[-15:]]
     for sid, f in sorted(store.state().setup_failed.items()):
         lines.append(f"{sid}: its worktree.setup failed (`{f.command}`): {f.log}")
+    mine = preflight.key(cfg)
+    others = sorted(
+        sid
+        for sid, b in heartbeat.read_all(paths).items()
+        if sid != "ctl" and b.gate_key and b.gate_key != mine and not b.stopped and heartbeat.pid_alive(b.pid)
+    )
+    if others:
+        lines.append(
+            f"note: {', '.join(others)} run with another environment than this shell (PATH, VIRTUAL_ENV, …): this "
+            "check speaks for slaves started from here; run it from their shell, or restart the fleet from here"
+        )
     return "\n".join(lines), 0 if found.passed else 1
 
 

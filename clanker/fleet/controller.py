@@ -142,8 +142,8 @@ class Controller:
         head = git.rev(self.cfg.repo, self.cfg.mainline_branch)
 
         def decide(st: State) -> list[Event]:
-            p = st.preflight
-            if st.preflight_slave or st.preflight_wanted or p is None or p.key != key:
+            p = st.preflights.get(key)
+            if st.preflight_slave or st.preflight_wanted or p is None:
                 return []  # running, asked for, or due anyway
             if p.passed and p.sha == head:
                 return []
@@ -241,11 +241,36 @@ class Controller:
             fleet.stop(self.cfg, self.tm, only=set(self._spawned))
 
 
-def summary(state: State, code: int, timeout: float | None, repo: Path | None = None) -> str:
-    """The one-screen summary `clanker run --until-done` ends with."""
+def no_judge(state: State, slaves: int) -> list[str]:
+    """Submitted tasks no slave can judge: their author is the only slave, or the others' setup failed."""
+    if slaves <= 0:
+        return []
+    out = []
+    for t in state.tasks.values():
+        if t.state != TaskState.NEEDS_JUDGE:
+            continue
+        others = [f"c{n}" for n in range(1, slaves + 1) if f"c{n}" != t.author]
+        able = [s for s in others if s not in state.setup_failed]
+        if able:
+            continue
+        if not others:
+            out.append(
+                f"{t.id} waits for a judge, and its author {t.author} is the only slave: set `slaves: 2` or more"
+            )
+        else:
+            out.append(f"{t.id} waits for a judge: {', '.join(others)} can't work (worktree.setup failed)")
+    return out
+
+
+def summary(
+    state: State, code: int, timeout: float | None, repo: Path | None = None, key: str = "", slaves: int = 0
+) -> str:
+    """The one-screen summary `clanker run --until-done` ends with (`key`: the gate settings the
+    run used; `slaves`: how many it had, to say when a task can find no judge)."""
     lines = []
-    if code == 4 and state.preflight is not None:
-        return preflight.render(state.preflight.detail, repo or Path.cwd())
+    pre = state.preflights.get(key) or state.preflight
+    if code == 4 and pre is not None:
+        return preflight.render(pre.detail, repo or Path.cwd())
     done = [t for t in state.tasks.values() if t.state == TaskState.DONE]
     lines.append(f"{len(done)}/{len(state.tasks)} tasks done")
     if code == 3:
@@ -256,4 +281,5 @@ def summary(state: State, code: int, timeout: float | None, repo: Path | None = 
             lines.append(f"  {t.id} {t.state}{reason}"[:200])
     for f in state.setup_failed.values():
         lines.append(f"  {f.slave}: worktree.setup fails (`{f.command}`), waiting for its inputs to change — {f.log}")
+    lines += [f"  {line}" for line in no_judge(state, slaves)]
     return "\n".join(lines)

@@ -56,9 +56,16 @@ STALE_SECS = 24 * 3600  # a file no pane picked up (the spawn failed) is removed
 
 
 def wanted(cfg: Config) -> list[str]:
-    """Every variable a slave should have if the controller's shell has it."""
-    names = [*AGENT_VARS, *(c.env for c in cfg.credentials), *cfg.env_pass]
+    """Every variable a slave should have if the controller's shell has it (clanker's own
+    CLANKER_* settings too, except the two that travel on the command line)."""
+    own = [n for n in os.environ if n.startswith("CLANKER_") and n not in ("CLANKER_TMUX_SOCKET", ENV_FILE)]
+    names = [*AGENT_VARS, *(c.env for c in cfg.credentials), *cfg.env_pass, *sorted(own)]
     return list(dict.fromkeys(names))
+
+
+def checked(cfg: Config) -> list[str]:
+    """The variables doctor compares between its shell and each slave."""
+    return list(dict.fromkeys([*AGENT_VARS, *(c.env for c in cfg.credentials), *cfg.env_pass]))
 
 
 def seen(cfg: Config) -> list[str]:

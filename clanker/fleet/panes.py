@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..errors import TmuxError
-from ..state import heartbeat
+from ..state import heartbeat, secrets
 from ..state.paths import Paths
 from ..system.tmux import Pane, Tmux, pass_env
 from . import envpass
@@ -40,6 +40,11 @@ def session_name(cfg: Config) -> str:
 
 def slave_command(cfg: Config, number: int) -> list[str]:
     return [sys.executable, "-m", "clanker", "--repo", str(cfg.repo), "slave", str(number)]
+
+
+def hidden(cfg: Config) -> frozenset[str]:
+    """Variables a tmux server clanker starts must not get: keys, tokens, the handed-over ones."""
+    return frozenset(n for n in os.environ if secrets.looks_secret(n)) | frozenset(envpass.wanted(cfg))
 
 
 def pane_env(cfg: Config) -> dict[str, str]:
@@ -89,7 +94,7 @@ def spawn_slave(tm: Tmux, cfg: Config, number: int, fv: FleetView, session: str)
         if tm.has_session(session):
             pane = tm.new_window(session, SLAVES_WINDOW, cwd, cmd, env)
         else:
-            pane = tm.new_session(session, SLAVES_WINDOW, cwd, cmd, env)
+            pane = tm.new_session(session, SLAVES_WINDOW, cwd, cmd, env, hidden(cfg))
     tm.mark(pane, sid, cwd, created=True)
     return pane
 

@@ -81,8 +81,8 @@ def gate_status(state: State, key: str, enabled: bool) -> str:
         return "trusted"
     if state.preflight_slave is not None:
         return "running"
-    p = state.preflight
-    if p is None or p.key != key or state.preflight_wanted:
+    p = state.preflights.get(key)
+    if p is None or state.preflight_wanted:
         return "pending"
     return "trusted" if p.trusted else "failed"
 

@@ -35,6 +35,7 @@ from ..state.locks import slave_lock
 from ..state.model import HELD, State, TaskState
 from ..state.paths import Paths
 from ..state.reconcile import alive_slaves, dead_slaves, release_events
+from ..state.secrets import redact
 from ..state.store import Store
 from ..system import git, tmux
 from ..system.fswatch import LogWaiter
@@ -43,7 +44,8 @@ from .scheduler import Job, choose_job, gate_status
 
 
 def say(sid: str, text: str) -> None:
-    print(f"{time.strftime('%H:%M:%S')} {sid} {text}", flush=True)
+    """A line in the slave's pane (gate output and agent text in it may hold a key: redacted)."""
+    print(redact(f"{time.strftime('%H:%M:%S')} {sid} {text}"), flush=True)
 
 
 class Slave:
@@ -55,6 +57,7 @@ class Slave:
         self.pane = os.environ.get("TMUX_PANE", "")
         self.heart = Heart(self.paths, self.sid, cfg.heartbeat_secs, pane=self.pane)
         self.heart.info["env"] = envpass.seen(cfg)  # which of the variables it needs it has (doctor)
+        self.heart.info["gate_key"] = preflight.key(cfg)  # which preflight result it trusts (doctor)
         self.ctx = JobContext(
             cfg,
             self.paths,
@@ -141,6 +144,7 @@ class Slave:
             return
         self.cfg = cfg
         self.ctx.cfg = cfg
+        self.heart.update(gate_key=preflight.key(cfg))
         say(self.sid, "clanker.yaml changed: settings reloaded")
 
     def _budget_pause(self) -> bool:

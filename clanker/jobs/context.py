@@ -22,6 +22,7 @@ from ..state import events as ev
 from ..state.heartbeat import Heart
 from ..state.locks import launch_lock
 from ..state.paths import Paths
+from ..state.secrets import redact
 from ..state.store import Store
 from ..system import git
 
@@ -107,6 +108,9 @@ class JobContext:
         env: dict[str, str] | None = None,
     ) -> RunResult:
         """Run an agent once, showing its progress in the pane and logging its raw stream."""
+        # Gate output and earlier errors quoted in a prompt may hold a key: it goes neither into
+        # .clanker/ nor to the model's provider.
+        prompt = redact(prompt)
         prompt_file = self.paths.prompts / f"{task_id}-{role}-{attempt}.md"
         prompt_file.parent.mkdir(parents=True, exist_ok=True)
         prompt_file.write_text(prompt, encoding="utf-8")

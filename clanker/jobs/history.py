@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..state import atomic
 from ..state.paths import Paths
+from ..state.secrets import redact
 
 
 def write(paths: Paths, task: str, name: str, sections: dict[str, str]) -> Path:
@@ -16,7 +17,7 @@ def write(paths: Paths, task: str, name: str, sections: dict[str, str]) -> Path:
         if body and body.strip():
             lines += [f"## {heading}", body.strip(), ""]
     path = paths.history / task / f"{name}.md"
-    atomic.write_text(path, "\n".join(lines))
+    atomic.write_text(path, redact("\n".join(lines)))  # gate output and agent text may hold a key
     return path
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ..project.gate import GateResult
 from ..state import events as ev
 from ..state.events import Event
-from ..state.model import Task, TaskState
+from ..state.model import State, Task, TaskState
 from ..system import git
 from . import history, mainline, overlap, regressions
 from .context import JobContext
@@ -170,20 +170,19 @@ def _done(ctx: JobContext, stack: list[Stacked]) -> None:
             )
     if ctx.store.state().main_red:
         evs.append(ev.MainGreen(actor=ctx.sid, sha=stack[-1].sha))
-    ctx.store.append(*evs)
+
+    def decide(st: State) -> list[Event]:
+        # main has moved: submitted tasks that no longer merge go back to their authors in the
+        # same append, so no judge (a task held behind these was waiting for exactly this moment)
+        # can take one in between.
+        return [*evs, *overlap.after_main_moved(ctx.cfg, st, ctx.sid)]
+
+    sent = ctx.store.transact(decide)
     git.detach(ctx.worktree, ctx.main)
     ctx.say(f"  ✓ landed {', '.join(s.task.id for s in stack)} on {ctx.main} (gate ran on {stack[-1].sha[:10]})")
-    refresh_submitted(ctx)
-
-
-def refresh_submitted(ctx: JobContext) -> None:
-    """main moved: submitted tasks that no longer merge go back to their authors, not to a judge."""
-    found = overlap.after_main_moved(ctx.cfg, ctx.store.state(), ctx.sid)
-    if found:
-        sent = ctx.store.transact(lambda st: overlap.still_submitted(st, found))
-        for e in sent:
-            if isinstance(e, ev.TaskRefresh):
-                ctx.say(f"  ↩ {e.task}: {e.reasons}")
+    for e in sent:
+        if isinstance(e, ev.TaskRefresh):
+            ctx.say(f"  ↩ {e.task}: {e.reasons}")
 
 
 def _release(ctx: JobContext, queue: list[Task], reason: str) -> None:

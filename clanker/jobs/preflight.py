@@ -21,12 +21,12 @@ def run_preflight_job(ctx: JobContext) -> None:
     ran = found.event(ctx.sid, key)
 
     def decide(st: State) -> list[Event]:
-        prev = st.preflight
+        prev = st.preflights.get(key)
         regression = (
             not found.passed
             and found.kind == "gate"
+            and not found.environment  # a missing .env or venv is the environment, not main
             and prev is not None
-            and prev.key == key
             and prev.trusted
             and prev.sha != found.sha
         )
@@ -43,6 +43,8 @@ def run_preflight_job(ctx: JobContext) -> None:
     recorded = next(e for e in ctx.store.transact(decide) if isinstance(e, PreflightRan))
     if found.passed:
         ctx.say(f"  ✓ the gate passes on {ctx.main} and tests the worktree ({found.seconds:.1f}s): dispatching")
+        if found.partial:
+            ctx.say("  ! part of your checkout could not be watched (inotify limits): reads from there went unseen")
     else:
         for line in preflight.render(recorded.payload(), ctx.repo).splitlines():
             ctx.say(f"  {line}")

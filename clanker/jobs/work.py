@@ -112,7 +112,8 @@ def run_work(ctx: JobContext, task: Task) -> None:
     )
     if not gate.passed:
         ctx.say(f"  ✗ gate failed: {gate.failed} — {gate.last_line()}")
-        _fail(ctx, task, f"gate failed: `{gate.failed}`: {gate.last_line()[:200]}")
+        last = gate.last_line()[:200]
+        _fail(ctx, task, f"gate failed: `{gate.failed}`" + (f": {last}" if last else ""))
         return
     ctx.say(f"  ✓ gate passed; submitting {task.id} for judging ({len(files)} file(s) changed)")
     _finish(ctx)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -89,6 +90,13 @@ def _run(
             out, _ = proc.communicate()
             note(out.decode("utf-8", "replace") + f"\n(timed out after {timeout:.0f}s)\n")
             return GateResult(False, _tail(chunks), time.monotonic() - started, cmd)
+        except BaseException:
+            # Ctrl-C, or the slave stopping: the command runs in a session of its own, so nothing
+            # else would stop it.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
         note(out.decode("utf-8", "replace"))
         if proc.returncode != 0:
             note(f"(exit {proc.returncode})\n")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import tempfile
 import textwrap
@@ -34,14 +35,18 @@ from typing import Any
 from ..config import Config
 from ..state.events import PreflightRan
 from ..state.paths import Paths
+from ..state.secrets import redact
 from ..system import git
 from ..system.openwatch import OpenWatch
 from . import recipes, traps
 from .gate import GateResult, run_gate
 from .workspace import SetupFailed, Workspace
 
+# Read by every git command (and so by an editor's git panel polling the checkout): no evidence.
+VCS_FILES = frozenset({".gitignore", ".gitattributes", ".gitmodules", ".mailmap", ".git-blame-ignore-revs"})
 PROBE = "clanker preflight probe: this file was broken on purpose to see whether the gate reads it )]}\n"
 MAX_PROBED = 200
+QUIET_SECS = 5.0  # the longest look at what the checkout's other readers open
 # Ignored directories that hold an environment (made by setup), not files to copy.
 ENV_DIRS = frozenset({".venv", "venv", "env", "node_modules", "target", ".tox", ".nox"})
 # Ignored directories that are neither an environment nor files a gate needs.
@@ -66,6 +71,7 @@ class Finding:
     fix: str = ""  # the clanker.yaml lines that would fix it
     log: str = ""  # the setup log
     partial: bool = False  # the checkout could not be watched completely
+    environment: bool = False  # the diagnosis found an environment cause (a missing ignored file, a venv)
 
     def event(self, slave: str, key: str) -> PreflightRan:
         """What the preflight found, as the event that records it (by `slave`, for settings `key`)."""
@@ -88,10 +94,16 @@ class Finding:
         )
 
 
+# The environment a gate resolves its tools and code through: a shell with another venv active
+# (or another PATH) is another environment, whose gate has to earn trust of its own.
+ENV_KEYS = ("PATH", "VIRTUAL_ENV", "PYTHONPATH", "NODE_PATH", "CONDA_PREFIX")
+
+
 def key(cfg: Config) -> str:
-    """What a preflight result is about: the gate and the worktree environment settings."""
+    """What a preflight result is about: the gate, the worktree settings and the environment."""
     w = cfg.worktree
-    text = json.dumps([list(cfg.gate), list(w.copy), list(w.link), list(w.setup), list(w.setup_inputs)])
+    env = [os.environ.get(name, "") for name in ENV_KEYS]
+    text = json.dumps([list(cfg.gate), list(w.copy), list(w.link), list(w.setup), list(w.setup_inputs), env])
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
@@ -132,13 +144,19 @@ def _check(cfg: Config, ws: Workspace, sha: str, started: float, say: Callable[[
     checkout = cfg.repo
     tracked = set(git.tracked_files(checkout)) - {"clanker.yaml"}
     say(f"  gate on {sha[:10]} in a fresh worktree, watching {checkout} for reads")
-    first, opened, partial = _watched_gate(cfg, ws, tracked)
+    first, seen = _watched_gate(cfg, ws, tracked)
+    partial = seen.partial
+    # What the gate read from the checkout and NOT from the worktree: it used the checkout's copy
+    # instead. A file read from both (a config file found by searching parent directories, like
+    # pytest's pyproject.toml or npm's package.json) is no sign of it, nor are VCS files that any
+    # git command reads (an editor's git panel polls them).
+    suspects = sorted(f for f in seen.checkout - seen.worktree if Path(f).name not in VCS_FILES)
     causes = tuple(traps.findings(cfg, ws.paths.worktrees))
     if not first.passed:
         found = diagnose(cfg, first.output)
         hint = (
-            (f"the gate also read {len(opened)} tracked file(s) from your checkout (e.g. {sorted(opened)[0]})",)
-            if opened
+            (f"the gate also read {len(suspects)} tracked file(s) from your checkout (e.g. {suspects[0]})",)
+            if suspects
             else ()
         )
         return Finding(
@@ -148,23 +166,33 @@ def _check(cfg: Config, ws: Workspace, sha: str, started: float, say: Callable[[
             time.monotonic() - started,
             first.failed or "",
             first.output[-2000:],
-            tuple(sorted(opened)[:20]),
+            tuple(suspects[:20]),
             found.causes + hint + causes,
             found.fix,
             log,
             partial,
+            found.environment,
         )
-    if not opened:
+    if suspects:
+        # Something else may read the checkout all the while (an editor's git panel re-reads
+        # recently changed files): what is read with no gate running is no evidence either.
+        noise = _background(cfg.repo, tracked, min(max(first.seconds, 1.0), QUIET_SECS))
+        suspects = [f for f in suspects if f not in noise]
+    if not suspects:
         return Finding(True, "ok", sha, time.monotonic() - started, log=log, partial=partial)
-    suspects = sorted(f for f in opened if (ws.path / f).is_file())[:MAX_PROBED]
-    names = ", ".join(sorted(opened)[:3]) + (" …" if len(opened) > 3 else "")
-    say(f"  the gate read {len(opened)} tracked file(s) from your checkout ({names}): does it test the worktree?")
+    suspects = [f for f in suspects if (ws.path / f).is_file()][:MAX_PROBED]
+    names = ", ".join(suspects[:3]) + (" …" if len(suspects) > 3 else "")
+    say(
+        f"  the gate read {len(suspects)} tracked file(s) from your checkout only ({names}): does it test the worktree?"
+    )
     for f in suspects:
         (ws.path / f).write_text(PROBE, encoding="utf-8")
     try:
-        second, again, partial2 = _watched_gate(cfg, ws, tracked)
+        second, seen2 = _watched_gate(cfg, ws, tracked)
     finally:
         git.restore(ws.path, suspects)
+    partial2 = seen2.partial
+    again = seen2.checkout
     repeated = sorted(set(suspects) & again)
     if second.passed and repeated:
         recipe = recipes.detect(checkout)
@@ -188,11 +216,32 @@ def _check(cfg: Config, ws: Workspace, sha: str, started: float, say: Callable[[
     return Finding(True, "ok", sha, time.monotonic() - started, log=log, partial=partial or partial2)
 
 
-def _watched_gate(cfg: Config, ws: Workspace, tracked: set[str]) -> tuple[GateResult, set[str], bool]:
-    with tempfile.TemporaryDirectory(prefix="clanker-pyc-") as pyc:
-        with OpenWatch(cfg.repo, tracked) as watch:
-            result = run_gate(cfg.gate, ws.path, cfg.gate_timeout_secs, env={**ws.env(), "PYTHONPYCACHEPREFIX": pyc})
-        return result, set(watch.opened), watch.partial
+def _background(checkout: Path, tracked: set[str], seconds: float) -> frozenset[str]:
+    """The tracked files of the checkout that something opens while no gate runs."""
+    with OpenWatch(checkout, tracked) as watch:
+        time.sleep(seconds)
+    return frozenset(watch.opened)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """The tracked files a gate run opened, in the user's checkout and in the worktree."""
+
+    checkout: frozenset[str]
+    worktree: frozenset[str]
+    partial: bool  # some directories could not be watched
+
+
+def _watched_gate(cfg: Config, ws: Workspace, tracked: set[str]) -> tuple[GateResult, Seen]:
+    with (
+        tempfile.TemporaryDirectory(prefix="clanker-pyc-") as pyc,
+        OpenWatch(cfg.repo, tracked) as outside,
+        OpenWatch(ws.path, tracked) as inside,
+    ):
+        env = {**ws.env(), "PYTHONPYCACHEPREFIX": pyc}
+        result = run_gate(cfg.gate, ws.path, cfg.gate_timeout_secs, env=env)
+    seen = Seen(frozenset(outside.opened), frozenset(inside.opened), outside.partial or inside.partial)
+    return result, seen
 
 
 @dataclass(frozen=True)
@@ -200,6 +249,7 @@ class Diagnosis:
     causes: tuple[str, ...] = ()
     fix: str = ""
     copy: tuple[str, ...] = field(default_factory=tuple)
+    environment: bool = False  # found a cause in the environment (not a guess)
 
 
 def diagnose(cfg: Config, output: str) -> Diagnosis:
@@ -246,7 +296,8 @@ def diagnose(cfg: Config, output: str) -> Diagnosis:
         parts["copy"] = copy
     if setup != list(cfg.worktree.setup):
         parts["setup"] = setup
-    return Diagnosis(tuple(causes), _yaml(parts) if parts else "", tuple(copy))
+    environment = bool(named) or bool(parts) or bool(envs and missing_env)
+    return Diagnosis(tuple(causes), _yaml(parts) if parts else "", tuple(copy), environment)
 
 
 def _named(rel: str, output: str) -> bool:
@@ -315,6 +366,11 @@ def render(data: dict[str, Any], repo: Path) -> str:
         lines += ["  " + ln for ln in fix.splitlines()]
     if kind == "trap":
         lines.append("(worktree.link is not a fix here: a linked .venv or node_modules still points at your checkout.)")
+    if data.get("partial"):
+        lines.append(
+            "(Part of your checkout could not be watched — inotify limits, see fs.inotify.max_user_watches —"
+            " so reads from there may have gone unseen.)"
+        )
     if data.get("log") and Path(str(data["log"])).is_file():
         lines.append(f"Setup log: {data['log']}")
     if kind == "gate":
@@ -324,7 +380,7 @@ def render(data: dict[str, Any], repo: Path) -> str:
         )
     if kind != "regression":
         lines.append("Then `clanker doctor --gate` runs this check again; the fleet starts when it passes.")
-    return "\n".join(wrapped for line in lines for wrapped in _wrap(line))
+    return redact("\n".join(wrapped for line in lines for wrapped in _wrap(line)))
 
 
 WIDTH = 100  # the screen fits an 80-column terminal's overlay give or take, and reads well in a pane

@@ -45,13 +45,21 @@ def _json(path: Path) -> dict[str, Any]:
 
 def _python(repo: Path) -> Recipe | None:
     pyproject = _toml(repo / "pyproject.toml")
-    has_project = (repo / "pyproject.toml").is_file() or (repo / "setup.py").is_file()
+    # A pyproject.toml holding only tool settings (ruff, black, pytest) is not an installable project.
+    installable = (
+        "project" in pyproject
+        or "poetry" in (pyproject.get("tool") or {})
+        or (repo / "setup.py").is_file()
+        or (repo / "setup.cfg").is_file()
+    )
     reqs = sorted(p.name for p in repo.glob("requirements*.txt"))
-    if not has_project and not reqs:
+    if not installable and not reqs and not (repo / "pyproject.toml").is_file():
         return None
     deps = json.dumps(pyproject).lower()
+    req_text = " ".join(_read(repo / r).lower() for r in reqs)
     pytest = (
         "pytest" in deps
+        or "pytest" in req_text
         or (repo / "pytest.ini").is_file()
         or (repo / "conftest.py").is_file()
         or (repo / "tests" / "conftest.py").is_file()
@@ -67,14 +75,21 @@ def _python(repo: Path) -> Recipe | None:
     extras = (pyproject.get("project") or {}).get("optional-dependencies") or {}
     extra = next((e for e in ("test", "tests", "dev") if e in extras), None)
     steps = ["python3 -m venv .venv"]
-    if has_project:
+    steps += [f".venv/bin/pip install -q -r {r}" for r in reqs]
+    if installable:
         steps.append(f".venv/bin/pip install -q -e '.[{extra}]'" if extra else ".venv/bin/pip install -q -e .")
-    steps += [f".venv/bin/pip install -q -r {r}" for r in reqs if "dev" in r or "test" in r or not has_project]
-    if pytest and "pytest" not in " ".join(steps) and not extra:
+    if pytest and "pytest" not in deps and "pytest" not in req_text:
         steps.append(".venv/bin/pip install -q pytest")
     gate = (f".venv/bin/python {runner}",) if runner else ()
-    note = "each worktree gets its own .venv with an editable install of *that worktree*"
+    note = "each worktree gets its own .venv" + (", with an editable install of *that worktree*" if installable else "")
     return Recipe("python-pip", gate, (" && ".join(steps),), (note,))
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
 
 
 def _node(repo: Path) -> Recipe | None:

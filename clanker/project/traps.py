@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -73,8 +74,9 @@ def findings(cfg: Config, own: Path, env: Mapping[str, str] | None = None) -> li
                 f"{rel}/ ({how}) has an editable install of your checkout ({', '.join(dists)}): "
                 "python there imports the code from your checkout, not from the worktree"
             )
+    named = re.compile(re.escape(str(checkout)) + r"(?=$|[/\s'\";:)])")
     for cmd in cfg.gate:
-        if str(checkout) in cmd and str(own) not in cmd:
+        if named.search(cmd) and str(own) not in cmd:
             out.append(f"the gate command `{cmd}` names your checkout ({checkout}) by its absolute path")
     for link in cfg.worktree.link:
         base = checkout / link

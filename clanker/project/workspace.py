@@ -20,8 +20,6 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from filelock import FileLock
-
 from ..config import Config
 from ..errors import ClankerError
 from ..state import atomic
@@ -30,7 +28,7 @@ from ..system import git
 from .gate import GateResult, run_gate
 
 REMAPPED = ("PATH", "VIRTUAL_ENV", "PYTHONPATH", "NODE_PATH")
-EXCLUDE_NOTE = "# clanker: made in clanker's worktrees by worktree.setup or worktree.link; never commit it"
+EXCLUDE_NOTE = "# clanker: this worktree's own ignore file (core.excludesFile for git commands run here)"
 
 
 class SetupFailed(ClankerError):
@@ -98,6 +96,7 @@ class Workspace:
         moved = remap(os.environ, self.paths.repo, self.path, (self.paths.worktrees, self.paths.state_dir))
         return {
             **moved,
+            **self.git_env(),
             "CLANKER_WORKTREE": str(self.path),
             "CLANKER_CHECKOUT": str(self.paths.repo),
             "CLANKER_PORT_BASE": str(port_base(self.cfg, self.slot)),
@@ -190,20 +189,34 @@ class Workspace:
         return linked
 
     def _exclude(self, entries: list[str]) -> None:
-        """Keep what setup or a link made in the worktree out of every commit (info/exclude is
-        shared by all worktrees of the repository)."""
-        target = git.git_dir(self.paths.repo) / "info" / "exclude"
-        with FileLock(str(self.paths.locks / "exclude.lock")):
-            existing = target.read_text(encoding="utf-8") if target.exists() else ""
-            have = set(existing.splitlines())
-            lines = [f"/{e}" for e in entries if f"/{e}" not in have]
-            if not lines:
-                return
-            if EXCLUDE_NOTE not in have:
-                lines.insert(0, EXCLUDE_NOTE)
-            sep = "" if not existing or existing.endswith("\n") else "\n"
-            atomic.write_text(target, existing + sep + "\n".join(lines) + "\n")
-        self.say(f"  git did not ignore {', '.join(entries)}: added to {target} so it is never committed")
+        """Keep what setup or a link made in this worktree out of its commits, in this worktree
+        only: its own ignore file (with the user's global ignores in it, which it replaces)."""
+        gd = git.worktree_git_dir(self.path)
+        if gd is None:
+            return
+        path = gd / git.EXCLUDES
+        have = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+        new = [f"/{e}" for e in entries if f"/{e}" not in have]
+        if not new:
+            return
+        if not have:
+            user = git.global_excludes()
+            text = user.read_text(encoding="utf-8", errors="replace") if user and user.is_file() else ""
+            have = [EXCLUDE_NOTE, *text.splitlines(), "# made here by worktree.setup or worktree.link:"]
+        atomic.write_text(path, "\n".join([*have, *new]) + "\n")
+        self.say(f"  git did not ignore {', '.join(entries)}: kept out of {self.name}'s commits (only there)")
+
+    def git_env(self) -> dict[str, str]:
+        """Makes agents' and gates' own git commands here honour this worktree's ignore file."""
+        own = git.excludes_file(self.path)
+        if own is None:
+            return {}
+        n = int(os.environ.get("GIT_CONFIG_COUNT", "0") or 0)
+        return {
+            "GIT_CONFIG_COUNT": str(n + 1),
+            f"GIT_CONFIG_KEY_{n}": "core.excludesFile",
+            f"GIT_CONFIG_VALUE_{n}": str(own),
+        }
 
     # --- setup -------------------------------------------------------------------------------------
 

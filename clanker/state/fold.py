@@ -117,7 +117,7 @@ class _Draft:
     plan_started: float | None
     plan_request: str | None
     planner_usage: Usage
-    preflight: Preflight | None
+    preflights: dict[str, Preflight]
     preflight_slave: str | None
     preflight_started: float | None
     preflight_wanted: bool
@@ -128,7 +128,7 @@ class _Draft:
         return cls(
             dict(s.tasks), dict(s.slaves), s.events, s.conflicts, s.mainlined, set(s.paused), dict(s.credentials),
             s.health_slave, s.health_started, s.health_last, s.main_red, list(s.plan_requests), s.plan_slave,
-            s.plan_started, s.plan_request, s.planner_usage, s.preflight, s.preflight_slave, s.preflight_started,
+            s.plan_started, s.plan_request, s.planner_usage, dict(s.preflights), s.preflight_slave, s.preflight_started,
             s.preflight_wanted, dict(s.setup_failed),
         )  # fmt: skip
 
@@ -139,7 +139,7 @@ class _Draft:
             health_slave=self.health_slave, health_started=self.health_started, health_last=self.health_last,
             main_red=self.main_red, plan_requests=tuple(self.plan_requests), plan_slave=self.plan_slave,
             plan_started=self.plan_started, plan_request=self.plan_request, planner_usage=self.planner_usage,
-            preflight=self.preflight, preflight_slave=self.preflight_slave, preflight_started=self.preflight_started,
+            preflights=self.preflights, preflight_slave=self.preflight_slave, preflight_started=self.preflight_started,
             preflight_wanted=self.preflight_wanted, setup_failed=self.setup_failed,
         )  # fmt: skip
 
@@ -327,7 +327,9 @@ def _preflight_released(d: _Draft, e: ev.PreflightReleased) -> None:
 def _preflight_ran(d: _Draft, e: ev.PreflightRan) -> None:
     if not _apply_job(d, e):
         return
-    d.preflight = Preflight(
+    if d.preflight_wanted:
+        d.preflights.clear()  # asked for a new look since: the other settings' results are stale
+    d.preflights[e.key] = Preflight(
         key=e.key,
         sha=e.sha,
         passed=e.passed,
@@ -554,7 +556,7 @@ def state_to_json(state: State) -> dict[str, Any]:
             "red": state.main_red,
         },
         "preflight": {
-            "last": dataclasses.asdict(state.preflight) if state.preflight else None,
+            "results": {k: dataclasses.asdict(p) for k, p in sorted(state.preflights.items())},
             "slave": state.preflight_slave,
             "started": state.preflight_started,
             "wanted": state.preflight_wanted,
@@ -563,6 +565,14 @@ def state_to_json(state: State) -> dict[str, Any]:
         "tasks": [task_json(t) for t in state.tasks.values()],
         "slaves": [dataclasses.asdict(s) for s in state.slaves.values()],
     }
+
+
+def _preflights(pre: dict[str, Any]) -> dict[str, Preflight]:
+    results = pre.get("results")
+    if isinstance(results, dict):
+        return {str(k): Preflight(**v) for k, v in results.items()}
+    last = pre.get("last")  # a snapshot from before results were kept per settings key
+    return {str(last["key"]): Preflight(**last)} if isinstance(last, dict) else {}
 
 
 def state_from_json(raw: dict[str, Any]) -> State:
@@ -577,7 +587,6 @@ def state_from_json(raw: dict[str, Any]) -> State:
         tasks[d["id"]] = Task(**d)
     slaves = {s["id"]: SlaveInfo(**s) for s in raw.get("slaves", [])}
     pre = raw.get("preflight") or {}
-    last = pre.get("last")
     return State(
         tasks=tasks,
         slaves=slaves,
@@ -596,7 +605,7 @@ def state_from_json(raw: dict[str, Any]) -> State:
         plan_started=(raw.get("plan") or {}).get("started"),
         plan_request=(raw.get("plan") or {}).get("request"),
         planner_usage=Usage.from_json((raw.get("plan") or {}).get("usage")),
-        preflight=Preflight(**last) if isinstance(last, dict) else None,
+        preflights=_preflights(pre),
         preflight_slave=pre.get("slave"),
         preflight_started=pre.get("started"),
         preflight_wanted=bool(pre.get("wanted")),

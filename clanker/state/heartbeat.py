@@ -29,6 +29,7 @@ class Beat:
     agent_pgid: int | None
     stopped: bool
     env: list[str] | None = None  # which agent/credential variables the process has (names only)
+    gate_key: str = ""  # the preflight settings key it computes (its environment's)
 
     def age(self, now: float | None = None) -> float:
         return max(0.0, (now or time.time()) - self.wall)
@@ -50,6 +51,7 @@ def read(paths: Paths, sid: str) -> Beat | None:
             agent_pgid=raw.get("agent_pgid"),
             stopped=bool(raw.get("stopped", False)),
             env=[str(n) for n in raw["env"]] if isinstance(raw.get("env"), list) else None,
+            gate_key=str(raw.get("gate_key") or ""),
         )
     except (TypeError, ValueError):
         return None

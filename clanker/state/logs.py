@@ -7,6 +7,7 @@ import time
 from collections import deque
 from pathlib import Path
 
+from ..errors import UsageError
 from ..system.fswatch import LogWaiter
 from .paths import Paths
 
@@ -33,8 +34,8 @@ def setup_log(paths: Paths, name: str, n: int | None) -> str:
     log = paths.setup_log(name)
     if not log.is_file():
         known = sorted(p.stem for p in log.parent.glob("*.log")) if log.parent.is_dir() else []
-        have = f" (there are: {', '.join(known)})" if known else ""
-        return f"no setup log for {name}{have}"
+        have = f" (there are: {', '.join(known)})" if known else " (no worktree has been set up yet)"
+        raise UsageError(f"no setup log for {name}{have}")
     lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
     return "\n".join(lines[-n:] if n else lines)
 

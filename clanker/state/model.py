@@ -216,11 +216,16 @@ class State:
     plan_started: float | None = None
     plan_request: str | None = None  # what that run is for
     planner_usage: Usage = Usage()  # every planner run's tokens and cost, fleet-wide
-    preflight: Preflight | None = None
+    preflights: dict[str, Preflight] = field(default_factory=dict)  # settings key → its last result
     preflight_slave: str | None = None  # who runs the preflight now
     preflight_started: float | None = None
     preflight_wanted: bool = False  # asked for since the last result (a new run, a retry)
     setup_failed: dict[str, SetupFailure] = field(default_factory=dict)  # slave → its failure
+
+    @property
+    def preflight(self) -> Preflight | None:
+        """The newest preflight result, whatever the settings (for showing it)."""
+        return max(self.preflights.values(), key=lambda p: p.ts, default=None)
 
     def task(self, task_id: str) -> Task | None:
         return self.tasks.get(task_id)

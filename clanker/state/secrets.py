@@ -16,11 +16,27 @@ def register(value: str | None) -> None:
         _known.add(value)
 
 
+_URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]*:([^/\s@]+)@", re.IGNORECASE)
+
+
+def looks_secret(name: str) -> bool:
+    return _SECRET_NAME.search(name) is not None
+
+
 def register_env(env: dict[str, str] | None = None) -> None:
-    """Treat the values of secret-looking variables (…_KEY, …_TOKEN, …) as secrets."""
+    """Treat the values of secret-looking variables (…_KEY, …_TOKEN, …) as secrets, and the
+    password of any URL in a variable (`postgres://user:PASSWORD@host/db`)."""
     for name, value in (env if env is not None else os.environ).items():
-        if _SECRET_NAME.search(name):
+        if looks_secret(name):
             register(value)
+        for password in _URL_PASSWORD.findall(value or ""):
+            register(password)
+
+
+def register_names(names: list[str] | tuple[str, ...]) -> None:
+    """The values of these variables are secrets whatever their names (env.pass, credentials)."""
+    for name in names:
+        register(os.environ.get(name))
 
 
 def redact(text: str) -> str:

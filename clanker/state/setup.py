@@ -54,13 +54,24 @@ def starter(recipe: recipes.Recipe, branch: str) -> str:
 
 
 def ensure_ignored(cfg: Config) -> str:
-    """Keep `.clanker/` out of git; returns where the rule lives (or already lived)."""
-    if git.is_ignored(cfg.repo, ".clanker/events.log"):
+    """Keep `.clanker/` (and a worktree root of its own inside the repository) out of git;
+    returns where the rule lives (or already lived)."""
+    rules = []
+    if not git.is_ignored(cfg.repo, ".clanker/events.log"):
+        rules.append(IGNORE_LINE)
+    root = cfg.worktrees
+    if root is not None and root.is_relative_to(cfg.repo) and root != cfg.repo:
+        rel = root.relative_to(cfg.repo).as_posix()
+        # The slaves' worktrees would show up in `git status` (and `git add -A` would take them
+        # in as embedded repositories).
+        if not rel.startswith(".clanker/") and not git.is_ignored(cfg.repo, f"{rel}/c1"):
+            rules.append(f"/{rel}/")
+    if not rules:
         return "already ignored"
     target = cfg.repo / ".gitignore" if cfg.git_ignore == "gitignore" else git.git_dir(cfg.repo) / "info" / "exclude"
     existing = target.read_text(encoding="utf-8") if target.exists() else ""
     sep = "" if not existing or existing.endswith("\n") else "\n"
-    atomic.write_text(target, existing + sep + IGNORE_LINE + "\n")
+    atomic.write_text(target, existing + sep + "\n".join(rules) + "\n")
     return str(target)
 
 

@@ -26,8 +26,36 @@ def _env() -> dict[str, str]:
     return env
 
 
+EXCLUDES = "clanker-exclude"  # a linked worktree's own ignore file, in its private git dir
+
+
+def worktree_git_dir(wt: Path) -> Path | None:
+    """The private git dir of a linked worktree (`.git` is a file there), else None."""
+    try:
+        text = (wt / ".git").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not text.startswith("gitdir:"):
+        return None
+    found = Path(text.split(":", 1)[1].strip())
+    return found if found.is_absolute() else (wt / found).resolve()
+
+
+def excludes_file(wt: Path) -> Path | None:
+    """The worktree's own ignore file, when clanker made one (see `Workspace`)."""
+    gd = worktree_git_dir(wt)
+    path = gd / EXCLUDES if gd is not None else None
+    return path if path is not None and path.is_file() else None
+
+
 def run(args: list[str], cwd: Path, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(["git", *args], cwd=cwd, env=_env(), input=input, capture_output=True, text=True, check=False)
+    # What setup made in one of clanker's worktrees is ignored there alone: git has no per-worktree
+    # info/exclude, and the shared one would hide those names in the user's checkout too.
+    own = excludes_file(cwd)
+    extra = ["-c", f"core.excludesFile={own}"] if own is not None else []
+    proc = subprocess.run(
+        ["git", *extra, *args], cwd=cwd, env=_env(), input=input, capture_output=True, text=True, check=False
+    )
     if check and proc.returncode != 0:
         raise GitError(args, proc.stderr or proc.stdout, proc.returncode)
     return proc
@@ -35,6 +63,18 @@ def run(args: list[str], cwd: Path, check: bool = True, input: str | None = None
 
 def out(args: list[str], cwd: Path) -> str:
     return run(args, cwd).stdout.strip()
+
+
+def global_excludes() -> Path | None:
+    """The user's own global ignore file (core.excludesFile, else git's default place)."""
+    proc = subprocess.run(
+        ["git", "config", "--global", "--path", "core.excludesFile"], env=_env(), capture_output=True, text=True
+    )
+    if proc.returncode == 0 and proc.stdout.strip():
+        return Path(proc.stdout.strip()).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    default = Path(base) / "git" / "ignore"
+    return default if default.is_file() else None
 
 
 def version() -> str:

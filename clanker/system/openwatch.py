@@ -38,7 +38,11 @@ class OpenWatch:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> OpenWatch:
-        self._ino = INotify()
+        try:
+            self._ino = INotify()
+        except OSError:  # out of inotify instances (or no inotify at all): watch nothing, and say so
+            self.partial = True
+            return self
         for d in sorted({str(Path(f).parent) for f in self.tracked}):
             try:
                 wd = self._ino.add_watch(str(self.root / d), flags.OPEN | flags.ONLYDIR)

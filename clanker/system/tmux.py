@@ -35,8 +35,8 @@ FIELDS = (
 LIST_FORMAT = SEP.join(f"#{{{f}}}" for f in FIELDS)
 # Variables a spawned pane needs from the controller's environment: the tmux server's own
 # environment may be from long ago, so the pane command carries these explicitly.
-PASS_ENV_PREFIXES = ("CLANKER_",)
-PASS_ENV = ("PATH", "PYTHONPATH", "VIRTUAL_ENV", "HOME", "LANG", "LC_ALL")
+# Nothing secret goes this way (it is on tmux's command line): keys go by envpass's private file.
+PASS_ENV = ("PATH", "PYTHONPATH", "VIRTUAL_ENV", "HOME", "LANG", "LC_ALL", "CLANKER_TMUX_SOCKET")
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def inside() -> bool:
 
 
 def pass_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k in PASS_ENV or k.startswith(PASS_ENV_PREFIXES)}
+    return {k: v for k, v in os.environ.items() if k in PASS_ENV}
 
 
 class Tmux:
@@ -137,13 +137,23 @@ class Tmux:
     def has_session(self, name: str) -> bool:
         return self.try_run("has-session", "-t", f"={name}")
 
-    def new_session(self, name: str, window: str, cwd: str, command: list[str], env: dict[str, str]) -> str:
+    def new_session(
+        self,
+        name: str,
+        window: str,
+        cwd: str,
+        command: list[str],
+        env: dict[str, str],
+        hide: frozenset[str] = frozenset(),
+    ) -> str:
         """A detached session whose first pane runs `command`; returns the pane id.
 
         remain-on-exit is set in the same tmux invocation, before the server can reap the child,
-        so a command that dies at once still leaves a dead pane to inspect and respawn.
+        so a command that dies at once still leaves a dead pane to inspect and respawn. When this
+        starts the tmux server, the server's global environment is copied from this process:
+        the variables in `hide` (keys and tokens) are left out of it.
         """
-        out = self.run(
+        args = [
             "new-session",
             "-d",
             "-P",
@@ -168,8 +178,21 @@ class Tmux:
             f"={name}:{window}",
             "remain-on-exit",
             "on",
-        )
-        return out[0]
+        ]
+        if self.running():
+            return self.run(*args)[0]
+        return self._run_hidden(args, hide)[0]
+
+    def _run_hidden(self, args: list[str], hide: frozenset[str]) -> list[str]:
+        """A tmux command run as a client whose environment lacks `hide` (it may start the server)."""
+        base = ["tmux"]
+        if self.socket:
+            base += ["-S", self.socket] if "/" in self.socket else ["-L", self.socket]
+        clean = {k: v for k, v in os.environ.items() if k not in hide}
+        proc = subprocess.run([*base, *args], env=clean, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise TmuxError(list(args), proc.stderr)
+        return proc.stdout.splitlines()
 
     def new_window(self, session: str, name: str, cwd: str, command: list[str], env: dict[str, str]) -> str:
         out = self.run(

@@ -278,7 +278,7 @@ class App:
         if self.ui.message and time.monotonic() > self.ui.message_until:
             self.ui.message = ""
         gate = ctl.gate()
-        pre = state.preflight
+        pre = state.preflights.get(preflight.key(ctl.cfg))
         if gate == "failed" and pre is not None and pre.ts != self.preflight_shown and not self.ui.overlay:
             # Nothing is dispatched until this is fixed: say what and how, once per finding.
             self.preflight_shown = pre.ts
