@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from clanker.errors import IllegalTransition
-from clanker.fleet.scheduler import Job, Targets, choose_job, conflict_rate, gate_status, targets
+from clanker.fleet.scheduler import Targets, choose_job, conflict_rate, gate_status, targets
+from clanker.jobs.base import Job
 from clanker.state.events import Event as Ev
 from clanker.state.fold import check, fold
 from clanker.state.model import State, TaskState

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..jobs.base import Job
 from ..state.locks import keys_for, overlaps
 from ..state.model import HOLDS_KEYS, State, Task, TaskState
 
@@ -35,13 +36,6 @@ def targets(slaves: int, ready: int, backlog: int, conflict_rate: float, judge_c
 
 def conflict_rate(state: State) -> float:
     return state.conflicts / max(1, state.conflicts + state.mainlined)
-
-
-@dataclass(frozen=True)
-class Job:
-    kind: str  # work | judge | mainline | health | plan | preflight
-    task: str = ""  # plan: the task to split, or "" to plan from the docs
-    batch: tuple[str, ...] = ()  # mainline: the accepted tasks to stack, oldest first
 
 
 def task_keys(task: Task, owner_files: tuple[str, ...]) -> frozenset[str]:

@@ -18,13 +18,9 @@ from filelock import Timeout
 from ..agents.runner import kill_group
 from ..config import Config, load
 from ..errors import ClankerError
+from ..jobs.base import Job
 from ..jobs.context import JobContext
-from ..jobs.health import run_health
-from ..jobs.integrate import run_mainline
-from ..jobs.judge import run_judge
-from ..jobs.plan import run_plan
-from ..jobs.preflight import run_preflight_job
-from ..jobs.work import run_work
+from ..jobs.kinds import KINDS
 from ..project import preflight
 from ..project.workspace import SetupFailed
 from ..state import credentials, heartbeat, secrets
@@ -32,7 +28,7 @@ from ..state import events as ev
 from ..state.events import Event
 from ..state.heartbeat import Heart, SleepDetector
 from ..state.locks import slave_lock
-from ..state.model import HELD, State, TaskState
+from ..state.model import HELD, State
 from ..state.paths import Paths
 from ..state.reconcile import alive_slaves, dead_slaves, release_events
 from ..state.secrets import redact
@@ -40,7 +36,7 @@ from ..state.store import Store
 from ..system import git, tmux
 from ..system.fswatch import LogWaiter
 from . import envpass
-from .scheduler import Job, choose_job, gate_status
+from .scheduler import choose_job, gate_status
 
 
 def say(sid: str, text: str) -> None:
@@ -306,42 +302,19 @@ class Slave:
 
     def _run_job(self, job: Job) -> None:
         try:
-            if job.kind == "preflight":
-                run_preflight_job(self.ctx)
-            elif job.kind == "mainline":
-                run_mainline(self.ctx, job.batch)
-            elif job.kind == "health":
-                run_health(self.ctx)
-            elif job.kind == "plan":
-                run_plan(self.ctx, job.task)
-            elif job.kind == "work":
-                run_work(self.ctx, self.store.state().tasks[job.task])
-            else:
-                run_judge(self.ctx, self.store.state().tasks[job.task])
+            KINDS[job.kind].run(self.ctx, job)
         except SetupFailed as e:
             self._setup_failed(job, e)
         except ClankerError as e:
-            # A git or tmux failure inside a job must not kill the slave: give the task back,
+            # A git or tmux failure inside a job must not kill the slave: give the job back,
             # and pause a moment so a persistent failure can't spin.
             say(self.sid, f"✗ {job.kind} {job.task} failed: {e}")
-            self._give_back(job, str(e))
+            error = str(e)
+            self.store.transact(lambda st: KINDS[job.kind].on_error(st, job, self.sid, error))
+            with contextlib.suppress(ClankerError):
+                git.detach(self.ctx.worktree)
             self.ctx.backoff(2)
         self.heart.update(job=None, task=None, phase="idle", agent_pgid=None)
-
-    def _give_back(self, job: Job, error: str) -> None:
-        state = self.store.state()
-        if job.kind in ("mainline", "health", "plan", "preflight"):
-            self.store.transact(lambda st: release_events(st, frozenset({self.sid}), self.sid, error[:300]))
-            return
-        st = state.tasks.get(job.task)
-        if st is None or st.slave != self.sid:
-            return
-        if st.state == TaskState.CLAIMED:
-            self.store.append(ev.TaskFailed(actor=self.sid, task=job.task, slave=self.sid, error=error[:300]))
-        elif st.state == TaskState.JUDGING:
-            self.store.append(ev.JudgeReleased(actor=self.sid, task=job.task, slave=self.sid, reason=error[:300]))
-        with contextlib.suppress(ClankerError):
-            git.detach(self.ctx.worktree)
 
 
 def setup_commands_hash(cfg: Config) -> str:
@@ -350,17 +323,7 @@ def setup_commands_hash(cfg: Config) -> str:
 
 def claim_events(job: Job, sid: str, key: str = "") -> list[Event]:
     """The events that give `sid` the job (appended under the queue lock with the decision)."""
-    if job.kind == "preflight":
-        return [ev.PreflightClaimed(actor=sid, slave=sid, key=key)]
-    if job.kind == "mainline":
-        return [ev.LandingClaimed(actor=sid, task=tid, slave=sid) for tid in job.batch]
-    if job.kind == "health":
-        return [ev.HealthClaimed(actor=sid, slave=sid)]
-    if job.kind == "plan":
-        return [ev.PlanClaimed(actor=sid, slave=sid, request=job.task)]
-    if job.kind == "work":
-        return [ev.TaskClaimed(actor=sid, task=job.task, slave=sid)]
-    return [ev.JudgeClaimed(actor=sid, task=job.task, slave=sid)]
+    return KINDS[job.kind].claim(job, sid, key)
 
 
 def run_slave(cfg: Config, number: int) -> int:

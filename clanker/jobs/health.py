@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from ..state.events import HealthRan
+from ..state.events import HealthClaimed, HealthRan
 from ..system import git
 from . import regressions
+from .base import JobKind, release_all
+from .common import idle, prepare_worktree
 from .context import JobContext
-from .work import prepare_worktree
 
 
 def run_health(ctx: JobContext) -> None:
@@ -36,4 +37,12 @@ def run_health(ctx: JobContext) -> None:
             ]
         )
         ctx.say(f"  ✗ {ctx.main} fails `{result.failed}`: regression task filed (unless one is open)")
-    ctx.heart.update(job=None, task=None, phase="idle")
+    idle(ctx)
+
+
+KIND = JobKind(
+    "health",
+    claim=lambda job, sid, _key: [HealthClaimed(actor=sid, slave=sid)],
+    run=lambda ctx, job: run_health(ctx),
+    on_error=release_all,
+)

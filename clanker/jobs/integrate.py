@@ -15,9 +15,10 @@ from ..state import events as ev
 from ..state.events import Event
 from ..state.model import State, Task, TaskState
 from ..system import git
-from . import history, mainline, overlap, regressions
+from . import history, mainline, overlap
+from .base import JobKind, release_all
+from .common import conflict, idle, let_go, main_is_red, prepare_worktree
 from .context import JobContext
-from .work import prepare_worktree
 
 MAX_ROUNDS = 8
 
@@ -29,6 +30,7 @@ class Stacked:
 
 
 def run_mainline(ctx: JobContext, batch: tuple[str, ...]) -> None:
+    """Land the batch, or give back what can't land now (reasons in the tail)."""
     prepare_worktree(ctx)
     st = ctx.store.state()
     queue = [st.tasks[tid] for tid in batch if tid in st.tasks and st.tasks[tid].state == TaskState.LANDING]
@@ -41,7 +43,7 @@ def run_mainline(ctx: JobContext, batch: tuple[str, ...]) -> None:
         assert base is not None
         stack, conflicted = _stack(ctx, base, queue)
         for task, files in conflicted:
-            _conflict(ctx, task, files)
+            conflict(ctx, task, files)
             queue.remove(task)
         if not stack:
             continue
@@ -49,9 +51,9 @@ def run_mainline(ctx: JobContext, batch: tuple[str, ...]) -> None:
         result = _gate(ctx, stack[-1])
         if not result.passed:
             culprit, failure, good = _bisect(ctx, stack, result)
-            if _main_is_red(ctx, base, culprit, failure):
-                _release(ctx, queue, "main is red: waiting for the regression fix")
-                return _idle(ctx)
+            if main_is_red(ctx, base, culprit, failure, f"the mainline gate of {culprit.id}", when_unnamed=False):
+                let_go(ctx, "main is red: waiting for the regression fix")
+                return idle(ctx)
             reasons = f"fails the gate when stacked on {ctx.main}: `{failure.failed}`: {failure.last_line()}"
             history.write(
                 ctx.paths,
@@ -73,18 +75,18 @@ def run_mainline(ctx: JobContext, batch: tuple[str, ...]) -> None:
         landed = mainline.land(ctx.paths, ctx.main, mainline.Candidate(base, stack[-1].sha))
         if landed.ok:
             _done(ctx, stack)
-            return _idle(ctx)
+            return idle(ctx)
         if landed.reason != "moved":
             ctx.store.append(
                 ev.Risk(actor=ctx.sid, task=queue[0].id, slave=ctx.sid, kind="mainline", message=landed.reason)
             )
-            _release(ctx, queue, landed.reason)
+            let_go(ctx, landed.reason)
             ctx.say(f"  ! can't land: {landed.reason}")
             ctx.stopping.wait(min(30.0, ctx.cfg.heartbeat_secs * 4))  # a person's edits won't go away at once
-            return _idle(ctx)
+            return idle(ctx)
         ctx.say(f"  {ctx.main} moved: stacking again on the new head")
-    _release(ctx, queue, f"{ctx.main} kept moving")
-    _idle(ctx)
+    let_go(ctx, f"{ctx.main} kept moving")
+    idle(ctx)
 
 
 def _stack(ctx: JobContext, base: str, queue: list[Task]) -> tuple[list[Stacked], list[tuple[Task, tuple[str, ...]]]]:
@@ -92,14 +94,11 @@ def _stack(ctx: JobContext, base: str, queue: list[Task]) -> tuple[list[Stacked]
     conflicted = []
     tip = base
     for task in queue:
-        merged = git.merge_tree(ctx.repo, tip, task.branch)
-        if merged.tree is None:
-            conflicted.append((task, merged.conflicts))
+        cand = mainline.build_on(ctx.repo, tip, task)
+        if cand.conflicts:
+            conflicted.append((task, cand.conflicts))
             continue
-        if merged.tree == git.tree_of(ctx.repo, tip):
-            stack.append(Stacked(task, tip))  # nothing to add: it lands as a no-op
-            continue
-        tip = git.commit_tree(ctx.repo, merged.tree, tip, mainline.message(task))
+        tip = cand.sha or tip  # no commit: nothing to add, it lands as a no-op
         stack.append(Stacked(task, tip))
     return stack, conflicted
 
@@ -125,31 +124,6 @@ def _bisect(ctx: JobContext, stack: list[Stacked], failed: GateResult) -> tuple[
         else:
             hi, failure = mid, result
     return stack[lo].task, failure, good if good == lo - 1 else None
-
-
-def _main_is_red(ctx: JobContext, base: str, culprit: Task, failure: GateResult) -> bool:
-    """A failure in files the culprit's change doesn't touch may be main's own: check main alone."""
-    files = set(git.changed_files(ctx.repo, base, culprit.branch))
-    named = regressions.mentioned_files(failure.output, set(git.out(["ls-files"], ctx.repo).splitlines()))
-    if not named or named & files:
-        return False
-    on_main = ctx.gate(sha=base)
-    if on_main.passed:
-        return False
-    ctx.store.transact(
-        lambda st: regressions.events(
-            st, ctx.sid, on_main, base, f"the mainline gate of {culprit.id}", ctx.cfg.health_fix_prompt
-        )
-    )
-    return True
-
-
-def _conflict(ctx: JobContext, task: Task, files: tuple[str, ...]) -> None:
-    reasons = f"conflicts with {ctx.main} in: {', '.join(files)}"
-    ctx.store.append(ev.Risk(actor=ctx.sid, task=task.id, slave=ctx.sid, kind="conflict", message=reasons, files=files))
-    ctx.store.append(
-        ev.Verdict(actor=ctx.sid, task=task.id, slave=ctx.sid, verdict="rework", reasons=reasons, conflict=True)
-    )
 
 
 def _done(ctx: JobContext, stack: list[Stacked]) -> None:
@@ -185,16 +159,9 @@ def _done(ctx: JobContext, stack: list[Stacked]) -> None:
             ctx.say(f"  ↩ {e.task}: {e.reasons}")
 
 
-def _release(ctx: JobContext, queue: list[Task], reason: str) -> None:
-    st = ctx.store.state()
-    evs = [
-        ev.LandingReleased(actor=ctx.sid, task=t.id, slave=ctx.sid, reason=reason)
-        for t in queue
-        if st.tasks[t.id].state == TaskState.LANDING and st.tasks[t.id].slave == ctx.sid
-    ]
-    if evs:
-        ctx.store.append(*evs)
-
-
-def _idle(ctx: JobContext) -> None:
-    ctx.heart.update(job=None, task=None, phase="idle")
+KIND = JobKind(
+    "mainline",
+    claim=lambda job, sid, _key: [ev.LandingClaimed(actor=sid, task=tid, slave=sid) for tid in job.batch],
+    run=lambda ctx, job: run_mainline(ctx, job.batch),
+    on_error=release_all,
+)

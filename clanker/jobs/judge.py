@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from ..agents import adapter_for
 from ..agents.base import Outcome, parse_verdict
-from ..project.gate import GateResult
 from ..state import events as ev
-from ..state.model import Task, TaskState
+from ..state.events import Event
+from ..state.model import State, Task, TaskState
 from ..system import git
-from . import history, mainline, regressions
+from . import history, mainline
+from .base import Job, JobKind
+from .common import conflict, idle, let_go, main_is_red, out_of_budget, prepare_worktree, verdict
 from .context import JobContext
 from .prompts import judge_prompt
-from .work import out_of_budget, prepare_worktree, replan
 
 
 def run_judge(ctx: JobContext, task: Task) -> None:
@@ -24,50 +25,33 @@ def run_judge(ctx: JobContext, task: Task) -> None:
         # A judge died between moving main and recording it: record it now, land nothing twice.
         ctx.store.append(ev.Mainlined(actor=ctx.sid, task=task.id, slave=ctx.sid, sha=already, recovered=True))
         ctx.say(f"  {task.id} was already on {ctx.main} as {already[:10]}")
-        return _idle(ctx)
+        return idle(ctx)
     cand = mainline.build(ctx.repo, ctx.main, task)
     if cand.conflicts:
-        return _conflict(ctx, task, cand.conflicts)
+        return conflict(ctx, task, cand.conflicts)
     gate_output = ""
     if cand.sha:
         result = ctx.gate(sha=cand.sha)
         gate_output = result.output
         ctx.record_gate(task.id, "judge", result)
         if not result.passed:
-            if _main_is_red(ctx, task, cand.base, result):
-                _release(ctx, task, "main is red: waiting for the regression fix")
-                return _idle(ctx)
+            if main_is_red(ctx, cand.base, task, result, f"judging {task.id}", when_unnamed=True):
+                let_go(ctx, "main is red: waiting for the regression fix")
+                return idle(ctx)
             reasons = f"the gate fails on the change rebased onto {ctx.main}: `{result.failed}`: {result.last_line()}"
-            return _verdict(ctx, task, "rework", reasons)
-    verdict, reasons = _ask_judge(ctx, task, cand, gate_output)
-    if verdict is None:
-        _release(ctx, task, reasons)
+            return verdict(ctx, task, "rework", reasons)
+    says, reasons = _ask_judge(ctx, task, cand, gate_output)
+    if says is None:
+        let_go(ctx, reasons)
         ctx.stopping.wait(ctx.cfg.heartbeat_secs * 2)  # don't re-claim a failing judgement at once
-        return _idle(ctx)
-    if verdict != "done":
-        return _verdict(ctx, task, verdict, reasons)
+        return idle(ctx)
+    if says != "done":
+        return verdict(ctx, task, says, reasons)
     # Accepted: the mainline queue lands it, alone or in a batch with others.
     git.detach(ctx.worktree, ctx.main)
     ctx.store.append(ev.Verdict(actor=ctx.sid, task=task.id, slave=ctx.sid, verdict="done", reasons=reasons))
     ctx.say(f"  ✓ {task.id} accepted: queued for {ctx.main}")
-    _idle(ctx)
-
-
-def _main_is_red(ctx: JobContext, task: Task, base: str, failure: GateResult) -> bool:
-    """The gate fails in files this task didn't touch: is main itself broken? Then it's a
-    regression (filed once), not this task's fault."""
-    touched = set(git.changed_files(ctx.repo, base, task.branch))
-    named = regressions.mentioned_files(failure.output, set(git.out(["ls-files"], ctx.repo).splitlines()))
-    if named and named & touched:
-        return False
-    on_main = ctx.gate(sha=base)
-    if on_main.passed:
-        return False
-    ctx.store.transact(
-        lambda st: regressions.events(st, ctx.sid, on_main, base, f"judging {task.id}", ctx.cfg.health_fix_prompt)
-    )
-    ctx.say(f"  ✗ {ctx.main} itself fails the gate: regression filed; {task.id} waits")
-    return True
+    idle(ctx)
 
 
 def _ask_judge(ctx: JobContext, task: Task, cand: mainline.Candidate, gate_output: str) -> tuple[str | None, str]:
@@ -107,35 +91,16 @@ def _ask_judge(ctx: JobContext, task: Task, cand: mainline.Candidate, gate_outpu
     return parsed
 
 
-def _release(ctx: JobContext, task: Task, reason: str) -> None:
-    """Give the task back to the judging queue, unless that already happened (budget pause)."""
-    now = ctx.store.state().tasks.get(task.id)
-    if now is not None and now.state == TaskState.JUDGING and now.slave == ctx.sid:
-        ctx.store.append(ev.JudgeReleased(actor=ctx.sid, task=task.id, slave=ctx.sid, reason=reason))
+def _on_error(state: State, job: Job, sid: str, error: str) -> list[Event]:
+    t = state.tasks.get(job.task)
+    if t is None or t.slave != sid or t.state != TaskState.JUDGING:
+        return []
+    return [ev.JudgeReleased(actor=sid, task=job.task, slave=sid, reason=error[:300])]
 
 
-def _verdict(ctx: JobContext, task: Task, verdict: str, reasons: str, conflict: bool = False) -> None:
-    git.detach(ctx.worktree, ctx.main)
-    ctx.store.append(
-        ev.Verdict(actor=ctx.sid, task=task.id, slave=ctx.sid, verdict=verdict, reasons=reasons, conflict=conflict)
-    )
-    ctx.say(f"  {task.id}: {verdict} — {reasons[:160]}")
-    _idle(ctx)
-
-
-def _conflict(ctx: JobContext, task: Task, files: tuple[str, ...]) -> None:
-    reasons = f"conflicts with {ctx.main} in: {', '.join(files)}"
-    ctx.store.append(ev.Risk(actor=ctx.sid, task=task.id, slave=ctx.sid, kind="conflict", message=reasons, files=files))
-    if task.conflicts >= ctx.cfg.conflict_budget:
-        budget = f"conflict budget ({ctx.cfg.conflict_budget}) spent: {reasons}; re-scope or split it"
-        ctx.store.append(
-            ev.Verdict(actor=ctx.sid, task=task.id, slave=ctx.sid, verdict="rework", reasons=reasons, conflict=True),
-            ev.TaskBlocked(actor=ctx.sid, task=task.id, reason=budget),
-            *replan(ctx, task.id),
-        )
-        return _idle(ctx)
-    _verdict(ctx, task, "rework", reasons, conflict=True)
-
-
-def _idle(ctx: JobContext) -> None:
-    ctx.heart.update(job=None, task=None, phase="idle")
+KIND = JobKind(
+    "judge",
+    claim=lambda job, sid, _key: [ev.JudgeClaimed(actor=sid, task=job.task, slave=sid)],
+    run=lambda ctx, job: run_judge(ctx, ctx.store.state().tasks[job.task]),
+    on_error=_on_error,
+)

@@ -41,6 +41,12 @@ def build(repo: Path, main: str, task: Task) -> Candidate:
     base = git.rev(repo, main)
     if base is None:
         raise GitError(["rev-parse", main], f"branch {main} does not exist", 1)
+    return build_on(repo, base, task)
+
+
+def build_on(repo: Path, base: str, task: Task) -> Candidate:
+    """Squash the task branch onto commit `base` (main, or the batch stacked so far), in memory.
+    No commit (sha None) when the task adds nothing to `base`."""
     merged = git.merge_tree(repo, base, task.branch)
     if merged.tree is None:
         return Candidate(base, None, merged.conflicts)

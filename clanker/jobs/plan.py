@@ -16,9 +16,10 @@ from ..state.fold import fold
 from ..state.intake import added_event
 from ..state.model import State, Task, TaskState
 from ..system import git
+from .base import JobKind, release_all
+from .common import idle, prepare_worktree
 from .context import JobContext
 from .prompts import planner_prompt
-from .work import prepare_worktree
 
 TASK_LINE = re.compile(r"^\s*TASK:\s*(\{.*\})\s*$", re.MULTILINE)
 MAX_NEW = 20
@@ -103,4 +104,12 @@ def run_plan(ctx: JobContext, request: str) -> None:
     evs = ctx.store.transact(decide)
     added = [e.task for e in evs if isinstance(e, ev.TaskAdded)]
     ctx.say(f"  ✓ planner added {len(added)} task(s){': ' + ', '.join(added) if added else ''}")
-    ctx.heart.update(job=None, task=None, phase="idle")
+    idle(ctx)
+
+
+KIND = JobKind(
+    "plan",
+    claim=lambda job, sid, _key: [ev.PlanClaimed(actor=sid, slave=sid, request=job.task)],
+    run=lambda ctx, job: run_plan(ctx, job.task),
+    on_error=release_all,
+)

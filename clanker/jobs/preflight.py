@@ -7,9 +7,11 @@ import dataclasses
 
 from ..project import preflight
 from ..project.gate import GateResult
-from ..state.events import Event, PreflightRan
+from ..state.events import Event, PreflightClaimed, PreflightRan
 from ..state.model import State
 from . import regressions
+from .base import JobKind, release_all
+from .common import idle
 from .context import JobContext
 
 
@@ -48,4 +50,12 @@ def run_preflight_job(ctx: JobContext) -> None:
     else:
         for line in preflight.render(recorded.payload(), ctx.repo).splitlines():
             ctx.say(f"  {line}")
-    ctx.heart.update(job=None, task=None, phase="idle")
+    idle(ctx)
+
+
+KIND = JobKind(
+    "preflight",
+    claim=lambda job, sid, key: [PreflightClaimed(actor=sid, slave=sid, key=key)],
+    run=lambda ctx, job: run_preflight_job(ctx),
+    on_error=release_all,
+)

@@ -3,39 +3,20 @@
 from __future__ import annotations
 
 import re
-import time
 
 from ..agents import adapter_for
 from ..agents.base import Outcome
-from ..agents.runner import RunResult
 from ..project.workspace import SetupFailed
 from ..state import events as ev
 from ..state.events import Event
-from ..state.model import Task, TaskState
+from ..state.model import State, Task, TaskState
 from ..system import git
 from . import history, overlap
+from .base import Job, JobKind
+from .common import idle, out_of_budget, prepare_worktree
 from .context import JobContext
 from .prompts import worker_prompt
 from .watch import ConflictWatch
-
-
-def prepare_worktree(ctx: JobContext) -> None:
-    """The slave's worktree exists and holds no stray changes (leftovers are committed or stashed)."""
-    git.ensure_worktree(ctx.repo, ctx.worktree, ctx.main)
-    save_leftovers(ctx, "checkpoint: leftovers found when the slave started a job")
-
-
-def save_leftovers(ctx: JobContext, why: str) -> None:
-    if not git.porcelain(ctx.worktree):
-        return
-    branch = git.current_branch(ctx.worktree)
-    if branch and branch.startswith("clanker/"):
-        git.commit_all(ctx.worktree, f"wip: {why}")
-        ctx.say(f"saved uncommitted work on {branch}")
-    else:
-        # Never lose work: changes outside a task branch are stashed, not discarded.
-        git.stash(ctx.worktree, f"clanker {ctx.sid}: {why}")
-        ctx.say("stashed stray changes (see `git stash list`)")
 
 
 def take_branch(ctx: JobContext, branch: str) -> None:
@@ -161,40 +142,9 @@ def _park(ctx: JobContext, task: Task, attempt: int, why: str) -> None:
     _finish(ctx)
 
 
-def replan(ctx: JobContext, task_id: str) -> list[Event]:
-    """Ask the planner to split or re-scope a task that can't go on as it is (if there is one)."""
-    if ctx.cfg.planner_agent is None:
-        return []
-    return [ev.PlanRequested(actor=ctx.sid, request=task_id, reason="blocked")]
-
-
-def out_of_budget(ctx: JobContext, task: Task, res: RunResult, judging: bool = False) -> None:
-    """Spent with a reset time: mark the credential spent until then (every slave avoids it) and
-    give the task back without counting the attempt. Spent for good: block the task."""
-    reset = res.result.reset_at
-    why = res.result.error[:300] or "out of budget"
-    if reset is not None and reset > time.time():
-        until = time.strftime("%H:%M", time.localtime(reset))
-        reason = f"out of budget until {until}"
-        back: Event = (
-            ev.JudgeReleased(actor=ctx.sid, task=task.id, slave=ctx.sid, reason=reason)
-            if judging
-            else ev.TaskReleased(actor=ctx.sid, task=task.id, slave=ctx.sid, reason=reason, refund=True)
-        )
-        ctx.store.append(
-            ev.CredentialExhausted(actor=ctx.sid, credential=res.credential, until=reset, reason=why), back
-        )
-        ctx.say(f"  ⏸ credential {res.credential} is out of budget until {until}: pausing it")
-        return
-    ctx.store.append(
-        ev.TaskBlocked(actor=ctx.sid, task=task.id, slave=ctx.sid, reason=f"out_of_budget: {why}"),
-        *replan(ctx, task.id),
-    )
-
-
 def _finish(ctx: JobContext) -> None:
     git.detach(ctx.worktree)
-    ctx.heart.update(job=None, task=None, phase="idle")
+    idle(ctx)
 
 
 def _fail(ctx: JobContext, task: Task, error: str) -> None:
@@ -221,3 +171,19 @@ def checkpoint(ctx: JobContext, task: Task, why: str) -> None:
     if st and st.state == TaskState.CLAIMED and st.slave == ctx.sid:
         ctx.store.append(ev.TaskReleased(actor=ctx.sid, task=task.id, slave=ctx.sid, reason=why, refund=True))
     ctx.say(f"  checkpointed {task.id} on {task.branch} and released it")
+
+
+def _on_error(state: State, job: Job, sid: str, error: str) -> list[Event]:
+    """A git or tmux failure in the middle of the work: a failed attempt (it counts)."""
+    t = state.tasks.get(job.task)
+    if t is None or t.slave != sid or t.state != TaskState.CLAIMED:
+        return []
+    return [ev.TaskFailed(actor=sid, task=job.task, slave=sid, error=error[:300])]
+
+
+KIND = JobKind(
+    "work",
+    claim=lambda job, sid, _key: [ev.TaskClaimed(actor=sid, task=job.task, slave=sid)],
+    run=lambda ctx, job: run_work(ctx, ctx.store.state().tasks[job.task]),
+    on_error=_on_error,
+)
