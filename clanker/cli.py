@@ -1,13 +1,11 @@
-"""The command line. Each command parses its options and calls one function; no logic lives here.
+"""The command line: each command parses its options and calls one function of `commands/`.
 
-`main` is the single error boundary: a ClankerError prints one line (exit 1, bad input 2), Ctrl-C
+`entry` is the single error boundary: a ClankerError prints one line (exit 1, bad input 2), Ctrl-C
 exits 130, and anything unexpected writes a crash log and says where it is (exit 3).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import platform
 import sys
@@ -19,25 +17,28 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .commands import demo as demo_mod
-from .commands import doctor as doctor_mod
+from .commands import Done
+from .commands import demo as demo_cmd_
+from .commands import doctor as doctor_cmd_
+from .commands import fleet as fleet_cmd
+from .commands import init as init_cmd_
+from .commands import land as land_cmd_
+from .commands import logs as logs_cmd_
+from .commands import panes as panes_cmd
+from .commands import plan as plan_cmd_
+from .commands import run as run_cmd_
+from .commands import status as status_cmd_
+from .commands import task as task_cmd
 from .config import Config, load
 from .errors import ClankerError, UsageError
 from .fleet import envpass
-from .fleet import panes as fleet
-from .fleet import status as st_mod
-from .fleet.controller import Controller, summary
+from .fleet.controller import Controller
 from .fleet.slave import run_slave
-from .jobs import landing
-from .project import preflight
-from .state import intake as taskcmd
-from .state import logs as logs_mod
-from .state import secrets, setup
-from .state.paths import Paths
+from .state import secrets
+from .state.paths import Paths, prepare
 from .state.store import Store
 from .system import git
 from .system.tmux import Tmux, exec_attach, inside
-from .text import sanitize
 
 
 @dataclass
@@ -58,11 +59,18 @@ class Ctx:
         return self._cfg
 
     def store(self) -> Store:
-        setup.prepare(self.cfg)
+        prepare(self.cfg)
         return Store(Paths(self.cfg.repo, self.cfg.worktrees), "cli")
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
+
+
+def finish(done: Done) -> None:
+    """Print the command's line and leave with its code."""
+    if done.message:
+        click.echo(done.message)
+    raise SystemExit(done.code)
 
 
 @click.group(invoke_without_command=True)
@@ -87,32 +95,17 @@ def cli(ctx: click.Context, repo: Path | None, config_path: Path | None) -> None
 
 
 def controller_cmd(c: Ctx) -> None:
+    """The controller with its screen: here, inside tmux; outside, in a session you attach to."""
     cfg = c.cfg
-    setup.prepare(cfg)
+    prepare(cfg)
     if inside():
-        raise SystemExit(Controller(cfg, headless=False).run())
-    if not demo_mod.interactive():
+        from .tui.app import run_tui  # the screen (and blessed) only when there is one to draw
+
+        raise SystemExit(run_tui(Controller(cfg, screen_pane=os.environ.get("TMUX_PANE") or None)))
+    if not demo_cmd_.interactive():
         raise UsageError("`clanker` needs a terminal: use `clanker run --until-done` in scripts")
     tm = Tmux(cfg.tmux_socket)
-    pane = open_controller_session(tm, cfg)
-    exec_attach(tm, pane)
-
-
-def open_controller_session(tm: Tmux, cfg: Config) -> str:
-    """The session running this repo's controller (created when missing); returns its pane."""
-    fv = fleet.view(tm, cfg.repo)
-    ctl = fv.panes.get("ctl")
-    if ctl is not None and not ctl.dead:
-        return ctl.id
-    cmd = [sys.executable, "-m", "clanker", "--repo", str(cfg.repo)]
-    name = fleet.session_name(cfg)
-    env = fleet.pane_env(cfg)
-    if tm.has_session(name):
-        pane = tm.new_window(name, "ctl", str(cfg.repo), cmd, env)
-    else:
-        pane = tm.new_session(name, "ctl", str(cfg.repo), cmd, env, fleet.hidden(cfg))
-    tm.mark(pane, "ctl", str(cfg.repo), created=True)
-    return pane
+    exec_attach(tm, run_cmd_.controller_session(tm, cfg))
 
 
 @cli.command("run")
@@ -122,23 +115,7 @@ def open_controller_session(tm: Tmux, cfg: Config) -> str:
 @pass_ctx
 def run_cmd(c: Ctx, until_done: bool, timeout: float | None, keep: bool) -> None:
     """Headless controller for scripts and CI: spawn the slaves, run every task, report."""
-    cfg = c.cfg
-    setup.prepare(cfg)
-    raise SystemExit(headless_run(cfg, timeout, keep))
-
-
-def headless_run(cfg: Config, timeout: float | None, keep: bool) -> int:
-    if cfg.slaves < 2:
-        click.echo("warning: slaves: 1 — nobody but its author could judge a task, so nothing lands on its own;")
-        click.echo("  set `slaves: 2` or more, or land submitted work yourself with `clanker land`")
-    ctl = Controller(cfg, headless=True)
-    try:
-        code = ctl.run(until_done=True, timeout=timeout)
-    finally:
-        if not keep:
-            ctl.stop_spawned()
-    click.echo(summary(ctl.store.state(), code, timeout, cfg.repo, preflight.key(cfg), cfg.slaves))
-    return code
+    finish(run_cmd_.run_until_done(c.cfg, timeout, keep, click.echo))
 
 
 @cli.command("slave")
@@ -146,7 +123,7 @@ def headless_run(cfg: Config, timeout: float | None, keep: bool) -> int:
 @pass_ctx
 def slave_cmd(c: Ctx, number: int) -> None:
     """Run slave cN in this terminal (any tmux pane works: the controller adopts it)."""
-    setup.prepare(c.cfg)
+    prepare(c.cfg)
     raise SystemExit(run_slave(c.cfg, number))
 
 
@@ -155,17 +132,7 @@ def slave_cmd(c: Ctx, number: int) -> None:
 @pass_ctx
 def status_cmd(c: Ctx, as_json: bool) -> None:
     """Tasks and slaves at a glance."""
-    cfg = c.cfg
-    store = c.store()
-    state = store.state()
-    panes = {}
-    with contextlib.suppress(ClankerError):
-        panes = fleet.view(Tmux(cfg.tmux_socket), cfg.repo).panes
-    rows = st_mod.slave_rows(cfg, store.paths, state, panes)
-    if as_json:
-        click.echo(json.dumps(st_mod.to_json(state, rows), indent=1, ensure_ascii=False))
-    else:
-        click.echo(st_mod.render(state, rows, cfg=cfg, paths=store.paths))
+    finish(status_cmd_.status(c.cfg, c.store(), as_json, click.echo))
 
 
 @cli.command("doctor")
@@ -174,17 +141,7 @@ def status_cmd(c: Ctx, as_json: bool) -> None:
 @pass_ctx
 def doctor_cmd(c: Ctx, as_json: bool, gate: bool) -> None:
     """Check tmux, git, config, agents, panes, heartbeats, locks, worktrees, disk."""
-    if gate:
-        setup.prepare(c.cfg)
-        text, code = doctor_mod.gate_check(c.repo, c.config_opt, lambda line: click.echo(line.strip()))
-        click.echo(text)
-        raise SystemExit(code)
-    checks = doctor_mod.run_checks(c.repo, c.config_opt)
-    if as_json:
-        click.echo(json.dumps([ch.to_json() for ch in checks], indent=1))
-    else:
-        click.echo(doctor_mod.render(checks))
-    raise SystemExit(doctor_mod.exit_code(checks))
+    finish(doctor_cmd_.doctor(c.repo, c.config_opt, as_json, gate, click.echo))
 
 
 @cli.command("init")
@@ -193,15 +150,7 @@ def doctor_cmd(c: Ctx, as_json: bool, gate: bool) -> None:
 def init_cmd(c: Ctx, no_preflight: bool) -> None:
     """Create .clanker/, keep it out of git, write a starter clanker.yaml for this kind of project,
     then check its gate on main in a fresh worktree (the preflight)."""
-    for line in setup.init(c.cfg):
-        click.echo(line)
-    cfg = load(c.repo, c.config_opt)
-    if no_preflight or not cfg.gate:
-        return
-    click.echo("gate preflight (the gate on main in a fresh worktree; `--no-preflight` skips it):")
-    text, code = doctor_mod.gate_check(c.repo, c.config_opt, lambda line: click.echo(line.strip()))
-    click.echo(text)
-    raise SystemExit(code)
+    finish(init_cmd_.init(c.repo, c.config_opt, no_preflight, click.echo))
 
 
 @cli.command("logs")
@@ -212,20 +161,7 @@ def init_cmd(c: Ctx, no_preflight: bool) -> None:
 @pass_ctx
 def logs_cmd(c: Ctx, task: str | None, follow: bool, tail_n: int | None, setup_of: str | None) -> None:
     """The readable log of a task's agent runs (or, with --setup cN, of a worktree's setup)."""
-    store = c.store()
-    if setup_of is not None:
-        click.echo(logs_mod.setup_log(store.paths, setup_of, tail_n))
-        return
-    if task is None:
-        raise UsageError("which task? `clanker logs T3` (or `clanker logs --setup c1` for a setup log)")
-    taskcmd.get(store.state(), task)
-    text = logs_mod.tail(store.paths, task, tail_n)
-    if text:
-        click.echo(text)
-    elif not follow:
-        click.echo(f"no log for {task} yet")
-    if follow:
-        logs_mod.follow(store.paths, task)
+    finish(logs_cmd_.show_logs(c.store(), task, follow, tail_n, setup_of, click.echo))
 
 
 @cli.command("attach")
@@ -233,22 +169,14 @@ def logs_cmd(c: Ctx, task: str | None, follow: bool, tail_n: int | None, setup_o
 @pass_ctx
 def attach_cmd(c: Ctx, slave: str) -> None:
     """Switch to (or attach to) the pane of slave cN to watch its agent."""
-    cfg = c.cfg
-    tm = Tmux(cfg.tmux_socket)
-    sid = slave if slave.startswith("c") or slave == "ctl" else f"c{slave}"
-    pane = fleet.view(tm, cfg.repo).panes.get(sid)
-    if pane is None:
-        raise UsageError(f"no pane for {sid} in this repo: `clanker status` lists the slaves")
-    exec_attach(tm, pane.id)
+    finish(panes_cmd.attach(c.cfg, slave))
 
 
 @cli.command("stop")
 @pass_ctx
 def stop_cmd(c: Ctx) -> None:
     """Stop the controller and every slave of this repo (each checkpoints its work first)."""
-    cfg = c.cfg
-    stopped = fleet.stop(cfg, Tmux(cfg.tmux_socket))
-    click.echo(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
+    finish(panes_cmd.stop(c.cfg))
 
 
 @cli.command("demo")
@@ -257,22 +185,7 @@ def stop_cmd(c: Ctx) -> None:
 @click.option("--timeout", type=float, default=600.0, show_default=True)
 def demo_cmd(headless: bool, where: Path | None, timeout: float) -> None:
     """A scratch repo with a gate and seven tasks for the fake agent, worked by three slaves."""
-    if where is not None and where.exists() and any(where.iterdir()):
-        raise UsageError(f"{where} is not empty: pick a new directory for the demo")
-    repo = demo_mod.make_repo(where)
-    cfg = load(repo, repo / "clanker.yaml")
-    click.echo(f"demo repository: {repo}")
-    if headless or not demo_mod.interactive():
-        code = headless_run(cfg, timeout, keep=False)
-        shas = git.log_shas(repo, "main")
-        click.echo(f"main has {len(shas)} commits; see them with: git -C {repo} log --oneline main")
-        raise SystemExit(code)
-    tm = Tmux(cfg.tmux_socket)
-    pane = open_controller_session(tm, cfg)
-    click.echo(f"tmux session {fleet.session_name(cfg)}: the controller is in window `ctl`, slaves in `slaves`.")
-    click.echo("Detach with Ctrl-b d; come back with `clanker` in the repo; stop with `clanker stop`.")
-    time.sleep(1.0)  # let the person read where things are before the screen changes
-    exec_attach(tm, pane)
+    finish(demo_cmd_.demo(headless, where, timeout, click.echo))
 
 
 @cli.command("land")
@@ -281,18 +194,8 @@ def demo_cmd(headless: bool, where: Path | None, timeout: float) -> None:
 @pass_ctx
 def land_cmd(c: Ctx, tasks: tuple[str, ...], yes: bool) -> None:
     """Mainline submitted tasks now (you are the judge): rebase, gate, fast-forward, validate."""
-    cfg = c.cfg
-    todo = landing.plan(cfg, landing.candidates(c.store().state(), list(tasks)))
-    if not todo:
-        click.echo("nothing to land: no task is waiting for a judge")
-        return
-    for task, ahead in todo:
-        click.echo(f"  {task.id:<10} {ahead} commit(s) on {task.branch}  {sanitize(task.title)}")
-    if not yes and not click.confirm(f"land {len(todo)} task(s) on {cfg.mainline_branch}?", default=False):
-        raise SystemExit(1)
-    report = landing.land(cfg, [t for t, _ in todo], click.echo)
-    click.echo(landing.summary(report))
-    raise SystemExit(report.code)
+    confirm = None if yes else (lambda question: click.confirm(question, default=False))
+    finish(land_cmd_.land(c.cfg, c.store(), list(tasks), confirm, click.echo))
 
 
 @cli.command("plan")
@@ -300,8 +203,7 @@ def land_cmd(c: Ctx, tasks: tuple[str, ...], yes: bool) -> None:
 @pass_ctx
 def plan_cmd(c: Ctx, split: str | None) -> None:
     """Ask the planner to turn the plan docs into tasks (a slave runs it), or to split a task."""
-    cfg = c.cfg
-    click.echo(taskcmd.request_plan(c.store(), cfg.planner_agent is not None, bool(cfg.planner_docs), split))
+    finish(plan_cmd_.plan(c.cfg, c.store(), split))
 
 
 # --- tasks -------------------------------------------------------------------------------------
@@ -334,20 +236,9 @@ def task_add(
     task_id: str | None,
 ) -> None:
     """Add a task."""
-    if prompt and prompt_file:
-        raise UsageError("give --prompt or --prompt-file, not both")
-    if prompt_file:
-        prompt = prompt_file.read_text(encoding="utf-8")
-    fields = {
-        "id": task_id,
-        "title": title,
-        "prompt": prompt,
-        "description": description,
-        "paths": list(paths),
-        "priority": priority,
-        "depends_on": list(depends_on),
-    }
-    click.echo(taskcmd.add(c.store(), fields))
+    finish(
+        task_cmd.add_from_cli(c.store(), title, prompt, prompt_file, description, paths, priority, depends_on, task_id)
+    )
 
 
 @task_group.command("import")
@@ -355,8 +246,7 @@ def task_add(
 @pass_ctx
 def task_import(c: Ctx, file: Path) -> None:
     """Import tasks from JSONL (flocks' format: id, title, prompt, description, branch)."""
-    created = taskcmd.import_file(c.store(), file)
-    click.echo(f"imported {len(created)} task(s)" + (f": {', '.join(created)}" if created else ""))
+    finish(task_cmd.import_file(c.store(), file))
 
 
 @task_group.command("list")
@@ -364,13 +254,7 @@ def task_import(c: Ctx, file: Path) -> None:
 @pass_ctx
 def task_list(c: Ctx, as_json: bool) -> None:
     """One line per task."""
-    state = c.store().state()
-    if as_json:
-        click.echo(json.dumps(st_mod.to_json(state, [])["tasks"], indent=1, ensure_ascii=False))
-        return
-    for t in state.tasks.values():
-        title = sanitize(t.title).replace("\n", "⏎")
-        click.echo(f"{t.id:<10} {t.state:<12} {(t.slave or t.author or '-'):<5} {title}")
+    finish(task_cmd.list_tasks(c.store(), as_json, click.echo))
 
 
 @task_group.command("show")
@@ -378,7 +262,7 @@ def task_list(c: Ctx, as_json: bool) -> None:
 @pass_ctx
 def task_show(c: Ctx, task: str) -> None:
     """Everything about one task."""
-    click.echo(taskcmd.show(taskcmd.get(c.store().state(), task)))
+    finish(task_cmd.show(c.store(), task, click.echo))
 
 
 @task_group.command("cancel")
@@ -386,8 +270,7 @@ def task_show(c: Ctx, task: str) -> None:
 @pass_ctx
 def task_cancel(c: Ctx, task: str) -> None:
     """Cancel a task (its branch is kept)."""
-    taskcmd.cancel(c.store(), task)
-    click.echo(f"cancelled {task}")
+    finish(task_cmd.cancel(c.store(), task))
 
 
 @task_group.command("retry")
@@ -395,8 +278,23 @@ def task_cancel(c: Ctx, task: str) -> None:
 @pass_ctx
 def task_retry(c: Ctx, task: str) -> None:
     """Give a blocked or cancelled task another round of attempts."""
-    taskcmd.retry(c.store(), task)
-    click.echo(f"{task} is ready again")
+    finish(task_cmd.retry(c.store(), task))
+
+
+@cli.command("pause", hidden=True)
+@click.argument("slave", required=False)
+@pass_ctx
+def pause_cmd(c: Ctx, slave: str | None) -> None:
+    """Pause one slave, or the fleet (it finishes the job in hand)."""
+    finish(fleet_cmd.pause(c.store(), slave))
+
+
+@cli.command("resume", hidden=True)
+@click.argument("slave", required=False)
+@pass_ctx
+def resume_cmd(c: Ctx, slave: str | None) -> None:
+    """Resume one slave, or the fleet."""
+    finish(fleet_cmd.resume(c.store(), slave))
 
 
 # --- the error boundary --------------------------------------------------------------------------

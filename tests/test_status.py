@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from clanker.commands.status import render, to_json
 from clanker.config import Config
-from clanker.fleet.status import render, slave_rows, to_json
+from clanker.fleet.rows import slave_rows
 from clanker.state import atomic
 from clanker.state.events import Event
 from clanker.state.fold import check, fold

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from clanker.commands.status import render
 from clanker.config import AgentConfig, Config
-from clanker.fleet.status import SlaveRow, average_done, render, running, slave_rows
+from clanker.fleet.rows import SlaveRow, average_done, running, slave_rows
 from clanker.state import atomic
 from clanker.state.events import Event
 from clanker.state.fold import fold

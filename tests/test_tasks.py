@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from clanker.commands import task as tasks
 from clanker.errors import UnknownTask, UsageError
-from clanker.state import intake as tasks
 from clanker.state.model import TaskState
 from clanker.state.paths import Paths
 from clanker.state.store import Store
@@ -181,7 +181,7 @@ def test_bad_ids_are_rejected(bare: Path, bad: str) -> None:
 @pytest.mark.parametrize("good", ["a", "x" * 64, "A.b_c-1", "0", "fix-1.2_x"])
 def test_good_ids_are_accepted(bare: Path, good: str) -> None:
     store = Store(Paths(bare), "test")
-    assert tasks.add(store, {"id": good, "title": "t"}) == good
+    assert tasks.add(store, {"id": good, "title": "t"}).message == good
     assert store.state().tasks[good].branch == f"clanker/{good}"
 
 
@@ -231,7 +231,7 @@ def test_import_of_a_partly_known_file_adds_only_the_new_rows(bare: Path, tmp_pa
     store = Store(Paths(bare), "t")
     tasks.import_file(store, write_jsonl(tmp_path / "a.jsonl", ROWS[:1]))
     created = tasks.import_file(store, write_jsonl(tmp_path / "b.jsonl", ROWS))
-    assert created == ["fl-2", "fl-3"]
+    assert created.message == "imported 2 task(s): fl-2, fl-3"
     assert sorted(store.state().tasks) == ["fl-1", "fl-2", "fl-3"]
 
 

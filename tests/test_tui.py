@@ -14,20 +14,23 @@ from pathlib import Path
 import pytest
 from blessed import Terminal
 
+from clanker.commands import fleet as actions
+from clanker.commands import land as land_cmd
+from clanker.commands import task as taskcmd
 from clanker.config import load
 from clanker.errors import UsageError
 from clanker.fleet.panes import view
-from clanker.fleet.status import SlaveRow
+from clanker.fleet.rows import SlaveRow
 from clanker.state import heartbeat
-from clanker.state import intake as taskcmd
 from clanker.state.events import Event
 from clanker.state.fold import fold
 from clanker.state.model import State
 from clanker.state.paths import Paths
 from clanker.state.store import Store
 from clanker.system.tmux import Tmux
-from clanker.tui import actions, commands, header, layout
-from clanker.tui.app import Styles
+from clanker.tui import header, layout
+from clanker.tui import prompt as commands
+from clanker.tui.styles import Styles
 from clanker.tui.tail import Line
 from clanker.tui.view import mode, queue, slave_lines
 
@@ -282,11 +285,11 @@ def test_land_lands_submitted_tasks_and_says_so_in_one_line(tmp_path: Path) -> N
     git(repo, "checkout", "-q", "main")
     cfg = load(repo, repo / "clanker.yaml")
     store = Store(Paths(repo), "test")
-    assert actions.land(cfg, store.state(), []) == "nothing to land: no task is waiting for a judge"
+    assert land_cmd.land_now(cfg, store, []).message == "nothing to land: no task is waiting for a judge"
     taskcmd.add(store, {"id": "T1", "title": "Make done.txt"})
     store.append(event("task.claimed", "c1", "T1", {"slave": "c1"}))
     store.append(event("task.submitted", "c1", "T1", {"slave": "c1", "summary": "added done.txt"}))
-    answer = actions.land(cfg, store.state(), [])
+    answer = land_cmd.land_now(cfg, store, []).message
     assert answer.startswith("landed 1, skipped 0, conflicts 0, failed 0") and "\n" not in answer
     assert store.state().tasks["T1"].state == "done"
     assert "Clanker-Task: T1" in git(repo, "log", "-1", "--format=%B", "main")

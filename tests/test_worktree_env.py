@@ -299,7 +299,7 @@ def test_recipes_fit_the_project(
 
 
 def test_init_writes_a_starter_with_the_recipe_that_loads(tmp_path: Path) -> None:
-    from clanker.state import setup
+    from clanker.commands import init as setup
 
     repo = make_repo(tmp_path / "p", None, {"package.json": '{"scripts": {"test": "node t.js"}}', "yarn.lock": ""})
     text = setup.starter(recipes.detect(repo), "main")
@@ -470,7 +470,7 @@ def test_running_the_fake_gate_needs_no_shell_quirks() -> None:
 
 
 def test_a_worktree_root_inside_the_checkout_is_kept_out_of_its_git_status(tmp_path: Path) -> None:
-    from clanker.state.setup import prepare
+    from clanker.state.paths import prepare
 
     repo = make_repo(tmp_path / "r", "worktree:\n  root: .worktrees\n")
     cfg = load(repo, repo / "clanker.yaml")

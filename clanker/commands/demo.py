@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from ..config import load
+from ..errors import UsageError
+from ..fleet import panes as fleet
 from ..state import atomic
-from ..state import intake as taskcmd
-from ..state.paths import Paths
-from ..state.setup import prepare
+from ..state.paths import Paths, prepare
 from ..state.store import Store
 from ..system import git
+from ..system.tmux import Tmux, exec_attach
+from . import Done, Echo, task
+from .run import controller_session, run_until_done
 
 GATE = """#!/bin/sh
 # The demo's gate: every commit of main must pass it.
@@ -79,8 +83,30 @@ def make_repo(where: Path | None = None) -> Path:
     prepare(cfg)
     store = Store(Paths(repo), "demo")
     for t in TASKS:
-        taskcmd.add(store, t)
+        task.add(store, t)
     return repo
+
+
+def demo(headless: bool, where: Path | None, timeout: float, echo: Echo) -> Done:
+    """A scratch repo with a gate and seven tasks for the fake agent, worked by three slaves:
+    in a tmux session you are switched to, or (headless, or no terminal) run to the end here."""
+    if where is not None and where.exists() and any(where.iterdir()):
+        raise UsageError(f"{where} is not empty: pick a new directory for the demo")
+    repo = make_repo(where)
+    cfg = load(repo, repo / "clanker.yaml")
+    echo(f"demo repository: {repo}")
+    if headless or not interactive():
+        done = run_until_done(cfg, timeout, False, echo)
+        echo(done.message)
+        shas = git.log_shas(repo, "main")
+        return Done(done.code, f"main has {len(shas)} commits; see them with: git -C {repo} log --oneline main")
+    tm = Tmux(cfg.tmux_socket)
+    pane = controller_session(tm, cfg)
+    echo(f"tmux session {fleet.session_name(cfg)}: the controller is in window `ctl`, slaves in `slaves`.")
+    echo("Detach with Ctrl-b d; come back with `clanker` in the repo; stop with `clanker stop`.")
+    time.sleep(1.0)  # let the person read where things are before the screen changes
+    exec_attach(tm, pane)
+    return Done()
 
 
 def interactive() -> bool:

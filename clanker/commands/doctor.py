@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -18,9 +19,10 @@ from ..project import preflight, traps
 from ..state import credentials, heartbeat
 from ..state.events import Event, SetupRetry
 from ..state.locks import is_held
-from ..state.paths import Paths
+from ..state.paths import Paths, prepare
 from ..state.store import Store
 from ..system import git, tmux
+from . import Done, Echo
 
 
 @dataclass(frozen=True)
@@ -326,6 +328,18 @@ def _fleet_checks(cfg: Config) -> list[Check]:
         if is_held(str(lock)):
             out.append(Check("lock", "ok", f"{lock.name} held (freed by the kernel if its holder dies)"))
     return out
+
+
+def doctor(repo: Path, config_path: Path | None, as_json: bool, gate: bool, echo: Echo) -> Done:
+    """`clanker doctor [--json] [--gate]`: every check with its fix, or the gate preflight now."""
+    if gate:
+        prepare(load(repo, config_path))
+        text, code = gate_check(repo, config_path, lambda line: echo(line.strip()))
+        echo(text)
+        return Done(code)
+    checks = run_checks(repo, config_path)
+    echo(json.dumps([ch.to_json() for ch in checks], indent=1) if as_json else render(checks))
+    return Done(exit_code(checks))
 
 
 def render(checks: list[Check]) -> str:

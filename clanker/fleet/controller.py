@@ -7,7 +7,6 @@ heartbeat interval as the safety net, so an idle fleet costs almost nothing.
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -16,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from filelock import FileLock, Timeout
 
@@ -62,9 +62,16 @@ def progress(state: State) -> Outcome:
 
 
 class Controller:
-    def __init__(self, cfg: Config, *, headless: bool, out: Callable[[str], None] | None = None) -> None:
+    """Keeps the fleet: one `tick` attaches, spawns and respawns slave panes and reconciles. A view
+    drives it — the headless loop here (`run_until_done`) or the TUI — and tells it only `tick`,
+    `reconfigure` and `stopping`; the controller knows nothing of screens. `screen_pane` is the
+    tmux pane a screen runs in (slaves then go to its session), None when headless."""
+
+    def __init__(
+        self, cfg: Config, *, screen_pane: str | None = None, out: Callable[[str], None] | None = None
+    ) -> None:
         self.cfg = cfg
-        self.headless = headless
+        self.screen_pane = screen_pane
         self.paths = Paths(cfg.repo, cfg.worktrees)
         self.store = Store(self.paths, "ctl")
         self.tm = Tmux(cfg.tmux_socket)
@@ -72,7 +79,7 @@ class Controller:
         self.respawner = fleet.Respawner()
         self.stopping = threading.Event()
         self.waiter: LogWaiter | None = None
-        self.heart = Heart(self.paths, "ctl", cfg.heartbeat_secs, pane=os.environ.get("TMUX_PANE", ""))
+        self.heart = Heart(self.paths, "ctl", cfg.heartbeat_secs, pane=screen_pane or "")
         self._last_screen = ""
         self._spawned: set[str] = set()
         self._sleep = SleepDetector()
@@ -81,12 +88,15 @@ class Controller:
     def session(self) -> str:
         """Where spawned slaves go: this pane's session, or clanker's own when headless."""
         if self._session is None:
-            pane = os.environ.get("TMUX_PANE")
-            if pane and not self.headless:
-                self._session = self.tm.display(pane, "#{session_name}")
+            if self.screen_pane:
+                self._session = self.tm.display(self.screen_pane, "#{session_name}")
             else:
                 self._session = fleet.session_name(self.cfg)
         return self._session
+
+    def reconfigure(self, cfg: Config) -> None:
+        """New settings (`/slaves N` rewrote clanker.yaml): the next tick spawns or spares to match."""
+        self.cfg = cfg
 
     # --- one tick --------------------------------------------------------------------------------
 
@@ -180,60 +190,57 @@ class Controller:
             raise ClankerError(
                 "a controller is already running for this repo: attach to it, or `clanker stop`"
             ) from None
-        self._install_signals()
-        pane = os.environ.get("TMUX_PANE")
-        if pane and not self.headless:
-            self.tm.mark(pane, "ctl", str(self.cfg.repo), created=False)
+        before = self._install_signals()
+        if self.screen_pane:
+            self.tm.mark(self.screen_pane, "ctl", str(self.cfg.repo), created=False)
         self.heart.start()
         self.waiter = LogWaiter(self.paths.state_dir) if wait_on_log else None
-        self.request_preflight()
         try:
+            self.request_preflight()
             yield
         finally:
             if self.waiter is not None:
                 self.waiter.close()
             self.heart.stop()
             lock.release()
+            for sig, old in before.items():  # the caller's handlers again (tests call this in-process)
+                signal.signal(sig, old)
 
-    def run(self, until_done: bool = False, timeout: float | None = None) -> int:
-        if not self.headless:
-            from ..tui.app import run_tui
-
-            return run_tui(self)
+    def run_until_done(self, timeout: float | None = None) -> int:
+        """The headless view: tick until every task is done (0) or stuck (1), time runs out (3), or
+        the gate preflight failed (4), printing the task counts when they change."""
         started = time.monotonic()
         code = 0
         with self.running():
             assert self.waiter is not None
             while not self.stopping.is_set():
                 st = self.store.state()
-                if until_done and not st.tasks and not (st.plan_requests or st.plan_slave):
+                if not st.tasks and not (st.plan_requests or st.plan_slave):
                     self.out("no tasks: add some with `clanker task add TITLE`")
                     break
                 fv = self.tick()
                 self.draw(fv)
                 self.store.save_snapshot_if_behind()
-                if until_done:
-                    if self.gate() == "failed":
-                        code = 4  # the environment, not the tasks: nothing was dispatched
-                        break
-                    result = progress(self.store.state())
-                    if result.finished:
-                        code = 1 if result.blocked else 0
-                        break
-                    if timeout is not None and time.monotonic() - started > timeout:
-                        code = 3
-                        break
+                if self.gate() == "failed":
+                    code = 4  # the environment, not the tasks: nothing was dispatched
+                    break
+                result = progress(self.store.state())
+                if result.finished:
+                    code = 1 if result.blocked else 0
+                    break
+                if timeout is not None and time.monotonic() - started > timeout:
+                    code = 3
+                    break
                 self.waiter.wait(self.cfg.heartbeat_secs)
         return code
 
-    def _install_signals(self) -> None:
+    def _install_signals(self) -> dict[int, Any]:
         def handler(_signum: int, _frame: FrameType | None) -> None:
             self.stopping.set()
             if self.waiter is not None:
                 self.waiter.poke()
 
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, handler)
+        return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
 
     def stop_spawned(self) -> None:
         """Stop the slaves this controller started; a slave a person started keeps running."""

@@ -12,10 +12,6 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import Any
-
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
 
 from ..errors import ClankerError
 from ..state.events import Risk, TaskTouched
@@ -23,25 +19,11 @@ from ..state.locks import keys_for, overlaps
 from ..state.model import HOLDS_KEYS
 from ..state.store import Store
 from ..system import git
+from ..system.fswatch import Watch
 from .overlap import relative, shared_files
 
 IGNORED_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "__pycache__", ".mypy_cache", ".pytest_cache"})
 DEBOUNCE_SECS = 0.5
-
-
-class _Changed(FileSystemEventHandler):
-    def __init__(self, root: Path, flag: threading.Event) -> None:
-        self.root = root
-        self.flag = flag
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type in ("opened", "closed_no_write"):
-            return
-        rel = (
-            Path(str(event.src_path)).relative_to(self.root) if str(event.src_path).startswith(str(self.root)) else None
-        )
-        if rel is not None and not (IGNORED_DIRS & set(rel.parts)):
-            self.flag.set()
 
 
 class ConflictWatch:
@@ -59,20 +41,23 @@ class ConflictWatch:
         self._lock = threading.Lock()
         self._flag = threading.Event()
         self._done = threading.Event()
-        self._observer: Any = Observer()
-        self._observer.daemon = True
+        self._watch: Watch | None = None
         self._thread = threading.Thread(target=self._loop, name=f"conflict-watch-{task}", daemon=True)
 
+    def _ours(self, path: Path) -> bool:
+        """A file of the worktree's own (not git's, not an environment's)."""
+        return path.is_relative_to(self.worktree) and not (IGNORED_DIRS & set(path.relative_to(self.worktree).parts))
+
     def __enter__(self) -> ConflictWatch:
-        self._observer.schedule(_Changed(self.worktree, self._flag), str(self.worktree), recursive=True)
-        self._observer.start()
+        self._watch = Watch(self.worktree, lambda _p: self._flag.set(), self._ours, recursive=True, deletes=True)
         self._thread.start()
         return self
 
     def __exit__(self, exc: type[BaseException] | None, val: BaseException | None, tb: TracebackType | None) -> None:
         self._done.set()
         self._flag.set()
-        self._observer.stop()
+        if self._watch is not None:
+            self._watch.close()
         self._thread.join(timeout=5)
         self.check()  # what the agent left at the very end counts too
 

@@ -1,8 +1,5 @@
-"""Task commands: add, import (flocks' JSONL), list, show, cancel, retry.
-
-Titles and prompts are data: stored exactly as given (quotes, `$()`, newlines, unicode) and never
-passed through a shell.
-"""
+"""New tasks: their ids, the checks a new task must pass, and the `task.added` events for tasks
+from the CLI, a flocks JSONL file, or the planner."""
 
 from __future__ import annotations
 
@@ -11,12 +8,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import IllegalTransition, UnknownTask, UsageError
-from ..text import sanitize
-from .events import Event, PlanRequested, TaskAdded, TaskCancelled, TaskRetried
+from ..errors import UnknownTask, UsageError
+from .events import Event, TaskAdded
 from .fold import fold
-from .model import State, Task, TaskState
-from .store import Store
+from .model import State, Task
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -68,18 +63,6 @@ def _strs(value: Any) -> list[str]:
     return [str(v) for v in value or []]
 
 
-def add(store: Store, fields: dict[str, Any]) -> str:
-    created: list[str] = []
-
-    def decide(st: State) -> list[Event]:
-        ev = added_event(st, fields)
-        created.append(ev.task)
-        return [ev]
-
-    store.transact(decide)
-    return created[0]
-
-
 def parse_jsonl(path: Path) -> list[dict[str, Any]]:
     """flocks' task file: one JSON object per line with id, title, prompt, description, branch."""
     try:
@@ -116,32 +99,24 @@ def _title_from(prompt: str) -> str:
     return first if len(first) <= 80 else first[:79] + "…"
 
 
-def import_file(store: Store, path: Path) -> list[str]:
-    rows = parse_jsonl(path)
-    created: list[str] = []
-
+def import_events(state: State, rows: list[dict[str, Any]]) -> list[Event]:
+    """The events that add these rows as tasks. Importing the same rows twice adds nothing: rows
+    are matched by id, or by title and prompt when they have no id."""
     coming = frozenset(str(r["id"]) for r in rows if r.get("id"))
-
-    def decide(st: State) -> list[Event]:
-        evs: list[Event] = []
-        for row in rows:
-            # Importing the same file twice adds nothing: rows are matched by id, or by title and
-            # prompt when they have no id.
-            if row.get("id") and row["id"] in st.tasks:
-                continue
-            if not row.get("id") and any(
-                t.title == row.get("title") and t.prompt == str(row.get("prompt") or row.get("title"))
-                for t in st.tasks.values()
-            ):
-                continue
-            ev = added_event(st, row, coming)
-            evs.append(ev)
-            st = fold(st, [(ev, st.offset)])
-        created.extend(str(e.task_id) for e in evs)
-        return evs
-
-    store.transact(decide)
-    return created
+    evs: list[Event] = []
+    st = state
+    for row in rows:
+        if row.get("id") and row["id"] in st.tasks:
+            continue
+        if not row.get("id") and any(
+            t.title == row.get("title") and t.prompt == str(row.get("prompt") or row.get("title"))
+            for t in st.tasks.values()
+        ):
+            continue
+        ev = added_event(st, row, coming)
+        evs.append(ev)
+        st = fold(st, [(ev, st.offset)])
+    return evs
 
 
 def get(state: State, task_id: str) -> Task:
@@ -149,76 +124,3 @@ def get(state: State, task_id: str) -> Task:
     if t is None:
         raise UnknownTask(task_id)
     return t
-
-
-def cancel(store: Store, task_id: str) -> None:
-    def decide(st: State) -> list[Event]:
-        t = get(st, task_id)
-        if t.state in (TaskState.DONE, TaskState.CANCELLED, TaskState.SPLIT):
-            raise UsageError(f"task {task_id} is {t.state}: nothing to cancel")
-        return [TaskCancelled(actor="cli", task=task_id, reason="cancelled by the user")]
-
-    store.transact(decide)
-
-
-def retry(store: Store, task_id: str) -> None:
-    def decide(st: State) -> list[Event]:
-        t = get(st, task_id)
-        if t.state not in (TaskState.BLOCKED, TaskState.CANCELLED, TaskState.READY, TaskState.REWORK):
-            raise UsageError(f"task {task_id} is {t.state}: only blocked or cancelled tasks can be retried")
-        return [TaskRetried(actor="cli", task=task_id)]
-
-    try:
-        store.transact(decide)
-    except IllegalTransition as e:
-        raise UsageError(str(e)) from None
-
-
-def show(t: Task) -> str:
-    return sanitize(_show(t))
-
-
-def _show(t: Task) -> str:
-    lines = [
-        f"{t.id}  {t.title}",
-        f"state     {t.state}" + (f"  (slave {t.slave})" if t.slave else ""),
-        f"branch    {t.branch}",
-        f"attempts  {t.attempts}   judge rounds {t.judge_rounds}   conflicts {t.conflicts}",
-        f"tokens    work {t.work.tokens} (${t.work.cost_usd:.4f})   judge {t.judge.tokens} (${t.judge.cost_usd:.4f})",
-    ]
-    if t.author:
-        lines.append(f"author    {t.author}")
-    if t.priority or t.tags:
-        lines.append(f"priority  {t.priority}   tags {', '.join(t.tags) or '-'}")
-    if t.paths:
-        lines.append(f"paths     {', '.join(t.paths)}")
-    if t.depends_on:
-        lines.append(f"depends   {', '.join(t.depends_on)}")
-    if t.sha:
-        lines.append(f"landed    {t.sha}")
-    if t.reason:
-        lines.append(f"reason    {t.reason}")
-    if t.summary:
-        lines.append(f"summary   {t.summary}")
-    lines += ["", "prompt:", t.prompt]
-    if t.description:
-        lines += ["", "description:", t.description]
-    return "\n".join(lines)
-
-
-def request_plan(store: Store, cfg_has_planner: bool, has_docs: bool, split: str | None) -> str:
-    """Queue a planner run: from the plan docs, or to split one task. Returns what was asked."""
-    if not cfg_has_planner:
-        raise UsageError("no planner: set `planner: {agent: same}` (the default) in clanker.yaml, not `none`")
-    if split is None and not has_docs:
-        raise UsageError("nothing to plan from: list your plan documents in clanker.yaml, `planner: {docs: [PLAN.md]}`")
-
-    def decide(st: State) -> list[Event]:
-        if split is not None:
-            t = get(st, split)
-            if t.state not in (TaskState.READY, TaskState.BLOCKED, TaskState.REWORK):
-                raise UsageError(f"task {split} is {t.state}: only ready, blocked or rework tasks can be split")
-        return [PlanRequested(actor="cli", request=split or "", reason="asked")]
-
-    store.transact(decide)
-    return f"planner asked to split {split}" if split else "planner asked to plan from the docs"

@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import Config
+from ..system import git
+from . import atomic
+
+IGNORE_LINE = "/.clanker/"
+
 
 @dataclass(frozen=True)
 class Paths:
@@ -76,3 +82,32 @@ class Paths:
     def ensure(self) -> None:
         for d in (self.state_dir, self.heartbeats, self.logs, self.history, self.locks, self.prompts):
             d.mkdir(parents=True, exist_ok=True)
+
+
+def ensure_ignored(cfg: Config) -> str:
+    """Keep `.clanker/` (and a worktree root of its own inside the repository) out of git;
+    returns where the rule lives (or already lived)."""
+    rules = []
+    if not git.is_ignored(cfg.repo, ".clanker/events.log"):
+        rules.append(IGNORE_LINE)
+    root = cfg.worktrees
+    if root is not None and root.is_relative_to(cfg.repo) and root != cfg.repo:
+        rel = root.relative_to(cfg.repo).as_posix()
+        # The slaves' worktrees would show up in `git status` (and `git add -A` would take them
+        # in as embedded repositories).
+        if not rel.startswith(".clanker/") and not git.is_ignored(cfg.repo, f"{rel}/c1"):
+            rules.append(f"/{rel}/")
+    if not rules:
+        return "already ignored"
+    target = cfg.repo / ".gitignore" if cfg.git_ignore == "gitignore" else git.git_dir(cfg.repo) / "info" / "exclude"
+    existing = target.read_text(encoding="utf-8") if target.exists() else ""
+    sep = "" if not existing or existing.endswith("\n") else "\n"
+    atomic.write_text(target, existing + sep + "\n".join(rules) + "\n")
+    return str(target)
+
+
+def prepare(cfg: Config) -> Paths:
+    paths = Paths(cfg.repo, cfg.worktrees)
+    paths.ensure()
+    ensure_ignored(cfg)
+    return paths

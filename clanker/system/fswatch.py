@@ -1,15 +1,19 @@
-"""Event-driven waiting: wake when a watched file changes (inotify via watchdog), with a timeout
-as the safety net — never a sleep loop."""
+"""Watching files for changes, one way: a watchdog (inotify) observer on a directory calling back
+on the writes that matter. The slaves and the controller wait on events.log with it (never a
+sleep loop), the TUI wakes its screen with it, and the conflict watch follows a worktree with it.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from watchdog.events import (
     FileCreatedEvent,
+    FileDeletedEvent,
     FileModifiedEvent,
     FileMovedEvent,
     FileSystemEvent,
@@ -17,23 +21,59 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
-# Only writes wake a waiter. watchdog also reports opens and no-write closes; waking on those made
+# Only writes wake anyone. watchdog also reports opens and no-write closes; waking on those made
 # every reader of events.log wake every other reader, in a loop.
 WRITES = (FileModifiedEvent, FileCreatedEvent, FileMovedEvent)
 WRITE_TYPES = frozenset({"modified", "created", "moved"})
+CHANGES = (*WRITES, FileDeletedEvent)  # a worktree also changes when a file goes
+CHANGE_TYPES = WRITE_TYPES | {"deleted"}
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, match: Callable[[str], bool], flag: threading.Event) -> None:
+    def __init__(self, match: Callable[[Path], bool], on_change: Callable[[Path], None], kinds: frozenset[str]) -> None:
         self.match = match
-        self.flag = flag
+        self.on_change = on_change
+        self.kinds = kinds
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type not in WRITE_TYPES:
+        if event.event_type not in self.kinds:
             return
         for p in (event.src_path, getattr(event, "dest_path", "")):
-            if p and self.match(Path(str(p)).name):
-                self.flag.set()
+            if p and self.match(Path(str(p))):
+                self.on_change(Path(str(p)))
+
+
+class Watch:
+    """`on_change(path)` for each write (and, with `deletes`, removal) under `directory` whose path
+    `match`es, from the observer's thread, until `close()`. Also a context manager."""
+
+    def __init__(
+        self,
+        directory: Path,
+        on_change: Callable[[Path], None],
+        match: Callable[[Path], bool] = lambda _p: True,
+        recursive: bool = False,
+        deletes: bool = False,
+    ) -> None:
+        self._observer: Any = Observer()
+        self._observer.daemon = True
+        kinds = CHANGE_TYPES if deletes else WRITE_TYPES
+        handler = _Handler(match, on_change, kinds)
+        self._observer.schedule(
+            handler, str(directory), recursive=recursive, event_filter=list(CHANGES if deletes else WRITES)
+        )
+        self._observer.start()
+
+    def close(self) -> None:
+        self._observer.stop()
+        # Joined, so no event is delivered (or warned about) by a thread that is being torn down.
+        self._observer.join(timeout=5)
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, exc: type[BaseException] | None, val: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
 
 
 class LogWaiter:
@@ -41,10 +81,7 @@ class LogWaiter:
 
     def __init__(self, directory: Path, match: Callable[[str], bool] = lambda name: name == "events.log") -> None:
         self.flag = threading.Event()
-        self._observer: Any = Observer()
-        self._observer.daemon = True
-        self._observer.schedule(_Handler(match, self.flag), str(directory), recursive=False, event_filter=list(WRITES))
-        self._observer.start()
+        self._watch = Watch(directory, lambda _p: self.flag.set(), lambda p: match(p.name))
 
     def wait(self, timeout: float | None) -> bool:
         fired = self.flag.wait(timeout)
@@ -56,4 +93,4 @@ class LogWaiter:
         self.flag.set()
 
     def close(self) -> None:
-        self._observer.stop()
+        self._watch.close()

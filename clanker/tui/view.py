@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from ..fleet import scheduler
-from ..fleet.status import HELD_AS, SlaveRow, state_order, totals
+from ..fleet.rows import HELD_AS, SlaveRow, state_order, totals
 from ..state.model import State
 from .layout import Queue, SlaveLine
 from .tail import elapsed, money, tokens

@@ -1,17 +1,18 @@
-"""`clanker init` and first-run setup: `.clanker/` exists and is kept out of git."""
+"""`clanker init`: `.clanker/` kept out of git, a clanker.yaml for the kind of project this is
+(gate, worktree.setup, worktree.copy), then the gate preflight and what it found."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from ..config import CONFIG_NAME, Config
+from ..config import CONFIG_NAME, Config, load
 from ..project import recipes
+from ..state import atomic
+from ..state.paths import prepare
 from ..system import git
-from . import atomic
-from .paths import Paths
-
-IGNORE_LINE = "/.clanker/"
+from . import Done, Echo
+from .doctor import gate_check
 
 STARTER = """\
 # clanker.yaml — written by `clanker init`{kind}; every key is in clanker.yaml.example.
@@ -53,36 +54,7 @@ def starter(recipe: recipes.Recipe, branch: str) -> str:
     return STARTER.format(kind=kind, gate=gate, worktree=worktree, branch=branch)
 
 
-def ensure_ignored(cfg: Config) -> str:
-    """Keep `.clanker/` (and a worktree root of its own inside the repository) out of git;
-    returns where the rule lives (or already lived)."""
-    rules = []
-    if not git.is_ignored(cfg.repo, ".clanker/events.log"):
-        rules.append(IGNORE_LINE)
-    root = cfg.worktrees
-    if root is not None and root.is_relative_to(cfg.repo) and root != cfg.repo:
-        rel = root.relative_to(cfg.repo).as_posix()
-        # The slaves' worktrees would show up in `git status` (and `git add -A` would take them
-        # in as embedded repositories).
-        if not rel.startswith(".clanker/") and not git.is_ignored(cfg.repo, f"{rel}/c1"):
-            rules.append(f"/{rel}/")
-    if not rules:
-        return "already ignored"
-    target = cfg.repo / ".gitignore" if cfg.git_ignore == "gitignore" else git.git_dir(cfg.repo) / "info" / "exclude"
-    existing = target.read_text(encoding="utf-8") if target.exists() else ""
-    sep = "" if not existing or existing.endswith("\n") else "\n"
-    atomic.write_text(target, existing + sep + "\n".join(rules) + "\n")
-    return str(target)
-
-
-def prepare(cfg: Config) -> Paths:
-    paths = Paths(cfg.repo, cfg.worktrees)
-    paths.ensure()
-    ensure_ignored(cfg)
-    return paths
-
-
-def init(cfg: Config) -> list[str]:
+def _write(cfg: Config) -> list[str]:
     """Set up `.clanker/`, ignore it, and write a starter clanker.yaml if there is none."""
     done = []
     prepare(cfg)
@@ -103,5 +75,14 @@ def init(cfg: Config) -> list[str]:
     return done
 
 
-def main_exists(repo: Path, branch: str) -> bool:
-    return git.rev(repo, branch) is not None
+def init(repo: Path, config: Path | None, no_preflight: bool, echo: Echo) -> Done:
+    """Set up `.clanker/`, write a starter clanker.yaml if there is none, check its gate."""
+    for line in _write(load(repo, config)):
+        echo(line)
+    cfg = load(repo, config)
+    if no_preflight or not cfg.gate:
+        return Done()
+    echo("gate preflight (the gate on main in a fresh worktree; `--no-preflight` skips it):")
+    text, code = gate_check(repo, config, lambda line: echo(line.strip()))
+    echo(text)
+    return Done(code)

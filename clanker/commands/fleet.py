@@ -1,7 +1,5 @@
-"""What the keys and `/` commands do to the fleet: events, clanker.yaml, landing, doctor.
-
-Each action returns the one line the TUI shows, or raises a ClankerError whose message is that line.
-"""
+"""Steering the running fleet: pause and resume slaves (`/pause`, `/resume`, `p`/`P`), and
+`/slaves N`, which changes `slaves:` in clanker.yaml and nothing else."""
 
 from __future__ import annotations
 
@@ -10,36 +8,35 @@ from typing import Any
 
 import yaml
 
-from ..commands import doctor
 from ..config import CONFIG_NAME, Config, load
 from ..errors import UsageError
-from ..jobs import landing
 from ..state import atomic
 from ..state.events import FleetPaused, FleetResumed
-from ..state.model import State
 from ..state.store import Store
+from . import Done
 
 SLAVES_LINE = re.compile(r"^slaves[ \t]*:[ \t]*(?P<value>[^#\n]*?)(?P<rest>[ \t]*(?:#.*)?)$", re.M)
 
 
-def pause(store: Store, state: State, who: str | None) -> str:
+def pause(store: Store, who: str | None) -> Done:
     target = who or "*"
-    if target in state.paused:
-        return f"{'the fleet' if target == '*' else target} is paused already"
+    if target in store.state().paused:
+        return Done(0, f"{'the fleet' if target == '*' else target} is paused already")
     store.append(FleetPaused(actor=store.actor, slave=target))
     if target == "*":
-        return "paused the fleet: slaves finish the job in hand, then take nothing new (/resume)"
-    return f"paused {target}: it finishes the job in hand, then takes nothing new (/resume {target})"
+        return Done(0, "paused the fleet: slaves finish the job in hand, then take nothing new (/resume)")
+    return Done(0, f"paused {target}: it finishes the job in hand, then takes nothing new (/resume {target})")
 
 
-def resume(store: Store, state: State, who: str | None) -> str:
+def resume(store: Store, who: str | None) -> Done:
     target = who or "*"
-    if target != "*" and "*" in state.paused:
-        return "the whole fleet is paused: /resume resumes every slave"
-    if target not in state.paused and not (target == "*" and state.paused):
-        return f"{'the fleet' if target == '*' else target} is not paused"
+    paused = store.state().paused
+    if target != "*" and "*" in paused:
+        return Done(0, "the whole fleet is paused: /resume resumes every slave")
+    if target not in paused and not (target == "*" and paused):
+        return Done(0, f"{'the fleet' if target == '*' else target} is not paused")
     store.append(FleetResumed(actor=store.actor, slave=target))
-    return "resumed the fleet" if target == "*" else f"resumed {target}"
+    return Done(0, "resumed the fleet" if target == "*" else f"resumed {target}")
 
 
 def with_slaves(text: str, n: int) -> str:
@@ -74,17 +71,3 @@ def set_slaves(cfg: Config, n: int) -> Config:
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     atomic.write_text(path, with_slaves(text, n))
     return load(cfg.repo, path)
-
-
-def land(cfg: Config, state: State, ids: list[str]) -> str:
-    """Mainline the submitted tasks now (`clanker land --yes`); the summary's first line."""
-    tasks = landing.candidates(state, ids)
-    if not tasks:
-        return "nothing to land: no task is waiting for a judge"
-    report = landing.land(cfg, tasks, lambda _line: None)
-    return landing.summary(report).replace("\n", " ·")
-
-
-def doctor_lines(cfg: Config) -> list[str]:
-    checks = doctor.run_checks(cfg.repo, cfg.path)
-    return doctor.render(checks).splitlines()

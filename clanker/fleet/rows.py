@@ -1,0 +1,155 @@
+"""What each slave and each running task is doing: rows built from heartbeats, panes and the
+state, shared by `clanker status` and the controller's screen."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from ..config import Config
+from ..state import heartbeat, logs
+from ..state.model import State, Task, TaskState
+from ..state.paths import Paths
+from ..state.usage import Usage
+from ..system.tmux import Pane
+from ..units import elapsed
+
+ORDER = [
+    TaskState.CLAIMED,
+    TaskState.JUDGING,
+    TaskState.LANDING,
+    TaskState.ACCEPTED,
+    TaskState.NEEDS_JUDGE,
+    TaskState.REWORK,
+    TaskState.READY,
+    TaskState.BLOCKED,
+    TaskState.DONE,
+    TaskState.CANCELLED,
+    TaskState.SPLIT,
+]
+# States in which a slave holds a task, as strings so new states need no change here.
+HELD_AS = {"claimed": "working", "judging": "judging", "landing": "landing"}
+LOG_LINES = 5  # lines of a failed task's log the dashboard shows
+STALE_BEATS = 3  # a heartbeat older than this many intervals is stale
+
+
+@dataclass(frozen=True)
+class SlaveRow:
+    id: str
+    state: str  # working | judging | landing | idle | dead | stopped | paused | absent (or the heartbeat's job)
+    task: str | None
+    heartbeat_age_s: float | None
+    pane: str
+    phase: str
+    job: str = ""  # the heartbeat's job: work | judge | health | …
+
+
+def slave_rows(cfg: Config, paths: Paths, state: State, panes: dict[str, Pane] | None = None) -> list[SlaveRow]:
+    beats = heartbeat.read_all(paths)
+    panes = panes or {}
+    ids = (
+        {f"c{n}" for n in range(1, cfg.slaves + 1)}
+        | {b for b in beats if b != "ctl"}
+        | {p for p in panes if p != "ctl"}
+    )
+    rows = []
+    now = time.time()
+    for sid in sorted(ids, key=lambda s: (len(s), s)):
+        beat = beats.get(sid)
+        pane = panes.get(sid)
+        holding = next((t for t in state.tasks.values() if t.slave == sid and t.state in HELD_AS), None)
+        if beat is None:
+            st = "absent"
+        elif beat.stopped:
+            st = "stopped"
+        elif heartbeat.is_dead(beat, cfg.heartbeat_secs, now, pane_dead=bool(pane and pane.dead)):
+            st = "dead"
+        elif sid in state.paused or "*" in state.paused:
+            st = "paused"
+        elif holding is not None:
+            st = HELD_AS[holding.state]
+        else:
+            st = beat.job or "idle"
+        rows.append(
+            SlaveRow(
+                id=sid,
+                state=st,
+                task=holding.id if holding else None,
+                heartbeat_age_s=round(beat.age(now), 1) if beat else None,
+                pane=pane.id if pane else (beat.pane if beat else ""),
+                phase=beat.phase if beat else "",
+                job=(beat.job or "") if beat and not beat.stopped else "",
+            )
+        )
+    return rows
+
+
+def state_order(state: str) -> int:
+    try:
+        return ORDER.index(TaskState(state))
+    except ValueError:  # a state this list does not know yet sorts last
+        return len(ORDER)
+
+
+def counts_line(state: State) -> str:
+    counts = Counter(str(t.state) for t in state.tasks.values())
+    return "  ".join(f"{s}:{n}" for s, n in sorted(counts.items(), key=lambda kv: state_order(kv[0])))
+
+
+def totals(state: State) -> tuple[Usage, Usage]:
+    """Work and judge usage over every task."""
+    work = sum((t.work for t in state.tasks.values()), start=Usage())
+    judge = sum((t.judge for t in state.tasks.values()), start=Usage())
+    return work, judge
+
+
+@dataclass(frozen=True)
+class Running:
+    task: Task
+    elapsed: float
+    warning: str  # why it may be stalled, or ""
+
+
+def average_done(state: State) -> float | None:
+    """Average time from a slave's first claim to landing, over the done tasks."""
+    spans = [
+        t.updated - (t.first_started or t.created)
+        for t in state.tasks.values()
+        if t.state == TaskState.DONE and t.updated >= (t.first_started or t.created)
+    ]
+    return sum(spans) / len(spans) if spans else None
+
+
+def log_age(paths: Paths, task: str, now: float) -> float | None:
+    """Seconds since the task's agent last wrote to its log (None: no log yet)."""
+    newest = max((f.stat().st_mtime for f in logs.log_files(paths, task)), default=None)
+    return None if newest is None else max(0.0, now - newest)
+
+
+def running(state: State, rows: list[SlaveRow], now: float, paths: Paths | None, cfg: Config | None) -> list[Running]:
+    """Tasks a slave holds now, longest first, each with a stall warning when one applies: the
+    holder's heartbeat is stale or gone, the agent printed nothing for `agent.stall_secs`, or it
+    has run three times longer than done tasks take on average."""
+    by_id = {r.id: r for r in rows}
+    beat_secs = cfg.heartbeat_secs if cfg else 5.0
+    avg = average_done(state)
+    out = []
+    for t in state.tasks.values():
+        if t.state not in HELD_AS or not t.slave:
+            continue
+        took = max(0.0, now - (t.started or t.updated or now))
+        row = by_id.get(t.slave)
+        warning = ""
+        if row is None or row.heartbeat_age_s is None or row.state in ("dead", "stopped"):
+            warning = f"{t.slave} is gone"
+        elif row.heartbeat_age_s > STALE_BEATS * beat_secs:
+            warning = f"no heartbeat from {t.slave} for {elapsed(row.heartbeat_age_s)}"
+        elif paths is not None and cfg is not None and t.state == TaskState.CLAIMED:
+            quiet = log_age(paths, t.id, now)
+            if quiet is not None and cfg.agent.stall_secs and quiet > cfg.agent.stall_secs:
+                warning = f"no agent output for {elapsed(quiet)}"
+        if not warning and avg and took > 3 * avg and took > 60:
+            warning = f"running {took / avg:.0f}× longer than the average task"
+        out.append(Running(t, took, warning))
+    return sorted(out, key=lambda r: -r.elapsed)
