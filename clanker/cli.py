@@ -281,7 +281,7 @@ def task_retry(c: Ctx, task: str) -> None:
     finish(task_cmd.retry(c.store(), task))
 
 
-@cli.command("pause", hidden=True)
+@cli.command("pause")
 @click.argument("slave", required=False)
 @pass_ctx
 def pause_cmd(c: Ctx, slave: str | None) -> None:
@@ -289,7 +289,7 @@ def pause_cmd(c: Ctx, slave: str | None) -> None:
     finish(fleet_cmd.pause(c.store(), slave))
 
 
-@cli.command("resume", hidden=True)
+@cli.command("resume")
 @click.argument("slave", required=False)
 @pass_ctx
 def resume_cmd(c: Ctx, slave: str | None) -> None:

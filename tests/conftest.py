@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from clanker.state import secrets
 from clanker.system.tmux import Tmux
 
 
@@ -33,7 +34,9 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
             monkeypatch.delenv(var)
     for var in ("TMUX", "TMUX_PANE", "CLANKER_TMUX_SOCKET"):
         monkeypatch.delenv(var, raising=False)
+    secrets.clear()  # commands run in-process register what they see: no test inherits another's
     yield
+    secrets.clear()
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -45,9 +47,41 @@ def make_repo(path: Path, config: str | None = None, files: dict[str, str] | Non
     return path.resolve()
 
 
+# Commands that replace the process (attach) or need a real terminal run as a real process.
+SUBPROCESS_ONLY = frozenset({"attach", "demo", "slave"})
+
+
 def clanker(
     repo: Path, *args: str, timeout: float = 120, check: bool = False, input_text: str | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """Run `clanker --repo REPO ARGS…` in this process (the entry point, as tmuxp's tests do),
+    from inside `repo`, with stdin `input_text`; stdout, stderr and the exit code come back as from
+    a process. `clanker_process` runs the real binary instead."""
+    if not args or args[0] in SUBPROCESS_ONLY:
+        return clanker_process(repo, *args, timeout=timeout, check=check, input_text=input_text)
+    from clanker.cli import entry
+
+    out, err = io.StringIO(), io.StringIO()
+    here = os.getcwd()
+    stdin = sys.stdin
+    try:
+        os.chdir(repo)
+        sys.stdin = io.StringIO(input_text or "")
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = entry(["--repo", str(repo), *args])
+    finally:
+        sys.stdin = stdin
+        os.chdir(here)
+    proc = subprocess.CompletedProcess(["clanker", *args], code, out.getvalue(), err.getvalue())
+    if check and code != 0:
+        raise AssertionError(f"clanker {' '.join(args)} exited {code}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def clanker_process(
+    repo: Path, *args: str, timeout: float = 120, check: bool = False, input_text: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The real `clanker` binary as a process (its own signals, stdio and exit)."""
     proc = subprocess.run(
         [sys.executable, "-m", "clanker", "--repo", str(repo), *args],
         cwd=repo,

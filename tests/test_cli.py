@@ -6,12 +6,13 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from clanker.config import SCHEMA
 
-from .helpers import clanker, events, git, make_repo, status
+from .helpers import clanker, clanker_process, events, git, make_repo, status
 
 GATE = "test ! -e GATE_FAIL"
 
@@ -41,9 +42,10 @@ def test_doctor_flags_a_bad_config(tmp_path: Path) -> None:
     assert "fail  config" in proc.stdout and "clanker.yaml:3: agent.kind" in proc.stdout
 
 
-def test_bad_config_is_one_line_exit_2(tmp_path: Path) -> None:
+@pytest.mark.parametrize("run", [clanker, clanker_process], ids=["in-process", "process"])
+def test_bad_config_is_one_line_exit_2(tmp_path: Path, run: Any) -> None:
     repo = make_repo(tmp_path / "r", "slaves: 3\nsalves: 4\n")
-    proc = clanker(repo, "status")
+    proc = run(repo, "status")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"clanker: {repo / 'clanker.yaml'}:2: salves: unknown key (known here: {', '.join(sorted(SCHEMA))})"

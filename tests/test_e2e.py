@@ -19,6 +19,7 @@ from clanker.system.tmux import Tmux
 from .helpers import (
     clanker,
     clanker_bg,
+    clanker_process,
     events,
     gate_passes_on_every_commit,
     git,
@@ -77,7 +78,8 @@ def test_three_slaves_six_tasks_all_land_and_main_stays_green(tmp_path: Path, tm
     (repo / "README.md").write_text("# test\nmy own uncommitted edit\n")
     (repo / "notes.txt").write_text("untracked notes\n")
 
-    proc = clanker(repo, "run", "--until-done", "--timeout", "150", timeout=200)
+    # The real binary, end to end (most tests run commands in-process).
+    proc = clanker_process(repo, "run", "--until-done", "--timeout", "150", timeout=200)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
     data = status(repo)
