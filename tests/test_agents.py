@@ -19,6 +19,8 @@ from clanker.jobs.prompts import judge_prompt, worker_prompt
 from clanker.state.heartbeat import pid_alive
 from clanker.state.model import Task
 from clanker.state.usage import Usage
+from clanker.system.clock import SYSTEM, Clock
+from tests.fakeclock import FakeClock
 from tests.helpers import git, make_repo, retry_until
 
 # --- sanitize ------------------------------------------------------------------------------------
@@ -150,7 +152,12 @@ class Ran:
 
 
 def make_run(
-    env: Env, prompt: str, cfg: AgentConfig | None = None, role: str = "worker", resume: str | None = None
+    env: Env,
+    prompt: str,
+    cfg: AgentConfig | None = None,
+    role: str = "worker",
+    resume: str | None = None,
+    clock: Clock = SYSTEM,
 ) -> tuple[AgentRun, list[str], Path]:
     cfg = cfg or AgentConfig()
     pf = env.tmp / "prompts" / f"T1-{role}-1.md"
@@ -160,12 +167,12 @@ def make_run(
     adapter: Adapter = adapter_for(cfg)
     log = env.tmp / "logs" / "T1" / ("1.jsonl" if role == "worker" else f"{role}-1.jsonl")
     progress: list[str] = []
-    return AgentRun(adapter, req, log, progress.append), progress, log
+    return AgentRun(adapter, req, log, progress.append, clock=clock), progress, log
 
 
 def run_agent(env: Env, prompt: str, cfg: AgentConfig | None = None, role: str = "worker",
-              resume: str | None = None) -> Ran:  # fmt: skip
-    run, progress, log = make_run(env, prompt, cfg, role, resume)
+              resume: str | None = None, clock: Clock = SYSTEM) -> Ran:  # fmt: skip
+    run, progress, log = make_run(env, prompt, cfg, role, resume, clock)
     return Ran(run.run(), progress, run, log)
 
 
@@ -248,24 +255,27 @@ def test_fake_judge_verdicts(env: Env) -> None:
     assert verdict is not None and verdict[0] == "done"
 
 
-def test_timeout_kills_the_agent_quickly(env: Env) -> None:
-    ran = run_agent(env, fake_prompt("sleep 30"), AgentConfig(timeout_secs=1))
+def test_timeout_stops_the_agent(env: Env) -> None:
+    # On a fake clock: the half hour passes as soon as the agent has been quiet for a moment.
+    clock = FakeClock()
+    ran = run_agent(env, fake_prompt("sleep 3000"), AgentConfig(timeout_secs=1800, stall_secs=0), clock=clock)
     res = ran.res
     assert res.timed_out and not res.stalled and not res.cancelled
     # A run past its time limit is a failed attempt (retried with that note), not a transient error.
     assert res.outcome == Outcome.PERMANENT and res.result.is_error
-    assert res.result.error == "agent timed out after 1s (agent.timeout_secs)"
-    assert res.seconds < 6
+    assert res.result.error == "agent timed out after 1800s (agent.timeout_secs)"
+    assert res.seconds == pytest.approx(1800, abs=1)  # the run's length is read from its clock
     assert ran.run.proc is not None and ran.run.proc.poll() is not None
-    assert any("timed out after 1s" in line for line in ran.progress)
+    assert any("timed out after 1800s" in line for line in ran.progress)
 
 
 def test_stall_stops_a_silent_agent(env: Env) -> None:
-    ran = run_agent(env, fake_prompt("hang"), AgentConfig(stall_secs=1))
+    clock = FakeClock()
+    ran = run_agent(env, fake_prompt("hang"), AgentConfig(stall_secs=600), clock=clock)
     res = ran.res
     assert res.stalled and not res.timed_out
-    assert res.outcome == Outcome.TRANSIENT and "stalled" in res.result.error
-    assert res.seconds < 6
+    assert res.outcome == Outcome.TRANSIENT and res.result.error == "agent stalled: no output for 600s"
+    assert res.seconds == pytest.approx(600, abs=1)
     assert ran.run.proc is not None and ran.run.proc.poll() is not None
 
 

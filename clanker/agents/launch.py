@@ -6,10 +6,10 @@ argv, maps the worktree path and moves branches here, without the slave changing
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..system.proc import child_env
 from .base import AgentRequest, Launch
 
 
@@ -22,11 +22,7 @@ class Process:
 
 
 def prepare(req: AgentRequest, launch: Launch) -> Process:
-    env = dict(os.environ)
-    # The agent must not reach the slave's tmux server or think it is inside a terminal multiplexer.
-    for k in ("TMUX", "TMUX_PANE"):
-        env.pop(k, None)
-    env.update(
+    env = child_env(
         {
             "CLANKER_ROLE": req.role,
             "CLANKER_TASK_ID": req.task_id,
@@ -35,9 +31,9 @@ def prepare(req: AgentRequest, launch: Launch) -> Process:
             "CLANKER_PROMPT_FILE": str(req.prompt_file),
             "CLANKER_ATTEMPT": str(req.attempt),
             "CLAUDE_CODE_DISABLE_TERMINAL_TITLE": "1",
-        }
+        },
+        req.config.env,
+        req.env,
+        launch.env,
     )
-    env.update(req.config.env)
-    env.update(req.env)
-    env.update(launch.env)
     return Process(argv=list(launch.argv), cwd=launch.cwd, env=env, stdin=launch.stdin)

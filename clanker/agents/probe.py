@@ -6,11 +6,11 @@ from __future__ import annotations
 import mmap
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import AgentConfig
+from ..system.proc import output
 
 # feature → (help command, text that must appear in it)
 FEATURES: dict[str, dict[str, tuple[tuple[str, ...], str]]] = {
@@ -59,11 +59,7 @@ class Probe:
 
 
 def _run(argv: list[str]) -> str:
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return proc.stdout + proc.stderr
+    return output(argv, timeout=20)
 
 
 def probe(agent: AgentConfig) -> Probe:

@@ -3,23 +3,41 @@
 from __future__ import annotations
 
 import json
-import os
 import queue
-import signal
-import subprocess
 import threading
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
 from ..state.secrets import redact
+from ..system import proc as procs
+from ..system.clock import SYSTEM, Clock
 from .base import Adapter, AgentRequest, AgentResult, Outcome, sanitize
 from .launch import Process, prepare
 
-_DONE = object()
+Stream = Literal["out", "err"]
+
+
+# What the run loop reads from its one queue: a line from a stream, a stream's end, or cancel().
+@dataclass(frozen=True)
+class Line:
+    stream: Stream
+    text: str
+
+
+@dataclass(frozen=True)
+class Closed:
+    stream: Stream
+
+
+@dataclass(frozen=True)
+class Cancel:
+    pass
+
+
+Message = Line | Closed | Cancel
 
 
 @dataclass
@@ -46,7 +64,9 @@ class AgentRun:
         launch_guard: Callable[[], AbstractContextManager[object]] = nullcontext,
         on_start: Callable[[int], None] = lambda _pgid: None,
         on_files: Callable[[list[str]], None] | None = None,
+        clock: Clock = SYSTEM,
     ) -> None:
+        self.clock = clock
         self.on_files = on_files
         self.adapter = adapter
         self.launch_guard = launch_guard
@@ -54,8 +74,8 @@ class AgentRun:
         self.req = req
         self.log_path = log_path
         self.progress = progress
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._q: queue.Queue[object] = queue.Queue()
+        self.proc: procs.Popen | None = None
+        self._q: queue.Queue[Message] = queue.Queue()
         self._cancelled = False
 
     @property
@@ -64,13 +84,13 @@ class AgentRun:
 
     def cancel(self) -> None:
         self._cancelled = True
-        self._q.put(None)
+        self._q.put(Cancel())
 
     def run(self) -> RunResult:
         proc_spec = prepare(self.req, self.adapter.launch(self.req))
         parser = self.adapter.parser()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        started = time.monotonic()
+        started = self.clock.monotonic()
         cfg = self.req.config
         timed_out = stalled = False
         with (
@@ -88,8 +108,6 @@ class AgentRun:
                 txt.flush()
 
             try:
-                # A new session = a new process group: the whole tree can be stopped at once,
-                # and the agent has no controlling terminal to retitle the pane through.
                 with self.launch_guard():
                     self.proc = self._spawn(proc_spec)
             except OSError as e:
@@ -109,9 +127,9 @@ class AgentRun:
                 t.start()
             open_streams = 2
             reported = 0  # files of the stream already passed to on_files
-            last_output = time.monotonic()
+            last_output = self.clock.monotonic()
             while open_streams:
-                now = time.monotonic()
+                now = self.clock.monotonic()
                 deadlines = []
                 if cfg.timeout_secs:
                     deadlines.append(started + cfg.timeout_secs - now)
@@ -119,26 +137,25 @@ class AgentRun:
                     deadlines.append(last_output + cfg.stall_secs - now)
                 wait = max(0.0, min(deadlines)) if deadlines else None
                 try:
-                    item = self._q.get(timeout=wait)
+                    item = self.clock.get(self._q, wait)
                 except queue.Empty:
-                    if cfg.timeout_secs and time.monotonic() - started >= cfg.timeout_secs:
+                    if cfg.timeout_secs and self.clock.monotonic() - started >= cfg.timeout_secs:
                         timed_out = True
                         show([f"agent timed out after {cfg.timeout_secs:.0f}s: stopping it"])
                     else:
                         stalled = True
                         show([f"agent printed nothing for {cfg.stall_secs:.0f}s: stopping it"])
-                    self._kill_group()
+                    procs.stop(proc)
                     break
-                if item is None:  # cancel()
-                    self._kill_group()
+                if isinstance(item, Cancel):
+                    procs.stop(proc)
                     break
-                if item is _DONE:
+                if isinstance(item, Closed):
                     open_streams -= 1
                     continue
-                assert isinstance(item, tuple)
-                stream, line = item
-                last_output = time.monotonic()
-                if stream == "out":
+                line = item.text
+                last_output = self.clock.monotonic()
+                if item.stream == "out":
                     raw.write(redact(line).encode("utf-8") + b"\n")
                     raw.flush()
                     show(parser.feed(line))
@@ -149,12 +166,11 @@ class AgentRun:
                             reported = len(files)
                 else:
                     show(parser.feed_stderr(line))
-            try:
-                code: int | None = proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._kill_group(signal.SIGKILL)
-                code = proc.wait()
-        seconds = time.monotonic() - started
+            # Both streams closed: the agent is exiting, or left children holding nothing open.
+            code = procs.wait(proc, 10)
+            if code is None:
+                code = procs.stop(proc)
+        seconds = self.clock.monotonic() - started
         result = parser.result()
         if self._cancelled:
             return RunResult(result, Outcome.TRANSIENT, code, seconds, cancelled=True)
@@ -170,22 +186,15 @@ class AgentRun:
         return RunResult(result, self.adapter.classify(result, code), code, seconds)
 
     @staticmethod
-    def _spawn(spec: Process) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            spec.argv,
-            cwd=spec.cwd,
-            env=spec.env,
-            stdin=subprocess.PIPE if spec.stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+    def _spawn(spec: Process) -> procs.Popen:
+        stdin = procs.PIPE if spec.stdin is not None else procs.DEVNULL
+        return procs.spawn(spec.argv, spec.cwd, spec.env, stdin=stdin)
 
-    def _pump(self, name: str, stream: IO[bytes] | None) -> None:
+    def _pump(self, name: Stream, stream: IO[bytes] | None) -> None:
         assert stream is not None
         for raw in iter(stream.readline, b""):
-            self._q.put((name, raw.decode("utf-8", "replace").rstrip("\r\n")))
-        self._q.put(_DONE)
+            self._q.put(Line(name, raw.decode("utf-8", "replace").rstrip("\r\n")))
+        self._q.put(Closed(name))
 
     @staticmethod
     def _feed(stdin: IO[bytes] | None, text: str) -> None:
@@ -195,23 +204,6 @@ class AgentRun:
             stdin.close()
         except (BrokenPipeError, OSError):
             pass
-
-    def _kill_group(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        kill_group(self.proc.pid, sig)
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            kill_group(self.proc.pid, signal.SIGKILL)
-
-
-def kill_group(pgid: int, sig: int = signal.SIGTERM) -> bool:
-    try:
-        os.killpg(pgid, sig)
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False
 
 
 def json_line(line: str) -> dict[str, object] | None:

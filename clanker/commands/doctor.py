@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -298,6 +299,7 @@ def _fleet_checks(cfg: Config) -> list[Check]:
         except ClankerError:
             panes = {}
     beats = heartbeat.read_all(paths)
+    now = time.time()
     for n in range(1, cfg.slaves + 1):
         sid = f"c{n}"
         p = panes.get(sid)
@@ -315,12 +317,12 @@ def _fleet_checks(cfg: Config) -> list[Check]:
             out.append(Check(f"pane {sid}", "warn", f"{p.id} is dead", "the controller respawns it; or `clanker stop`"))
         else:
             out.append(Check(f"pane {sid}", "ok", f"{p.id} in session {p.session}"))
-        if beat and not beat.stopped and heartbeat.is_dead(beat, cfg.heartbeat_secs):
+        if beat and not beat.stopped and heartbeat.is_dead(beat, cfg.heartbeat_secs, now):
             out.append(
                 Check(
                     f"heartbeat {sid}",
                     "warn",
-                    f"stale ({beat.age():.0f}s, pid {beat.pid} gone)",
+                    f"stale ({beat.age(now):.0f}s, pid {beat.pid} gone)",
                     "its claims are released automatically; restart it with `clanker`",
                 )
             )

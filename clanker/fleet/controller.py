@@ -31,6 +31,7 @@ from ..state.paths import Paths
 from ..state.reconcile import dead_slaves, release_events
 from ..state.store import Store
 from ..system import git
+from ..system.clock import SYSTEM, Clock
 from ..system.fswatch import LogWaiter
 from ..system.tmux import Tmux
 from . import panes as fleet
@@ -68,9 +69,15 @@ class Controller:
     tmux pane a screen runs in (slaves then go to its session), None when headless."""
 
     def __init__(
-        self, cfg: Config, *, screen_pane: str | None = None, out: Callable[[str], None] | None = None
+        self,
+        cfg: Config,
+        *,
+        screen_pane: str | None = None,
+        out: Callable[[str], None] | None = None,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.cfg = cfg
+        self.clock = clock
         self.screen_pane = screen_pane
         self.paths = Paths(cfg.repo, cfg.worktrees)
         self.store = Store(self.paths, "ctl")
@@ -79,10 +86,10 @@ class Controller:
         self.respawner = fleet.Respawner()
         self.stopping = threading.Event()
         self.waiter: LogWaiter | None = None
-        self.heart = Heart(self.paths, "ctl", cfg.heartbeat_secs, pane=screen_pane or "")
+        self.heart = Heart(self.paths, "ctl", cfg.heartbeat_secs, pane=screen_pane or "", clock=clock)
         self._last_screen = ""
         self._spawned: set[str] = set()
-        self._sleep = SleepDetector()
+        self._sleep = SleepDetector(clock=clock)
         self._session: str | None = None
 
     def session(self) -> str:
@@ -102,7 +109,7 @@ class Controller:
 
     def tick(self) -> fleet.FleetView:
         fv = fleet.view(self.tm, self.cfg.repo)
-        now = time.time()
+        now = self.clock.time()
         session = self.session()
         for n in range(1, self.cfg.slaves + 1):
             sid = f"c{n}"
@@ -130,15 +137,15 @@ class Controller:
                     died = f"slave {sid} died; respawned (next backoff {delay:.0f}s)"
                     self.store.append(ev.Risk(actor="ctl", slave=sid, kind="crash", message=died))
         if not self._sleep.slept():
-            self._reconcile(fv)
+            self._reconcile(fv, now)
         return fv
 
-    def _reconcile(self, fv: fleet.FleetView) -> None:
+    def _reconcile(self, fv: fleet.FleetView, now: float) -> None:
         dead_panes = frozenset(sid for sid, p in fv.panes.items() if p.dead)
 
         def decide(st: State) -> list[Event]:
             beats = heartbeat.read_all(self.paths)
-            dead = dead_slaves(st, beats, self.cfg.heartbeat_secs, dead_panes)
+            dead = dead_slaves(st, beats, self.cfg.heartbeat_secs, now, dead_panes)
             return release_events(st, dead, "ctl", "slave is dead (stale heartbeat, no process)")
 
         self.store.transact(decide)
@@ -194,7 +201,7 @@ class Controller:
         if self.screen_pane:
             self.tm.mark(self.screen_pane, "ctl", str(self.cfg.repo), created=False)
         self.heart.start()
-        self.waiter = LogWaiter(self.paths.state_dir) if wait_on_log else None
+        self.waiter = LogWaiter(self.paths.state_dir, clock=self.clock) if wait_on_log else None
         try:
             self.request_preflight()
             yield
@@ -209,7 +216,7 @@ class Controller:
     def run_until_done(self, timeout: float | None = None) -> int:
         """The headless view: tick until every task is done (0) or stuck (1), time runs out (3), or
         the gate preflight failed (4), printing the task counts when they change."""
-        started = time.monotonic()
+        started = self.clock.monotonic()
         code = 0
         with self.running():
             assert self.waiter is not None
@@ -228,7 +235,7 @@ class Controller:
                 if result.finished:
                     code = 1 if result.blocked else 0
                     break
-                if timeout is not None and time.monotonic() - started > timeout:
+                if timeout is not None and self.clock.monotonic() - started > timeout:
                     code = 3
                     break
                 self.waiter.wait(self.cfg.heartbeat_secs)

@@ -15,7 +15,6 @@ from types import FrameType
 
 from filelock import Timeout
 
-from ..agents.runner import kill_group
 from ..config import Config, load
 from ..errors import ClankerError
 from ..jobs.base import Job
@@ -34,6 +33,8 @@ from ..state.reconcile import alive_slaves, dead_slaves, release_events
 from ..state.secrets import redact
 from ..state.store import Store
 from ..system import git, tmux
+from ..system import proc as procs
+from ..system.clock import SYSTEM, Clock
 from ..system.fswatch import LogWaiter
 from . import envpass
 from .scheduler import choose_job, gate_status
@@ -45,13 +46,14 @@ def say(sid: str, text: str) -> None:
 
 
 class Slave:
-    def __init__(self, cfg: Config, number: int) -> None:
+    def __init__(self, cfg: Config, number: int, clock: Clock = SYSTEM) -> None:
         self.cfg = cfg
+        self.clock = clock
         self.sid = f"c{number}"
         self.paths = Paths(cfg.repo, cfg.worktrees)
         self.store = Store(self.paths, self.sid)
         self.pane = os.environ.get("TMUX_PANE", "")
-        self.heart = Heart(self.paths, self.sid, cfg.heartbeat_secs, pane=self.pane)
+        self.heart = Heart(self.paths, self.sid, cfg.heartbeat_secs, pane=self.pane, clock=clock)
         self.heart.info["env"] = envpass.seen(cfg)  # which of the variables it needs it has (doctor)
         self.heart.info["gate_key"] = preflight.key(cfg)  # which preflight result it trusts (doctor)
         self.ctx = JobContext(
@@ -62,6 +64,7 @@ class Slave:
             self.paths.worktree(self.sid),
             self.heart,
             lambda text: say(self.sid, text),
+            clock=clock,
         )
         self.waiter: LogWaiter | None = None
         self._paused_until: float | None = None
@@ -92,9 +95,9 @@ class Slave:
         self.heart.start()
         self.store.append(ev.SlaveStarted(actor=self.sid, slave=self.sid, pid=os.getpid(), pane=self.pane))
         self._release_own_claims()
-        self.waiter = LogWaiter(self.paths.state_dir)
+        self.waiter = LogWaiter(self.paths.state_dir, clock=self.clock)
         say(self.sid, f"slave {self.sid} ready in {self.paths.repo} (worktree {self.ctx.worktree})")
-        sleep_watch = SleepDetector()
+        sleep_watch = SleepDetector(clock=self.clock)
         try:
             while not self.ctx.stopping.is_set():
                 if sleep_watch.slept():
@@ -158,7 +161,7 @@ class Slave:
             )
             say(self.sid, f"⏸ credential {choice.name} is out of budget: paused until {until}")
         self.heart.update(job=None, task=None, phase=f"paused until {until} ({choice.name})")
-        self.waiter.wait(max(0.05, min(choice.wait_until - time.time() + 0.05, self.cfg.heartbeat_secs * 3)))
+        self.waiter.wait(max(0.05, min(choice.wait_until - self.clock.time() + 0.05, self.cfg.heartbeat_secs * 3)))
         return True
 
     def _setup_blocked(self) -> bool:
@@ -241,7 +244,7 @@ class Slave:
     def _kill_orphan_agent(self) -> None:
         """An earlier incarnation of this slave was killed: stop the agent it left running."""
         beat = heartbeat.read(self.paths, self.sid)
-        if beat and beat.agent_pgid and not heartbeat.pid_alive(beat.pid) and kill_group(int(beat.agent_pgid)):
+        if beat and beat.agent_pgid and not heartbeat.pid_alive(beat.pid) and procs.signal_group(int(beat.agent_pgid)):
             say(self.sid, f"stopped the agent left by a previous {self.sid} (pgid {beat.agent_pgid})")
 
     def _release_own_claims(self) -> None:
@@ -267,12 +270,13 @@ class Slave:
 
         def decide(st: State) -> list[Event]:
             beats = heartbeat.read_all(self.paths)
-            alive = alive_slaves(beats, self.cfg.heartbeat_secs) | {self.sid}
-            dead = dead_slaves(st, beats, self.cfg.heartbeat_secs) - {self.sid}
+            now = self.clock.time()
+            alive = alive_slaves(beats, self.cfg.heartbeat_secs, now) | {self.sid}
+            dead = dead_slaves(st, beats, self.cfg.heartbeat_secs, now) - {self.sid}
             evs = release_events(st, dead, self.sid, "slave is dead (stale heartbeat, no process)")
             if evs:
                 return evs  # the freed tasks are claimable on the next round
-            if credentials.choose(self.cfg.credentials, self.cfg.agent, self.ctx.index, st, time.time()).wait_until:
+            if credentials.choose(self.cfg.credentials, self.cfg.agent, self.ctx.index, st, now).wait_until:
                 return []  # out of budget since the last look: claim nothing, the loop pauses
             job = choose_job(
                 st,
@@ -282,7 +286,7 @@ class Slave:
                 owner_files=self.cfg.owner_files,
                 judge_cap=self.cfg.judge_max_parallel,
                 can_judge=True,
-                now=time.time(),
+                now=now,
                 batch_max=self.cfg.batch_max,
                 batch_wait_secs=self.cfg.batch_wait_secs,
                 health_every_secs=self.cfg.health_every_minutes * 60,

@@ -97,7 +97,7 @@ def out_of_budget(ctx: JobContext, task: Task, res: RunResult, judging: bool = F
     give the task back without counting the attempt. Spent for good: block the task."""
     reset = res.result.reset_at
     why = res.result.error[:300] or "out of budget"
-    if reset is not None and reset > time.time():
+    if reset is not None and reset > ctx.clock.time():
         until = time.strftime("%H:%M", time.localtime(reset))
         reason = f"out of budget until {until}"
         back: Event = (

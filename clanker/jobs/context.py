@@ -25,6 +25,7 @@ from ..state.paths import Paths
 from ..state.secrets import redact
 from ..state.store import Store
 from ..system import git
+from ..system.clock import SYSTEM, Clock
 
 
 @dataclass
@@ -41,6 +42,7 @@ class JobContext:
     on_files: Callable[[list[str]], None] | None = None  # files the agent's stream says it wrote
     _ws: Workspace | None = field(default=None, repr=False)
     setup_retrying: bool = False  # setup failed here before: say so when it works again
+    clock: Clock = SYSTEM
 
     @property
     def workspace(self) -> Workspace:
@@ -95,7 +97,7 @@ class JobContext:
         return max(0, int(self.sid[1:]) - 1) if self.sid[1:].isdigit() else 0
 
     def credential(self, agent: AgentConfig) -> credentials.Choice:
-        return credentials.choose(self.cfg.credentials, agent, self.index, self.store.state(), time.time())
+        return credentials.choose(self.cfg.credentials, agent, self.index, self.store.state(), self.clock.time())
 
     def run_agent(
         self,
@@ -138,6 +140,7 @@ class JobContext:
             launch_guard=lambda: self._launch_guard(agent.stagger_secs),
             on_start=lambda pgid: self.heart.update(agent_pgid=pgid),
             on_files=self.on_files,
+            clock=self.clock,
         )
         self.current = run
         self.heart.update(phase=f"{role} agent")
@@ -153,7 +156,7 @@ class JobContext:
         with launch_lock(self.paths):
             yield
             if stagger:
-                self.stopping.wait(stagger)
+                self.clock.wait(self.stopping, stagger)
 
     def run_agent_settled(
         self, agent: AgentConfig, role: str, task_id: str, attempt: int, prompt: str, resume: str | None = None
@@ -216,8 +219,7 @@ class JobContext:
                 )
             )
             self.say(f"  … transient failure ({(res.result.error or '?')[:100]}); retry {waits} in {delay:.1f}s")
-            self.stopping.wait(delay)
-            if self.stopping.is_set():
+            if self.clock.wait(self.stopping, delay):
                 return None
 
     def record_gate(self, task_id: str, role: str, result: GateResult) -> None:
@@ -239,5 +241,5 @@ class JobContext:
         interrupts) unless `announce` is False, in which case the caller waits after telling why."""
         delay = random.uniform(0, min(cap, base * 2**n))
         if announce:
-            self.stopping.wait(delay)
+            self.clock.wait(self.stopping, delay)
         return delay

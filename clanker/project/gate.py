@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from ..state.secrets import redact
+from ..system import proc as procs
 
 OUTPUT_TAIL = 4000
 
@@ -43,9 +40,7 @@ def run_gate(
     `log`, every command's whole output is appended there too (the result keeps only a tail)."""
     started = time.monotonic()
     chunks: list[str] = []
-    full_env = {**os.environ, **(env or {})}
-    for k in ("TMUX", "TMUX_PANE", "CLANKER_ENV_FILE"):
-        full_env.pop(k, None)
+    full_env = procs.child_env(env or {})
     sink = None
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -74,28 +69,18 @@ def _run(
 
     for cmd in commands:
         note(f"$ {cmd}\n")
-        proc = subprocess.Popen(
-            ["sh", "-c", cmd],
-            cwd=cwd,
-            env=full_env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        proc = procs.spawn(["sh", "-c", cmd], cwd, full_env, stderr=procs.STDOUT)
         try:
             out, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        except procs.TimeoutExpired:
+            procs.stop(proc)
             out, _ = proc.communicate()
             note(out.decode("utf-8", "replace") + f"\n(timed out after {timeout:.0f}s)\n")
             return GateResult(False, _tail(chunks), time.monotonic() - started, cmd)
         except BaseException:
             # Ctrl-C, or the slave stopping: the command runs in a session of its own, so nothing
             # else would stop it.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            procs.stop(proc)
             raise
         note(out.decode("utf-8", "replace"))
         if proc.returncode != 0:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
+from ..system.clock import SYSTEM, Clock
 from . import atomic
 from .paths import Paths
 
@@ -31,8 +31,8 @@ class Beat:
     env: list[str] | None = None  # which agent/credential variables the process has (names only)
     gate_key: str = ""  # the preflight settings key it computes (its environment's)
 
-    def age(self, now: float | None = None) -> float:
-        return max(0.0, (now or time.time()) - self.wall)
+    def age(self, now: float) -> float:
+        return max(0.0, now - self.wall)
 
 
 def read(paths: Paths, sid: str) -> Beat | None:
@@ -84,7 +84,7 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def is_dead(beat: Beat, heartbeat_secs: float, now: float | None = None, pane_dead: bool = False) -> bool:
+def is_dead(beat: Beat, heartbeat_secs: float, now: float, pane_dead: bool = False) -> bool:
     if beat.stopped:
         return True
     stale = beat.age(now) > 3 * heartbeat_secs
@@ -94,13 +94,14 @@ def is_dead(beat: Beat, heartbeat_secs: float, now: float | None = None, pane_de
 class SleepDetector:
     """Notices that the machine slept: wall time moved much further than monotonic time."""
 
-    def __init__(self, tolerance: float = 5.0) -> None:
+    def __init__(self, tolerance: float = 5.0, clock: Clock = SYSTEM) -> None:
         self.tolerance = tolerance
-        self._wall = time.time()
-        self._mono = time.monotonic()
+        self.clock = clock
+        self._wall = clock.time()
+        self._mono = clock.monotonic()
 
     def slept(self) -> bool:
-        wall, mono = time.time(), time.monotonic()
+        wall, mono = self.clock.time(), self.clock.monotonic()
         jump = (wall - self._wall) - (mono - self._mono)
         self._wall, self._mono = wall, mono
         return jump > self.tolerance
@@ -109,8 +110,9 @@ class SleepDetector:
 class Heart:
     """Writes this process's heartbeat every `interval` seconds from a daemon thread."""
 
-    def __init__(self, paths: Paths, sid: str, interval: float, pane: str = "") -> None:
+    def __init__(self, paths: Paths, sid: str, interval: float, pane: str = "", clock: Clock = SYSTEM) -> None:
         self.paths = paths
+        self.clock = clock
         self.sid = sid
         self.interval = interval
         self.info: dict[str, Any] = {
@@ -135,14 +137,14 @@ class Heart:
         data = {
             **self.info,
             "pid": os.getpid(),
-            "wall": time.time(),
-            "mono": time.monotonic(),
+            "wall": self.clock.time(),
+            "mono": self.clock.monotonic(),
             "stopped": stopped,
         }
         atomic.write_json(self.paths.heartbeat(self.sid), data)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self.clock.wait(self._stop, self.interval):
             self.beat()
 
     def stop(self) -> None:

@@ -3,8 +3,6 @@ so the fleet heals itself whether or not a controller is running."""
 
 from __future__ import annotations
 
-import time
-
 from . import heartbeat
 from .events import (
     Event,
@@ -22,15 +20,14 @@ def dead_slaves(
     state: State,
     beats: dict[str, heartbeat.Beat],
     heartbeat_secs: float,
+    now: float,
     dead_panes: frozenset[str] = frozenset(),
-    now: float | None = None,
 ) -> frozenset[str]:
     """Slaves holding a task whose heartbeat says they are gone.
 
     Read `beats` under the queue lock together with `state`: a snapshot of heartbeats taken before
     another slave's claim would make that fresh claim look ownerless.
     """
-    now = time.time() if now is None else now
     holders = [(t.slave, t.started) for t in state.tasks.values() if t.slave and t.state in HELD]
     if state.health_slave:
         holders.append((state.health_slave, state.health_started))
@@ -71,5 +68,5 @@ def release_events(state: State, dead: frozenset[str], actor: str, reason: str, 
     return evs
 
 
-def alive_slaves(beats: dict[str, heartbeat.Beat], heartbeat_secs: float) -> frozenset[str]:
-    return frozenset(sid for sid, b in beats.items() if sid != "ctl" and not heartbeat.is_dead(b, heartbeat_secs))
+def alive_slaves(beats: dict[str, heartbeat.Beat], heartbeat_secs: float, now: float) -> frozenset[str]:
+    return frozenset(sid for sid, b in beats.items() if sid != "ctl" and not heartbeat.is_dead(b, heartbeat_secs, now))

@@ -21,6 +21,8 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
+from .clock import SYSTEM, Clock
+
 # Only writes wake anyone. watchdog also reports opens and no-write closes; waking on those made
 # every reader of events.log wake every other reader, in a loop.
 WRITES = (FileModifiedEvent, FileCreatedEvent, FileMovedEvent)
@@ -79,12 +81,18 @@ class Watch:
 class LogWaiter:
     """`wait(timeout)` returns as soon as a matching file in `directory` changes, or at timeout."""
 
-    def __init__(self, directory: Path, match: Callable[[str], bool] = lambda name: name == "events.log") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        match: Callable[[str], bool] = lambda name: name == "events.log",
+        clock: Clock = SYSTEM,
+    ) -> None:
+        self.clock = clock
         self.flag = threading.Event()
         self._watch = Watch(directory, lambda _p: self.flag.set(), lambda p: match(p.name))
 
     def wait(self, timeout: float | None) -> bool:
-        fired = self.flag.wait(timeout)
+        fired = self.clock.wait(self.flag, timeout)
         self.flag.clear()
         return fired
 

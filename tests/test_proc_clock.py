@@ -1,0 +1,156 @@
+"""Child processes (system/proc) and injectable time (system/clock): real processes, a fake clock."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from clanker.config import load
+from clanker.fleet.controller import Controller, summary
+from clanker.project.gate import run_gate
+from clanker.state import heartbeat
+from clanker.state.heartbeat import Heart, SleepDetector
+from clanker.state.paths import Paths, prepare
+from clanker.system import proc
+from clanker.system.fswatch import LogWaiter
+from clanker.system.tmux import Tmux
+
+from .fakeclock import FakeClock
+from .helpers import clanker, make_repo, retry_until
+
+# --- processes -------------------------------------------------------------------------------------
+
+
+def test_children_never_see_the_tmux_server_or_the_key_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TMUX", "/tmp/tmux-0/default,1,0")
+    monkeypatch.setenv("TMUX_PANE", "%3")
+    monkeypatch.setenv("CLANKER_ENV_FILE", "/tmp/keys")
+    env = proc.child_env({"EXTRA": "1"}, {"EXTRA": "2"})
+    assert env["EXTRA"] == "2" and not {"TMUX", "TMUX_PANE", "CLANKER_ENV_FILE"} & set(env)
+    # Even an env built by hand loses them at spawn.
+    leaky = {**env, "TMUX": "x", "TMUX_PANE": "%1"}
+    p = proc.spawn(["sh", "-c", 'echo "${TMUX-unset} ${TMUX_PANE-unset} $EXTRA"'], None, leaky)
+    out, _ = p.communicate(timeout=10)
+    assert out.decode().split() == ["unset", "unset", "2"]
+
+
+def test_stop_asks_first_then_kills_what_does_not_listen(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    polite = f"trap 'echo bye > {tmp_path}/bye; exit 0' TERM; : > {ready}; sleep 60 & wait"
+    p = proc.spawn(["sh", "-c", polite], None, proc.child_env())
+    retry_until(ready.exists)  # the trap is in place
+    assert proc.stop(p, grace=10) == 0
+    assert (tmp_path / "bye").read_text() == "bye\n"  # it got TERM and cleaned up
+
+    ready.unlink()
+    stubborn = f"trap '' TERM; : > {ready}; while :; do sleep 0.1; done"
+    p = proc.spawn(["sh", "-c", stubborn], None, proc.child_env())
+    retry_until(ready.exists)
+    assert proc.stop(p, grace=0.5) == -signal.SIGKILL
+
+
+def test_stop_takes_the_whole_group(tmp_path: Path) -> None:
+    p = proc.spawn(["sh", "-c", f"sleep 60 & echo $! > {tmp_path}/child; wait"], None, proc.child_env())
+    child = int(retry_until(lambda: (tmp_path / "child").exists() and (tmp_path / "child").read_text().strip()))
+    assert heartbeat.pid_alive(child)
+    proc.stop(p, grace=5)
+    retry_until(lambda: not heartbeat.pid_alive(child), seconds=5)  # the leader's child went too
+
+
+def test_output_of_a_short_command() -> None:
+    assert proc.output(["sh", "-c", "echo out; echo err >&2"], timeout=10) == "out\nerr\n"
+    assert proc.output(["/nonexistent/binary", "--version"], timeout=10) == ""
+    # A command that hangs is stopped; what it printed before is kept.
+    assert proc.output(["sh", "-c", "echo v1.2; exec sleep 60"], timeout=0.5) == "v1.2\n"
+
+
+def test_a_gate_past_its_time_is_asked_to_stop_before_it_is_killed(tmp_path: Path) -> None:
+    # The gate's test runner gets TERM (it can stop its servers, remove its temp dirs) before KILL.
+    cmd = f"trap 'echo cleaned > {tmp_path}/cleaned; exit 1' TERM; echo running; sleep 60 & wait"
+    res = run_gate((cmd,), tmp_path, timeout=1)
+    assert not res.passed and res.failed == cmd
+    assert "running" in res.output and "(timed out after 1s)" in res.output
+    assert (tmp_path / "cleaned").read_text() == "cleaned\n"
+
+
+# --- the clock -----------------------------------------------------------------------------------
+
+
+def test_sleep_detector_tells_a_suspend_from_time_passing() -> None:
+    clock = FakeClock()
+    watch = SleepDetector(tolerance=5.0, clock=clock)
+    clock.advance(3600)
+    assert not watch.slept(), "an hour of running is not a sleep"
+    clock.suspend(60)
+    assert watch.slept(), "the wall clock moved a minute while the monotonic one did not"
+    assert not watch.slept(), "once noticed, it is over"
+
+
+def test_heartbeats_carry_the_clock_and_beat_every_interval(tmp_path: Path) -> None:
+    clock = FakeClock()
+    paths = Paths(make_repo(tmp_path / "r"))
+    paths.heartbeats.mkdir(parents=True, exist_ok=True)
+    heart = Heart(paths, "c1", interval=30, clock=clock)
+    start = clock.time()
+    heart.start()
+    try:
+        first = heartbeat.read(paths, "c1")
+        assert first is not None and first.wall >= start
+
+        # Each beat comes one interval of the clock after the last: no real 30 s wait.
+        def beat() -> heartbeat.Beat | None:
+            b = heartbeat.read(paths, "c1")
+            return b if b is not None and b.wall >= start + 90 else None
+
+        later = retry_until(beat)
+        assert later is not None
+        assert not heartbeat.is_dead(later, 30, now=later.wall)
+    finally:
+        heart.stop()
+    gone = heartbeat.read(paths, "c1")
+    assert gone is not None and gone.stopped and heartbeat.is_dead(gone, 30, now=clock.time())
+
+
+def test_a_stale_heartbeat_of_a_live_process_is_not_dead() -> None:
+    beat = heartbeat.Beat(
+        "c1", pid=1, wall=1000.0, job=None, task=None, phase="", pane="", agent_pgid=None, stopped=False
+    )
+    assert beat.age(now=1100.0) == 100.0
+    assert not heartbeat.is_dead(beat, 5, now=1100.0), "pid 1 lives: a slow slave is not a dead one"
+    assert heartbeat.is_dead(beat, 5, now=1100.0, pane_dead=True)
+
+
+def test_log_waiter_waits_on_its_clock(tmp_path: Path) -> None:
+    clock = FakeClock()
+    waiter = LogWaiter(tmp_path, clock=clock)
+    try:
+        before = clock.monotonic()
+        assert not waiter.wait(600)
+        assert clock.monotonic() - before == 600
+        (tmp_path / "events.log").write_text("x\n")
+        assert retry_until(lambda: waiter.wait(600)), "a write wakes it at once"
+    finally:
+        waiter.close()
+
+
+@pytest.mark.e2e
+def test_run_until_done_runs_out_of_time_on_its_clock(tmp_path: Path, tm: Tmux) -> None:
+    repo = make_repo(tmp_path / "r", "slaves: 2\nheartbeat_secs: 5\nagent:\n  kind: fake\n")
+    clanker(repo, "task", "add", "slow", "--prompt", "fake: sleep 120\nfake: write a.txt 1", check=True)
+    cfg = load(repo)
+    prepare(cfg)
+    clock = FakeClock()
+    lines: list[str] = []
+    ctl = Controller(cfg, out=lines.append, clock=clock)
+    started = clock.monotonic()
+    try:
+        code = ctl.run_until_done(timeout=900)
+    finally:
+        ctl.stop_spawned()
+    # A quarter of an hour went by on the controller's clock; the slow task is still running.
+    assert code == 3 and clock.monotonic() - started > 900
+    state = ctl.store.state()
+    assert state.tasks["T1"].state != "done"
+    assert summary(state, code, 900).splitlines()[:2] == ["0/1 tasks done", "time ran out after 900s"]
