@@ -408,20 +408,8 @@ def _credentials(value: Any, path: tuple[str, ...], shown: str, lines: dict[tupl
 
 
 def _agent(raw: dict[str, Any], where: str, shown: str, line: int | None) -> AgentConfig:
-    agent = AgentConfig(
-        kind=raw.get("kind", "fake"),
-        command=raw.get("command", ()),
-        model=raw.get("model"),
-        max_turns=raw.get("max_turns"),
-        timeout_secs=raw.get("timeout_secs", 1800.0),
-        stall_secs=raw.get("stall_secs", 600.0),
-        args=raw.get("args", ()),
-        env=raw.get("env", {}),
-        binary=raw.get("binary"),
-        permission_mode=raw.get("permission_mode", "bypassPermissions"),
-        append_system_prompt=raw.get("append_system_prompt"),
-        stagger_secs=raw.get("stagger_secs", 0.0),
-    )
+    # AGENT_SCHEMA's keys are AgentConfig's fields: what is not set keeps the dataclass default.
+    agent = AgentConfig(**raw)
     if agent.kind == "command" and not agent.command:
         raise ConfigError(shown, line, f"{where}.command", "kind `command` needs `command: [program, args…]`")
     return agent
@@ -438,60 +426,80 @@ def _pick_agent(
     return _agent(raw, where, shown, lines.get(tuple(where.split("."))))
 
 
+# Where each plain setting sits in clanker.yaml → the Config field it fills. A setting not in the
+# file keeps Config's default: the defaults are written once, in the dataclasses above.
+PLACES: dict[tuple[str, ...], str] = {
+    ("slaves",): "slaves",
+    ("heartbeat_secs",): "heartbeat_secs",
+    ("max_attempts",): "max_attempts",
+    ("judge", "max_parallel"): "judge_max_parallel",
+    ("gate",): "gate",
+    ("gate_timeout_secs",): "gate_timeout_secs",
+    ("gate_preflight",): "gate_preflight",
+    ("mainline", "branch"): "mainline_branch",
+    ("mainline", "conflict_budget"): "conflict_budget",
+    ("mainline", "batch_max"): "batch_max",
+    ("mainline", "batch_wait_secs"): "batch_wait_secs",
+    ("health", "every_minutes"): "health_every_minutes",
+    ("health", "commands"): "health_commands",
+    ("tmux", "session"): "tmux_session",
+    ("owner_files",): "owner_files",
+    ("git_ignore",): "git_ignore",
+    ("retry", "base_secs"): "retry_base_secs",
+    ("retry", "cap_secs"): "retry_cap_secs",
+    ("credentials",): "credentials",
+    ("prices",): "prices",
+    ("land", "validate"): "land_validate",
+    ("planner", "docs"): "planner_docs",
+    ("planner", "max_chars"): "planner_max_chars",
+    ("env", "pass"): "env_pass",
+}
+# Settings that need more than a copy; they are built in _build.
+SPECIAL = {
+    ("agent",),
+    ("judge", "agent"),
+    ("planner", "agent"),
+    ("tmux", "socket"),
+    ("worktrees",),
+    ("worktree",),
+    ("health", "fix_prompt"),
+    ("prompts",),
+}
+
+
+def _at(v: dict[str, Any], place: tuple[str, ...]) -> tuple[bool, Any]:
+    for key in place:
+        if not isinstance(v, dict) or key not in v:
+            return False, None
+        v = v[key]
+    return True, v
+
+
 def _build(repo: Path, path: Path | None, raw: dict[str, Any], lines: dict[tuple[str, ...], int]) -> Config:
     shown = str(path) if path else CONFIG_NAME
     v = _validate(SCHEMA, raw, (), shown, lines)
+    kw: dict[str, Any] = {}
+    for place, name in PLACES.items():
+        found, value = _at(v, place)
+        if found:
+            kw[name] = value
     agent = _agent(v.get("agent", {}), "agent", shown, lines.get(("agent",)))
-    judge = v.get("judge", {})
-    judge_agent = _pick_agent(judge.get("agent", "same"), agent, "judge.agent", shown, lines)
-    mainline = v.get("mainline", {})
-    tmux = v.get("tmux", {})
-    wt = v.get("worktree", {})
-    if wt.get("root") and v.get("worktrees"):
+    wt = dict(v.get("worktree", {}))
+    root = wt.pop("root", None)
+    if root and v.get("worktrees"):
         line = lines.get(("worktree", "root"))
         raise ConfigError(shown, line, "worktree.root", "give `worktree.root` or the older `worktrees`, not both")
-    worktrees = wt.get("root") or v.get("worktrees")
+    worktrees = root or v.get("worktrees")
     return Config(
         repo=repo,
         path=path,
-        slaves=v.get("slaves", 3),
-        heartbeat_secs=v.get("heartbeat_secs", 5.0),
-        max_attempts=v.get("max_attempts", 3),
         agent=agent,
-        judge_agent=judge_agent,
-        judge_max_parallel=judge.get("max_parallel", 1),
-        gate=v.get("gate", ()),
-        gate_timeout_secs=v.get("gate_timeout_secs", 600.0),
-        mainline_branch=mainline.get("branch", "main"),
-        conflict_budget=mainline.get("conflict_budget", 3),
-        tmux_socket=os.environ.get("CLANKER_TMUX_SOCKET") or tmux.get("socket"),
-        tmux_session=tmux.get("session"),
+        judge_agent=_pick_agent(_at(v, ("judge", "agent"))[1], agent, "judge.agent", shown, lines),
+        planner_agent=_pick_agent(_at(v, ("planner", "agent"))[1], agent, "planner.agent", shown, lines),
+        tmux_socket=os.environ.get("CLANKER_TMUX_SOCKET") or _at(v, ("tmux", "socket"))[1],
         worktrees=Path(os.path.normpath(repo / worktrees)) if worktrees else None,
-        owner_files=v.get("owner_files", ()),
-        git_ignore=v.get("git_ignore", "exclude"),
-        retry_base_secs=v.get("retry", {}).get("base_secs", 1.0),
-        retry_cap_secs=v.get("retry", {}).get("cap_secs", 30.0),
-        credentials=v.get("credentials", ()),
-        prices=v.get("prices", {}),
+        health_fix_prompt=_at(v, ("health", "fix_prompt"))[1] or "",
         prompt_templates={role: repo / p for role, p in v.get("prompts", {}).items() if p},
-        land_validate=v.get("land", {}).get("validate", ()),
-        batch_max=mainline.get("batch_max", 4),
-        batch_wait_secs=mainline.get("batch_wait_secs", 0.0),
-        health_every_minutes=v.get("health", {}).get("every_minutes", 30.0),
-        health_commands=v.get("health", {}).get("commands", ()),
-        health_fix_prompt=v.get("health", {}).get("fix_prompt") or "",
-        planner_agent=_pick_agent(v.get("planner", {}).get("agent", "same"), agent, "planner.agent", shown, lines),
-        planner_docs=v.get("planner", {}).get("docs", ()),
-        planner_max_chars=v.get("planner", {}).get("max_chars", 40000),
-        worktree=WorktreeConfig(
-            copy=wt.get("copy", ()),
-            link=wt.get("link", ()),
-            setup=wt.get("setup", ()),
-            setup_inputs=wt.get("setup_inputs", DEFAULT_SETUP_INPUTS),
-            setup_timeout_secs=wt.get("setup_timeout_secs", 1800.0),
-            port_base=wt.get("port_base", 20000),
-            port_span=wt.get("port_span", 100),
-        ),
-        env_pass=v.get("env", {}).get("pass", ()),
-        gate_preflight=v.get("gate_preflight", True),
+        worktree=WorktreeConfig(**wt),
+        **kw,
     )

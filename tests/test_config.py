@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from clanker.config import CONFIG_NAME, SCHEMA, AgentConfig, Config, WorktreeConfig, find_config, load
+from clanker.config import (
+    AGENT_SCHEMA,
+    CONFIG_NAME,
+    PLACES,
+    SCHEMA,
+    SPECIAL,
+    AgentConfig,
+    Config,
+    WorktreeConfig,
+    find_config,
+    load,
+)
 from clanker.errors import ConfigError
 from tests.helpers import clanker, make_repo
 
@@ -48,6 +60,32 @@ def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert cfg.gate == () and cfg.owner_files == ()
     assert cfg.tmux_socket is None and cfg.tmux_session is None and cfg.worktrees is None
     assert cfg.git_ignore == "exclude" and cfg.heartbeat_secs == 5.0
+
+
+def test_every_default_is_the_dataclass_default(tmp_path: Path) -> None:
+    # The defaults are written once, in the dataclasses: a file-less load builds exactly Config().
+    repo = make_repo(tmp_path / "repo")
+    assert load(repo) == Config(repo=repo)
+
+
+def _leaves(schema: dict[str, object], prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    out = set()
+    for key, rule in schema.items():
+        place = (*prefix, key)
+        if isinstance(rule, dict) and place not in SPECIAL:
+            out |= _leaves(rule, place)
+        else:
+            out.add(place)
+    return out
+
+
+def test_every_setting_reaches_a_field() -> None:
+    # No key of the schema is validated and then dropped, and no field is filled from two places.
+    assert _leaves(SCHEMA) == set(PLACES) | SPECIAL
+    fields = {f.name for f in dataclasses.fields(Config)}
+    assert set(PLACES.values()) <= fields and len(set(PLACES.values())) == len(PLACES)
+    assert set(AGENT_SCHEMA) == {f.name for f in dataclasses.fields(AgentConfig)}
+    assert set(SCHEMA["worktree"]) - {"root"} == {f.name for f in dataclasses.fields(WorktreeConfig)}
 
 
 @pytest.mark.parametrize("text", ["", "# only a comment\n", "---\n"])
