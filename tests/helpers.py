@@ -13,7 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from clanker.state.events import Event, make
+from clanker.state.codec import make
+from clanker.state.events import Event
 
 T = TypeVar("T")
 

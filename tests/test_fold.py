@@ -19,10 +19,13 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from clanker.errors import IllegalTransition
 from clanker.state import atomic
 from clanker.state import log as events
-from clanker.state.events import Event, from_json, to_json
-from clanker.state.fold import HOLDER_ONLY, check, fold, state_from_json, state_to_json
+from clanker.state.codec import from_json, to_json
+from clanker.state.events import Event
+from clanker.state.fold import fold
+from clanker.state.legal import HOLDER_ONLY, check
 from clanker.state.model import ANNOTATIONS, TRANSITIONS, SlaveInfo, State, Task, TaskState
 from clanker.state.paths import Paths
+from clanker.state.snapshot import state_from_json, state_to_json
 from clanker.state.store import SNAPSHOT_EVERY_BYTES, Store
 from clanker.state.usage import Usage
 

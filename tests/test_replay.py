@@ -11,10 +11,12 @@ import pytest
 
 from clanker.errors import IllegalTransition
 from clanker.state import log as events
-from clanker.state.events import BadEvent, TaskEvent, from_json, make, to_json
-from clanker.state.fold import fold, state_to_json
+from clanker.state.codec import BadEvent, from_json, make, to_json
+from clanker.state.events import TaskEvent
+from clanker.state.fold import fold
 from clanker.state.model import State
 from clanker.state.paths import Paths
+from clanker.state.snapshot import state_to_json
 from clanker.state.store import Store
 
 REPLAY = Path(__file__).parent / "data" / "replay"

@@ -11,7 +11,8 @@ from clanker.errors import IllegalTransition
 from clanker.fleet.scheduler import Targets, choose_job, conflict_rate, gate_status, targets
 from clanker.jobs.base import Job
 from clanker.state.events import Event as Ev
-from clanker.state.fold import check, fold
+from clanker.state.fold import fold
+from clanker.state.legal import check
 from clanker.state.model import State, TaskState
 
 from .helpers import event

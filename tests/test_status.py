@@ -14,8 +14,9 @@ from clanker.config import Config
 from clanker.fleet.rows import slave_rows
 from clanker.state import atomic
 from clanker.state.events import Event
-from clanker.state.fold import check, fold
+from clanker.state.fold import fold
 from clanker.state.heartbeat import Heart
+from clanker.state.legal import check
 from clanker.state.model import State
 from clanker.state.paths import Paths
 from tests.helpers import clanker, make_repo, status

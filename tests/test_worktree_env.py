@@ -20,7 +20,7 @@ from clanker.jobs.overlap import after_main_moved, at_submit, relative
 from clanker.project import preflight, recipes, traps
 from clanker.project.workspace import SetupFailed, Workspace, port_base, remap
 from clanker.state import secrets
-from clanker.state.events import make
+from clanker.state.codec import make
 from clanker.state.model import State, TaskState
 from clanker.state.paths import Paths
 from clanker.state.store import Store
@@ -447,7 +447,7 @@ def test_worktree_root_outside_the_repo_is_normalised(tmp_path: Path) -> None:
 
 
 def test_the_state_keeps_the_preflight_and_setup_failures_across_a_snapshot(tmp_path: Path) -> None:
-    from clanker.state.fold import state_from_json, state_to_json
+    from clanker.state.snapshot import state_from_json, state_to_json
 
     repo = make_repo(tmp_path / "r", None, {"README.md": "x\n"})
     store = fold_store(repo)

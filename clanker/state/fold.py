@@ -1,8 +1,8 @@
 """The pure fold: events → State. One small function per event class, in one table (DESIGN §3).
 
-`fold` never mutates its input state, so a replay of any `events.log` gives the same State.
-`check` says whether an event is legal now; the store refuses illegal events before they are
-written, and the fold skips (never crashes on) an illegal one found in a hand-edited log.
+`fold` never mutates its input state, so a replay of any `events.log` gives the same State. An
+event that is not legal where it stands (state/legal.py) — a hand-edited log — is skipped, never
+a crash.
 """
 
 from __future__ import annotations
@@ -14,87 +14,20 @@ from typing import Any, TypeVar
 from ..errors import IllegalTransition
 from . import events as ev
 from .events import Event
+from .legal import check
 from .model import (
     ANNOTATIONS,
-    JOB_TRANSITIONS,
-    JOBS,
     TRANSITIONS,
     Preflight,
     SetupFailure,
     SlaveInfo,
     State,
     Task,
-    TaskState,
     trigger,
 )
 from .usage import Usage
 
 Tasks = dict[str, Task]
-HOLDER_ONLY: frozenset[type[Event]] = frozenset(
-    (
-        ev.TaskReleased,
-        ev.TaskFailed,
-        ev.TaskSubmitted,
-        ev.JudgeReleased,
-        ev.Verdict,
-        ev.Mainlined,
-        ev.LandingReleased,
-    )
-)
-
-
-JOB_EVENTS = frozenset(t for _, t in JOB_TRANSITIONS)
-
-
-def _task_checked(e: Event) -> bool:
-    """Task events, and risks and retries about a task, must fit the task they name."""
-    return isinstance(e, ev.TaskEvent) or (isinstance(e, ev.Risk | ev.RetryWait) and e.task is not None)
-
-
-def check(state: State, e: Event) -> None:
-    """Raise IllegalTransition unless `e` may be applied to `state`."""
-    if ev.REGISTRY.get(e.TYPE) is not type(e):
-        raise IllegalTransition("?", f"unregistered event {type(e).__name__}", None)
-    if e.TYPE in JOB_EVENTS:
-        _check_job(state, e, next(name for prefix, name in JOBS.items() if e.TYPE.startswith(prefix)))
-        return
-    if not _task_checked(e):
-        return
-    task_id = str(e.task_id)
-    task = state.tasks.get(task_id)
-    if e.TYPE in ANNOTATIONS:
-        if task is None:
-            raise IllegalTransition(task_id, e.TYPE, None)
-        return
-    current = task.state if task else None
-    if (current, trigger(e)) not in TRANSITIONS:
-        raise IllegalTransition(task_id, trigger(e), current)
-    # Only the slave holding a task may move it on: a slave that was presumed dead and released
-    # can't later submit or land the task another slave now holds.
-    holder = getattr(e, "slave", None)
-    if task is not None and type(e) in HOLDER_ONLY and holder and task.slave != holder:
-        raise IllegalTransition(task_id, f"{trigger(e)} by {holder} (held by {task.slave or 'nobody'})", current)
-    if isinstance(e, ev.LandingClaimed):
-        # One mainline job at a time: a batch is claimed by one slave.
-        lander = next((t.slave for t in state.tasks.values() if t.state == TaskState.LANDING), None)
-        if lander is not None and lander != e.slave:
-            raise IllegalTransition(task_id, f"task.landing by {e.slave} (main is being landed by {lander})", current)
-
-
-def _holder(state: State, job: str) -> str | None:
-    return {"health": state.health_slave, "plan": state.plan_slave, "preflight": state.preflight_slave}[job]
-
-
-def _check_job(state: State, e: Event, job: str) -> None:
-    holder = _holder(state, job)
-    who = str(getattr(e, "slave", "") or e.actor)
-    if isinstance(e, ev.PreflightRan) and e.slave == "doctor":
-        return  # `clanker doctor --gate` ran its own preflight, holding nothing
-    if (holder is not None, e.TYPE) not in JOB_TRANSITIONS:
-        state_name = f"held by {holder}" if holder else "free"
-        raise IllegalTransition(job, f"{e.TYPE} by {who}", state_name)
-    if holder is not None and holder != who:
-        raise IllegalTransition(job, f"{e.TYPE} by {who}", f"held by {holder}")
 
 
 @dataclasses.dataclass
@@ -524,90 +457,3 @@ def _attempt_finished(t: Task, e: ev.AttemptFinished) -> Task:
         return dataclasses.replace(t, judge=t.judge + e.usage)
     sessions = (*t.sessions, e.session_id) if e.session_id and e.role == "work" else t.sessions
     return dataclasses.replace(t, work=t.work + e.usage, sessions=sessions)
-
-
-# --- snapshot (de)serialisation -------------------------------------------------------------
-
-
-def state_to_json(state: State) -> dict[str, Any]:
-    def task_json(t: Task) -> dict[str, Any]:
-        d = dataclasses.asdict(t)
-        d["state"] = str(t.state)
-        return d
-
-    return {
-        "offset": state.offset,
-        "events": state.events,
-        "conflicts": state.conflicts,
-        "mainlined": state.mainlined,
-        "paused": sorted(state.paused),
-        "credentials": state.credentials,
-        "plan": {
-            "requests": list(state.plan_requests),
-            "slave": state.plan_slave,
-            "started": state.plan_started,
-            "request": state.plan_request,
-            "usage": state.planner_usage.to_json(),
-        },
-        "health": {
-            "slave": state.health_slave,
-            "started": state.health_started,
-            "last": state.health_last,
-            "red": state.main_red,
-        },
-        "preflight": {
-            "results": {k: dataclasses.asdict(p) for k, p in sorted(state.preflights.items())},
-            "slave": state.preflight_slave,
-            "started": state.preflight_started,
-            "wanted": state.preflight_wanted,
-        },
-        "setup_failed": [dataclasses.asdict(f) for f in state.setup_failed.values()],
-        "tasks": [task_json(t) for t in state.tasks.values()],
-        "slaves": [dataclasses.asdict(s) for s in state.slaves.values()],
-    }
-
-
-def _preflights(pre: dict[str, Any]) -> dict[str, Preflight]:
-    results = pre.get("results")
-    if isinstance(results, dict):
-        return {str(k): Preflight(**v) for k, v in results.items()}
-    last = pre.get("last")  # a snapshot from before results were kept per settings key
-    return {str(last["key"]): Preflight(**last)} if isinstance(last, dict) else {}
-
-
-def state_from_json(raw: dict[str, Any]) -> State:
-    tasks: Tasks = {}
-    for d in raw.get("tasks", []):
-        d = dict(d)
-        for key in ("paths", "tags", "depends_on", "touched", "errors", "sessions", "follow_ups", "held_behind"):
-            d[key] = tuple(d.get(key) or ())
-        d["state"] = TaskState(d["state"])
-        d["work"] = Usage(**d["work"])
-        d["judge"] = Usage(**d["judge"])
-        tasks[d["id"]] = Task(**d)
-    slaves = {s["id"]: SlaveInfo(**s) for s in raw.get("slaves", [])}
-    pre = raw.get("preflight") or {}
-    return State(
-        tasks=tasks,
-        slaves=slaves,
-        offset=int(raw["offset"]),
-        events=int(raw.get("events", 0)),
-        conflicts=int(raw.get("conflicts", 0)),
-        mainlined=int(raw.get("mainlined", 0)),
-        paused=frozenset(raw.get("paused", [])),
-        credentials={str(k): float(v) for k, v in (raw.get("credentials") or {}).items()},
-        health_slave=(raw.get("health") or {}).get("slave"),
-        health_started=(raw.get("health") or {}).get("started"),
-        health_last=float((raw.get("health") or {}).get("last") or 0.0),
-        main_red=bool((raw.get("health") or {}).get("red")),
-        plan_requests=tuple((raw.get("plan") or {}).get("requests") or ()),
-        plan_slave=(raw.get("plan") or {}).get("slave"),
-        plan_started=(raw.get("plan") or {}).get("started"),
-        plan_request=(raw.get("plan") or {}).get("request"),
-        planner_usage=Usage.from_json((raw.get("plan") or {}).get("usage")),
-        preflights=_preflights(pre),
-        preflight_slave=pre.get("slave"),
-        preflight_started=pre.get("started"),
-        preflight_wanted=bool(pre.get("wanted")),
-        setup_failed={f["slave"]: SetupFailure(**f) for f in raw.get("setup_failed") or []},
-    )

@@ -7,7 +7,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from .events import BadEvent, Event, from_json, to_json, warn_skipped
+from .codec import BadEvent, from_json, to_json, warn_skipped
+from .events import Event
 from .secrets import redact
 
 

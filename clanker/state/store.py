@@ -14,9 +14,11 @@ from filelock import FileLock
 from . import atomic
 from . import log as events
 from .events import Event
-from .fold import check, fold, state_from_json, state_to_json
+from .fold import fold
+from .legal import check
 from .model import State
 from .paths import Paths
+from .snapshot import state_from_json, state_to_json
 
 SNAPSHOT_EVERY_BYTES = 64 * 1024
 

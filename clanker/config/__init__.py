@@ -1,0 +1,36 @@
+"""`clanker.yaml`: find it, read it, validate it against the schema, apply defaults.
+
+Pipeline: find (walk up from cwd) → parse (YAML nodes keep line numbers) → validate each key
+against SCHEMA (schema.py) → build a frozen Config (model.py holds the settings and their
+defaults). Every problem is one ConfigError naming file:line and key.
+"""
+
+from .load import PLACES, SPECIAL, find_config, load
+from .model import (
+    AGENT_KINDS,
+    CONFIG_NAME,
+    DEFAULT_SETUP_INPUTS,
+    AgentConfig,
+    Config,
+    Credential,
+    Price,
+    WorktreeConfig,
+)
+from .schema import AGENT_SCHEMA, SCHEMA
+
+__all__ = [
+    "AGENT_KINDS",
+    "AGENT_SCHEMA",
+    "CONFIG_NAME",
+    "DEFAULT_SETUP_INPUTS",
+    "PLACES",
+    "SCHEMA",
+    "SPECIAL",
+    "AgentConfig",
+    "Config",
+    "Credential",
+    "Price",
+    "WorktreeConfig",
+    "find_config",
+    "load",
+]

@@ -1,0 +1,176 @@
+"""Find clanker.yaml (walk up from cwd), parse it (YAML nodes keep line numbers), validate it
+against the schema and build a frozen Config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ConfigError
+from .model import CONFIG_NAME, AgentConfig, Config, WorktreeConfig
+from .schema import SCHEMA, validate
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest clanker.yaml at or above `start`, stopping at the git top level's parent."""
+    for d in (start, *start.parents):
+        candidate = d / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+        if (d / ".git").exists():
+            return None
+    return None
+
+
+def load(repo: Path, path: Path | None = None) -> Config:
+    """Load and validate the repo's clanker.yaml (defaults only when there is none)."""
+    if path is None:
+        path = find_config(Path.cwd()) if Path.cwd().is_relative_to(repo) else None
+        if path is None and (repo / CONFIG_NAME).is_file():
+            path = repo / CONFIG_NAME
+    raw: dict[str, Any] = {}
+    lines: dict[tuple[str, ...], int] = {}
+    if path is not None:
+        raw, lines = _parse(path)
+    return _build(repo, path, raw, lines)
+
+
+def _parse(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+    shown = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(shown, None, "file", f"can't read it: {e.strerror}") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(shown, mark.line + 1 if mark else None, "yaml", f"not valid YAML: {problem}") from None
+    if data is None:
+        return {}, {}
+    if not isinstance(data, dict):
+        raise ConfigError(shown, 1, "(top level)", "must be a mapping of settings, like `slaves: 3`")
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(n: yaml.Node, prefix: tuple[str, ...]) -> None:
+        if isinstance(n, yaml.MappingNode):
+            for k, v in n.value:
+                key = (*prefix, str(k.value))
+                if key in lines:
+                    # YAML would silently keep the last one; a typo'd copy is more likely a mistake.
+                    raise ConfigError(
+                        shown, k.start_mark.line + 1, ".".join(key), f"duplicate key (first on line {lines[key]})"
+                    )
+                lines[key] = k.start_mark.line + 1
+                walk(v, key)
+        elif isinstance(n, yaml.SequenceNode):
+            for i, item in enumerate(n.value):
+                lines[(*prefix, str(i))] = item.start_mark.line + 1
+                walk(item, (*prefix, str(i)))
+
+    if node is not None:
+        walk(node, ())
+    return data, lines
+
+
+def _agent(raw: dict[str, Any], where: str, shown: str, line: int | None) -> AgentConfig:
+    # AGENT_SCHEMA's keys are AgentConfig's fields: what is not set keeps the dataclass default.
+    agent = AgentConfig(**raw)
+    if agent.kind == "command" and not agent.command:
+        raise ConfigError(shown, line, f"{where}.command", "kind `command` needs `command: [program, args…]`")
+    return agent
+
+
+def _pick_agent(
+    raw: Any, worker: AgentConfig, where: str, shown: str, lines: dict[tuple[str, ...], int]
+) -> AgentConfig | None:
+    """`none`, `same` (the worker's agent) or a mapping like `agent` (judge.agent, planner.agent)."""
+    if raw == "none":
+        return None
+    if raw in ("same", None):
+        return worker
+    return _agent(raw, where, shown, lines.get(tuple(where.split("."))))
+
+
+# Where each plain setting sits in clanker.yaml → the Config field it fills. A setting not in the
+# file keeps Config's default: the defaults are written once, in the dataclasses above.
+PLACES: dict[tuple[str, ...], str] = {
+    ("slaves",): "slaves",
+    ("heartbeat_secs",): "heartbeat_secs",
+    ("max_attempts",): "max_attempts",
+    ("judge", "max_parallel"): "judge_max_parallel",
+    ("gate",): "gate",
+    ("gate_timeout_secs",): "gate_timeout_secs",
+    ("gate_preflight",): "gate_preflight",
+    ("mainline", "branch"): "mainline_branch",
+    ("mainline", "conflict_budget"): "conflict_budget",
+    ("mainline", "batch_max"): "batch_max",
+    ("mainline", "batch_wait_secs"): "batch_wait_secs",
+    ("health", "every_minutes"): "health_every_minutes",
+    ("health", "commands"): "health_commands",
+    ("tmux", "session"): "tmux_session",
+    ("owner_files",): "owner_files",
+    ("git_ignore",): "git_ignore",
+    ("retry", "base_secs"): "retry_base_secs",
+    ("retry", "cap_secs"): "retry_cap_secs",
+    ("credentials",): "credentials",
+    ("prices",): "prices",
+    ("land", "validate"): "land_validate",
+    ("planner", "docs"): "planner_docs",
+    ("planner", "max_chars"): "planner_max_chars",
+    ("env", "pass"): "env_pass",
+}
+# Settings that need more than a copy; they are built in _build.
+SPECIAL = {
+    ("agent",),
+    ("judge", "agent"),
+    ("planner", "agent"),
+    ("tmux", "socket"),
+    ("worktrees",),
+    ("worktree",),
+    ("health", "fix_prompt"),
+    ("prompts",),
+}
+
+
+def _at(v: dict[str, Any], place: tuple[str, ...]) -> tuple[bool, Any]:
+    for key in place:
+        if not isinstance(v, dict) or key not in v:
+            return False, None
+        v = v[key]
+    return True, v
+
+
+def _build(repo: Path, path: Path | None, raw: dict[str, Any], lines: dict[tuple[str, ...], int]) -> Config:
+    shown = str(path) if path else CONFIG_NAME
+    v = validate(SCHEMA, raw, (), shown, lines)
+    kw: dict[str, Any] = {}
+    for place, name in PLACES.items():
+        found, value = _at(v, place)
+        if found:
+            kw[name] = value
+    agent = _agent(v.get("agent", {}), "agent", shown, lines.get(("agent",)))
+    wt = dict(v.get("worktree", {}))
+    root = wt.pop("root", None)
+    if root and v.get("worktrees"):
+        line = lines.get(("worktree", "root"))
+        raise ConfigError(shown, line, "worktree.root", "give `worktree.root` or the older `worktrees`, not both")
+    worktrees = root or v.get("worktrees")
+    return Config(
+        repo=repo,
+        path=path,
+        agent=agent,
+        judge_agent=_pick_agent(_at(v, ("judge", "agent"))[1], agent, "judge.agent", shown, lines),
+        planner_agent=_pick_agent(_at(v, ("planner", "agent"))[1], agent, "planner.agent", shown, lines),
+        tmux_socket=os.environ.get("CLANKER_TMUX_SOCKET") or _at(v, ("tmux", "socket"))[1],
+        worktrees=Path(os.path.normpath(repo / worktrees)) if worktrees else None,
+        health_fix_prompt=_at(v, ("health", "fix_prompt"))[1] or "",
+        prompt_templates={role: repo / p for role, p in v.get("prompts", {}).items() if p},
+        worktree=WorktreeConfig(**wt),
+        **kw,
+    )

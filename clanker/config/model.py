@@ -1,0 +1,112 @@
+"""The settings clanker runs with, and their defaults — written here once (DESIGN §10)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CONFIG_NAME = "clanker.yaml"
+AGENT_KINDS = ("fake", "command", "claude", "codex", "aider", "gemini")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    kind: str = "fake"
+    command: tuple[str, ...] = ()
+    model: str | None = None
+    max_turns: int | None = None
+    timeout_secs: float = 1800.0
+    stall_secs: float = 600.0
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    binary: str | None = None  # the agent's executable (default: its usual name on PATH)
+    permission_mode: str = "bypassPermissions"  # claude: slaves run unattended
+    append_system_prompt: str | None = None
+    stagger_secs: float = 0.0  # hold the launch lock this long after a start
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A secret held in the environment variable `env`, given to the agent as `inject`."""
+
+    name: str
+    env: str
+    inject: str | None = None  # default: the variable the agent kind expects
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per million tokens."""
+
+    input: float
+    output: float
+    cache_read: float = 0.0
+    cache_write: float = 0.0
+
+
+# Files whose change means a worktree's environment must be set up again (`worktree.setup_inputs`).
+DEFAULT_SETUP_INPUTS = (
+    "pyproject.toml",
+    "setup.py",
+    "setup.cfg",
+    "uv.lock",
+    "poetry.lock",
+    "requirements*.txt",
+    "package.json",
+    "package-lock.json",
+    "pnpm-lock.yaml",
+    "yarn.lock",
+    "Cargo.lock",
+    "go.sum",
+)
+
+
+@dataclass(frozen=True)
+class WorktreeConfig:
+    """How each worktree becomes an environment the gate can trust (DESIGN §6a)."""
+
+    copy: tuple[str, ...] = ()  # globs of ignored files copied from the user's checkout
+    link: tuple[str, ...] = ()  # ignored directories shared by symlink
+    setup: tuple[str, ...] = ()  # shell commands run in the worktree before its first job
+    setup_inputs: tuple[str, ...] = DEFAULT_SETUP_INPUTS  # a change of these re-runs setup
+    setup_timeout_secs: float = 1800.0
+    port_base: int = 20000  # cN gets CLANKER_PORT_BASE = port_base + N·port_span
+    port_span: int = 100
+
+
+@dataclass(frozen=True)
+class Config:
+    repo: Path
+    path: Path | None = None
+    slaves: int = 3
+    heartbeat_secs: float = 5.0
+    max_attempts: int = 3
+    agent: AgentConfig = AgentConfig()
+    judge_agent: AgentConfig | None = AgentConfig()  # None: the gate alone decides
+    judge_max_parallel: int = 1
+    gate: tuple[str, ...] = ()
+    gate_timeout_secs: float = 600.0
+    mainline_branch: str = "main"
+    conflict_budget: int = 3
+    tmux_socket: str | None = None
+    tmux_session: str | None = None
+    worktrees: Path | None = None
+    owner_files: tuple[str, ...] = ()
+    git_ignore: str = "exclude"
+    retry_base_secs: float = 1.0
+    retry_cap_secs: float = 30.0
+    credentials: tuple[Credential, ...] = ()
+    prices: dict[str, Price] = field(default_factory=dict)
+    prompt_templates: dict[str, Path] = field(default_factory=dict)  # role → template file
+    land_validate: tuple[str, ...] = ()  # commands `clanker land` runs on main after landing
+    batch_max: int = 4  # accepted tasks stacked on main and gated once
+    batch_wait_secs: float = 0.0  # how long the first accepted task may wait for others to join
+    health_every_minutes: float = 30.0  # 0 = off
+    health_commands: tuple[str, ...] = ()  # run on main's head with the gate by the health check
+    health_fix_prompt: str = ""  # standing instructions added to every regression task
+    planner_agent: AgentConfig | None = AgentConfig()  # None: no planner (blocked tasks wait for you)
+    planner_docs: tuple[str, ...] = ()  # plan documents the planner turns into tasks
+    planner_max_chars: int = 40000  # the bounded context pack given to one planner run
+    worktree: WorktreeConfig = WorktreeConfig()
+    env_pass: tuple[str, ...] = ()  # variables panes get from the shell that started the controller
+    gate_preflight: bool = True  # run the gate on main in a fresh worktree before trusting it

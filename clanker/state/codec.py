@@ -1,0 +1,153 @@
+"""Events as lines: the flat v1 JSON form of state/events.py's catalogue, written and read back.
+
+    {"v":1,"ts":1764582000.123,"actor":"c2","type":"task.claimed","task":"T7","slave":"c2"}
+
+`v`, `ts`, `actor` and `type` come first, then `task` for events about a task, then the event's own
+fields in the order they are declared. A field declared with `opt(...)` is left out while it has
+its default, so lines stay what clanker has always written. Reading is forgiving the way the fold
+always was: a missing field takes its default, values are coerced to the declared type, and a line
+of an unknown type (or one that can't be coerced) is refused with BadEvent, which the log reader
+turns into a warning and a skip rather than a crash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .events import REGISTRY, Event, TaskEvent
+from .usage import Usage
+
+VERSION = 1
+log = logging.getLogger("clanker")
+
+ENVELOPE = ("v", "ts", "actor", "type", "task")
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str
+    coerce: Callable[[Any], Any]
+    default: Any
+    omit: bool
+
+
+_FIELDS: dict[type[Event], list[_Field]] = {}
+
+
+def _coercer(tp: Any) -> Callable[[Any], Any]:
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        each = _coercer(inner[0])
+        return lambda v: None if v is None else each(v)
+    if tp is str:
+        return lambda v: v if isinstance(v, str) else str(v)
+    if tp is bool:
+        return bool
+    if tp is int:
+        return lambda v: int(v)
+    if tp is float:
+        return lambda v: float(v)
+    if tp is Usage:
+        return lambda v: Usage.from_json(v if isinstance(v, dict) else None)
+    if origin is tuple:
+        return lambda v: () if v is None else (v,) if isinstance(v, str) else tuple(str(x) for x in v)
+    raise TypeError(f"no coercion for {tp!r}")
+
+
+def _fields(cls: type[Event]) -> list[_Field]:
+    found = _FIELDS.get(cls)
+    if found is None:
+        hints = typing.get_type_hints(cls)
+        found = []
+        for f in dataclasses.fields(cls):
+            if f.name in ("actor", "ts"):
+                continue
+            default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+            found.append(_Field(f.name, _coercer(hints[f.name]), default, bool(f.metadata.get("omit"))))
+        _FIELDS[cls] = found
+    return found
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, Usage):
+        return value.to_json()
+    return value
+
+
+def to_json(ev: Event) -> dict[str, Any]:
+    """The flat v1 line of `ev`, as a dict in writing order."""
+    out: dict[str, Any] = {"v": VERSION, "ts": round(ev.ts, 3), "actor": ev.actor, "type": ev.TYPE}
+    fields = _fields(type(ev))
+    task = getattr(ev, "task", None)
+    if task is not None and any(f.name == "task" for f in fields):
+        out["task"] = task
+    for f in fields:
+        if f.name == "task":
+            continue
+        value = getattr(ev, f.name)
+        if f.omit and value == f.default:
+            continue
+        out[f.name] = _plain(value)
+    return out
+
+
+class BadEvent(ValueError):
+    """A line that is not an event clanker knows (unknown type, or a value of the wrong kind)."""
+
+
+def from_json(raw: dict[str, Any]) -> Event:
+    """The event a parsed line describes. Raises BadEvent for an unknown type or bad values."""
+    name = raw.get("type")
+    cls = REGISTRY.get(str(name))
+    if cls is None:
+        raise BadEvent(f"unknown event type {name!r}")
+    kwargs: dict[str, Any] = {"actor": str(raw.get("actor", "?")), "ts": float(raw.get("ts", 0.0) or 0.0)}
+    try:
+        for f in _fields(cls):
+            if f.name in raw and raw[f.name] is not None:
+                kwargs[f.name] = f.coerce(raw[f.name])
+            elif f.name in raw and raw[f.name] is None and f.default is None:
+                kwargs[f.name] = None
+        ev = cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise BadEvent(f"{name}: {e}") from None
+    if isinstance(ev, TaskEvent) and not ev.task:
+        raise BadEvent(f"{name} without a task")
+    return ev
+
+
+_warned: set[str] = set()
+
+
+def warn_skipped(problem: str, where: str) -> None:
+    """Say once per kind of problem that a line was skipped (a hand-edited or newer log)."""
+    key = problem.split(":", 1)[0]
+    if key not in _warned:
+        _warned.add(key)
+        log.warning("%s: skipped a line: %s", where, problem)
+
+
+def make(type_: str, actor: str = "cli", task: str | None = None, ts: float | None = None, **data: Any) -> Event:
+    """Build an event from its flat form (tests, tools): the same path as reading a line."""
+    raw: dict[str, Any] = {"type": type_, "actor": actor, **data}
+    if task is not None:
+        raw["task"] = task
+    raw["ts"] = time.time() if ts is None else ts
+    return from_json(raw)
+
+
+def payload(ev: Event) -> dict[str, Any]:
+    out = to_json(ev)
+    for key in ENVELOPE:
+        out.pop(key, None)
+    return out

@@ -1,0 +1,77 @@
+"""Which events may be appended now: the transition tables of state/model.py applied to one event,
+with the holder checks (only the slave holding a task or a job may move it on). The store refuses
+an illegal event before it is written; the fold skips one found in a hand-edited log.
+"""
+
+from __future__ import annotations
+
+from ..errors import IllegalTransition
+from . import events as ev
+from .events import Event
+from .model import ANNOTATIONS, JOB_TRANSITIONS, JOBS, TRANSITIONS, State, TaskState, trigger
+
+HOLDER_ONLY: frozenset[type[Event]] = frozenset(
+    (
+        ev.TaskReleased,
+        ev.TaskFailed,
+        ev.TaskSubmitted,
+        ev.JudgeReleased,
+        ev.Verdict,
+        ev.Mainlined,
+        ev.LandingReleased,
+    )
+)
+
+
+JOB_EVENTS = frozenset(t for _, t in JOB_TRANSITIONS)
+
+
+def _task_checked(e: Event) -> bool:
+    """Task events, and risks and retries about a task, must fit the task they name."""
+    return isinstance(e, ev.TaskEvent) or (isinstance(e, ev.Risk | ev.RetryWait) and e.task is not None)
+
+
+def check(state: State, e: Event) -> None:
+    """Raise IllegalTransition unless `e` may be applied to `state`."""
+    if ev.REGISTRY.get(e.TYPE) is not type(e):
+        raise IllegalTransition("?", f"unregistered event {type(e).__name__}", None)
+    if e.TYPE in JOB_EVENTS:
+        _check_job(state, e, next(name for prefix, name in JOBS.items() if e.TYPE.startswith(prefix)))
+        return
+    if not _task_checked(e):
+        return
+    task_id = str(e.task_id)
+    task = state.tasks.get(task_id)
+    if e.TYPE in ANNOTATIONS:
+        if task is None:
+            raise IllegalTransition(task_id, e.TYPE, None)
+        return
+    current = task.state if task else None
+    if (current, trigger(e)) not in TRANSITIONS:
+        raise IllegalTransition(task_id, trigger(e), current)
+    # Only the slave holding a task may move it on: a slave that was presumed dead and released
+    # can't later submit or land the task another slave now holds.
+    holder = getattr(e, "slave", None)
+    if task is not None and type(e) in HOLDER_ONLY and holder and task.slave != holder:
+        raise IllegalTransition(task_id, f"{trigger(e)} by {holder} (held by {task.slave or 'nobody'})", current)
+    if isinstance(e, ev.LandingClaimed):
+        # One mainline job at a time: a batch is claimed by one slave.
+        lander = next((t.slave for t in state.tasks.values() if t.state == TaskState.LANDING), None)
+        if lander is not None and lander != e.slave:
+            raise IllegalTransition(task_id, f"task.landing by {e.slave} (main is being landed by {lander})", current)
+
+
+def _holder(state: State, job: str) -> str | None:
+    return {"health": state.health_slave, "plan": state.plan_slave, "preflight": state.preflight_slave}[job]
+
+
+def _check_job(state: State, e: Event, job: str) -> None:
+    holder = _holder(state, job)
+    who = str(getattr(e, "slave", "") or e.actor)
+    if isinstance(e, ev.PreflightRan) and e.slave == "doctor":
+        return  # `clanker doctor --gate` ran its own preflight, holding nothing
+    if (holder is not None, e.TYPE) not in JOB_TRANSITIONS:
+        state_name = f"held by {holder}" if holder else "free"
+        raise IllegalTransition(job, f"{e.TYPE} by {who}", state_name)
+    if holder is not None and holder != who:
+        raise IllegalTransition(job, f"{e.TYPE} by {who}", f"held by {holder}")
