@@ -1,1 +1,1 @@
-"""The jobs a slave runs: work, judge (and, later, plan)."""
+"""The jobs a slave runs, one module per kind; `kinds.KINDS` is their table."""
