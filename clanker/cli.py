@@ -35,10 +35,12 @@ from .fleet import envpass
 from .fleet.controller import Controller
 from .fleet.slave import run_slave
 from .state import secrets
+from .state.intake import Branches
 from .state.paths import Paths, prepare
 from .state.store import Store
 from .system import git
 from .system.tmux import Tmux, exec_attach, inside
+from .text import one_line
 
 
 @dataclass
@@ -237,7 +239,9 @@ def task_add(
 ) -> None:
     """Add a task."""
     finish(
-        task_cmd.add_from_cli(c.store(), title, prompt, prompt_file, description, paths, priority, depends_on, task_id)
+        task_cmd.add_from_cli(
+            c.store(), Branches.of(c.cfg), title, prompt, prompt_file, description, paths, priority, depends_on, task_id
+        )
     )
 
 
@@ -246,7 +250,7 @@ def task_add(
 @pass_ctx
 def task_import(c: Ctx, file: Path) -> None:
     """Import tasks from JSONL (flocks' format: id, title, prompt, description, branch)."""
-    finish(task_cmd.import_file(c.store(), file))
+    finish(task_cmd.import_file(c.store(), file, Branches.of(c.cfg)))
 
 
 @task_group.command("list")
@@ -313,7 +317,7 @@ def entry(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.ClickException as e:
-        click.echo(f"clanker: {e.format_message()}", err=True)
+        click.echo(f"clanker: {one_line(e.format_message())}", err=True)
         return 2 if isinstance(e, click.UsageError | click.BadParameter) else e.exit_code
     except click.exceptions.Abort:
         return 130
@@ -321,7 +325,7 @@ def entry(argv: list[str] | None = None) -> int:
         click.echo("clanker: interrupted", err=True)
         return 130
     except ClankerError as e:
-        click.echo(f"clanker: {e}", err=True)
+        click.echo(f"clanker: {one_line(str(e))}", err=True)
         return e.exit_code
     except Exception:
         path = _crash_log()

@@ -11,3 +11,9 @@ def sanitize(text: str) -> str:
     """Strip escape sequences and control characters (newlines and tabs stay), so text from an agent
     or a task title can't retitle or repaint a terminal."""
     return _CONTROL.sub("", text)
+
+
+def one_line(text: str) -> str:
+    """An error message as exactly one line: control characters (newlines, carriage returns, escapes)
+    from a user's file or argument are shown escaped (`\\r`) instead of acting."""
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: m.group().encode("unicode_escape").decode("ascii"), text)

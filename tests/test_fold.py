@@ -25,6 +25,7 @@ from clanker.state.fold import fold
 from clanker.state.legal import HOLDER_ONLY, check
 from clanker.state.model import ANNOTATIONS, TRANSITIONS, SlaveInfo, State, Task, TaskState
 from clanker.state.paths import Paths
+from clanker.state.reconcile import leftovers
 from clanker.state.snapshot import state_from_json, state_to_json
 from clanker.state.store import SNAPSHOT_EVERY_BYTES, Store
 from clanker.state.usage import Usage
@@ -446,6 +447,40 @@ def test_read_from_skips_junk_lines_but_counts_their_bytes(tmp_path: Path) -> No
     log.write_bytes(junk + good)
     got = list(events.read_from(log, 0))
     assert [e.task_id for e, _ in got] == ["A"] and got[0][1] == len(junk) + len(good)
+
+
+def test_a_torn_line_never_eats_the_next_event(tmp_path: Path) -> None:
+    # A half line left at the end of the log (a writer killed mid-write, a full disk): the next
+    # append used to be glued to it and lost with it — here the task.mainlined that ends a landing.
+    store = store_in(tmp_path)
+    bring_to(store, TaskState.LANDING)
+    with open(store.paths.events, "ab") as f:
+        f.write(_line(ev_for("task.note", "T1", note="x"))[:25])
+    store.append(ev_for("task.mainlined", "T1", "c1"))
+    assert store.state().tasks["T1"].state == TaskState.DONE
+    assert replay(store).tasks["T1"].state == TaskState.DONE, "a fresh reader sees it too"
+    skipped: list[int] = []
+    assert [e.type for e, _ in events.read_from(store.paths.events, 0, skipped)][-1] == "task.mainlined"
+    assert len(skipped) == 1
+    [(line, why)] = events.unreadable(store.paths.events)
+    assert line == len(PATH_TO[TaskState.LANDING]) + 1 and why.startswith("not JSON")
+
+
+def test_a_landing_whose_commit_is_on_main_is_completed_from_git(tmp_path: Path) -> None:
+    store = store_in(tmp_path)
+    for tid in ("T1", "T2"):
+        for trig in PATH_TO[TaskState.ACCEPTED]:
+            store.append(ev_for(trig, tid, "c9"))
+    store.append(ev_for("task.landing", "T1", "c1"))
+    store.append(ev_for("task.landing", "T2", "c1"))
+    # c1 is between jobs and still holds both: T1 is on main (git says so), T2 is not.
+    landed = {"T1": "b" * 40}
+    evs = store.transact(lambda st: leftovers(st, "c1", landed.get))
+    assert [(e.type, e.task_id) for e in evs] == [("task.mainlined", "T1"), ("task.landing_released", "T2")]
+    st = store.state()
+    assert st.tasks["T1"].state == TaskState.DONE and st.tasks["T2"].state == TaskState.ACCEPTED
+    assert leftovers(st, "c1", landed.get) == [], "nothing left to heal"
+    assert leftovers(st, "c2", landed.get) == []
 
 
 def test_read_from_a_missing_log_is_empty(tmp_path: Path) -> None:

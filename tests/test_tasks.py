@@ -206,7 +206,7 @@ def write_jsonl(path: Path, rows: list[Any]) -> Path:
 
 
 ROWS = [
-    {"id": "fl-1", "title": "First", "prompt": "do $(one)", "description": "d1", "branch": "feature/one"},
+    {"id": "fl-1", "title": "First", "prompt": "do $(one)", "description": "d1", "branch": "clanker/feature-one"},
     {"id": "fl-2", "title": "Second ✓", "prompt": "do two", "description": "", "branch": ""},
     {"id": "fl-3", "prompt": "a prompt only\nwith a second line"},
 ]
@@ -218,7 +218,7 @@ def test_import_flocks_jsonl_and_again(repo: Path, tmp_path: Path) -> None:
     assert proc.stdout.strip() == "imported 3 task(s): fl-1, fl-2, fl-3"
     st = Store(Paths(repo), "t").state()
     one, two, three = st.tasks["fl-1"], st.tasks["fl-2"], st.tasks["fl-3"]
-    assert (one.title, one.prompt, one.description, one.branch) == ("First", "do $(one)", "d1", "feature/one")
+    assert (one.title, one.prompt, one.description, one.branch) == ("First", "do $(one)", "d1", "clanker/feature-one")
     assert two.title == "Second ✓" and two.branch == "clanker/fl-2"  # empty branch: the default
     assert three.title == "a prompt only" and three.prompt == "a prompt only\nwith a second line"
     before = log_of(repo)

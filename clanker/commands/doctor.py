@@ -18,6 +18,7 @@ from ..fleet import envpass
 from ..fleet.panes import view
 from ..project import preflight, traps
 from ..state import credentials, heartbeat
+from ..state import log as eventlog
 from ..state.events import Event, SetupRetry
 from ..state.locks import is_held
 from ..state.paths import Paths, prepare
@@ -278,6 +279,17 @@ def _repo_checks(cfg: Config) -> list[Check]:
             )
     mine = [w for w in trees if w.path.is_relative_to(paths.worktrees)]
     out.append(Check("worktrees", "ok", f"{len(mine)} slave worktree(s) under {paths.worktrees}"))
+    bad = eventlog.unreadable(paths.events)
+    if bad:
+        where = ", ".join(str(n) for n, _ in bad[:5]) + (" …" if len(bad) > 5 else "")
+        out.append(
+            Check(
+                "events.log",
+                "warn",
+                f"{len(bad)} line(s) skipped as unreadable (line {where}: {bad[0][1]})",
+                "nothing to do: readers skip them; a torn write or a hand edit left them",
+            )
+        )
     free = shutil.disk_usage(repo).free
     gib = free / 2**30
     if free < 100 * 2**20:

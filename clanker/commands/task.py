@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import IllegalTransition, UsageError
 from ..state.events import Event, TaskCancelled, TaskRetried
-from ..state.intake import added_event, get, import_events, parse_jsonl
+from ..state.intake import DEFAULT_BRANCHES, Branches, added_event, get, import_events, parse_jsonl
 from ..state.model import State, Task, TaskState
 from ..state.store import Store
 from ..text import sanitize
@@ -20,11 +20,11 @@ from . import Done, Echo
 from .status import tasks_json
 
 
-def add(store: Store, fields: dict[str, Any]) -> Done:
+def add(store: Store, fields: dict[str, Any], branches: Branches = DEFAULT_BRANCHES) -> Done:
     created: list[str] = []
 
     def decide(st: State) -> list[Event]:
-        ev = added_event(st, fields)
+        ev = added_event(st, fields, branches=branches)
         created.append(ev.task)
         return [ev]
 
@@ -34,6 +34,7 @@ def add(store: Store, fields: dict[str, Any]) -> Done:
 
 def add_from_cli(
     store: Store,
+    branches: Branches,
     title: str,
     prompt: str | None,
     prompt_file: Path | None,
@@ -46,7 +47,12 @@ def add_from_cli(
     if prompt and prompt_file:
         raise UsageError("give --prompt or --prompt-file, not both")
     if prompt_file:
-        prompt = prompt_file.read_text(encoding="utf-8")
+        try:
+            prompt = prompt_file.read_text(encoding="utf-8")
+        except OSError as e:
+            raise UsageError(f"{prompt_file}: can't read it ({e.strerror})") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"{prompt_file}: not UTF-8 text: save it as UTF-8") from None
     fields = {
         "id": task_id,
         "title": title,
@@ -56,16 +62,16 @@ def add_from_cli(
         "priority": priority,
         "depends_on": list(depends_on),
     }
-    return add(store, fields)
+    return add(store, fields, branches)
 
 
-def import_file(store: Store, path: Path) -> Done:
+def import_file(store: Store, path: Path, branches: Branches = DEFAULT_BRANCHES) -> Done:
     """flocks' JSONL: importing the same file twice adds nothing."""
-    rows = parse_jsonl(path)
+    rows = parse_jsonl(path, branches)
     created: list[str] = []
 
     def decide(st: State) -> list[Event]:
-        evs = import_events(st, rows)
+        evs = import_events(st, rows, branches)
         created.extend(str(e.task_id) for e in evs)
         return evs
 

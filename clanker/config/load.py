@@ -44,6 +44,9 @@ def _parse(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(shown, None, "file", f"can't read it: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise ConfigError(shown, line, "file", f"not UTF-8 text (byte {e.start}): save it as UTF-8") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -107,6 +110,7 @@ PLACES: dict[tuple[str, ...], str] = {
     ("gate",): "gate",
     ("gate_timeout_secs",): "gate_timeout_secs",
     ("gate_preflight",): "gate_preflight",
+    ("branch_prefix",): "branch_prefix",
     ("mainline", "branch"): "mainline_branch",
     ("mainline", "conflict_budget"): "conflict_budget",
     ("mainline", "batch_max"): "batch_max",

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CONFIG_NAME = "clanker.yaml"
+DEFAULT_MAIN = "main"
+DEFAULT_BRANCH_PREFIX = "clanker/"  # task T3 works on clanker/T3 unless its import names a branch
 AGENT_KINDS = ("fake", "command", "claude", "codex", "aider", "gemini")
 
 
@@ -86,7 +88,8 @@ class Config:
     judge_max_parallel: int = 1
     gate: tuple[str, ...] = ()
     gate_timeout_secs: float = 600.0
-    mainline_branch: str = "main"
+    mainline_branch: str = DEFAULT_MAIN
+    branch_prefix: str = DEFAULT_BRANCH_PREFIX  # task branches live under it (flocks: workspace.branch_prefix)
     conflict_budget: int = 3
     tmux_socket: str | None = None
     tmux_session: str | None = None

@@ -3,6 +3,7 @@ ValueError saying what is wrong), and the walk that applies them with file:line 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -63,6 +64,14 @@ def _relglobs(x: Any) -> tuple[str, ...]:
         if item.startswith("/") or ".." in item.split("/"):
             raise ValueError(f"{item!r} must be a path inside the repository, like `.env` or `config/*.local.yml`")
     return items
+
+
+def _prefix(x: Any) -> str:
+    """A branch prefix like `clanker/` or `flocks/`: task branches are named under it."""
+    text = _str(x)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*/", text) or text.endswith("./") or ".." in text:
+        raise ValueError(f"must be one word and a slash, like `clanker/` or `agents/`, got {x!r}")
+    return text
 
 
 def _names(x: Any) -> tuple[str, ...]:
@@ -156,6 +165,7 @@ SCHEMA: dict[str, Any] = {
     },
     "env": {"pass": _names},
     "gate_preflight": _bool,
+    "branch_prefix": _prefix,
     "owner_files": _strlist,
     "git_ignore": _choice("exclude", "gitignore"),
     "retry": {"base_secs": _num(0, positive=True), "cap_secs": _num(0, positive=True)},

@@ -18,6 +18,7 @@ from filelock import Timeout
 from ..config import Config, load
 from ..errors import ClankerError
 from ..jobs.base import Job
+from ..jobs.common import is_task_branch
 from ..jobs.context import JobContext
 from ..jobs.kinds import KINDS
 from ..project import preflight
@@ -29,7 +30,7 @@ from ..state.heartbeat import Heart, SleepDetector
 from ..state.locks import slave_lock
 from ..state.model import HELD, State
 from ..state.paths import Paths
-from ..state.reconcile import alive_slaves, dead_slaves, release_events
+from ..state.reconcile import alive_slaves, dead_slaves, leftovers, release_events
 from ..state.secrets import redact
 from ..state.store import Store
 from ..system import git, tmux
@@ -256,7 +257,7 @@ class Slave:
         wt = self.ctx.worktree
         if (wt / ".git").exists():
             branch = git.current_branch(wt)
-            if branch and branch.startswith("clanker/") and git.porcelain(wt):
+            if branch and is_task_branch(st, branch) and git.porcelain(wt):
                 git.commit_all(wt, f"wip: checkpoint of work interrupted when {self.sid} died")
                 say(self.sid, f"saved the interrupted work on {branch}")
             if branch:
@@ -268,7 +269,16 @@ class Slave:
     def _claim(self) -> Job | None:
         chosen: list[Job] = []
 
+        healed: list[int] = []
+
+        def landed(task_id: str) -> str | None:
+            return git.landed_sha(self.paths.repo, self.cfg.mainline_branch, task_id)
+
         def decide(st: State) -> list[Event]:
+            mine = leftovers(st, self.sid, landed)
+            if mine:
+                healed.append(len(mine))
+                return mine  # this slave is between jobs: whatever it still holds, it lost track of
             beats = heartbeat.read_all(self.paths)
             now = self.clock.time()
             alive = alive_slaves(beats, self.cfg.heartbeat_secs, now) | {self.sid}
@@ -300,7 +310,10 @@ class Slave:
 
         evs = self.store.transact(decide)
         if evs and not chosen:
-            self.ctx.say(f"released {len(evs)} task(s) held by dead slaves")
+            if healed:
+                self.ctx.say(f"healed {len(evs)} claim(s) this slave still held between jobs (an event was lost)")
+            else:
+                self.ctx.say(f"released {len(evs)} task(s) held by dead slaves")
             return self._claim()
         return chosen[0] if chosen else None
 

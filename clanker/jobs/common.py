@@ -9,7 +9,7 @@ from ..agents.runner import RunResult
 from ..project.gate import GateResult
 from ..state import events as ev
 from ..state.events import Event
-from ..state.model import Task
+from ..state.model import State, Task
 from ..state.reconcile import release_events
 from ..system import git
 from . import regressions
@@ -26,13 +26,18 @@ def save_leftovers(ctx: JobContext, why: str) -> None:
     if not git.porcelain(ctx.worktree):
         return
     branch = git.current_branch(ctx.worktree)
-    if branch and branch.startswith("clanker/"):
+    if branch and is_task_branch(ctx.store.state(), branch):
         git.commit_all(ctx.worktree, f"wip: {why}")
         ctx.say(f"saved uncommitted work on {branch}")
     else:
         # Never lose work: changes outside a task branch are stashed, not discarded.
         git.stash(ctx.worktree, f"clanker {ctx.sid}: {why}")
         ctx.say("stashed stray changes (see `git stash list`)")
+
+
+def is_task_branch(state: State, branch: str) -> bool:
+    """A branch some task works on (work left on it is that task's, and is committed there)."""
+    return any(t.branch == branch for t in state.tasks.values())
 
 
 def idle(ctx: JobContext) -> None:

@@ -10,10 +10,11 @@ import re
 from typing import Any
 
 from ..agents.base import Outcome
+from ..errors import UsageError
 from ..state import events as ev
 from ..state.events import Event
 from ..state.fold import fold
-from ..state.intake import added_event
+from ..state.intake import DEFAULT_BRANCHES, Branches, added_event
 from ..state.model import State, Task, TaskState
 from ..system import git
 from .base import JobKind, release_all
@@ -38,7 +39,9 @@ def parse_tasks(text: str) -> list[dict[str, Any]]:
     return specs[:MAX_NEW]
 
 
-def new_task_events(state: State, specs: list[dict[str, Any]], parent: Task | None, actor: str) -> list[Event]:
+def new_task_events(
+    state: State, specs: list[dict[str, Any]], parent: Task | None, actor: str, branches: Branches = DEFAULT_BRANCHES
+) -> list[Event]:
     """task.added for each spec (children of `parent`, if splitting), then the split itself."""
     evs: list[Event] = []
     ids: list[str] = []
@@ -58,7 +61,10 @@ def new_task_events(state: State, specs: list[dict[str, Any]], parent: Task | No
             "tags": ["planned"],
             "parent": parent.id if parent else None,
         }
-        added = dataclasses.replace(added_event(st, fields), actor=actor)
+        try:
+            added = dataclasses.replace(added_event(st, fields, branches=branches), actor=actor)
+        except UsageError:
+            continue  # the planner wrote a task clanker can't make (a list that is not one, …)
         evs.append(added)
         ids.append(added.task)
         st = fold(st, [(added, st.offset)])
@@ -97,7 +103,8 @@ def run_plan(ctx: JobContext, request: str) -> None:
     specs = parse_tasks(res.result.text)
 
     def decide(state: State) -> list[Event]:
-        evs = new_task_events(state, specs, state.tasks.get(request) if request else None, ctx.sid)
+        target_task = state.tasks.get(request) if request else None
+        evs = new_task_events(state, specs, target_task, ctx.sid, Branches.of(ctx.cfg))
         added = tuple(e.task for e in evs if isinstance(e, ev.TaskAdded))
         return [*evs, ev.PlanDone(actor=ctx.sid, slave=ctx.sid, request=request, added=added)]
 

@@ -6,9 +6,11 @@ import re
 
 from ..agents import adapter_for
 from ..agents.base import Outcome
+from ..errors import UsageError
 from ..project.workspace import SetupFailed
 from ..state import events as ev
 from ..state.events import Event
+from ..state.intake import Branches
 from ..state.model import State, Task, TaskState
 from ..system import git
 from . import history, overlap
@@ -31,6 +33,13 @@ def take_branch(ctx: JobContext, branch: str) -> None:
 
 
 def run_work(ctx: JobContext, task: Task) -> None:
+    try:
+        # Refused when the task was added; a log from before that check may still hold one.
+        Branches.of(ctx.cfg).check_safe(task.branch)
+    except UsageError as bad:
+        ctx.store.append(ev.TaskBlocked(actor=ctx.sid, task=task.id, slave=ctx.sid, reason=str(bad)))
+        ctx.say(f"  ✗ {task.id} blocked: {bad}")
+        return
     prepare_worktree(ctx)
     take_branch(ctx, task.branch)
     git.checkout_branch(ctx.worktree, task.branch, ctx.main)

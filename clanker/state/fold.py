@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from ..config.model import DEFAULT_BRANCH_PREFIX
 from ..errors import IllegalTransition
 from . import events as ev
 from .events import Event
@@ -337,7 +338,7 @@ def _added(_: Task, e: ev.TaskAdded) -> Task:
         tags=e.tags,
         depends_on=e.depends_on,
         parent=e.parent,
-        branch=e.branch or f"clanker/{e.task}",
+        branch=e.branch or DEFAULT_BRANCH_PREFIX + e.task,
         created=e.ts,
         signature=e.signature,
     )

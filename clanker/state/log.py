@@ -12,28 +12,50 @@ from .events import Event
 from .secrets import redact
 
 
-def append(path: Path, events: list[Event]) -> int:
+def append(path: Path, events: list[Event], locked: bool = False) -> int:
     """Append events; returns the file size after the write.
 
     Each event is one os.write of one complete line on an O_APPEND descriptor: concurrent writers
-    from several processes then never interleave inside a line (DESIGN §3 measured this).
+    from several processes then never interleave inside a line (DESIGN §3 measured this). A caller
+    holding the queue lock (`locked`: the store) knows nobody else is writing, so a last line
+    without its newline is not a write in progress but a torn one (a full disk, a writer killed
+    mid-write, a hand edit): the first event then starts on a line of its own instead of being
+    glued to, and lost with, the torn text.
     """
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
+        end = os.fstat(fd).st_size if locked else 0
+        heal = b"\n" if end and os.pread(fd, 1, end - 1) != b"\n" else b""
         for ev in events:
             line = redact(json.dumps(to_json(ev), ensure_ascii=False, separators=(",", ":"))) + "\n"
-            os.write(fd, line.encode("utf-8"))
+            os.write(fd, heal + line.encode("utf-8"))
+            heal = b""
         return os.fstat(fd).st_size
     finally:
         os.close(fd)
 
 
-def read_from(path: Path, offset: int) -> Iterator[tuple[Event, int]]:
+def _parse(raw: bytes) -> Event | str:
+    """The event on one line, or what is wrong with the line."""
+    try:
+        obj = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return "not JSON (a torn write or a hand edit)"
+    if not isinstance(obj, dict) or "type" not in obj:
+        return "not an event"
+    try:
+        return from_json(obj)
+    except BadEvent as e:
+        return str(e)
+
+
+def read_from(path: Path, offset: int, skipped: list[int] | None = None) -> Iterator[tuple[Event, int]]:
     """Events after byte `offset`, each with the offset just past its line.
 
     A last line without its newline is a write in progress: it is not yielded, and the next read
     starts at its beginning. Lines that are not valid events are skipped (an unknown type or a bad
-    value with a warning: a newer clanker or a hand edit wrote it).
+    value with a warning: a newer clanker or a hand edit wrote it); with `skipped`, the offset of
+    each skipped line is added to it.
     """
     try:
         with open(path, "rb") as f:
@@ -45,17 +67,32 @@ def read_from(path: Path, offset: int) -> Iterator[tuple[Event, int]]:
     for raw in data.splitlines(keepends=True):
         if not raw.endswith(b"\n"):
             return
-        pos += len(raw)
-        try:
-            obj = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        start, pos = pos, pos + len(raw)
+        if not raw.strip():
             continue
-        if not isinstance(obj, dict) or "type" not in obj:
+        found = _parse(raw)
+        if isinstance(found, Event):
+            yield found, pos
             continue
-        try:
-            yield from_json(obj), pos
-        except BadEvent as e:
-            warn_skipped(str(e), str(path))
+        if skipped is not None:
+            skipped.append(start)
+        warn_skipped(found, str(path))
+
+
+def unreadable(path: Path) -> list[tuple[int, str]]:
+    """Every complete line of the log that is not an event clanker can read: (line number, why).
+    Reads the whole log: for `clanker doctor`, not for the loop."""
+    bad = []
+    try:
+        with open(path, "rb") as f:
+            for n, raw in enumerate(f, 1):
+                if raw.endswith(b"\n") and raw.strip():
+                    found = _parse(raw)
+                    if not isinstance(found, Event):
+                        bad.append((n, found))
+    except FileNotFoundError:
+        pass
+    return bad
 
 
 def size(path: Path) -> int:

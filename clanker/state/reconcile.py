@@ -3,12 +3,15 @@ so the fleet heals itself whether or not a controller is running."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from . import heartbeat
 from .events import (
     Event,
     HealthReleased,
     JudgeReleased,
     LandingReleased,
+    Mainlined,
     PlanReleased,
     PreflightReleased,
     TaskReleased,
@@ -66,6 +69,24 @@ def release_events(state: State, dead: frozenset[str], actor: str, reason: str, 
     if state.preflight_slave in dead:
         evs.append(PreflightReleased(actor=actor, slave=state.preflight_slave, reason=reason))
     return evs
+
+
+def leftovers(state: State, sid: str, landed: Callable[[str], str | None]) -> list[Event]:
+    """What `sid` still holds while it is between jobs: a job's last event never made it into the
+    log (a torn write, a crash between git and the append). A judged or landing task whose commit
+    is on main already (`landed` asks git for it by the task's trailer) is completed from git's
+    truth; everything else is given back, its attempt not counted."""
+    held = [t for t in state.tasks.values() if t.slave == sid and t.state in HELD]
+    if not held and sid not in (state.health_slave, state.plan_slave, state.preflight_slave):
+        return []
+    done: list[Event] = []
+    for t in held:
+        if t.state in (TaskState.JUDGING, TaskState.LANDING) and (sha := landed(t.id)):
+            done.append(Mainlined(actor=sid, task=t.id, slave=sid, sha=sha, recovered=True))
+    finished = {e.task_id for e in done}
+    reason = f"{sid} held it between jobs (its last event was lost)"
+    rest = [e for e in release_events(state, frozenset({sid}), sid, reason, refund=True) if e.task_id not in finished]
+    return [*done, *rest]
 
 
 def alive_slaves(beats: dict[str, heartbeat.Beat], heartbeat_secs: float, now: float) -> frozenset[str]:

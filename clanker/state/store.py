@@ -48,8 +48,10 @@ class Store:
         log_size = events.size(self.paths.events)
         if isinstance(raw, dict) and raw.get("head") == events.head(self.paths.events):
             try:
-                snap = state_from_json(raw["state"])
-            except (KeyError, TypeError, ValueError):
+                # A snapshot is only a cache: anything odd in it (a hand edit, an older shape) means
+                # the log is folded from the start instead.
+                snap = state_from_json(raw["state"]) if isinstance(raw.get("state"), dict) else None
+            except (KeyError, TypeError, ValueError, AttributeError):
                 snap = None
             if snap is not None and snap.offset <= log_size:
                 self._snapshot_offset = snap.offset
@@ -81,7 +83,7 @@ class Store:
             evs = list(decide(st))
             self._check_all(st, evs)
             if evs:
-                events.append(self.paths.events, evs)
+                events.append(self.paths.events, evs, locked=True)
                 self.state()
             return evs
 

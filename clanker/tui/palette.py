@@ -13,6 +13,7 @@ from ..commands import task as task_cmd
 from ..commands.doctor import render, run_checks
 from ..errors import ClankerError, UsageError
 from ..fleet import panes as fleet
+from ..state.intake import Branches
 from . import prompt
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ def execute(app: App, text: str) -> None:
     ctl = app.ctl
     store = ctl.store
     if cmd.name == "task":
-        done = task_cmd.add(store, cmd.fields)
+        done = task_cmd.add(store, cmd.fields, Branches.of(ctl.cfg))
         app.say(f"added {done.message}: {cmd.fields['title']}")
     elif cmd.name == "slaves":
         set_slaves(app, int(cmd.args[0]))
