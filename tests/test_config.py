@@ -246,7 +246,7 @@ def test_the_message_looks_like_the_documented_example(tmp_path: Path) -> None:
 
 def test_unknown_key_lists_the_known_ones(tmp_path: Path) -> None:
     err = config_error(tmp_path, "mainline:\n  brnch: x\n")
-    assert "known here: batch_max, batch_wait_secs, branch, conflict_budget)" in str(err)
+    assert "known here: batch_commits, batch_max, batch_wait_secs, branch, conflict_budget)" in str(err)
 
 
 @pytest.mark.parametrize(

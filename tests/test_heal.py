@@ -64,3 +64,45 @@ def test_a_task_on_the_mainline_from_an_old_log_is_blocked_not_committed_to_main
     t = store.state().tasks["T1"]
     assert t.state == TaskState.BLOCKED and "mainline" in t.reason
     assert git(repo, "rev-parse", "main").strip() == before and not (repo / "broken").exists()
+
+
+def test_conflict_markers_are_looked_for_only_in_the_files_that_conflicted(tmp_path: Path) -> None:
+    from clanker.jobs.work import markers_left
+
+    (tmp_path / "a.py").write_text("x = 1\n<<<<<<< HEAD\ny = 2\n=======\ny = 3\n>>>>>>> main\n")
+    (tmp_path / "docs.md").write_text("How git shows a conflict:\n<<<<<<< HEAD\n")  # on purpose
+    (tmp_path / "fine.py").write_text("s = '<<<<<<< not at the start'\n")
+    found = markers_left(tmp_path, ["a.py", "fine.py", "gone.py"])
+    assert found == {"a.py": [2, 6]}, "docs.md did not conflict; fine.py has none at a line start"
+
+
+def test_a_health_failure_of_an_older_main_than_a_green_landing_is_dropped(tmp_path: Path) -> None:
+    # A health check of main at A ran while the regression fix landed (B, gated green): its failure
+    # used to re-mark main red and file a duplicate regression. A failure at A is stale once main is
+    # at a landed commit that descends from A; one at the head itself, or after a push by hand, is not.
+    from clanker.jobs.regressions import stale
+    from clanker.state.fold import fold
+    from clanker.state.model import State
+
+    repo = make_repo(tmp_path / "r")
+    a = git(repo, "rev-parse", "main").strip()
+    (repo / "fix.txt").write_text("fixed\n")
+    git(repo, "add", "fix.txt")
+    git(repo, "commit", "-q", "-m", "fix")
+    b = git(repo, "rev-parse", "main").strip()
+    evs = [event("task.added", "cli", "R1", {"title": "regression", "tags": ["regression"]}),
+           event("task.claimed", "c1", "R1", {"slave": "c1"}), event("task.submitted", "c1", "R1", {"slave": "c1"}),
+           event("task.judge_claimed", "c2", "R1", {"slave": "c2"}),
+           event("task.mainlined", "c2", "R1", {"slave": "c2", "sha": b})]  # fmt: skip
+    st = fold(State(), [(e, 0) for e in evs])
+    older = lambda x, y: gitw.is_ancestor(repo, x, y)  # noqa: E731
+    assert stale(st, a, b, older), "main moved on to a landed, green commit"
+    assert not stale(st, b, b, older), "a failure of the head itself counts"
+    assert not stale(State(), a, b, older), "a commit nobody landed (a push by hand) proves nothing"
+    assert not stale(st, b, a, older), "a tested sha newer than the head is not stale"
+    # The fold: a stale result frees the health job and leaves main's colour alone.
+    ran = event("health.ran", "c3", None, {"slave": "c3", "passed": False, "sha": a, "stale": True})
+    claimed = fold(st, [(event("health.claimed", "c3", None, {"slave": "c3"}), 0)])
+    after = fold(claimed, [(ran, 0)])
+    assert not after.main_red and after.health_slave is None
+    assert fold(claimed, [(event("health.ran", "c3", None, {"slave": "c3", "passed": False, "sha": b}), 0)]).main_red

@@ -17,6 +17,7 @@ GATE = """#!/bin/sh
 if [ -e GATE_FAIL ]; then echo "GATE_FAIL: marker present"; exit 1; fi
 if [ -e a.txt ] && [ -e b.txt ]; then echo "a.txt and b.txt clash"; exit 1; fi
 if [ -e bad.txt ] && [ -e one.txt ]; then echo "bad.txt breaks one.txt"; exit 1; fi
+if [ -e x1.txt ] && [ -e x2.txt ] && [ ! -e x3.txt ]; then echo "x1 and x2 need x3"; exit 1; fi
 echo gate ok
 """
 
@@ -77,6 +78,29 @@ def test_two_tasks_editing_the_same_lines_one_is_reworked_and_both_land(tmp_path
     main_is_green(repo)
 
 
+def test_conflict_markers_an_agent_leaves_never_reach_main(tmp_path: Path, socket_name: str) -> None:
+    repo = repo_with(tmp_path, "max_attempts: 4\n", files={"shared.txt": "line one\n"})
+    add(repo, "First edit", "fake: on-attempt 1 write shared.txt first version")
+    # Its second attempt merges main, meets the conflict and leaves the markers in place.
+    add(repo, "Second edit", "fake: sleep 0.5", "fake: on-attempt 1 write shared.txt second version",
+        "fake: on-attempt 2 leave-conflicts")  # fmt: skip
+    run(repo)
+    assert [t["state"] for t in status(repo)["tasks"]] == ["done", "done"]
+    evs = events(repo)
+    loser = next(e["task"] for e in evs if e["type"] == "task.conflicted")
+    assert next(e for e in evs if e["type"] == "task.conflicted")["files"] == ["shared.txt"]
+    failed = [e["error"] for e in evs if e["type"] == "task.failed" and e["task"] == loser]
+    assert any("conflict markers left in shared.txt (line 1" in f for f in failed), failed
+    # The markers were caught before any gate or judge: the attempt that left them was never submitted.
+    at_fail = next(i for i, e in enumerate(evs) if e["type"] == "task.failed" and "markers" in e.get("error", ""))
+    submitted = [i for i, e in enumerate(evs) if e["type"] == "task.submitted" and e["task"] == loser]
+    assert len(submitted) == 2 and submitted[0] < at_fail < submitted[1]
+    for sha in git(repo, "rev-list", "main").split():
+        assert "<<<<<<<" not in git(repo, "show", f"{sha}:shared.txt")
+    assert sorted(git(repo, "show", "main:shared.txt").splitlines()) == ["first version", "second version"]
+    main_is_green(repo)
+
+
 def test_a_task_that_passes_alone_but_fails_after_rebase_never_reaches_main(tmp_path: Path, socket_name: str) -> None:
     repo = repo_with(tmp_path)
     for mine in ("a", "b"):
@@ -128,6 +152,38 @@ def test_a_batch_of_four_with_one_bad_task_lands_three_and_bisects_the_culprit(
     assert sorted(landed_first) == ["T1", "T2", "T3"]
     assert [t["state"] for t in status(repo)["tasks"]] == ["done"] * 4
     main_is_green(repo)
+
+
+@pytest.mark.parametrize("mode", ["one", "each"])
+def test_every_commit_a_batch_puts_on_main_passed_the_gate(tmp_path: Path, socket_name: str, mode: str) -> None:
+    # Each task passes alone; main + X1 + X2 fails; main + X1 + X2 + X3 passes. Gating only the tip
+    # used to put the red X2 commit on main under a green tip.
+    extra = f"judge:\n  max_parallel: 4\nmainline:\n  batch_max: 3\n  batch_wait_secs: 60\n  batch_commits: {mode}\n"
+    repo = repo_with(tmp_path, extra, slaves=4)
+    add(repo, "X1", "fake: write x1.txt 1")
+    add(repo, "X2", "fake: sleep 1.5", "fake: write x2.txt 2")
+    add(repo, "X3", "fake: sleep 3", "fake: write x3.txt 3")
+    run(repo)
+    assert [t["state"] for t in status(repo)["tasks"]] == ["done"] * 3
+    main_is_green(repo)  # the gate passes on every commit of main
+    evs = events(repo)
+    batch = [e["task"] for e in evs if e["type"] == "task.landing"][:3]
+    assert batch == ["T1", "T2", "T3"], "the three went as one batch, in this order"
+    commits = git(repo, "rev-list", "main").split()
+    if mode == "one":
+        assert len(commits) == 2, "initial + one commit for the batch"
+        body = git(repo, "log", "-1", "--format=%B", "main")
+        assert [line for line in body.splitlines() if line.startswith("Clanker-Task:")] == [
+            "Clanker-Task: T1", "Clanker-Task: T2", "Clanker-Task: T3"
+        ]  # fmt: skip
+        shas = {e["sha"] for e in evs if e["type"] == "task.mainlined"}
+        assert shas == {commits[0]}
+    else:
+        assert len(commits) == 4, "one commit per task"
+        assert verdicts(repo, "T2")[:2] == ["done", "rework"], "its prefix failed: back to its author"
+        assert "x1 and x2 need x3" in next(
+            e["reasons"] for e in evs if e["type"] == "task.verdict" and e["verdict"] == "rework"
+        )
 
 
 def test_a_bad_commit_on_main_is_found_by_the_health_check_and_fixed(tmp_path: Path, socket_name: str) -> None:

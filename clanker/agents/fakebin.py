@@ -18,6 +18,8 @@ stream, log and classify path as a real agent. Worker directives (`fake: …`, o
   follow-up TITLE…        propose a follow-up task (a `FOLLOW-UP:` line in the final answer)
   title TEXT…             print an OSC terminal-title escape (clanker must not let it through)
   hang                    print nothing, forever (stall detection)
+  leave-conflicts         leave merge conflict markers as they are (by default they are resolved,
+                          keeping both sides)
   tokens IN OUT           the token counts to report
 
 Judge directives (`fake-judge: …`): `rework-once REASON…`, `rework REASON…`, `block REASON…`,
@@ -124,9 +126,7 @@ def main() -> int:
         text = verdict
         tokens_out += 40
     else:
-        for fixed in resolve_conflicts(root):
-            emit({"type": "tool", "tool": "edit", "path": fixed, "note": "resolved conflict"})
-            files.append(fixed)
+        now: list[list[str]] = []
         for d in directives(prompt, "fake"):
             if d[0] == "on-attempt":
                 if len(d) < 3 or int(d[1]) != attempt:
@@ -136,6 +136,12 @@ def main() -> int:
                 if len(d) < 3 or run > int(d[1]):
                     continue
                 d = d[2:]
+            now.append(d)
+        if not any(d[0] == "leave-conflicts" for d in now):
+            for fixed in resolve_conflicts(root):
+                emit({"type": "tool", "tool": "edit", "path": fixed, "note": "resolved conflict"})
+                files.append(fixed)
+        for d in now:
             verb, args = d[0], d[1:]
             tokens_out += 30
             if verb in ("write", "append"):

@@ -115,6 +115,7 @@ PLACES: dict[tuple[str, ...], str] = {
     ("mainline", "conflict_budget"): "conflict_budget",
     ("mainline", "batch_max"): "batch_max",
     ("mainline", "batch_wait_secs"): "batch_wait_secs",
+    ("mainline", "batch_commits"): "batch_commits",
     ("health", "every_minutes"): "health_every_minutes",
     ("health", "commands"): "health_commands",
     ("tmux", "session"): "tmux_session",

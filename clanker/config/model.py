@@ -104,6 +104,7 @@ class Config:
     land_validate: tuple[str, ...] = ()  # commands `clanker land` runs on main after landing
     batch_max: int = 4  # accepted tasks stacked on main and gated once
     batch_wait_secs: float = 0.0  # how long the first accepted task may wait for others to join
+    batch_commits: str = "one"  # one: a batch lands as one commit (gated once); each: every prefix gated
     health_every_minutes: float = 30.0  # 0 = off
     health_commands: tuple[str, ...] = ()  # run on main's head with the gate by the health check
     health_fix_prompt: str = ""  # standing instructions added to every regression task

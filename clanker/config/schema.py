@@ -149,6 +149,7 @@ SCHEMA: dict[str, Any] = {
         "conflict_budget": _int(0),
         "batch_max": _int(1, 64),
         "batch_wait_secs": _num(0),
+        "batch_commits": _choice("one", "each"),
     },
     "health": {"every_minutes": _num(0), "commands": _strlist, "fix_prompt": _opt(_str)},
     "tmux": {"socket": _opt(_str), "session": _opt(_str)},

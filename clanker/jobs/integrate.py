@@ -1,9 +1,16 @@
 """The mainline job: land a batch of accepted tasks on main, keeping it green (DESIGN §6).
 
-Each task is squashed onto the one before (main ← T1 ← T2 ← …) and the gate runs once, on the tip.
-If it passes, main moves to the tip by compare-and-swap and every task is done, as one commit each.
-If it fails, bisection finds the first task whose prefix fails; that task goes back to rework with
-the gate output, and the rest are stacked and gated again. A conflict sends just that task back.
+Each task is squashed onto the one before (main ← T1 ← T2 ← …). Every commit that reaches main
+is a tree the gate passed, in one of two ways (`mainline.batch_commits`):
+
+- `one` (the default): the gate runs once, on the tip, and main moves by ONE commit holding the
+  whole batch (each task's trailer in it). If the gate fails, bisection finds the first task whose
+  prefix fails; that task goes back to rework with the gate output, the prefix before it (which
+  the bisection gated) lands as one commit, and the rest are stacked and gated again.
+- `each`: every prefix is gated, in order, and main gets one commit per task. The first prefix
+  that fails names its task; the gated ones before it land. k gate runs instead of one.
+
+A conflict sends just that task back.
 """
 
 from __future__ import annotations
@@ -48,9 +55,9 @@ def run_mainline(ctx: JobContext, batch: tuple[str, ...]) -> None:
         if not stack:
             continue
         ctx.heart.update(phase=f"gate {len(stack)}")
-        result = _gate(ctx, stack[-1])
-        if not result.passed:
-            culprit, failure, good = _bisect(ctx, stack, result)
+        culprit, failure, good = _check(ctx, stack)
+        if culprit is not None:
+            assert failure is not None
             if main_is_red(ctx, base, culprit, failure, f"the mainline gate of {culprit.id}", when_unnamed=False):
                 let_go(ctx, "main is red: waiting for the regression fix")
                 return idle(ctx)
@@ -66,15 +73,19 @@ def run_mainline(ctx: JobContext, batch: tuple[str, ...]) -> None:
             )
             ctx.say(f"  ✗ {culprit.id} breaks the gate in the batch: back to rework")
             queue = [t for t in queue if t.id != culprit.id]
-            if good is not None and mainline.land(ctx.paths, ctx.main, mainline.Candidate(base, stack[good].sha)).ok:
-                # The prefix before the culprit passed the gate during bisection: land it as it is.
-                _done(ctx, stack[: good + 1])
-                landed_ids = {s.task.id for s in stack[: good + 1]}
-                queue = [t for t in queue if t.id not in landed_ids]
+            if good is not None:
+                # The prefix before the culprit passed the gate: land it as it is.
+                prefix = stack[: good + 1]
+                cand, shas = _candidate(ctx, base, prefix)
+                if mainline.land(ctx.paths, ctx.main, cand).ok:
+                    _done(ctx, prefix, shas)
+                    landed_ids = {s.task.id for s in prefix}
+                    queue = [t for t in queue if t.id not in landed_ids]
             continue
-        landed = mainline.land(ctx.paths, ctx.main, mainline.Candidate(base, stack[-1].sha))
+        cand, shas = _candidate(ctx, base, stack)
+        landed = mainline.land(ctx.paths, ctx.main, cand)
         if landed.ok:
-            _done(ctx, stack)
+            _done(ctx, stack, shas)
             return idle(ctx)
         if landed.reason != "moved":
             ctx.store.append(
@@ -109,6 +120,35 @@ def _gate(ctx: JobContext, item: Stacked) -> GateResult:
     return result
 
 
+def _check(ctx: JobContext, stack: list[Stacked]) -> tuple[Task | None, GateResult | None, int | None]:
+    """Gate the stack: (None, None, None) when what would land passed; else the first task that
+    fails, its failure, and the index of the last stacked commit known to pass (or None)."""
+    if ctx.cfg.batch_commits == "each":
+        for n, item in enumerate(stack):
+            if len(stack) > 1:
+                ctx.say(f"  gating {ctx.main} + {', '.join(s.task.id for s in stack[: n + 1])}")
+            result = _gate(ctx, item)
+            if not result.passed:
+                return item.task, result, n - 1 if n else None
+        return None, None, None
+    result = _gate(ctx, stack[-1])
+    if result.passed:
+        return None, None, None
+    return _bisect(ctx, stack, result)
+
+
+def _candidate(ctx: JobContext, base: str, stack: list[Stacked]) -> tuple[mainline.Candidate, list[str]]:
+    """What main moves to, and the commit that holds each task: the tip itself (one commit per
+    task, each gated, or a batch with one real change), or one commit with the tip's tree — the
+    tree the gate passed — holding the whole batch."""
+    tip = stack[-1].sha
+    if ctx.cfg.batch_commits == "each" or len({s.sha for s in stack} - {base}) <= 1:
+        return mainline.Candidate(base, tip), [s.sha for s in stack]
+    message = mainline.batch_message([s.task for s in stack])
+    one = git.commit_tree(ctx.repo, git.tree_of(ctx.repo, tip), base, message)
+    return mainline.Candidate(base, one), [one] * len(stack)
+
+
 def _bisect(ctx: JobContext, stack: list[Stacked], failed: GateResult) -> tuple[Task, GateResult, int | None]:
     """The first task whose prefix of the stack fails the gate (the whole stack is known to fail),
     its failure, and the index of the stack commit just before it if the gate passed there."""
@@ -126,10 +166,10 @@ def _bisect(ctx: JobContext, stack: list[Stacked], failed: GateResult) -> tuple[
     return stack[lo].task, failure, good if good == lo - 1 else None
 
 
-def _done(ctx: JobContext, stack: list[Stacked]) -> None:
+def _done(ctx: JobContext, stack: list[Stacked], shas: list[str]) -> None:
     evs: list[Event] = []
-    for item in stack:
-        evs.append(ev.Mainlined(actor=ctx.sid, task=item.task.id, slave=ctx.sid, sha=item.sha))
+    for item, sha in zip(stack, shas, strict=True):
+        evs.append(ev.Mainlined(actor=ctx.sid, task=item.task.id, slave=ctx.sid, sha=sha))
         for n, title in enumerate(item.task.follow_ups, 1):
             # Follow-ups exist only once their parent is on main.
             evs.append(
@@ -143,7 +183,7 @@ def _done(ctx: JobContext, stack: list[Stacked]) -> None:
                 )
             )
     if ctx.store.state().main_red:
-        evs.append(ev.MainGreen(actor=ctx.sid, sha=stack[-1].sha))
+        evs.append(ev.MainGreen(actor=ctx.sid, sha=shas[-1]))
 
     def decide(st: State) -> list[Event]:
         # main has moved: submitted tasks that no longer merge go back to their authors in the
@@ -153,7 +193,7 @@ def _done(ctx: JobContext, stack: list[Stacked]) -> None:
 
     sent = ctx.store.transact(decide)
     git.detach(ctx.worktree, ctx.main)
-    ctx.say(f"  ✓ landed {', '.join(s.task.id for s in stack)} on {ctx.main} (gate ran on {stack[-1].sha[:10]})")
+    ctx.say(f"  ✓ landed {', '.join(s.task.id for s in stack)} on {ctx.main} as {shas[-1][:10]}")
     for e in sent:
         if isinstance(e, ev.TaskRefresh):
             ctx.say(f"  ↩ {e.task}: {e.reasons}")

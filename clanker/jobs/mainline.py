@@ -36,6 +36,18 @@ def message(task: Task) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def batch_message(tasks: list[Task]) -> str:
+    """One commit for a batch: a line per task, then each task's trailer (so every task is found on
+    main by its id, as with one commit each)."""
+    if len(tasks) == 1:
+        return message(tasks[0])
+    lines = [f"Land {', '.join(t.id for t in tasks)}", ""]
+    lines += [f"- {t.id}: {t.title.strip() or t.id}" for t in tasks]
+    lines.append("")
+    lines += [f"{git.TRAILER}: {t.id}" for t in tasks]
+    return "\n".join(lines) + "\n"
+
+
 def build(repo: Path, main: str, task: Task) -> Candidate:
     """Squash the task branch onto main's current head, in memory."""
     base = git.rev(repo, main)

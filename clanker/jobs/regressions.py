@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 
 from ..project.gate import GateResult
 from ..state import events as ev
@@ -63,6 +64,15 @@ def events(state: State, actor: str, result: GateResult, sha: str, where: str, f
         )
     )
     return evs
+
+
+def stale(state: State, tested: str, head: str, older: Callable[[str, str], bool]) -> bool:
+    """Is a failure found at `tested` out of date? Yes when main has moved on to a commit clanker
+    landed (its gate passed on that very tree) that descends from `tested`."""
+    if head == tested:
+        return False
+    landed = {t.sha for t in state.tasks.values() if t.sha}
+    return head in landed and older(tested, head)
 
 
 def mentioned_files(output: str, candidates: set[str]) -> set[str]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from pathlib import Path
 
 from ..agents import adapter_for
 from ..agents.base import Outcome
@@ -51,6 +53,8 @@ def run_work(ctx: JobContext, task: Task) -> None:
         conflicts = git.merge_no_commit(ctx.worktree, ctx.main)
         if not conflicts:
             git.commit_all(ctx.worktree, f"merge {ctx.main} into {task.branch}")
+        else:
+            ctx.store.append(ev.TaskConflicted(actor=ctx.sid, task=task.id, slave=ctx.sid, files=tuple(conflicts)))
     attempt = task.attempts
     kind = "rework" if task.judge_rounds else "work"
     ctx.say(f"▶ {task.id} {kind}: {task.title} (attempt {attempt})")
@@ -82,6 +86,13 @@ def run_work(ctx: JobContext, task: Task) -> None:
     git.commit_all(ctx.worktree, f"wip({task.id}): {task.title} (attempt {attempt})")
     if res.outcome != Outcome.OK:
         _fail(ctx, task, f"agent failed: {history.short(res.result.error or res.result.text, 200)}")
+        return
+    left = markers_left(ctx.worktree, (*ctx.store.state().tasks[task.id].merge_conflicts, *conflicts))
+    if left:
+        # Saved on the branch (no work is lost) but never submitted: the next attempt is told.
+        where = "; ".join(f"{path} (line {', '.join(map(str, lines[:3]))})" for path, lines in left.items())
+        ctx.say(f"  ✗ conflict markers left in {where}")
+        _fail(ctx, task, f"conflict markers left in {where}: resolve them, keeping both sides' intent")
         return
     ctx.say(f"  gate: {len(ctx.cfg.gate)} command(s)")
     gate = ctx.gate()
@@ -119,6 +130,24 @@ def run_work(ctx: JobContext, task: Task) -> None:
             ctx.say(f"  ! {task.id}: {e.reasons}")
         elif isinstance(e, ev.TaskHeld):
             ctx.say(f"  ! {task.id}: held behind {', '.join(e.behind)} until it lands")
+
+
+MARKER = re.compile(r"^(<{7}|>{7})( |$)")
+
+
+def markers_left(worktree: Path, files: Iterable[str]) -> dict[str, list[int]]:
+    """The lines of conflict markers (`<<<<<<< ours`, `>>>>>>> theirs`) still in the files a merge
+    left conflicted. Only those files: anything else may hold marker-like text on purpose."""
+    found: dict[str, list[int]] = {}
+    for rel in dict.fromkeys(files):
+        try:
+            text = (worktree / rel).read_text(encoding="utf-8", errors="replace")
+        except (FileNotFoundError, IsADirectoryError):
+            continue  # resolved by deleting it
+        lines = [n for n, line in enumerate(text.splitlines(), 1) if MARKER.match(line)]
+        if lines:
+            found[rel] = lines
+    return found
 
 
 def _environment(ctx: JobContext) -> None:

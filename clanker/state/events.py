@@ -205,6 +205,15 @@ class TaskTouched(TaskEvent):
     files: tuple[str, ...] = ()
 
 
+@kind("task.conflicted")
+@dataclass(frozen=True, kw_only=True)
+class TaskConflicted(TaskEvent):
+    """Merging main into the task's branch left conflicts in these files for its agent to resolve."""
+
+    slave: str = ""
+    files: tuple[str, ...] = ()
+
+
 @kind("task.held")
 @dataclass(frozen=True, kw_only=True)
 class TaskHeld(TaskEvent):
@@ -348,6 +357,7 @@ class HealthRan(Event):
     failed: str | None = None
     seconds: float = 0.0
     tail: str = ""
+    stale: bool = opt(False)  # a failure of a sha older than main's current green head: not a verdict on main
 
 
 @kind("health.released")

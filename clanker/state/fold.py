@@ -189,7 +189,8 @@ def _health_ran(d: _Draft, e: ev.HealthRan) -> None:
     if _apply_job(d, e):
         d.health_slave, d.health_started = None, None
         d.health_last = e.ts
-        d.main_red = not e.passed
+        if not e.stale:
+            d.main_red = not e.passed
 
 
 @on(ev.HealthReleased)
@@ -434,6 +435,11 @@ def _refresh(t: Task, e: ev.TaskRefresh) -> Task:
 @on_task(ev.TaskTouched)
 def _touched(t: Task, e: ev.TaskTouched) -> Task:
     return dataclasses.replace(t, touched=tuple(dict.fromkeys((*t.touched, *e.files))))
+
+
+@on_task(ev.TaskConflicted)
+def _conflicted(t: Task, e: ev.TaskConflicted) -> Task:
+    return dataclasses.replace(t, merge_conflicts=tuple(dict.fromkeys((*t.merge_conflicts, *e.files))))
 
 
 @on_task(ev.TaskHeld)

@@ -89,7 +89,7 @@ TRANSITIONS[(TaskState.NEEDS_JUDGE, "task.refresh")] = TaskState.REWORK
 
 # Events that annotate a task without moving it; legal in any state once the task exists.
 ANNOTATIONS = frozenset(
-    {"attempt.finished", "gate.ran", "risk", "task.note", "retry.wait", "task.touched", "task.held"}
+    {"attempt.finished", "gate.ran", "risk", "task.note", "retry.wait", "task.touched", "task.held", "task.conflicted"}
 )
 
 
@@ -152,6 +152,7 @@ class Task:
     accepted: float | None = None  # when the judge said done (the mainline queue is FIFO)
     first_started: float | None = None  # when a slave first claimed it
     held_behind: tuple[str, ...] = ()  # earlier tasks whose changes overlap: not judged before they land
+    merge_conflicts: tuple[str, ...] = ()  # files a merge of main left conflicted: no markers may stay
 
     @property
     def usage(self) -> Usage:

@@ -60,7 +60,17 @@ def state_from_json(raw: dict[str, Any]) -> State:
     tasks: dict[str, Task] = {}
     for d in raw.get("tasks", []):
         d = dict(d)
-        for key in ("paths", "tags", "depends_on", "touched", "errors", "sessions", "follow_ups", "held_behind"):
+        for key in (
+            "paths",
+            "tags",
+            "depends_on",
+            "touched",
+            "errors",
+            "sessions",
+            "follow_ups",
+            "held_behind",
+            "merge_conflicts",
+        ):
             d[key] = tuple(d.get(key) or ())
         d["state"] = TaskState(d["state"])
         d["work"] = Usage(**d["work"])

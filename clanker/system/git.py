@@ -251,6 +251,10 @@ def commit_tree(repo: Path, tree: str, parent: str, message: str) -> str:
     return run(args, repo, input=message).stdout.strip()
 
 
+def is_ancestor(repo: Path, older: str, newer: str) -> bool:
+    return run(["merge-base", "--is-ancestor", older, newer], repo, check=False).returncode == 0
+
+
 def tree_of(repo: Path, ref: str) -> str:
     return out(["rev-parse", f"{ref}^{{tree}}"], repo)
 

@@ -242,6 +242,8 @@ def _attempt(e: ev.AttemptFinished, info: TaskInfo) -> Described | None:
 @says(ev.GateRan, ev.HealthRan)
 def _gate(e: ev.GateRan | ev.HealthRan, info: TaskInfo) -> Described:
     name = "health check" if isinstance(e, ev.HealthRan) else "gate"
+    if isinstance(e, ev.HealthRan) and e.stale:
+        return "INFO", f"health check of {e.sha[:10]} failed, but main moved on green since: dropped", []
     role = e.role if isinstance(e, ev.GateRan) else ""
     if e.passed:
         detail = ", ".join(x for x in (role, f"{e.seconds}s") if x)
@@ -307,6 +309,11 @@ def _setup_failed(e: ev.SetupFailed, info: TaskInfo) -> Described:
 @says(ev.TaskHeld)
 def _held(e: ev.TaskHeld, info: TaskInfo) -> Described:
     return "RISK", "held behind " + ", ".join(e.behind) + " until it lands", []
+
+
+@says(ev.TaskConflicted)
+def _conflicted(e: ev.TaskConflicted, info: TaskInfo) -> Described:
+    return "RISK", "merging main left conflicts: its agent resolves them", list(e.files)
 
 
 @says(ev.TaskRefresh)
