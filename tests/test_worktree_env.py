@@ -332,12 +332,17 @@ def test_findings_name_an_editable_install_of_the_checkout(tmp_path: Path) -> No
 # --- handing the environment to a pane --------------------------------------------------------------
 
 
+def _no_handed_vars(monkeypatch: pytest.MonkeyPatch) -> None:
+    """None of the variables a pane is handed: the agents' and clanker's own (CI sets some)."""
+    for name in [*envpass.AGENT_VARS, *(n for n in os.environ if n.startswith("CLANKER_"))]:
+        monkeypatch.delenv(name, raising=False)
+
+
 def test_handoff_writes_a_private_file_that_the_pane_reads_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
-    for name in envpass.AGENT_VARS:
-        monkeypatch.delenv(name, raising=False)
+    _no_handed_vars(monkeypatch)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-secret-value-123456")
     monkeypatch.setenv("MY_SETTING", "on")
     cfg = Config(repo=tmp_path, env_pass=("MY_SETTING",))
@@ -361,8 +366,7 @@ def test_handoff_writes_a_private_file_that_the_pane_reads_once(
 
 def test_nothing_to_hand_over_writes_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
-    for name in envpass.AGENT_VARS:
-        monkeypatch.delenv(name, raising=False)
+    _no_handed_vars(monkeypatch)
     assert envpass.handoff(Config(repo=tmp_path)) == {}
 
 
