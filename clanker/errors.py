@@ -47,7 +47,10 @@ class UnknownTask(UsageError):
 
 
 class TmuxError(ClankerError):
-    """A tmux command failed; carries the subcommand and tmux's stderr."""
+    """A tmux command failed; carries the subcommand and tmux's stderr. Exit code 5: clanker's
+    own means to run slaves failed — not the tasks (1), not the input (2)."""
+
+    exit_code = 5
 
     def __init__(self, args: list[str], stderr: str) -> None:
         super().__init__(f"tmux {' '.join(args[:2])} failed: {stderr.strip() or 'no message'}")

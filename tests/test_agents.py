@@ -275,7 +275,8 @@ def test_stall_stops_a_silent_agent(env: Env) -> None:
     res = ran.res
     assert res.stalled and not res.timed_out
     assert res.outcome == Outcome.TRANSIENT and res.result.error == "agent stalled: no output for 600s"
-    assert res.seconds == pytest.approx(600, abs=1)
+    # 600 s after its last line (it printed its first ones a few fake ticks after the start).
+    assert 600 <= res.seconds < 660
     assert ran.run.proc is not None and ran.run.proc.poll() is not None
 
 

@@ -14,7 +14,7 @@ from typing import IO, Literal
 from ..state.secrets import redact
 from ..system import proc as procs
 from ..system.clock import SYSTEM, Clock
-from .base import Adapter, AgentRequest, AgentResult, Outcome, sanitize
+from .base import Adapter, AgentRequest, AgentResult, Outcome, StreamParser, sanitize
 from .launch import Process, prepare
 
 Stream = Literal["out", "err"]
@@ -65,8 +65,12 @@ class AgentRun:
         on_start: Callable[[int], None] = lambda _pgid: None,
         on_files: Callable[[list[str]], None] | None = None,
         clock: Clock = SYSTEM,
+        on_tick: Callable[[], None] = lambda: None,
+        tick_secs: float | None = None,
     ) -> None:
         self.clock = clock
+        self.on_tick = on_tick  # at least every `tick_secs` while it runs: the slave's loop is alive
+        self.tick_secs = tick_secs
         self.on_files = on_files
         self.adapter = adapter
         self.launch_guard = launch_guard
@@ -125,47 +129,13 @@ class AgentRun:
                 threads.append(threading.Thread(target=self._feed, args=(proc.stdin, proc_spec.stdin), daemon=True))
             for t in threads:
                 t.start()
-            open_streams = 2
-            reported = 0  # files of the stream already passed to on_files
-            last_output = self.clock.monotonic()
-            while open_streams:
-                now = self.clock.monotonic()
-                deadlines = []
-                if cfg.timeout_secs:
-                    deadlines.append(started + cfg.timeout_secs - now)
-                if cfg.stall_secs:
-                    deadlines.append(last_output + cfg.stall_secs - now)
-                wait = max(0.0, min(deadlines)) if deadlines else None
-                try:
-                    item = self.clock.get(self._q, wait)
-                except queue.Empty:
-                    if cfg.timeout_secs and self.clock.monotonic() - started >= cfg.timeout_secs:
-                        timed_out = True
-                        show([f"agent timed out after {cfg.timeout_secs:.0f}s: stopping it"])
-                    else:
-                        stalled = True
-                        show([f"agent printed nothing for {cfg.stall_secs:.0f}s: stopping it"])
-                    procs.stop(proc)
-                    break
-                if isinstance(item, Cancel):
-                    procs.stop(proc)
-                    break
-                if isinstance(item, Closed):
-                    open_streams -= 1
-                    continue
-                line = item.text
-                last_output = self.clock.monotonic()
-                if item.stream == "out":
-                    raw.write(redact(line).encode("utf-8") + b"\n")
-                    raw.flush()
-                    show(parser.feed(line))
-                    if self.on_files is not None:
-                        files = parser.files_so_far()
-                        if len(files) > reported:
-                            self.on_files(list(files[reported:]))
-                            reported = len(files)
-                else:
-                    show(parser.feed_stderr(line))
+            try:
+                timed_out, stalled = self._stream(proc, parser, raw, show, started)
+            except BaseException:
+                # Whatever went wrong here (a pane that can't be written to, an interrupt), the agent
+                # must not outlive its run: an orphan would write into the next job's worktree.
+                procs.stop(proc)
+                raise
             # Both streams closed: the agent is exiting, or left children holding nothing open.
             code = procs.wait(proc, 10)
             if code is None:
@@ -184,6 +154,64 @@ class AgentRun:
             result.error = f"agent stalled: no output for {cfg.stall_secs:.0f}s"
             return RunResult(result, Outcome.TRANSIENT, code, seconds, stalled=True)
         return RunResult(result, self.adapter.classify(result, code), code, seconds)
+
+    def _stream(
+        self,
+        proc: procs.Popen,
+        parser: StreamParser,
+        raw: IO[bytes],
+        show: Callable[[list[str]], None],
+        started: float,
+    ) -> tuple[bool, bool]:
+        """Read the agent's streams until both close, or until it times out, stalls or is
+        cancelled (then it is stopped). Returns (timed out, stalled)."""
+        cfg = self.req.config
+        timed_out = stalled = False
+        open_streams = 2
+        reported = 0  # files of the stream already passed to on_files
+        last_output = self.clock.monotonic()
+        while open_streams:
+            self.on_tick()
+            now = self.clock.monotonic()
+            deadlines = [self.tick_secs] if self.tick_secs else []
+            if cfg.timeout_secs:
+                deadlines.append(started + cfg.timeout_secs - now)
+            if cfg.stall_secs:
+                deadlines.append(last_output + cfg.stall_secs - now)
+            try:
+                item = self.clock.get(self._q, max(0.0, min(deadlines)) if deadlines else None)
+            except queue.Empty:
+                now = self.clock.monotonic()
+                if cfg.timeout_secs and now - started >= cfg.timeout_secs:
+                    timed_out = True
+                    show([f"agent timed out after {cfg.timeout_secs:.0f}s: stopping it"])
+                elif cfg.stall_secs and now - last_output >= cfg.stall_secs:
+                    stalled = True
+                    show([f"agent printed nothing for {cfg.stall_secs:.0f}s: stopping it"])
+                else:
+                    continue  # a tick: nothing to do but say the loop is alive
+                procs.stop(proc)
+                break
+            if isinstance(item, Cancel):
+                procs.stop(proc)
+                break
+            if isinstance(item, Closed):
+                open_streams -= 1
+                continue
+            line = item.text
+            last_output = self.clock.monotonic()
+            if item.stream == "out":
+                raw.write(redact(line).encode("utf-8") + b"\n")
+                raw.flush()
+                show(parser.feed(line))
+                if self.on_files is not None:
+                    files = parser.files_so_far()
+                    if len(files) > reported:
+                        self.on_files(list(files[reported:]))
+                        reported = len(files)
+            else:
+                show(parser.feed_stderr(line))
+        return timed_out, stalled
 
     @staticmethod
     def _spawn(spec: Process) -> procs.Popen:

@@ -312,6 +312,8 @@ def _fleet_checks(cfg: Config) -> list[Check]:
             panes = {}
     beats = heartbeat.read_all(paths)
     now = time.time()
+    ctl = beats.get("ctl")
+    controller_alive = ctl is not None and not ctl.stopped and heartbeat.pid_alive(ctl.pid)
     for n in range(1, cfg.slaves + 1):
         sid = f"c{n}"
         p = panes.get(sid)
@@ -326,7 +328,13 @@ def _fleet_checks(cfg: Config) -> list[Check]:
                 )
             )
         elif p.dead:
-            out.append(Check(f"pane {sid}", "warn", f"{p.id} is dead", "the controller respawns it; or `clanker stop`"))
+            if not p.created:
+                fix = f"a pane clanker did not create: type `clanker slave {n}` in it again"
+            elif controller_alive:
+                fix = "the running controller starts it again on its next tick"
+            else:
+                fix = "no controller is running: `clanker` (or `clanker run --until-done`) starts it again"
+            out.append(Check(f"pane {sid}", "warn", f"{p.id} is dead", fix))
         else:
             out.append(Check(f"pane {sid}", "ok", f"{p.id} in session {p.session}"))
         if beat and not beat.stopped and heartbeat.is_dead(beat, cfg.heartbeat_secs, now):
@@ -338,6 +346,14 @@ def _fleet_checks(cfg: Config) -> list[Check]:
                     "its claims are released automatically; restart it with `clanker`",
                 )
             )
+        elif beat and heartbeat.is_hung(beat, cfg.hung_secs, now):
+            still = max(beat.age(now), now - beat.loop)
+            fix = (
+                "the controller kills it and its agent; its work goes back"
+                if controller_alive
+                else "`clanker` kills it"
+            )
+            out.append(Check(f"heartbeat {sid}", "warn", f"pid {beat.pid} alive but not moving for {still:.0f}s", fix))
     for lock in sorted(paths.locks.glob("*.lock")) if paths.locks.is_dir() else []:
         if is_held(str(lock)):
             out.append(Check("lock", "ok", f"{lock.name} held (freed by the kernel if its holder dies)"))

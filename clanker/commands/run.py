@@ -16,7 +16,7 @@ from . import Done, Echo
 
 def run_until_done(cfg: Config, timeout: float | None, keep: bool, echo: Echo) -> Done:
     """Spawn the slaves, run every task, report: 0 all done, 1 some blocked, 3 out of time, 4 the
-    gate preflight failed (nothing dispatched)."""
+    gate preflight failed (nothing dispatched), 5 tmux kept failing."""
     prepare(cfg)
     if cfg.slaves < 2:
         echo("warning: slaves: 1 — nobody but its author could judge a task, so nothing lands on its own;")
@@ -27,7 +27,8 @@ def run_until_done(cfg: Config, timeout: float | None, keep: bool, echo: Echo) -
     finally:
         if not keep:
             ctl.stop_spawned()
-    return Done(code, summary(ctl.store.state(), code, timeout, cfg.repo, preflight.key(cfg), cfg.slaves))
+    st = ctl.store.state()
+    return Done(code, summary(st, code, timeout, cfg.repo, preflight.key(cfg), cfg.slaves, ctl.tmux_error))
 
 
 def controller_session(tm: Tmux, cfg: Config) -> str:

@@ -105,6 +105,7 @@ def _pick_agent(
 PLACES: dict[tuple[str, ...], str] = {
     ("slaves",): "slaves",
     ("heartbeat_secs",): "heartbeat_secs",
+    ("hung_secs",): "hung_secs",
     ("max_attempts",): "max_attempts",
     ("judge", "max_parallel"): "judge_max_parallel",
     ("gate",): "gate",

@@ -82,6 +82,7 @@ class Config:
     path: Path | None = None
     slaves: int = 3
     heartbeat_secs: float = 5.0
+    hung_secs: float = 300.0  # a live slave whose loop or heartbeat stood still this long is killed
     max_attempts: int = 3
     agent: AgentConfig = AgentConfig()
     judge_agent: AgentConfig | None = AgentConfig()  # None: the gate alone decides

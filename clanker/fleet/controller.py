@@ -7,6 +7,7 @@ heartbeat interval as the safety net, so an idle fleet costs almost nothing.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
@@ -14,13 +15,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
-from typing import Any
 
 from filelock import FileLock, Timeout
 
 from ..config import Config
-from ..errors import ClankerError
+from ..errors import ClankerError, TmuxError
 from ..project import preflight
 from ..state import events as ev
 from ..state import heartbeat
@@ -33,9 +32,12 @@ from ..state.store import Store
 from ..system import git
 from ..system.clock import SYSTEM, Clock
 from ..system.fswatch import LogWaiter
+from ..system.signals import SignalRelay
 from ..system.tmux import Tmux
 from . import panes as fleet
 from .scheduler import gate_status
+
+TMUX_GIVE_UP_SECS = 30.0  # a tmux that fails this long is not coming back by itself
 
 
 @dataclass(frozen=True)
@@ -86,9 +88,14 @@ class Controller:
         self.respawner = fleet.Respawner()
         self.stopping = threading.Event()
         self.waiter: LogWaiter | None = None
+        self.wake: Callable[[], None] | None = None  # a screen's own way to wake up (the TUI's)
         self.heart = Heart(self.paths, "ctl", cfg.heartbeat_secs, pane=screen_pane or "", clock=clock)
         self._last_screen = ""
         self._spawned: set[str] = set()
+        self._tmux_failed_at: float | None = None
+        self._watching_since = clock.time()
+        self._stuck_said: set[str] = set()
+        self.tmux_error = ""  # the last tmux failure, for the summary
         self._sleep = SleepDetector(clock=clock)
         self._session: str | None = None
 
@@ -108,10 +115,18 @@ class Controller:
     # --- one tick --------------------------------------------------------------------------------
 
     def tick(self) -> fleet.FleetView:
+        """Keep every slave c1..cN running — whoever started it and however it ended (only
+        `clanker stop`, which stops this controller too, or a lower `slaves:` keeps one stopped)
+        — kill the hung ones, and give back what dead ones held."""
         fv = fleet.view(self.tm, self.cfg.repo)
         now = self.clock.time()
+        slept = self._sleep.slept()
+        if slept:
+            self._watching_since = now
         session = self.session()
         for n in range(1, self.cfg.slaves + 1):
+            if self.stopping.is_set():
+                break  # `clanker stop` is stopping the slaves: don't start them again
             sid = f"c{n}"
             pane = fv.panes.get(sid)
             beat = heartbeat.read(self.paths, sid)
@@ -123,22 +138,47 @@ class Controller:
                 self.respawner.record(sid, now)
                 self.store.append(ev.SlaveSpawned(actor="ctl", slave=sid))
                 fv = fleet.view(self.tm, self.cfg.repo)
-            elif pane.dead and pane.created:
+            elif pane.dead and pane.created and self.respawner.due(sid, now):
+                delay = self.respawner.record(sid, now)
+                self.tm.respawn(pane.id, str(self.cfg.repo), fleet.slave_command(self.cfg, n), fleet.pane_env(self.cfg))
+                self._spawned.add(sid)
                 if beat is not None and beat.stopped:
-                    continue  # it exited cleanly (e.g. `clanker stop`): not a crash
-                if self.respawner.due(sid, now):
-                    delay = self.respawner.record(sid, now)
-                    self.tm.respawn(
-                        pane.id,
-                        str(self.cfg.repo),
-                        fleet.slave_command(self.cfg, n),
-                        fleet.pane_env(self.cfg),
-                    )
+                    said = f"slave {sid} had stopped (a signal, its pane closed); started again"
+                    self.store.append(ev.Risk(actor="ctl", slave=sid, kind="stopped", message=said))
+                else:
                     died = f"slave {sid} died; respawned (next backoff {delay:.0f}s)"
                     self.store.append(ev.Risk(actor="ctl", slave=sid, kind="crash", message=died))
-        if not self._sleep.slept():
+        if not slept:
+            self._kill_hung(now)
             self._reconcile(fv, now)
+        self._say_stuck()
         return fv
+
+    def _say_stuck(self) -> None:
+        """Work no slave of this fleet can move (only its author could judge it): said once, as a
+        risk in the log (the tail shows it) and on the headless screen, with what to change."""
+        for line in no_judge(self.store.state(), self.cfg.slaves):
+            task = line.split(" ", 1)[0]
+            if task in self._stuck_said:
+                continue
+            self._stuck_said.add(task)
+            self.out(f"! {line}")
+            self.store.append(ev.Risk(actor="ctl", task=task, kind="stuck", message=line))
+
+    def _kill_hung(self, now: float) -> None:
+        """A slave alive but not moving (stopped, frozen, deadlocked) holds its task forever: kill
+        it and its agent; its pane is respawned and its work given back like any dead slave's.
+        Judged only after this controller itself watched for `hung_secs` (a restart, a sleep)."""
+        hung = self.cfg.hung_secs
+        if now - self._watching_since < hung:
+            return
+        for sid, beat in heartbeat.read_all(self.paths).items():
+            if sid == "ctl" or not heartbeat.is_hung(beat, hung, now):
+                continue
+            what = "heartbeat" if beat.age(now) > hung else "main loop"
+            fleet.kill_hung(self.paths, beat)
+            said = f"slave {sid} was alive but its {what} stood still over {hung:.0f}s: killed it and its agent"
+            self.store.append(ev.Risk(actor="ctl", slave=sid, kind="hung", message=said))
 
     def _reconcile(self, fv: fleet.FleetView, now: float) -> None:
         dead_panes = frozenset(sid for sid, p in fv.panes.items() if p.dead)
@@ -197,25 +237,25 @@ class Controller:
             raise ClankerError(
                 "a controller is already running for this repo: attach to it, or `clanker stop`"
             ) from None
-        before = self._install_signals()
-        if self.screen_pane:
-            self.tm.mark(self.screen_pane, "ctl", str(self.cfg.repo), created=False)
-        self.heart.start()
-        self.waiter = LogWaiter(self.paths.state_dir, clock=self.clock) if wait_on_log else None
         try:
-            self.request_preflight()
-            yield
+            with SignalRelay((signal.SIGTERM, signal.SIGINT, signal.SIGHUP), self._on_signal):
+                if self.screen_pane:
+                    self.tm.mark(self.screen_pane, "ctl", str(self.cfg.repo), created=False)
+                self.heart.start()
+                self.waiter = LogWaiter(self.paths.state_dir, clock=self.clock) if wait_on_log else None
+                try:
+                    self.request_preflight()
+                    yield
+                finally:
+                    if self.waiter is not None:
+                        self.waiter.close()
+                    self.heart.stop()
         finally:
-            if self.waiter is not None:
-                self.waiter.close()
-            self.heart.stop()
             lock.release()
-            for sig, old in before.items():  # the caller's handlers again (tests call this in-process)
-                signal.signal(sig, old)
 
     def run_until_done(self, timeout: float | None = None) -> int:
         """The headless view: tick until every task is done (0) or stuck (1), time runs out (3), or
-        the gate preflight failed (4), printing the task counts when they change."""
+        the gate preflight failed (4), tmux kept failing (5), printing the task counts when they change."""
         started = self.clock.monotonic()
         code = 0
         with self.running():
@@ -225,7 +265,15 @@ class Controller:
                 if not st.tasks and not (st.plan_requests or st.plan_slave):
                     self.out("no tasks: add some with `clanker task add TITLE`")
                     break
-                fv = self.tick()
+                try:
+                    fv = self.tick()
+                except TmuxError as e:
+                    if self._tmux_failing(e):
+                        code = 5  # clanker's own failure: not "blocked", not "out of time"
+                        break
+                    self.waiter.wait(self.cfg.heartbeat_secs)
+                    continue
+                self._tmux_failed_at = None
                 self.draw(fv)
                 self.store.save_snapshot_if_behind()
                 if self.gate() == "failed":
@@ -241,18 +289,34 @@ class Controller:
                 self.waiter.wait(self.cfg.heartbeat_secs)
         return code
 
-    def _install_signals(self) -> dict[int, Any]:
-        def handler(_signum: int, _frame: FrameType | None) -> None:
-            self.stopping.set()
-            if self.waiter is not None:
-                self.waiter.poke()
+    def _tmux_failing(self, e: TmuxError) -> bool:
+        """A tmux command failed (its server died, or is restarting): said once, tried again each
+        tick — spawning starts a new server — and given up on after TMUX_GIVE_UP_SECS."""
+        now = self.clock.monotonic()
+        self.tmux_error = str(e)
+        if self._tmux_failed_at is None:
+            self._tmux_failed_at = now
+            self.out(f"tmux failed ({e}): trying again")
+            self.store.append(ev.Risk(actor="ctl", kind="tmux", message=f"tmux failed: {e}"))
+        return now - self._tmux_failed_at > max(TMUX_GIVE_UP_SECS, 10 * self.cfg.heartbeat_secs)
 
-        return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    def _on_signal(self, _signum: int) -> None:
+        """SIGTERM, SIGINT, SIGHUP: stop (in the signal relay's thread, system/signals.py)."""
+        self.stopping.set()
+        if self.waiter is not None:
+            self.waiter.poke()
+        if self.wake is not None:
+            self.wake()
 
     def stop_spawned(self) -> None:
-        """Stop the slaves this controller started; a slave a person started keeps running."""
-        if self._spawned:
-            fleet.stop(self.cfg, self.tm, only=set(self._spawned))
+        """Stop this repo's fleet: the slaves this controller started and every other one in a
+        pane clanker created (an earlier controller's); a slave a person started keeps running.
+        A dead tmux server is no reason to leave processes behind: they are found by heartbeat."""
+        ours = set(self._spawned)
+        with contextlib.suppress(ClankerError):
+            ours |= {sid for sid, p in fleet.view(self.tm, self.cfg.repo).panes.items() if p.created and sid != "ctl"}
+        if ours:
+            fleet.stop(self.cfg, self.tm, only=ours)
 
 
 def no_judge(state: State, slaves: int) -> list[str]:
@@ -277,7 +341,13 @@ def no_judge(state: State, slaves: int) -> list[str]:
 
 
 def summary(
-    state: State, code: int, timeout: float | None, repo: Path | None = None, key: str = "", slaves: int = 0
+    state: State,
+    code: int,
+    timeout: float | None,
+    repo: Path | None = None,
+    key: str = "",
+    slaves: int = 0,
+    tmux_error: str = "",
 ) -> str:
     """The one-screen summary `clanker run --until-done` ends with (`key`: the gate settings the
     run used; `slaves`: how many it had, to say when a task can find no judge)."""
@@ -289,6 +359,8 @@ def summary(
     lines.append(f"{len(done)}/{len(state.tasks)} tasks done")
     if code == 3:
         lines.append(f"time ran out after {timeout:.0f}s" if timeout else "time ran out")
+    if code == 5:
+        lines.append(f"stopped: {tmux_error or 'tmux kept failing'}; check tmux, then run again")
     for t in state.tasks.values():
         if t.state != TaskState.DONE:
             reason = f" — {t.reason}" if t.reason else ""

@@ -20,6 +20,7 @@ from ..config import Config
 from ..errors import TmuxError
 from ..state import heartbeat, secrets
 from ..state.paths import Paths
+from ..system import proc as procs
 from ..system.tmux import Pane, Tmux, pass_env
 from . import envpass
 
@@ -164,13 +165,25 @@ def stop(cfg: Config, tm: Tmux | None, grace: float = 30.0, only: set[str] | Non
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     if tm is not None:
-        fv = view(tm, cfg.repo)
+        try:
+            fv = view(tm, cfg.repo)
+        except TmuxError:
+            return [sid for sid, _ in targets]  # the server is gone, and its panes with it
         dead_or_ours = [p for p in fv.panes.values() if p.created and (only is None or p.clanker_id in only)]
         if dead_or_ours:
             wait_until_dead(tm, cfg.repo, {p.id for p in dead_or_ours}, 5.0)
         for p in dead_or_ours:
             tm.kill_pane(p.id)
     return [sid for sid, _ in targets]
+
+
+def kill_hung(paths: Paths, beat: heartbeat.Beat) -> None:
+    """A hung slave can't checkpoint: SIGKILL it (a stopped process dies too), then its agent's
+    group if one still works in its worktree (a group id reused by a stranger is left alone)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(beat.pid, signal.SIGKILL)
+    if beat.agent_pgid and procs.group_alive(int(beat.agent_pgid), inside=paths.worktree(beat.id).resolve()):
+        procs.signal_group(int(beat.agent_pgid), signal.SIGKILL)
 
 
 def wait_until_dead(tm: Tmux, repo: Path, pane_ids: set[str], timeout: float) -> None:

@@ -11,7 +11,8 @@ import contextlib
 import os
 import signal
 import time
-from types import FrameType
+from pathlib import Path
+from typing import TextIO
 
 from filelock import Timeout
 
@@ -37,13 +38,54 @@ from ..system import git, tmux
 from ..system import proc as procs
 from ..system.clock import SYSTEM, Clock
 from ..system.fswatch import LogWaiter
+from ..system.signals import SignalRelay
 from . import envpass
 from .scheduler import choose_job, gate_status
 
 
+class PaneWriter:
+    """The slave's pane. When it is gone — the tmux server died, the pane was closed: writes fail
+    with EIO or EPIPE — the lines go on into `fallback`, and so do fds 1 and 2 (a late warning must
+    not hit the dead terminal either): a dead terminal is not a crash."""
+
+    def __init__(self, fallback: Path) -> None:
+        self.fallback = fallback
+        self._file: TextIO | None = None
+
+    def line(self, text: str) -> None:
+        if self._file is None:
+            try:
+                print(text, flush=True)
+                return
+            except OSError:
+                self._detach()
+        assert self._file is not None
+        self._file.write(text + "\n")
+        self._file.flush()
+
+    def _detach(self) -> None:
+        self.fallback.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.fallback, "a", encoding="utf-8")  # noqa: SIM115 - for the process's life
+        with contextlib.suppress(OSError):
+            os.dup2(self._file.fileno(), 1)
+            os.dup2(self._file.fileno(), 2)
+        self._file.write(f"{time.strftime('%H:%M:%S')} the pane is gone: the slave's lines go on here\n")
+
+    @property
+    def detached(self) -> bool:
+        return self._file is not None
+
+
+_PANE: PaneWriter | None = None
+
+
 def say(sid: str, text: str) -> None:
     """A line in the slave's pane (gate output and agent text in it may hold a key: redacted)."""
-    print(redact(f"{time.strftime('%H:%M:%S')} {sid} {text}"), flush=True)
+    line = redact(f"{time.strftime('%H:%M:%S')} {sid} {text}")
+    if _PANE is None:
+        print(line, flush=True)
+    else:
+        _PANE.line(line)
 
 
 class Slave:
@@ -84,12 +126,14 @@ class Slave:
                 f"slave {self.sid} is already running{pid}: use another number, or `clanker stop`"
             ) from None
         try:
-            return self._run()
+            with SignalRelay((signal.SIGTERM, signal.SIGINT, signal.SIGHUP), self._on_signal):
+                return self._run()
         finally:
             lock.release()
 
     def _run(self) -> int:
-        self._install_signals()
+        global _PANE
+        _PANE = PaneWriter(self.paths.logs / f"{self.sid}.pane.log")
         secrets.register_env()  # keys already in the environment are secrets too
         self._mark_pane()
         self._kill_orphan_agent()
@@ -101,12 +145,17 @@ class Slave:
         sleep_watch = SleepDetector(clock=self.clock)
         try:
             while not self.ctx.stopping.is_set():
+                self.heart.touch()
                 if sleep_watch.slept():
                     # The machine slept: heartbeats are all old. Give everyone a round to beat again.
                     self.heart.beat()
                     self.waiter.wait(self.cfg.heartbeat_secs)
                     continue
                 self._reload_config()
+                if self._agent_left():
+                    self.heart.update(job=None, task=None, phase="an earlier agent will not stop")
+                    self.waiter.wait(self.cfg.heartbeat_secs * 3)
+                    continue
                 if self._budget_pause() or self._setup_blocked():
                     continue
                 job = self._claim()
@@ -221,16 +270,14 @@ class Slave:
         with contextlib.suppress(ClankerError):
             git.detach(self.ctx.worktree)
 
-    def _install_signals(self) -> None:
-        def handler(signum: int, _frame: FrameType | None) -> None:
-            self.ctx.stopping.set()
-            if self.ctx.current is not None:
-                self.ctx.current.cancel()
-            if self.waiter is not None:
-                self.waiter.poke()
-
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, handler)
+    def _on_signal(self, _signum: int) -> None:
+        """SIGTERM, SIGINT, SIGHUP (the pane closed): checkpoint the job and stop. Runs in the
+        signal relay's thread (system/signals.py), never inside the handler."""
+        self.ctx.stopping.set()
+        if self.ctx.current is not None:
+            self.ctx.current.cancel()
+        if self.waiter is not None:
+            self.waiter.poke()
 
     def _mark_pane(self) -> None:
         if not self.pane:
@@ -243,10 +290,30 @@ class Slave:
             say(self.sid, f"warning: can't mark this pane ({e})")
 
     def _kill_orphan_agent(self) -> None:
-        """An earlier incarnation of this slave was killed: stop the agent it left running."""
+        """An earlier incarnation of this slave was killed: stop the agent it left running, and
+        keep its group in the heartbeat until it is gone (no job starts while it may still write)."""
         beat = heartbeat.read(self.paths, self.sid)
-        if beat and beat.agent_pgid and not heartbeat.pid_alive(beat.pid) and procs.signal_group(int(beat.agent_pgid)):
-            say(self.sid, f"stopped the agent left by a previous {self.sid} (pgid {beat.agent_pgid})")
+        if beat and beat.agent_pgid and not heartbeat.pid_alive(beat.pid):
+            self.heart.info["agent_pgid"] = int(beat.agent_pgid)
+            self._agent_left()
+
+    def _agent_left(self) -> bool:
+        """Is an agent of an earlier job (of this slave, or of its previous incarnation) still
+        running in the worktree? It is stopped first; True while it could not be."""
+        pgid = self.heart.info.get("agent_pgid")
+        if not pgid:
+            return False
+        wt = self.ctx.worktree.resolve()
+        if not procs.group_alive(int(pgid), inside=wt):
+            self.heart.update(agent_pgid=None)
+            return False
+        say(self.sid, f"stopping the agent an earlier job left running (pgid {pgid})")
+        if procs.stop_group(int(pgid), clock=self.clock, inside=wt):
+            say(self.sid, f"stopped it (pgid {pgid})")
+            self.heart.update(agent_pgid=None)
+            return False
+        say(self.sid, f"✗ the agent of an earlier job (pgid {pgid}) will not stop: no new job in this worktree")
+        return True
 
     def _release_own_claims(self) -> None:
         """Claims held under this id belong to an earlier incarnation: save its work, then release."""

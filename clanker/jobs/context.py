@@ -15,16 +15,19 @@ from ..agents import adapter_for
 from ..agents.base import AgentRequest, AgentResult, Outcome
 from ..agents.runner import AgentRun, RunResult
 from ..config import AgentConfig, Config
+from ..errors import ClankerError
 from ..project.gate import GateResult
 from ..project.workspace import Workspace
 from ..state import credentials
 from ..state import events as ev
 from ..state.heartbeat import Heart
 from ..state.locks import launch_lock
+from ..state.model import TaskState
 from ..state.paths import Paths
 from ..state.secrets import redact
 from ..state.store import Store
 from ..system import git
+from ..system import proc as procs
 from ..system.clock import SYSTEM, Clock
 
 
@@ -49,6 +52,8 @@ class JobContext:
         """This slave's worktree as an environment (rebuilt when clanker.yaml is reloaded)."""
         if self._ws is None or self._ws.cfg is not self.cfg:
             self._ws = Workspace(self.cfg, self.paths, self.sid, self.worktree, self.index + 1, self.say)
+            self._ws.tick = self.heart.touch
+            self._ws.tick_secs = tick_secs(self.cfg)
         return self._ws
 
     def ensure_env(self) -> None:
@@ -141,6 +146,8 @@ class JobContext:
             on_start=lambda pgid: self.heart.update(agent_pgid=pgid),
             on_files=self.on_files,
             clock=self.clock,
+            on_tick=self.heart.touch,
+            tick_secs=tick_secs(self.cfg),
         )
         self.current = run
         self.heart.update(phase=f"{role} agent")
@@ -148,8 +155,33 @@ class JobContext:
             result = run.run()
         finally:
             self.current = None
-            self.heart.update(agent_pgid=None)
+            # The heartbeat keeps the agent's group until none of it is left: a slave that dies
+            # now, or its next incarnation, still knows what to stop before the next job.
+            if run.pgid is None or procs.stop_group(run.pgid, clock=self.clock, inside=self.worktree.resolve()):
+                self.heart.update(agent_pgid=None)
         return result
+
+    @contextmanager
+    def holding(self, task_ids: list[str], state: TaskState) -> Iterator[bool]:
+        """Under the queue lock (no reclaim can happen meanwhile): does this slave still hold
+        every one of `task_ids` in `state`?"""
+        with self.store.locked() as st:
+            yield all((t := st.tasks.get(i)) is not None and t.slave == self.sid and t.state == state for i in task_ids)
+
+    def commit_held(self, task_id: str, message: str) -> str | None:
+        """Commit the worktree to the task's branch, only while this slave still holds the task as
+        its worker — checked under the queue lock, where any reclaim is decided, so a slave that
+        lost the task while it was hung or cut off can never move its branch. Then its changes are
+        stashed (kept) and LostClaim is raised."""
+        with self.store.locked() as st:
+            t = st.tasks.get(task_id)
+            on = git.current_branch(self.worktree)
+            if t is not None and t.slave == self.sid and t.state == TaskState.CLAIMED and on == t.branch:
+                return git.commit_all(self.worktree, message)
+        if git.porcelain(self.worktree):
+            git.stash(self.worktree, f"clanker {self.sid}: {task_id} was taken from this slave ({message})")
+        holder = f"{t.state} by {t.slave}" if t is not None and t.slave else (t.state if t else "gone")
+        raise LostClaim(f"{task_id} is no longer this slave's ({holder}): its changes are stashed, not committed")
 
     @contextmanager
     def _launch_guard(self, stagger: float) -> Iterator[None]:
@@ -243,3 +275,12 @@ class JobContext:
         if announce:
             self.clock.wait(self.stopping, delay)
         return delay
+
+
+def tick_secs(cfg: Config) -> float:
+    """How often a long wait says the slave's loop is alive: well inside `hung_secs`."""
+    return min(5.0, cfg.hung_secs / 4)
+
+
+class LostClaim(ClankerError):
+    """The task was reclaimed from this slave (it was presumed hung or dead): it must not touch it."""

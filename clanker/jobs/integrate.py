@@ -15,6 +15,7 @@ A conflict sends just that task back.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from ..project.gate import GateResult
@@ -77,15 +78,18 @@ def run_mainline(ctx: JobContext, batch: tuple[str, ...]) -> None:
                 # The prefix before the culprit passed the gate: land it as it is.
                 prefix = stack[: good + 1]
                 cand, shas = _candidate(ctx, base, prefix)
-                if mainline.land(ctx.paths, ctx.main, cand).ok:
+                if mainline.land(ctx.paths, ctx.main, cand, _fence(ctx, prefix)).ok:
                     _done(ctx, prefix, shas)
                     landed_ids = {s.task.id for s in prefix}
                     queue = [t for t in queue if t.id not in landed_ids]
             continue
         cand, shas = _candidate(ctx, base, stack)
-        landed = mainline.land(ctx.paths, ctx.main, cand)
+        landed = mainline.land(ctx.paths, ctx.main, cand, _fence(ctx, stack))
         if landed.ok:
             _done(ctx, stack, shas)
+            return idle(ctx)
+        if landed.reason == "lost":
+            ctx.say("  ✗ this batch was taken from this slave (presumed hung): not landing it")
             return idle(ctx)
         if landed.reason != "moved":
             ctx.store.append(
@@ -164,6 +168,10 @@ def _bisect(ctx: JobContext, stack: list[Stacked], failed: GateResult) -> tuple[
         else:
             hi, failure = mid, result
     return stack[lo].task, failure, good if good == lo - 1 else None
+
+
+def _fence(ctx: JobContext, stack: list[Stacked]) -> AbstractContextManager[bool]:
+    return ctx.holding([s.task.id for s in stack], TaskState.LANDING)
 
 
 def _done(ctx: JobContext, stack: list[Stacked], shas: list[str]) -> None:

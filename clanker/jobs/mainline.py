@@ -10,6 +10,7 @@ and refuses (we wait and retry) rather than overwrite one.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,12 +75,16 @@ class Landed:
     reason: str = ""  # why not: "moved" (main changed), "checkout" (a person's edits in the way)
 
 
-def land(paths: Paths, main: str, cand: Candidate) -> Landed:
-    """Move `main` from cand.base to cand.sha, atomically, or report why not."""
+def land(paths: Paths, main: str, cand: Candidate, fence: AbstractContextManager[bool] | None = None) -> Landed:
+    """Move `main` from cand.base to cand.sha, atomically, or report why not. `fence`, held
+    around the move, says whether the lander still holds its batch ("lost" if not): a slave
+    reclaimed while hung can never land."""
     repo = paths.repo
     if cand.sha is None:
         return Landed(True, cand.base)
-    with mainline_lock(paths):
+    with mainline_lock(paths), fence or nullcontext(True) as ours:
+        if not ours:
+            return Landed(False, reason="lost")
         if git.rev(repo, main) != cand.base:
             return Landed(False, reason="moved")
         holder = next((w for w in git.worktrees(repo) if w.branch == main), None)

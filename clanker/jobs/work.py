@@ -52,7 +52,7 @@ def run_work(ctx: JobContext, task: Task) -> None:
         # Bring the branch up to date with main; the agent resolves any conflict markers.
         conflicts = git.merge_no_commit(ctx.worktree, ctx.main)
         if not conflicts:
-            git.commit_all(ctx.worktree, f"merge {ctx.main} into {task.branch}")
+            ctx.commit_held(task.id, f"merge {ctx.main} into {task.branch}")
         else:
             ctx.store.append(ev.TaskConflicted(actor=ctx.sid, task=task.id, slave=ctx.sid, files=tuple(conflicts)))
     attempt = task.attempts
@@ -83,7 +83,7 @@ def run_work(ctx: JobContext, task: Task) -> None:
         out_of_budget(ctx, task, res)
         return
     files = sorted(set(git.porcelain(ctx.worktree)) | set(res.result.files))
-    git.commit_all(ctx.worktree, f"wip({task.id}): {task.title} (attempt {attempt})")
+    ctx.commit_held(task.id, f"wip({task.id}): {task.title} (attempt {attempt})")
     if res.outcome != Outcome.OK:
         _fail(ctx, task, f"agent failed: {history.short(res.result.error or res.result.text, 200)}")
         return
@@ -176,7 +176,7 @@ def _prompt(ctx: JobContext, task: Task, conflicts: list[str]) -> str:
 
 def _park(ctx: JobContext, task: Task, attempt: int, why: str) -> None:
     """Keep what the agent did so far on the task branch and let go of the worktree."""
-    git.commit_all(ctx.worktree, f"wip({task.id}): attempt {attempt} ({why})")
+    ctx.commit_held(task.id, f"wip({task.id}): attempt {attempt} ({why})")
     _finish(ctx)
 
 
@@ -201,9 +201,9 @@ def _fail(ctx: JobContext, task: Task, error: str) -> None:
 def checkpoint(ctx: JobContext, task: Task, why: str) -> None:
     """Commit whatever is in the worktree to the task branch and release the claim with an event."""
     if git.merge_in_progress(ctx.worktree):
-        git.commit_all(ctx.worktree, f"wip({task.id}): checkpoint with unresolved merge ({why})")
+        ctx.commit_held(task.id, f"wip({task.id}): checkpoint with unresolved merge ({why})")
     else:
-        git.commit_all(ctx.worktree, f"wip({task.id}): checkpoint ({why})")
+        ctx.commit_held(task.id, f"wip({task.id}): checkpoint ({why})")
     _finish(ctx)
     st = ctx.store.state().tasks.get(task.id)
     if st and st.state == TaskState.CLAIMED and st.slave == ctx.sid:

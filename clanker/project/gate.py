@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -11,6 +12,7 @@ from ..state.secrets import redact
 from ..system import proc as procs
 
 OUTPUT_TAIL = 4000
+Tick = tuple[float, Callable[[], None]]  # (every so many seconds, call this): the caller's loop lives
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ def run_gate(
     timeout: float,
     env: dict[str, str] | None = None,
     log: Path | None = None,
+    tick: Tick = (5.0, lambda: None),
 ) -> GateResult:
     """Run the commands one by one with `sh -c` in `cwd`; stop at the first that fails. With
     `log`, every command's whole output is appended there too (the result keeps only a tail)."""
@@ -46,7 +49,7 @@ def run_gate(
         log.parent.mkdir(parents=True, exist_ok=True)
         sink = open(log, "a", encoding="utf-8")  # noqa: SIM115 - closed in the finally below
     try:
-        return _run(commands, cwd, timeout, full_env, chunks, started, sink)
+        return _run(commands, cwd, timeout, full_env, chunks, started, sink, tick)
     finally:
         if sink is not None:
             sink.close()
@@ -60,6 +63,7 @@ def _run(
     chunks: list[str],
     started: float,
     sink: TextIO | None,
+    tick: Tick,
 ) -> GateResult:
     def note(text: str) -> None:
         chunks.append(text)
@@ -71,12 +75,12 @@ def _run(
         note(f"$ {cmd}\n")
         proc = procs.spawn(["sh", "-c", cmd], cwd, full_env, stderr=procs.STDOUT)
         try:
-            out, _ = proc.communicate(timeout=timeout)
-        except procs.TimeoutExpired:
-            procs.stop(proc)
-            out, _ = proc.communicate()
-            note(out.decode("utf-8", "replace") + f"\n(timed out after {timeout:.0f}s)\n")
-            return GateResult(False, _tail(chunks), time.monotonic() - started, cmd)
+            out = _communicate(proc, timeout, tick)
+            if out is None:
+                procs.stop(proc)
+                out, _ = proc.communicate()
+                note(out.decode("utf-8", "replace") + f"\n(timed out after {timeout:.0f}s)\n")
+                return GateResult(False, _tail(chunks), time.monotonic() - started, cmd)
         except BaseException:
             # Ctrl-C, or the slave stopping: the command runs in a session of its own, so nothing
             # else would stop it.
@@ -87,6 +91,23 @@ def _run(
             note(f"(exit {proc.returncode})\n")
             return GateResult(False, _tail(chunks), time.monotonic() - started, cmd)
     return GateResult(True, _tail(chunks), time.monotonic() - started)
+
+
+def _communicate(proc: procs.Popen, timeout: float, tick: Tick) -> bytes | None:
+    """Its whole output, calling tick's function every tick's seconds meanwhile; None past
+    `timeout` (still running)."""
+    every, call = tick
+    deadline = time.monotonic() + timeout
+    while True:
+        call()
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        try:
+            out, _ = proc.communicate(timeout=min(every, left))
+            return bytes(out)
+        except procs.TimeoutExpired:
+            continue  # communicate keeps what it read so far; calling it again goes on
 
 
 def _tail(chunks: list[str]) -> str:

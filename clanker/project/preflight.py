@@ -239,7 +239,7 @@ def _watched_gate(cfg: Config, ws: Workspace, tracked: set[str]) -> tuple[GateRe
         OpenWatch(ws.path, tracked) as inside,
     ):
         env = {**ws.env(), "PYTHONPYCACHEPREFIX": pyc}
-        result = run_gate(cfg.gate, ws.path, cfg.gate_timeout_secs, env=env)
+        result = run_gate(cfg.gate, ws.path, cfg.gate_timeout_secs, env=env, tick=(ws.tick_secs, ws.tick))
     seen = Seen(frozenset(outside.opened), frozenset(inside.opened), outside.partial or inside.partial)
     return result, seen
 

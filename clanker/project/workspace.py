@@ -87,6 +87,8 @@ class Workspace:
         self.path = path
         self.slot = slot
         self.say = say
+        self.tick: Callable[[], None] = lambda: None  # called while its commands run (the slave's loop lives)
+        self.tick_secs = 5.0
         self._told: set[str] = set()
 
     # --- the environment ---------------------------------------------------------------------------
@@ -105,7 +107,8 @@ class Workspace:
 
     def run(self, commands: tuple[str, ...], extra: dict[str, str] | None = None) -> GateResult:
         """Run gate-like `commands` in this worktree with its environment (set up beforehand)."""
-        return run_gate(commands, self.path, self.cfg.gate_timeout_secs, env={**self.env(), **(extra or {})})
+        env = {**self.env(), **(extra or {})}
+        return run_gate(commands, self.path, self.cfg.gate_timeout_secs, env=env, tick=(self.tick_secs, self.tick))
 
     def gate(self, commands: tuple[str, ...], sha: str | None = None) -> GateResult:
         """Check out `sha` (if given), make sure the environment is set up, run `commands`."""
@@ -261,7 +264,8 @@ class Workspace:
         with open(log, "a", encoding="utf-8") as f:
             f.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} setup of {self.name} ({self.path}), inputs {fp}\n")
         self.say(f"  setup: {len(w.setup)} command(s) in {self.name} (log: {log})")
-        result = run_gate(w.setup, self.path, w.setup_timeout_secs, env=self.env(), log=log)
+        tick = (self.tick_secs, self.tick)
+        result = run_gate(w.setup, self.path, w.setup_timeout_secs, env=self.env(), log=log, tick=tick)
         state = {"ok": result.passed, "fingerprint": fp, "worktree": self._identity(), "at": time.time()}
         atomic.write_json(self.paths.setup_state(self.name), state)
         if not result.passed:

@@ -30,6 +30,7 @@ class Beat:
     stopped: bool
     env: list[str] | None = None  # which agent/credential variables the process has (names only)
     gate_key: str = ""  # the preflight settings key it computes (its environment's)
+    loop: float = 0.0  # when its main loop last moved (the heartbeat thread beats regardless)
 
     def age(self, now: float) -> float:
         return max(0.0, now - self.wall)
@@ -52,6 +53,7 @@ def read(paths: Paths, sid: str) -> Beat | None:
             stopped=bool(raw.get("stopped", False)),
             env=[str(n) for n in raw["env"]] if isinstance(raw.get("env"), list) else None,
             gate_key=str(raw.get("gate_key") or ""),
+            loop=float(raw.get("loop") or raw.get("wall", 0.0)),
         )
     except (TypeError, ValueError):
         return None
@@ -82,6 +84,14 @@ def pid_alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
+
+
+def is_hung(beat: Beat, hung_secs: float, now: float) -> bool:
+    """Alive but not moving: its process exists, and its heartbeat (a stopped or frozen process)
+    or its main loop (a deadlock: the heartbeat thread goes on beating) stood still `hung_secs`."""
+    if beat.stopped or not pid_alive(beat.pid):
+        return False
+    return beat.age(now) > hung_secs or now - beat.loop > hung_secs
 
 
 def is_dead(beat: Beat, heartbeat_secs: float, now: float, pane_dead: bool = False) -> bool:
@@ -121,6 +131,7 @@ class Heart:
             "phase": "starting",
             "pane": pane,
             "agent_pgid": None,
+            "loop": clock.time(),
         }
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{sid}", daemon=True)
@@ -130,8 +141,12 @@ class Heart:
         self._thread.start()
 
     def update(self, **info: Any) -> None:
-        self.info.update(info)
+        self.info.update(info, loop=self.clock.time())
         self.beat()
+
+    def touch(self) -> None:
+        """The main loop is moving (written with the next beat): call it from every long wait."""
+        self.info["loop"] = self.clock.time()
 
     def beat(self, stopped: bool = False) -> None:
         data = {

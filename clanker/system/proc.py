@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
+
+from .clock import SYSTEM, Clock
 
 # What a child must not inherit: the way to the slave's tmux server (an agent or a test suite
 # would think it runs inside tmux, and could drive it) and the pane's private key handoff file.
@@ -63,6 +66,47 @@ def signal_group(pgid: int, sig: int = signal.SIGTERM) -> bool:
         return True
     except (ProcessLookupError, PermissionError):
         return False
+
+
+def group_alive(pgid: int, inside: Path | None = None) -> bool:
+    """Does any live (not zombie) process of group `pgid` remain — with `inside`, one working in
+    that directory? Read from /proc: a group's members are not our children once their leader is
+    gone, so they can't be waited for. `inside` guards against a group id reused by a stranger."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text(encoding="ascii", errors="replace").rsplit(")", 1)[1].split()
+            if len(fields) <= 2 or fields[2] != str(pgid) or fields[0] == "Z":
+                continue
+            if inside is None or Path(os.readlink(stat.parent / "cwd")).is_relative_to(inside):
+                return True
+        except (OSError, IndexError):
+            continue  # it exited while we looked, or is not ours to read
+    return False
+
+
+def stop_group(pgid: int, grace: float = GRACE_SECS, clock: Clock = SYSTEM, inside: Path | None = None) -> bool:
+    """Stop every process of group `pgid` that is not our child (an agent a dead slave left):
+    TERM, up to `grace` seconds for it to go, then KILL. True once none is left. With `inside`,
+    only a group with a member working there is ours to stop (else: True, nothing of ours)."""
+    if not group_alive(pgid, inside):
+        return True
+    signal_group(pgid, signal.SIGTERM)
+    gone = threading.Event()
+    waited = 0.0
+    step = 0.05
+    while waited < grace:
+        if not group_alive(pgid, inside):
+            return True
+        # Not our children: nothing to wait on but /proc itself, so a short, growing poll.
+        clock.wait(gone, step)
+        waited += step
+        step = min(step * 2, 0.5)
+    signal_group(pgid, signal.SIGKILL)
+    for _ in range(20):
+        if not group_alive(pgid, inside):
+            return True
+        clock.wait(gone, 0.05)
+    return not group_alive(pgid, inside)
 
 
 def stop(proc: Popen, grace: float = GRACE_SECS) -> int:

@@ -113,6 +113,7 @@ class App:
     def run(self) -> None:
         watch = Watch(self.ctl.paths.state_dir, lambda _p: self._log_written(), lambda p: p.name == "events.log")
         old_wakeup = signal.set_wakeup_fd(self.wake.w)
+        self.ctl.wake = self.wake.poke
         # A resize, or coming back from Ctrl-Z, means the whole screen must be drawn again.
         old = {sig: signal.signal(sig, self._redraw) for sig in (signal.SIGWINCH, signal.SIGCONT)}
         try:
