@@ -39,7 +39,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -471,6 +471,9 @@ class MockLLM:
     `requests` records every request (main and side); `consumed` counts tape steps used;
     `main_requests()` filters the agent turns; `errors` collects handler exceptions (should stay empty).
     `max_requests` bounds the request loop: past it every request is answered 503 and counted in `overflow`.
+    `responder`, when given, chooses each main request's step from the request itself instead of the
+    tape (a fleet of agents working on different tasks at once); it runs in the request's own thread,
+    so it may sleep to play a stalled API.
     """
 
     def __init__(
@@ -481,8 +484,10 @@ class MockLLM:
         side_text: str = "Mock title",
         max_requests: int = 500,
         port: int = 0,
+        responder: Callable[[Request], Step | None] | None = None,
     ) -> None:
         self.tape: list[Step] = list(tape)
+        self.responder = responder
         self.want_port = port  # 0: any free port; a fixed one lets a test bring a "down" API back up
         self.exhausted_text = exhausted_text
         self.side_text = side_text
@@ -548,11 +553,15 @@ class MockLLM:
             self.requests.append(req)
             if not req.main:
                 return None
-            if self.consumed < len(self.tape):
+            if self.responder is not None:
+                self.consumed += 1
+            elif self.consumed < len(self.tape):
                 req.step = self.consumed
                 self.consumed += 1
                 return self.tape[req.step]
-            return None
+            if self.responder is None:
+                return None
+        return self.responder(req)
 
     def _over_limit(self) -> bool:
         with self._lock:

@@ -3,6 +3,7 @@ real tmux (a private server), real git, the fake agent."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -327,3 +328,70 @@ def test_hung_means_alive_and_not_moving() -> None:
     assert heartbeat.is_hung(beat(now, now - 11), 10, now), "beating, but its loop stands still"
     assert not heartbeat.is_hung(beat(now - 11, now - 11, stopped=True), 10, now)
     assert not heartbeat.is_hung(beat(now - 11, now - 11, pid=2**22 + 1), 10, now), "gone: dead, not hung"
+
+
+def test_a_slave_whose_loop_is_stuck_while_its_heartbeat_thread_beats_is_killed(tmp_path: Path) -> None:
+    # The deadlock once seen: the heartbeat thread went on beating (fresh heartbeat) while the main
+    # loop waited forever on a lock. A real process plays it: a Heart beating, a main thread asleep.
+    from clanker.fleet.controller import Controller
+
+    repo = make_repo(tmp_path / "r", "slaves: 2\nheartbeat_secs: 0.2\nhung_secs: 1\nagent:\n  kind: fake\n")
+    cfg = load(repo)
+    prepare(cfg)
+    code = (
+        "import time\n"
+        "from pathlib import Path\n"
+        "from clanker.state.heartbeat import Heart\n"
+        "from clanker.state.paths import Paths\n"
+        f"h = Heart(Paths(Path({str(repo)!r})), 'c2', 0.2)\n"
+        "h.start()\n"
+        "h.update(job='work', task='T1', phase='agent')\n"
+        "time.sleep(600)\n"
+    )
+    stuck = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        paths = Paths(repo)
+        retry_until(lambda: heartbeat.read(paths, "c2"), 10)
+        ctl = Controller(cfg)
+        ctl._kill_hung(time.time())
+        assert stuck.poll() is None, "not judged before the controller itself watched hung_secs"
+        time.sleep(1.5)
+        beat = heartbeat.read(paths, "c2")
+        assert beat is not None and beat.age(time.time()) < 1, "its heartbeat is fresh"
+        ctl._kill_hung(time.time())
+        assert stuck.wait(10) == -signal.SIGKILL
+        risk = [e for e in events(repo) if e["type"] == "risk" and e.get("kind") == "hung"]
+        assert len(risk) == 1 and "main loop stood still" in risk[0]["message"]
+    finally:
+        if stuck.poll() is None:
+            stuck.kill()
+            stuck.wait(10)
+
+
+def test_a_restarted_slave_stops_the_agent_its_killed_predecessor_left_before_any_job(tmp_path: Path) -> None:
+    # The predecessor died (kill -9) with its agent running in the worktree: its heartbeat still
+    # names the agent's group, and the new slave stops that group before it takes any job.
+    from clanker.fleet.slave import Slave
+
+    repo = make_repo(tmp_path / "r", "slaves: 2\nagent:\n  kind: fake\n")
+    cfg = load(repo)
+    prepare(cfg)
+    slave = Slave(cfg, 1)
+    wt = slave.ctx.worktree
+    gitw.ensure_worktree(repo, wt, "main")
+    orphan = procs.spawn(["sh", "-c", "trap '' TERM; while :; do echo x >> orphan.txt; sleep 0.1; done"], wt,
+                         procs.child_env({}))  # fmt: skip
+    try:
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        beat_file = Paths(repo).heartbeat("c1")
+        beat_file.parent.mkdir(parents=True, exist_ok=True)
+        beat_file.write_text(json.dumps({"pid": int(dead.stdout), "wall": time.time(), "agent_pgid": orphan.pid}))
+        beat = heartbeat.read(Paths(repo), "c1")
+        assert beat is not None and beat.agent_pgid == orphan.pid
+        slave._kill_orphan_agent()
+        assert not procs.group_alive(orphan.pid), "stopped, though it ignores SIGTERM"
+        assert slave.heart.info.get("agent_pgid") is None
+        assert not slave._agent_left(), "nothing left: jobs may start"
+    finally:
+        procs.signal_group(orphan.pid, signal.SIGKILL)
+        orphan.wait(5)

@@ -12,14 +12,15 @@ from ..state.model import State
 from . import regressions
 from .base import JobKind, release_all
 from .common import idle
-from .context import JobContext
+from .context import JobContext, tick_secs
 
 
 def run_preflight_job(ctx: JobContext) -> None:
     key = preflight.key(ctx.cfg)
     ctx.say(f"▶ gate preflight: the gate on {ctx.main} in a fresh worktree, before anything is dispatched")
     ctx.heart.update(job="preflight", task=None, phase="preflight")
-    found = preflight.run(ctx.cfg, ctx.paths, f"preflight-{ctx.sid}", ctx.index + 1, ctx.say)
+    tick = (tick_secs(ctx.cfg), ctx.heart.touch)
+    found = preflight.run(ctx.cfg, ctx.paths, f"preflight-{ctx.sid}", ctx.index + 1, ctx.say, tick)
     ran = found.event(ctx.sid, key)
 
     def decide(st: State) -> list[Event]:

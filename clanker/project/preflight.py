@@ -39,7 +39,7 @@ from ..state.secrets import redact
 from ..system import git
 from ..system.openwatch import OpenWatch
 from . import recipes, traps
-from .gate import GateResult, run_gate
+from .gate import GateResult, Tick, run_gate
 from .workspace import SetupFailed, Workspace
 
 # Read by every git command (and so by an editor's git panel polling the checkout): no evidence.
@@ -111,9 +111,12 @@ def needed(cfg: Config) -> bool:
     return bool(cfg.gate) and cfg.gate_preflight
 
 
-def run(cfg: Config, paths: Paths, name: str, slot: int, say: Callable[[str], None]) -> Finding:
+def run(
+    cfg: Config, paths: Paths, name: str, slot: int, say: Callable[[str], None], tick: Tick | None = None
+) -> Finding:
     """Run the preflight in a fresh scratch worktree `name` at main's head; the worktree is
-    removed afterwards (it holds only main's files and what setup and the gate generated)."""
+    removed afterwards (it holds only main's files and what setup and the gate generated).
+    `tick`: called while setup and the gate run (a slave's loop is alive meanwhile)."""
     sha = git.rev(cfg.repo, cfg.mainline_branch)
     if sha is None:
         return Finding(False, "gate", "", 0.0, tail=f"branch {cfg.mainline_branch} has no commit")
@@ -123,6 +126,8 @@ def run(cfg: Config, paths: Paths, name: str, slot: int, say: Callable[[str], No
     paths.setup_state(name).unlink(missing_ok=True)
     git.add_worktree(cfg.repo, path, sha)
     ws = Workspace(cfg, paths, name, path, slot, say)
+    if tick is not None:
+        ws.tick_secs, ws.tick = tick
     started = time.monotonic()
     try:
         return _check(cfg, ws, sha, started, say)
