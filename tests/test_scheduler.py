@@ -112,24 +112,24 @@ def test_fixtures_reach_the_states_they_claim() -> None:
         (3, 6, 0, 0.0, 1, Targets("explore", 3, 1)),
         (1, 2, 0, 0.0, 1, Targets("explore", 1, 1)),
         (64, 200, 0, 0.0, 64, Targets("explore", 64, 64)),
-        # execute: three quarters of the slaves, rounded up
+        # execute: no cap below the slaves (a phase never idles anyone by itself)
         (3, 5, 0, 0.0, 1, Targets("execute", 3, 1)),
-        (4, 0, 0, 0.0, 1, Targets("execute", 3, 1)),
-        (8, 3, 0, 0.0, 2, Targets("execute", 6, 2)),
+        (4, 0, 0, 0.0, 1, Targets("execute", 4, 1)),
+        (8, 3, 0, 0.0, 2, Targets("execute", 8, 2)),
         (1, 0, 0, 0.0, 1, Targets("execute", 1, 1)),
         (1, 0, 1, 0.0, 1, Targets("execute", 1, 1)),  # one waiting judgement is not a backlog
-        (6, 0, 5, 0.0, 1, Targets("execute", 5, 1)),
-        # integrate: judging is behind, half the slaves work; it wins over explore
+        (6, 0, 5, 0.0, 1, Targets("execute", 6, 1)),
+        # integrate: judging is behind (judging goes first in choose_job); it wins over explore
         (1, 0, 2, 0.0, 1, Targets("integrate", 1, 1)),
-        (3, 100, 3, 0.0, 1, Targets("integrate", 1, 1)),
-        (4, 0, 4, 0.0, 1, Targets("integrate", 2, 1)),
-        (10, 0, 12, 0.0, 3, Targets("integrate", 5, 3)),
+        (3, 100, 3, 0.0, 1, Targets("integrate", 3, 1)),
+        (4, 0, 4, 0.0, 1, Targets("integrate", 4, 1)),
+        (10, 0, 12, 0.0, 3, Targets("integrate", 10, 3)),
         # conflict throttle halves the work target, never below one, only above 30 %
         (4, 8, 0, 0.31, 1, Targets("explore", 2, 1)),
         (4, 8, 0, 0.3, 1, Targets("explore", 4, 1)),
         (1, 2, 0, 0.9, 1, Targets("explore", 1, 1)),
         (3, 0, 3, 0.5, 1, Targets("integrate", 1, 1)),
-        (8, 0, 0, 1.0, 1, Targets("execute", 3, 1)),
+        (8, 0, 0, 1.0, 1, Targets("execute", 4, 1)),
         # the judge cap is clamped to [1, slaves]
         (3, 0, 0, 0.0, 5, Targets("execute", 3, 3)),
         (3, 0, 0, 0.0, 0, Targets("execute", 3, 1)),
@@ -244,7 +244,7 @@ CASES = [
         slaves=3,
     ),
     case(
-        "integrate phase halves new work",
+        "integrate phase: a slave with nothing to judge (the judge cap is reached) works",
         [
             judging("T0", "c1"),
             *(needs_judge(f"T{i}", "c1") for i in range(1, 5)),
@@ -253,7 +253,7 @@ CASES = [
             added("T7"),
         ],
         "c4",
-        None,
+        Job(W, "T7"),
         slaves=4,
         alive=frozenset({"c1", "c2", "c3", "c4"}),
     ),

@@ -111,6 +111,7 @@ PLACES: dict[tuple[str, ...], str] = {
     ("gate",): "gate",
     ("gate_timeout_secs",): "gate_timeout_secs",
     ("gate_preflight",): "gate_preflight",
+    ("gate_reuse",): "gate_reuse",
     ("branch_prefix",): "branch_prefix",
     ("mainline", "branch"): "mainline_branch",
     ("mainline", "conflict_budget"): "conflict_budget",

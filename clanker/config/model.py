@@ -115,3 +115,4 @@ class Config:
     worktree: WorktreeConfig = WorktreeConfig()
     env_pass: tuple[str, ...] = ()  # variables panes get from the shell that started the controller
     gate_preflight: bool = True  # run the gate on main in a fresh worktree before trusting it
+    gate_reuse: bool = True  # a tree a judge's or mainline gate passed is not gated again (same settings)

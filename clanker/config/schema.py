@@ -167,6 +167,7 @@ SCHEMA: dict[str, Any] = {
     },
     "env": {"pass": _names},
     "gate_preflight": _bool,
+    "gate_reuse": _bool,
     "branch_prefix": _prefix,
     "owner_files": _strlist,
     "git_ignore": _choice("exclude", "gitignore"),

@@ -182,6 +182,12 @@ class Controller:
 
     def _reconcile(self, fv: fleet.FleetView, now: float) -> None:
         dead_panes = frozenset(sid for sid, p in fv.panes.items() if p.dead)
+        # Looked at without the lock first: most ticks nobody is dead, and the queue lock is the
+        # slaves' to take. Decided again under the lock when someone may be.
+        if not dead_slaves(
+            self.store.state(), heartbeat.read_all(self.paths), self.cfg.heartbeat_secs, now, dead_panes
+        ):
+            return
 
         def decide(st: State) -> list[Event]:
             beats = heartbeat.read_all(self.paths)
@@ -250,6 +256,7 @@ class Controller:
                     if self.waiter is not None:
                         self.waiter.close()
                     self.heart.stop()
+                    self.store.save_snapshot_if_behind(now=True)
         finally:
             lock.release()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import random
 import threading
 import time
@@ -16,6 +17,7 @@ from ..agents.base import AgentRequest, AgentResult, Outcome
 from ..agents.runner import AgentRun, RunResult
 from ..config import AgentConfig, Config
 from ..errors import ClankerError
+from ..project import preflight
 from ..project.gate import GateResult
 from ..project.workspace import Workspace
 from ..state import credentials
@@ -254,7 +256,7 @@ class JobContext:
             if self.clock.wait(self.stopping, delay):
                 return None
 
-    def record_gate(self, task_id: str, role: str, result: GateResult) -> None:
+    def record_gate(self, task_id: str, role: str, result: GateResult, tree: str = "", key: str = "") -> None:
         self.store.append(
             ev.GateRan(
                 actor=self.sid,
@@ -265,8 +267,36 @@ class JobContext:
                 seconds=round(result.seconds, 2),
                 failed=result.failed,
                 tail=result.output[-600:],
+                tree=tree,
+                key=key,
             )
         )
+
+    def gate_key(self) -> str:
+        """What a gate result is about besides its tree: the gate commands, worktree settings and
+        environment (the preflight's key) and the files it reads from the user's checkout."""
+        text = preflight.key(self.cfg) + self.workspace.outside_fingerprint()
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+    def gate_tree(self, task_id: str, role: str, sha: str) -> GateResult:
+        """The gate of commit `sha`'s tree, recorded. Not run again when this task's last judge or
+        mainline gate passed on the very same tree with the same key: that pass is recorded as
+        reused (`main` still only moves to a tree a gate passed, with these settings)."""
+        tree = git.tree_of(self.repo, sha)
+        key = self.gate_key()
+        t = self.store.state().tasks.get(task_id)
+        if self.cfg.gate_reuse and t is not None and t.passed_tree == tree and t.passed_key == key:
+            self.store.append(
+                ev.GateRan(
+                    actor=self.sid, task=task_id, slave=self.sid, role=role, passed=True,
+                    tail=f"reused: the gate passed on tree {tree[:10]} already", tree=tree, key=key, reused=True,
+                )
+            )  # fmt: skip
+            self.say(f"  gate: reused (tree {tree[:10]} passed already, same settings)")
+            return GateResult(True, f"(reused: the gate passed on tree {tree[:10]} already)\n", 0.0)
+        result = self.gate(sha=sha)
+        self.record_gate(task_id, role, result, tree, key)
+        return result
 
     def backoff(self, n: int, base: float = 1.0, cap: float = 30.0, announce: bool = True) -> float:
         """Exponential backoff with full jitter: a delay in [0, min(cap, base·2ⁿ)]. Waits it (a stop

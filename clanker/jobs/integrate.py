@@ -119,9 +119,7 @@ def _stack(ctx: JobContext, base: str, queue: list[Task]) -> tuple[list[Stacked]
 
 
 def _gate(ctx: JobContext, item: Stacked) -> GateResult:
-    result = ctx.gate(sha=item.sha)
-    ctx.record_gate(item.task.id, "mainline", result)
-    return result
+    return ctx.gate_tree(item.task.id, "mainline", item.sha)
 
 
 def _check(ctx: JobContext, stack: list[Stacked]) -> tuple[Task | None, GateResult | None, int | None]:

@@ -31,9 +31,8 @@ def run_judge(ctx: JobContext, task: Task) -> None:
         return conflict(ctx, task, cand.conflicts)
     gate_output = ""
     if cand.sha:
-        result = ctx.gate(sha=cand.sha)
+        result = ctx.gate_tree(task.id, "judge", cand.sha)
         gate_output = result.output
-        ctx.record_gate(task.id, "judge", result)
         if not result.passed:
             if main_is_red(ctx, cand.base, task, result, f"judging {task.id}", when_unnamed=True):
                 let_go(ctx, "main is red: waiting for the regression fix")

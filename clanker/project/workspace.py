@@ -231,6 +231,24 @@ class Workspace:
         text = json.dumps(list(w.setup)) + "\n" + git.index_entries(self.path, w.setup_inputs)
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 
+    def outside_fingerprint(self) -> str:
+        """What a gate here reads from outside git: the `worktree.copy` files and `worktree.link`
+        targets in the user's checkout (size and mtime). Two gates of one tree agree only if it matches."""
+        w = self.cfg.worktree
+        if not w.copy and not w.link:
+            return ""
+        checkout = self.paths.repo
+        seen = []
+        rels = git.ignored_files(checkout, w.copy, self._own_state()) if w.copy else []
+        rels += [str(p.relative_to(checkout)) for pattern in w.link for p in sorted(checkout.glob(pattern))]
+        for rel in rels:
+            try:
+                st = (checkout / rel).stat()
+            except OSError:
+                continue
+            seen.append([rel, st.st_size, st.st_mtime_ns])
+        return hashlib.sha1(json.dumps(seen).encode()).hexdigest()[:16]
+
     def _identity(self) -> list[int]:
         """Which worktree this is: a worktree removed and made again is set up again."""
         st = (self.path / ".git").stat()

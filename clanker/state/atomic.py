@@ -9,19 +9,24 @@ from pathlib import Path
 from typing import Any
 
 
-def write_text(path: Path, text: str, mode: int = 0o644) -> None:
+def write_text(path: Path, text: str, mode: int = 0o644, durable: bool = True) -> None:
+    """Replace `path` with `text`. `durable`: on disk before it returns (fsync of the file and its
+    directory); a cache or a heartbeat, rewritten soon anyway, needs only the atomic rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if not durable:
+        return
     # The rename itself is only durable once the directory entry is on disk.
     dfd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -30,8 +35,9 @@ def write_text(path: Path, text: str, mode: int = 0o644) -> None:
         os.close(dfd)
 
 
-def write_json(path: Path, data: Any) -> None:
-    write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+def write_json(path: Path, data: Any, durable: bool = True, compact: bool = False) -> None:
+    text = json.dumps(data, separators=(",", ":")) if compact else json.dumps(data, indent=1, sort_keys=True)
+    write_text(path, text + "\n", durable=durable)
 
 
 def read_json(path: Path) -> Any | None:

@@ -257,6 +257,9 @@ class GateRan(TaskEvent):
     seconds: float = 0.0
     failed: str | None = None
     tail: str = ""
+    tree: str = opt("")  # the tree it tested: what a later gate of the same tree may reuse
+    key: str = opt("")  # the gate, worktree settings, environment and copied files it ran with
+    reused: bool = opt(False)  # not run: an earlier pass on this very tree and key stands
 
 
 @kind("risk")

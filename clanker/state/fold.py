@@ -8,6 +8,7 @@ a crash.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -103,10 +104,15 @@ def on_task(cls: type[E]) -> Callable[[Callable[[Task, E], Task]], Callable[[Tas
 
 
 def fold(state: State, events: Iterable[tuple[Event, int]]) -> State:
-    """Apply events (each with the log offset just past it) to `state`, returning a new State."""
+    """Apply events (each with the log offset just past it) to `state`, returning a new State
+    (`state` itself when there are none: a look at an unchanged log copies nothing)."""
+    it = iter(events)
+    first = next(it, None)
+    if first is None:
+        return state
     d = _Draft.of(state)
     offset = state.offset
-    for e, end in events:
+    for e, end in itertools.chain((first,), it):
         offset = end
         d.events += 1
         APPLY.get(type(e), _nothing)(d, e)
@@ -455,6 +461,10 @@ def _note(t: Task, e: ev.TaskNote) -> Task:
 
 @on_task(ev.GateRan)
 def _gate_ran(t: Task, e: ev.GateRan) -> Task:
+    # A worker's own gate is not remembered: its worktree holds whatever the agent left there,
+    # ignored files too, so only a gate in another slave's clean checkout of the tree counts.
+    if e.passed and e.tree and e.key and e.role in ("judge", "mainline"):
+        return dataclasses.replace(t, passed_tree=e.tree, passed_key=e.key)
     return t
 
 

@@ -133,7 +133,8 @@ class Heart:
             "agent_pgid": None,
             "loop": clock.time(),
         }
-        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._stopping = False
         self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{sid}", daemon=True)
 
     def start(self) -> None:
@@ -141,8 +142,14 @@ class Heart:
         self._thread.start()
 
     def update(self, **info: Any) -> None:
+        """New facts about this process: written by the heartbeat thread at once (the caller does
+        not wait for the disk), except the agent's process group — which must be on disk before
+        anything else happens, so a successor can stop that agent — and without a running thread."""
         self.info.update(info, loop=self.clock.time())
-        self.beat()
+        if "agent_pgid" in info or not self._thread.is_alive():
+            self.beat()
+        else:
+            self._wake.set()
 
     def touch(self) -> None:
         """The main loop is moving (written with the next beat): call it from every long wait."""
@@ -156,12 +163,21 @@ class Heart:
             "mono": self.clock.monotonic(),
             "stopped": stopped,
         }
-        atomic.write_json(self.paths.heartbeat(self.sid), data)
+        # No fsync: a heartbeat is rewritten every interval, and after a crash of the machine every
+        # one of them is stale anyway. The rename keeps each one whole.
+        atomic.write_json(self.paths.heartbeat(self.sid), data, durable=False, compact=True)
 
     def _loop(self) -> None:
-        while not self.clock.wait(self._stop, self.interval):
+        while True:
+            self.clock.wait(self._wake, self.interval)
+            self._wake.clear()
+            if self._stopping:
+                return
             self.beat()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping = True
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
         self.beat(stopped=True)

@@ -6,8 +6,13 @@ or the file itself under a hot directory listed in `owner_files` (DESIGN §5).
 
 from __future__ import annotations
 
+import fcntl
 import fnmatch
+import os
+import threading
 from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
 
 from filelock import FileLock, Timeout
 
@@ -44,6 +49,47 @@ def overlaps(a: Iterable[str], b: Iterable[str]) -> bool:
     """Keys overlap when equal or one is a directory prefix of the other."""
     bs = list(b)
     return any(x == y or x.startswith(y + "/") or y.startswith(x + "/") for x in a for y in bs)
+
+
+class BlockingLock:
+    """An exclusive flock that waits in the kernel — the holder's release wakes the next one at
+    once, where a polling lock sleeps 50 ms between tries — and that this process's threads may
+    take again while they hold it (like filelock's). The kernel frees it when the holder dies."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._depth = 0
+        self._mutex = threading.RLock()
+
+    def __enter__(self) -> BlockingLock:
+        self._mutex.acquire()
+        try:
+            if self._depth == 0:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                except BaseException:
+                    os.close(fd)
+                    raise
+                self._fd = fd
+            self._depth += 1
+        except BaseException:
+            self._mutex.release()
+            raise
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+        self._mutex.release()
+
+
+def queue_lock(paths: Paths) -> BlockingLock:
+    return BlockingLock(paths.locks / "queue.lock")
 
 
 def mainline_lock(paths: Paths) -> FileLock:

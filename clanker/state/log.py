@@ -58,25 +58,27 @@ def read_from(path: Path, offset: int, skipped: list[int] | None = None) -> Iter
     each skipped line is added to it.
     """
     try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
+        f = open(path, "rb")  # noqa: SIM115 - closed below; a generator can't hold a `with` open cleanly
     except FileNotFoundError:
         return
-    pos = offset
-    for raw in data.splitlines(keepends=True):
-        if not raw.endswith(b"\n"):
-            return
-        start, pos = pos, pos + len(raw)
-        if not raw.strip():
-            continue
-        found = _parse(raw)
-        if isinstance(found, Event):
-            yield found, pos
-            continue
-        if skipped is not None:
-            skipped.append(start)
-        warn_skipped(found, str(path))
+    with f:
+        f.seek(offset)
+        pos = offset
+        # Line by line, not the whole rest of the log at once: a cold rebuild of a year of
+        # history holds one line in memory, not all of them.
+        for raw in f:
+            if not raw.endswith(b"\n"):
+                return
+            start, pos = pos, pos + len(raw)
+            if not raw.strip():
+                continue
+            found = _parse(raw)
+            if isinstance(found, Event):
+                yield found, pos
+                continue
+            if skipped is not None:
+                skipped.append(start)
+            warn_skipped(found, str(path))
 
 
 def unreadable(path: Path) -> list[tuple[int, str]]:

@@ -153,6 +153,8 @@ class Task:
     first_started: float | None = None  # when a slave first claimed it
     held_behind: tuple[str, ...] = ()  # earlier tasks whose changes overlap: not judged before they land
     merge_conflicts: tuple[str, ...] = ()  # files a merge of main left conflicted: no markers may stay
+    passed_tree: str = ""  # the last tree a judge's or mainline gate passed for it …
+    passed_key: str = ""  # … and with what (GateRan.key): a landing of that same tree needn't re-run it
 
     @property
     def usage(self) -> Usage:

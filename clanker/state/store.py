@@ -6,21 +6,22 @@ current state, append, release (DESIGN §3). The lock is never held across an ag
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-
-from filelock import FileLock
 
 from . import atomic
 from . import log as events
 from .events import Event
 from .fold import fold
 from .legal import check
+from .locks import queue_lock
 from .model import State
 from .paths import Paths
 from .snapshot import state_from_json, state_to_json
 
 SNAPSHOT_EVERY_BYTES = 64 * 1024
+SNAPSHOT_EVERY_SECS = 30.0  # a wake that changed little does not rewrite the whole snapshot
 
 
 class Store:
@@ -29,18 +30,19 @@ class Store:
         self.actor = actor
         self._state: State | None = None
         self._snapshot_offset = 0
+        self._snapshot_at = time.monotonic()
         paths.ensure()
-        self._queue_lock = FileLock(str(paths.locks / "queue.lock"))
+        self._queue_lock = queue_lock(paths)
 
     def state(self) -> State:
         """The current state: the last one, plus whatever the log gained since."""
         if self._state is None:
             self._state = self._load_snapshot()
-        new = list(events.read_from(self.paths.events, self._state.offset))
-        if new:
-            self._state = fold(self._state, new)
-            if self._state.offset - self._snapshot_offset >= SNAPSHOT_EVERY_BYTES:
-                self.save_snapshot()
+        before = self._state.offset
+        # Folded as it is read (the fold takes any iterable): a cold start never lists the log.
+        self._state = fold(self._state, events.read_from(self.paths.events, before))
+        if self._state.offset != before and self._state.offset - self._snapshot_offset >= SNAPSHOT_EVERY_BYTES:
+            self.save_snapshot()
         return self._state
 
     def _load_snapshot(self) -> State:
@@ -58,17 +60,23 @@ class Store:
                 return snap
         return State()
 
-    def save_snapshot_if_behind(self) -> None:
-        if self._state is not None and self._state.offset != self._snapshot_offset:
+    def save_snapshot_if_behind(self, now: bool = False) -> None:
+        """Write the snapshot when it is behind the log by SNAPSHOT_EVERY_BYTES or for
+        SNAPSHOT_EVERY_SECS — or, with `now`, whenever it is behind at all (at exit)."""
+        if self._state is None or self._state.offset == self._snapshot_offset:
+            return
+        old = time.monotonic() - self._snapshot_at >= SNAPSHOT_EVERY_SECS
+        if now or old or self._state.offset - self._snapshot_offset >= SNAPSHOT_EVERY_BYTES:
             self.save_snapshot()
 
     def save_snapshot(self) -> None:
         if self._state is None:
             return
-        atomic.write_json(
-            self.paths.snapshot, {"head": events.head(self.paths.events), "state": state_to_json(self._state)}
-        )
+        # A cache of the fold, rebuilt from the log when missing: compact, and no fsync.
+        snap = {"head": events.head(self.paths.events), "state": state_to_json(self._state)}
+        atomic.write_json(self.paths.snapshot, snap, durable=False, compact=True)
         self._snapshot_offset = self._state.offset
+        self._snapshot_at = time.monotonic()
 
     @contextmanager
     def locked(self) -> Iterator[State]:

@@ -1,0 +1,43 @@
+"""The project's own scripts run: benchmarks and the fault campaign are tools people rely on, so
+a change that breaks them fails here rather than at the next measurement."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+pytestmark = pytest.mark.e2e
+
+
+def script(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(SCRIPTS / args[0]), *args[1:]], capture_output=True, text=True,
+                          timeout=timeout, check=False)  # fmt: skip
+
+
+def test_bench_log_measures_a_generated_history_against_its_baseline() -> None:
+    proc = script("bench", "log", "--events", "2000", "--reps", "1")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["tasks"] == 200 and out["big_warm"]["secs"]["median"] > 0
+    assert out["warm_ratio_to_1.2k_events"] > 0 and out["cold_ratio_to_1.2k_events"] > 0
+
+
+def test_bench_mainline_lands_accepted_tasks_both_ways() -> None:
+    proc = script("bench", "mainline", "--k", "2", "--gate", "0.05")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["one_by_one_secs"] > 0 and out["batched_secs"] > 0
+
+
+def test_chaos_runs_a_faulted_fleet_and_checks_its_invariants(tmp_path: Path) -> None:
+    keep = tmp_path / "failures"
+    proc = script("chaos", "--runs", "1", "--seed", "3", "--tasks", "3", "--llm-every", "0", "--keep", str(keep))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("ok  seed    3 fake") and "| 1 | 1 |" in proc.stdout, proc.stdout
+    assert not keep.exists(), "no failing run, no evidence kept"
