@@ -1,4 +1,5 @@
-"""The command line: each command parses its options and calls one function of `commands/`.
+"""The command line: each command parses its options and calls one function of `commands/`,
+imported when the command runs (a slave, `status` or `task add` loads only what it uses).
 
 `entry` is the single error boundary: a ClankerError prints one line (exit 1, bad input 2), Ctrl-C
 exits 130, and anything unexpected writes a crash log and says where it is (exit 3).
@@ -18,28 +19,14 @@ import click
 
 from . import __version__
 from .commands import Done
-from .commands import demo as demo_cmd_
-from .commands import doctor as doctor_cmd_
-from .commands import fleet as fleet_cmd
-from .commands import init as init_cmd_
-from .commands import land as land_cmd_
-from .commands import logs as logs_cmd_
-from .commands import panes as panes_cmd
-from .commands import plan as plan_cmd_
-from .commands import run as run_cmd_
-from .commands import status as status_cmd_
-from .commands import task as task_cmd
 from .config import Config, load
 from .errors import ClankerError, UsageError
 from .fleet import envpass
-from .fleet.controller import Controller
-from .fleet.slave import run_slave
 from .state import secrets
 from .state.intake import Branches
 from .state.paths import Paths, prepare
 from .state.store import Store
 from .system import git
-from .system.tmux import Tmux, exec_attach, inside
 from .text import one_line
 
 
@@ -98,6 +85,11 @@ def cli(ctx: click.Context, repo: Path | None, config_path: Path | None) -> None
 
 def controller_cmd(c: Ctx) -> None:
     """The controller with its screen: here, inside tmux; outside, in a session you attach to."""
+    from .commands import demo as demo_cmd_
+    from .commands import run as run_cmd_
+    from .fleet.controller import Controller
+    from .system.tmux import Tmux, exec_attach, inside
+
     cfg = c.cfg
     prepare(cfg)
     if inside():
@@ -117,6 +109,8 @@ def controller_cmd(c: Ctx) -> None:
 @pass_ctx
 def run_cmd(c: Ctx, until_done: bool, timeout: float | None, keep: bool) -> None:
     """Headless controller for scripts and CI: spawn the slaves, run every task, report."""
+    from .commands import run as run_cmd_
+
     finish(run_cmd_.run_until_done(c.cfg, timeout, keep, click.echo))
 
 
@@ -126,6 +120,8 @@ def run_cmd(c: Ctx, until_done: bool, timeout: float | None, keep: bool) -> None
 def slave_cmd(c: Ctx, number: int) -> None:
     """Run slave cN in this terminal (any tmux pane works: the controller adopts it)."""
     prepare(c.cfg)
+    from .fleet.slave import run_slave
+
     raise SystemExit(run_slave(c.cfg, number))
 
 
@@ -134,6 +130,8 @@ def slave_cmd(c: Ctx, number: int) -> None:
 @pass_ctx
 def status_cmd(c: Ctx, as_json: bool) -> None:
     """Tasks and slaves at a glance."""
+    from .commands import status as status_cmd_
+
     finish(status_cmd_.status(c.cfg, c.store(), as_json, click.echo))
 
 
@@ -143,6 +141,8 @@ def status_cmd(c: Ctx, as_json: bool) -> None:
 @pass_ctx
 def doctor_cmd(c: Ctx, as_json: bool, gate: bool) -> None:
     """Check tmux, git, config, agents, panes, heartbeats, locks, worktrees, disk."""
+    from .commands import doctor as doctor_cmd_
+
     finish(doctor_cmd_.doctor(c.repo, c.config_opt, as_json, gate, click.echo))
 
 
@@ -152,6 +152,8 @@ def doctor_cmd(c: Ctx, as_json: bool, gate: bool) -> None:
 def init_cmd(c: Ctx, no_preflight: bool) -> None:
     """Create .clanker/, keep it out of git, write a starter clanker.yaml for this kind of project,
     then check its gate on main in a fresh worktree (the preflight)."""
+    from .commands import init as init_cmd_
+
     finish(init_cmd_.init(c.repo, c.config_opt, no_preflight, click.echo))
 
 
@@ -163,6 +165,8 @@ def init_cmd(c: Ctx, no_preflight: bool) -> None:
 @pass_ctx
 def logs_cmd(c: Ctx, task: str | None, follow: bool, tail_n: int | None, setup_of: str | None) -> None:
     """The readable log of a task's agent runs (or, with --setup cN, of a worktree's setup)."""
+    from .commands import logs as logs_cmd_
+
     finish(logs_cmd_.show_logs(c.store(), task, follow, tail_n, setup_of, click.echo))
 
 
@@ -171,6 +175,8 @@ def logs_cmd(c: Ctx, task: str | None, follow: bool, tail_n: int | None, setup_o
 @pass_ctx
 def attach_cmd(c: Ctx, slave: str) -> None:
     """Switch to (or attach to) the pane of slave cN to watch its agent."""
+    from .commands import panes as panes_cmd
+
     finish(panes_cmd.attach(c.cfg, slave))
 
 
@@ -178,6 +184,8 @@ def attach_cmd(c: Ctx, slave: str) -> None:
 @pass_ctx
 def stop_cmd(c: Ctx) -> None:
     """Stop the controller and every slave of this repo (each checkpoints its work first)."""
+    from .commands import panes as panes_cmd
+
     finish(panes_cmd.stop(c.cfg))
 
 
@@ -187,6 +195,8 @@ def stop_cmd(c: Ctx) -> None:
 @click.option("--timeout", type=float, default=600.0, show_default=True)
 def demo_cmd(headless: bool, where: Path | None, timeout: float) -> None:
     """A scratch repo with a gate and seven tasks for the fake agent, worked by three slaves."""
+    from .commands import demo as demo_cmd_
+
     finish(demo_cmd_.demo(headless, where, timeout, click.echo))
 
 
@@ -197,6 +207,8 @@ def demo_cmd(headless: bool, where: Path | None, timeout: float) -> None:
 def land_cmd(c: Ctx, tasks: tuple[str, ...], yes: bool) -> None:
     """Mainline submitted tasks now (you are the judge): rebase, gate, fast-forward, validate."""
     confirm = None if yes else (lambda question: click.confirm(question, default=False))
+    from .commands import land as land_cmd_
+
     finish(land_cmd_.land(c.cfg, c.store(), list(tasks), confirm, click.echo))
 
 
@@ -205,6 +217,8 @@ def land_cmd(c: Ctx, tasks: tuple[str, ...], yes: bool) -> None:
 @pass_ctx
 def plan_cmd(c: Ctx, split: str | None) -> None:
     """Ask the planner to turn the plan docs into tasks (a slave runs it), or to split a task."""
+    from .commands import plan as plan_cmd_
+
     finish(plan_cmd_.plan(c.cfg, c.store(), split))
 
 
@@ -238,6 +252,8 @@ def task_add(
     task_id: str | None,
 ) -> None:
     """Add a task."""
+    from .commands import task as task_cmd
+
     finish(
         task_cmd.add_from_cli(
             c.store(), Branches.of(c.cfg), title, prompt, prompt_file, description, paths, priority, depends_on, task_id
@@ -250,6 +266,8 @@ def task_add(
 @pass_ctx
 def task_import(c: Ctx, file: Path) -> None:
     """Import tasks from JSONL (flocks' format: id, title, prompt, description, branch)."""
+    from .commands import task as task_cmd
+
     finish(task_cmd.import_file(c.store(), file, Branches.of(c.cfg)))
 
 
@@ -258,6 +276,8 @@ def task_import(c: Ctx, file: Path) -> None:
 @pass_ctx
 def task_list(c: Ctx, as_json: bool) -> None:
     """One line per task."""
+    from .commands import task as task_cmd
+
     finish(task_cmd.list_tasks(c.store(), as_json, click.echo))
 
 
@@ -266,6 +286,8 @@ def task_list(c: Ctx, as_json: bool) -> None:
 @pass_ctx
 def task_show(c: Ctx, task: str) -> None:
     """Everything about one task."""
+    from .commands import task as task_cmd
+
     finish(task_cmd.show(c.store(), task, click.echo))
 
 
@@ -274,6 +296,8 @@ def task_show(c: Ctx, task: str) -> None:
 @pass_ctx
 def task_cancel(c: Ctx, task: str) -> None:
     """Cancel a task (its branch is kept)."""
+    from .commands import task as task_cmd
+
     finish(task_cmd.cancel(c.store(), task))
 
 
@@ -282,6 +306,8 @@ def task_cancel(c: Ctx, task: str) -> None:
 @pass_ctx
 def task_retry(c: Ctx, task: str) -> None:
     """Give a blocked or cancelled task another round of attempts."""
+    from .commands import task as task_cmd
+
     finish(task_cmd.retry(c.store(), task))
 
 
@@ -290,6 +316,8 @@ def task_retry(c: Ctx, task: str) -> None:
 @pass_ctx
 def pause_cmd(c: Ctx, slave: str | None) -> None:
     """Pause one slave, or the fleet (it finishes the job in hand)."""
+    from .commands import fleet as fleet_cmd
+
     finish(fleet_cmd.pause(c.store(), slave))
 
 
@@ -298,6 +326,8 @@ def pause_cmd(c: Ctx, slave: str | None) -> None:
 @pass_ctx
 def resume_cmd(c: Ctx, slave: str | None) -> None:
     """Resume one slave, or the fleet."""
+    from .commands import fleet as fleet_cmd
+
     finish(fleet_cmd.resume(c.store(), slave))
 
 

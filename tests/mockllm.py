@@ -36,6 +36,7 @@ import gzip
 import json
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -514,7 +515,7 @@ class MockLLM:
         class Handler(_Handler):
             owner = mock
 
-        server = ThreadingHTTPServer(("127.0.0.1", self.want_port), Handler)
+        server = _Server(("127.0.0.1", self.want_port), Handler)
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -569,6 +570,14 @@ class MockLLM:
                 self.overflow += 1
                 return True
             return False
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (an agent killed mid-request) is no error of the mock's."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -168,6 +168,7 @@ class Slave:
             self.waiter.close()
             self.store.append(ev.SlaveStopped(actor=self.sid, slave=self.sid))
             self.heart.stop()
+            self._unmark_own_pane()
             say(self.sid, f"slave {self.sid} stopped")
         return 0
 
@@ -288,6 +289,17 @@ class Slave:
             )
         except ClankerError as e:
             say(self.sid, f"warning: can't mark this pane ({e})")
+
+    def _unmark_own_pane(self) -> None:
+        """A pane a person started this slave in is theirs again: without the label, the
+        controller sees c{n} missing and starts its own (a pane clanker made keeps its label and
+        is started again in place)."""
+        if not self.pane:
+            return
+        with contextlib.suppress(ClankerError):
+            tm = tmux.Tmux(self.cfg.tmux_socket if not tmux.inside() else None)
+            if tm.display(self.pane, "#{@clanker_created}") != "1":
+                tm.unmark(self.pane)
 
     def _kill_orphan_agent(self) -> None:
         """An earlier incarnation of this slave was killed: stop the agent it left running, and
