@@ -128,6 +128,7 @@ def test_build_squashes_the_branch_into_one_commit_on_main(repo: Path) -> None:
     task_branch(repo, "clanker/T1", [{"src/a.py": "a = 2\n"}, {"src/b.py": "b = 1\n"}, {"docs/guide.md": None}])
     cand = mainline.build(repo, "main", task(summary="Did the thing.\nTwo lines."))
     assert cand.base == base and cand.sha is not None and cand.conflicts == ()
+    assert cand.tree == git(repo, "rev-parse", f"{cand.sha}^{{tree}}"), "the tree it carries is the commit's"
     assert git(repo, "rev-list", "--parents", "-n", "1", cand.sha).split() == [cand.sha, base]
     assert git(repo, "rev-list", "--count", f"{base}..{cand.sha}") == "1"
     assert git(repo, "log", "-1", "--format=%B", cand.sha) == (

@@ -278,11 +278,11 @@ class JobContext:
         text = preflight.key(self.cfg) + self.workspace.outside_fingerprint()
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 
-    def gate_tree(self, task_id: str, role: str, sha: str) -> GateResult:
+    def gate_tree(self, task_id: str, role: str, sha: str, tree: str | None = None) -> GateResult:
         """The gate of commit `sha`'s tree, recorded. Not run again when this task's last judge or
         mainline gate passed on the very same tree with the same key: that pass is recorded as
         reused (`main` still only moves to a tree a gate passed, with these settings)."""
-        tree = git.tree_of(self.repo, sha)
+        tree = tree or git.tree_of(self.repo, sha)
         key = self.gate_key()
         t = self.store.state().tasks.get(task_id)
         if self.cfg.gate_reuse and t is not None and t.passed_tree == tree and t.passed_key == key:

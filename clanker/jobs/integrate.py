@@ -35,6 +35,7 @@ MAX_ROUNDS = 8
 class Stacked:
     task: Task
     sha: str  # the commit of this task on top of the ones before it
+    tree: str | None = None  # its tree, when the merge said (else looked up)
 
 
 def run_mainline(ctx: JobContext, batch: tuple[str, ...]) -> None:
@@ -113,13 +114,14 @@ def _stack(ctx: JobContext, base: str, queue: list[Task]) -> tuple[list[Stacked]
         if cand.conflicts:
             conflicted.append((task, cand.conflicts))
             continue
+        tree = cand.tree if cand.sha else (stack[-1].tree if stack else None)
         tip = cand.sha or tip  # no commit: nothing to add, it lands as a no-op
-        stack.append(Stacked(task, tip))
+        stack.append(Stacked(task, tip, tree))
     return stack, conflicted
 
 
 def _gate(ctx: JobContext, item: Stacked) -> GateResult:
-    return ctx.gate_tree(item.task.id, "mainline", item.sha)
+    return ctx.gate_tree(item.task.id, "mainline", item.sha, item.tree)
 
 
 def _check(ctx: JobContext, stack: list[Stacked]) -> tuple[Task | None, GateResult | None, int | None]:

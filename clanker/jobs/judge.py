@@ -31,7 +31,7 @@ def run_judge(ctx: JobContext, task: Task) -> None:
         return conflict(ctx, task, cand.conflicts)
     gate_output = ""
     if cand.sha:
-        result = ctx.gate_tree(task.id, "judge", cand.sha)
+        result = ctx.gate_tree(task.id, "judge", cand.sha, cand.tree)
         gate_output = result.output
         if not result.passed:
             if main_is_red(ctx, cand.base, task, result, f"judging {task.id}", when_unnamed=True):

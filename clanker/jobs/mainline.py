@@ -26,6 +26,7 @@ class Candidate:
     base: str  # main's head it was built on
     sha: str | None  # the squashed commit (None when the task changes nothing)
     conflicts: tuple[str, ...] = ()
+    tree: str | None = None  # sha's tree, known from the merge (no rev-parse needed for it)
 
 
 def message(task: Task) -> str:
@@ -65,7 +66,7 @@ def build_on(repo: Path, base: str, task: Task) -> Candidate:
         return Candidate(base, None, merged.conflicts)
     if merged.tree == git.tree_of(repo, base):
         return Candidate(base, None)
-    return Candidate(base, git.commit_tree(repo, merged.tree, base, message(task)))
+    return Candidate(base, git.commit_tree(repo, merged.tree, base, message(task)), tree=merged.tree)
 
 
 @dataclass(frozen=True)
