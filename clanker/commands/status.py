@@ -45,7 +45,8 @@ def status(cfg: Config, store: Store, as_json: bool, echo: Echo) -> Done:
         panes = fleet.view(Tmux(cfg.tmux_socket), cfg.repo).panes
     rows = slave_rows(cfg, store.paths, state, panes)
     if as_json:
-        echo(json.dumps(to_json(state, rows), indent=1, ensure_ascii=False))
+        # One line: the C encoder (indent forces the pure-Python one, most of the time on a long history).
+        echo(json.dumps(to_json(state, rows), ensure_ascii=False, separators=(",", ":")))
     else:
         echo(render(state, rows, cfg=cfg, paths=store.paths))
     return Done()

@@ -82,7 +82,7 @@ def import_file(store: Store, path: Path, branches: Branches = DEFAULT_BRANCHES)
 def list_tasks(store: Store, as_json: bool, echo: Echo) -> Done:
     state = store.state()
     if as_json:
-        echo(json.dumps(tasks_json(state), indent=1, ensure_ascii=False))
+        echo(json.dumps(tasks_json(state), ensure_ascii=False, separators=(",", ":")))  # C encoder: one line
         return Done()
     for t in state.tasks.values():
         title = sanitize(t.title).replace("\n", "⏎")

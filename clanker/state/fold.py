@@ -25,6 +25,8 @@ from .model import (
     SlaveInfo,
     State,
     Task,
+    TaskState,
+    evolve,
     trigger,
 )
 from .usage import Usage
@@ -57,6 +59,7 @@ class _Draft:
     preflight_started: float | None
     preflight_wanted: bool
     setup_failed: dict[str, SetupFailure]
+    landing: dict[str, str]
 
     @classmethod
     def of(cls, s: State) -> _Draft:
@@ -64,7 +67,7 @@ class _Draft:
             dict(s.tasks), dict(s.slaves), s.events, s.conflicts, s.mainlined, set(s.paused), dict(s.credentials),
             s.health_slave, s.health_started, s.health_last, s.main_red, list(s.plan_requests), s.plan_slave,
             s.plan_started, s.plan_request, s.planner_usage, dict(s.preflights), s.preflight_slave, s.preflight_started,
-            s.preflight_wanted, dict(s.setup_failed),
+            s.preflight_wanted, dict(s.setup_failed), dict(s.landing) if s.landing is not None else landing_of(s),
         )  # fmt: skip
 
     def freeze(self, offset: int) -> State:
@@ -75,7 +78,7 @@ class _Draft:
             main_red=self.main_red, plan_requests=tuple(self.plan_requests), plan_slave=self.plan_slave,
             plan_started=self.plan_started, plan_request=self.plan_request, planner_usage=self.planner_usage,
             preflights=self.preflights, preflight_slave=self.preflight_slave, preflight_started=self.preflight_started,
-            preflight_wanted=self.preflight_wanted, setup_failed=self.setup_failed,
+            preflight_wanted=self.preflight_wanted, setup_failed=self.setup_failed, landing=self.landing,
         )  # fmt: skip
 
 
@@ -126,7 +129,7 @@ def _nothing(d: _Draft, e: Event) -> None:
 def _apply_task(d: _Draft, e: Event, fn: Callable[[Task, Any], Task]) -> None:
     task_id = str(e.task_id)
     try:
-        check(State(tasks=d.tasks), e)
+        check(State(tasks=d.tasks, landing=d.landing), e)
     except IllegalTransition:
         return  # a hand-edited log: skipped, never a crash
     if isinstance(e, ev.Mainlined):
@@ -134,8 +137,14 @@ def _apply_task(d: _Draft, e: Event, fn: Callable[[Task, Any], Task]) -> None:
     before = d.tasks.get(task_id)
     after = fn(before or Task(id=task_id, title=task_id), e)
     if e.TYPE not in ANNOTATIONS:
-        after = dataclasses.replace(after, state=TRANSITIONS[(before.state if before else None, trigger(e))])
-    d.tasks[task_id] = dataclasses.replace(after, updated=e.ts)
+        after = evolve(after, state=TRANSITIONS[(before.state if before else None, trigger(e))], updated=e.ts)
+    else:
+        after = evolve(after, updated=e.ts)
+    d.tasks[task_id] = after
+    if after.state == TaskState.LANDING and after.slave:
+        d.landing[task_id] = after.slave
+    else:
+        d.landing.pop(task_id, None)
 
 
 def _apply_job(d: _Draft, e: Event) -> bool:
@@ -160,7 +169,7 @@ def _slave_started(d: _Draft, e: ev.SlaveStarted) -> None:
 def _slave_stopped(d: _Draft, e: ev.SlaveStopped) -> None:
     sid = e.slave or e.actor
     if sid in d.slaves:
-        d.slaves[sid] = dataclasses.replace(d.slaves[sid], stopped=True)
+        d.slaves[sid] = evolve(d.slaves[sid], stopped=True)
 
 
 @on(ev.FleetPaused)
@@ -354,7 +363,7 @@ def _added(_: Task, e: ev.TaskAdded) -> Task:
 @on_task(ev.TaskClaimed)
 def _claimed(t: Task, e: ev.TaskClaimed) -> Task:
     slave = e.slave or e.actor
-    return dataclasses.replace(
+    return evolve(
         t, slave=slave, author=slave, attempts=t.attempts + 1, started=e.ts, first_started=t.first_started or e.ts
     )
 
@@ -364,68 +373,68 @@ def _released(t: Task, e: ev.TaskReleased) -> Task:
     # A claim given back for reasons that are not the task's fault (the slave stopped or died, the
     # credential ran out) does not count against max_attempts.
     attempts = max(t.attempt_base, t.attempts - 1) if e.refund else t.attempts
-    return dataclasses.replace(t, slave=None, started=None, attempts=attempts, reason=e.reason or t.reason)
+    return evolve(t, slave=None, started=None, attempts=attempts, reason=e.reason or t.reason)
 
 
 @on_task(ev.TaskFailed)
 def _failed(t: Task, e: ev.TaskFailed) -> Task:
-    return dataclasses.replace(t, slave=None, started=None, reason=e.error, errors=(*t.errors, e.error))
+    return evolve(t, slave=None, started=None, reason=e.error, errors=(*t.errors, e.error))
 
 
 @on_task(ev.TaskSubmitted)
 def _submitted(t: Task, e: ev.TaskSubmitted) -> Task:
     touched = tuple(dict.fromkeys((*t.touched, *e.files)))
-    return dataclasses.replace(
+    return evolve(
         t, slave=None, started=None, summary=e.summary, touched=touched, follow_ups=e.follow_ups or t.follow_ups
     )
 
 
 @on_task(ev.JudgeClaimed)
 def _judge_claimed(t: Task, e: ev.JudgeClaimed) -> Task:
-    return dataclasses.replace(t, slave=e.slave or e.actor, judge_rounds=t.judge_rounds + 1, started=e.ts)
+    return evolve(t, slave=e.slave or e.actor, judge_rounds=t.judge_rounds + 1, started=e.ts)
 
 
 @on_task(ev.JudgeReleased)
 def _judge_released(t: Task, e: ev.JudgeReleased) -> Task:
-    return dataclasses.replace(t, slave=None, started=None)
+    return evolve(t, slave=None, started=None)
 
 
 @on_task(ev.Verdict)
 def _verdict(t: Task, e: ev.Verdict) -> Task:
     if e.verdict == "done":
-        return dataclasses.replace(t, slave=None, started=None, reason=e.reasons, accepted=e.ts)
+        return evolve(t, slave=None, started=None, reason=e.reasons, accepted=e.ts)
     conflicts = t.conflicts + (1 if e.conflict else 0)
-    return dataclasses.replace(t, slave=None, started=None, reason=e.reasons, conflicts=conflicts)
+    return evolve(t, slave=None, started=None, reason=e.reasons, conflicts=conflicts)
 
 
 @on_task(ev.LandingClaimed)
 def _landing(t: Task, e: ev.LandingClaimed) -> Task:
-    return dataclasses.replace(t, slave=e.slave or e.actor, started=e.ts)
+    return evolve(t, slave=e.slave or e.actor, started=e.ts)
 
 
 @on_task(ev.LandingReleased)
 def _landing_released(t: Task, e: ev.LandingReleased) -> Task:
-    return dataclasses.replace(t, slave=None, started=None, reason=e.reason or t.reason)
+    return evolve(t, slave=None, started=None, reason=e.reason or t.reason)
 
 
 @on_task(ev.Mainlined)
 def _mainlined(t: Task, e: ev.Mainlined) -> Task:
-    return dataclasses.replace(t, slave=None, started=None, sha=e.sha or None)
+    return evolve(t, slave=None, started=None, sha=e.sha or None)
 
 
 @on_task(ev.TaskBlocked)
 def _blocked(t: Task, e: ev.TaskBlocked) -> Task:
-    return dataclasses.replace(t, slave=None, started=None, reason=e.reason)
+    return evolve(t, slave=None, started=None, reason=e.reason)
 
 
 @on_task(ev.TaskCancelled)
 def _cancelled(t: Task, e: ev.TaskCancelled) -> Task:
-    return dataclasses.replace(t, slave=None, started=None, reason=e.reason)
+    return evolve(t, slave=None, started=None, reason=e.reason)
 
 
 @on_task(ev.TaskRetried)
 def _retried(t: Task, e: ev.TaskRetried) -> Task:
-    return dataclasses.replace(t, slave=None, started=None, attempt_base=t.attempts, reason="")
+    return evolve(t, slave=None, started=None, attempt_base=t.attempts, reason="")
 
 
 @on_task(ev.TaskSplit)
@@ -435,23 +444,23 @@ def _split(t: Task, e: ev.TaskSplit) -> Task:
 
 @on_task(ev.TaskRefresh)
 def _refresh(t: Task, e: ev.TaskRefresh) -> Task:
-    return dataclasses.replace(t, slave=None, started=None, reason=e.reasons, conflicts=t.conflicts + 1)
+    return evolve(t, slave=None, started=None, reason=e.reasons, conflicts=t.conflicts + 1)
 
 
 @on_task(ev.TaskTouched)
 def _touched(t: Task, e: ev.TaskTouched) -> Task:
-    return dataclasses.replace(t, touched=tuple(dict.fromkeys((*t.touched, *e.files))))
+    return evolve(t, touched=tuple(dict.fromkeys((*t.touched, *e.files))))
 
 
 @on_task(ev.TaskConflicted)
 def _conflicted(t: Task, e: ev.TaskConflicted) -> Task:
-    return dataclasses.replace(t, merge_conflicts=tuple(dict.fromkeys((*t.merge_conflicts, *e.files))))
+    return evolve(t, merge_conflicts=tuple(dict.fromkeys((*t.merge_conflicts, *e.files))))
 
 
 @on_task(ev.TaskHeld)
 def _held(t: Task, e: ev.TaskHeld) -> Task:
     behind = tuple(b for b in e.behind if b != t.id)
-    return dataclasses.replace(t, held_behind=tuple(dict.fromkeys((*t.held_behind, *behind))))
+    return evolve(t, held_behind=tuple(dict.fromkeys((*t.held_behind, *behind))))
 
 
 @on_task(ev.TaskNote)
@@ -464,13 +473,18 @@ def _gate_ran(t: Task, e: ev.GateRan) -> Task:
     # A worker's own gate is not remembered: its worktree holds whatever the agent left there,
     # ignored files too, so only a gate in another slave's clean checkout of the tree counts.
     if e.passed and e.tree and e.key and e.role in ("judge", "mainline"):
-        return dataclasses.replace(t, passed_tree=e.tree, passed_key=e.key)
+        return evolve(t, passed_tree=e.tree, passed_key=e.key)
     return t
 
 
 @on_task(ev.AttemptFinished)
 def _attempt_finished(t: Task, e: ev.AttemptFinished) -> Task:
     if e.role == "judge":
-        return dataclasses.replace(t, judge=t.judge + e.usage)
+        return evolve(t, judge=t.judge + e.usage)
     sessions = (*t.sessions, e.session_id) if e.session_id and e.role == "work" else t.sessions
-    return dataclasses.replace(t, work=t.work + e.usage, sessions=sessions)
+    return evolve(t, work=t.work + e.usage, sessions=sessions)
+
+
+def landing_of(state: State) -> dict[str, str]:
+    """Task id → slave for the tasks being landed (a state from a snapshot, or built by hand)."""
+    return {t.id: t.slave for t in state.tasks.values() if t.state == TaskState.LANDING and t.slave}

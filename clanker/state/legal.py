@@ -56,7 +56,10 @@ def check(state: State, e: Event) -> None:
         raise IllegalTransition(task_id, f"{trigger(e)} by {holder} (held by {task.slave or 'nobody'})", current)
     if isinstance(e, ev.LandingClaimed):
         # One mainline job at a time: a batch is claimed by one slave.
-        lander = next((t.slave for t in state.tasks.values() if t.state == TaskState.LANDING), None)
+        if state.landing is not None:  # kept by the fold: no scan of every task
+            lander = next(iter(state.landing.values()), None)
+        else:
+            lander = next((t.slave for t in state.tasks.values() if t.state == TaskState.LANDING), None)
         if lander is not None and lander != e.slave:
             raise IllegalTransition(task_id, f"task.landing by {e.slave} (main is being landed by {lander})", current)
 

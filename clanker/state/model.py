@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from .events import Event, Verdict
 from .usage import Usage
@@ -224,6 +224,9 @@ class State:
     preflight_started: float | None = None
     preflight_wanted: bool = False  # asked for since the last result (a new run, a retry)
     setup_failed: dict[str, SetupFailure] = field(default_factory=dict)  # slave → its failure
+    # Task id → slave, for every task in LANDING (one lander at a time), kept by the fold so the
+    # check of a new landing needn't scan every task; None when not kept (a state built by hand).
+    landing: dict[str, str] | None = field(default=None, compare=False, repr=False)
 
     @property
     def preflight(self) -> Preflight | None:
@@ -232,3 +235,19 @@ class State:
 
     def task(self, task_id: str) -> Task | None:
         return self.tasks.get(task_id)
+
+
+D = TypeVar("D")
+
+
+def evolve(obj: D, **changes: Any) -> D:
+    """`dataclasses.replace` for the fold's frozen records without calling `__init__` (they have
+    no `__post_init__`): a copy of the instance dict with `changes` on top — about ten times
+    faster, which is most of a cold rebuild of a long log."""
+    fields = type(obj).__dataclass_fields__  # type: ignore[attr-defined]
+    unknown = changes.keys() - fields.keys()
+    if unknown:
+        raise TypeError(f"{type(obj).__name__} has no field {', '.join(sorted(unknown))}")
+    new = object.__new__(type(obj))
+    new.__dict__.update(obj.__dict__, **changes)
+    return new

@@ -9,11 +9,16 @@ from typing import Any
 from .model import Preflight, SetupFailure, SlaveInfo, State, Task, TaskState
 from .usage import Usage
 
+TASK_FIELDS = tuple(f.name for f in dataclasses.fields(Task))
+
 
 def state_to_json(state: State) -> dict[str, Any]:
     def task_json(t: Task) -> dict[str, Any]:
-        d = dataclasses.asdict(t)
+        # By hand, not dataclasses.asdict (which deep-copies every value): a task's fields are
+        # plain values, tuples of them, and two Usages.
+        d = {f: getattr(t, f) for f in TASK_FIELDS}
         d["state"] = str(t.state)
+        d["work"], d["judge"] = t.work.to_json(), t.judge.to_json()
         return d
 
     return {
