@@ -95,6 +95,7 @@ class Controller:
         self._tmux_failed_at: float | None = None
         self._watching_since = clock.time()
         self._stuck_said: set[str] = set()
+        self._killed: set[int] = set()  # pids of hung slaves this controller killed
         self.tmux_error = ""  # the last tmux failure, for the summary
         self._sleep = SleepDetector(clock=clock)
         self._session: str | None = None
@@ -173,10 +174,11 @@ class Controller:
         if now - self._watching_since < hung:
             return
         for sid, beat in heartbeat.read_all(self.paths).items():
-            if sid == "ctl" or not heartbeat.is_hung(beat, hung, now):
+            if sid == "ctl" or beat.pid in self._killed or not heartbeat.is_hung(beat, hung, now):
                 continue
             what = "heartbeat" if beat.age(now) > hung else "main loop"
             fleet.kill_hung(self.paths, beat)
+            self._killed.add(beat.pid)  # SIGKILL takes a moment: the next tick must not count it twice
             said = f"slave {sid} was alive but its {what} stood still over {hung:.0f}s: killed it and its agent"
             self.store.append(ev.Risk(actor="ctl", slave=sid, kind="hung", message=said))
 

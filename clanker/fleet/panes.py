@@ -182,6 +182,7 @@ def kill_hung(paths: Paths, beat: heartbeat.Beat) -> None:
     group if one still works in its worktree (a group id reused by a stranger is left alone)."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(beat.pid, signal.SIGKILL)
+    wait_pids([beat.pid], 2.0)
     if beat.agent_pgid and procs.group_alive(int(beat.agent_pgid), inside=paths.worktree(beat.id).resolve()):
         procs.signal_group(int(beat.agent_pgid), signal.SIGKILL)
 
