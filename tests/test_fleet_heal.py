@@ -395,3 +395,26 @@ def test_a_restarted_slave_stops_the_agent_its_killed_predecessor_left_before_an
     finally:
         procs.signal_group(orphan.pid, signal.SIGKILL)
         orphan.wait(5)
+
+
+@pytest.mark.e2e
+def test_a_dead_twin_of_a_live_slave_pane_is_closed_and_stop_leaves_no_pane(tmp_path: Path, tm: Tmux) -> None:
+    # Seen in the fault campaign: after a killed tmux server, c2 was spawned twice; the second
+    # slave found the first holding its lock and exited, leaving a dead pane nothing showed.
+    from clanker.fleet import panes as fleet
+    from clanker.fleet.controller import Controller
+
+    repo = fleet_repo(tmp_path, 2)
+    cfg = load(repo)
+    dead = tm.new_session("twins", "slaves", str(repo), ["true"], {}, frozenset())
+    tm.mark(dead, "c2", str(repo), created=True)
+    live = tm.split(dead, str(repo), ["sleep", "60"], {})
+    tm.mark(live, "c2", str(repo), created=True)
+    retry_until(lambda: any(p.id == dead and p.dead for p in tm.panes()), 10)
+    assert fleet.view(tm, repo).panes["c2"].id == live, "the view shows the live one"
+    Controller(cfg)._close_dead_twins(fleet.view(tm, repo))
+    ids = {p.id for p in tm.panes()}
+    assert dead not in ids and live in ids
+    tm.mark(tm.split(live, str(repo), ["true"], {}), "c2", str(repo), created=True)  # another dead twin
+    fleet.stop(cfg, tm, grace=1.0, only={"c2"})
+    assert not [p for p in tm.panes() if p.clanker_id == "c2"], "stop closes every pane of ours with that id"

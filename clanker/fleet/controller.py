@@ -149,11 +149,27 @@ class Controller:
                 else:
                     died = f"slave {sid} died; respawned (next backoff {delay:.0f}s)"
                     self.store.append(ev.Risk(actor="ctl", slave=sid, kind="crash", message=died))
+        self._close_dead_twins(fv)
         if not slept:
             self._kill_hung(now)
             self._reconcile(fv, now)
         self._say_stuck()
         return fv
+
+    def _close_dead_twins(self, fv: fleet.FleetView) -> None:
+        """A dead pane clanker made whose id a live pane now carries (a spawn raced a dying tmux
+        server, and the second slave found the first holding its lock) is closed: it is ours, and
+        nothing would ever respawn or stop it."""
+        live = {sid: p.id for sid, p in fv.panes.items() if not p.dead}
+        for p in fv.all_panes:
+            if (
+                p.dead
+                and p.created
+                and p.repo == str(self.cfg.repo)
+                and p.clanker_id in live
+                and live[p.clanker_id] != p.id
+            ):
+                self.tm.kill_pane(p.id)
 
     def _say_stuck(self) -> None:
         """Work no slave of this fleet can move (only its author could judge it): said once, as a

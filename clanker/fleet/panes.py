@@ -169,7 +169,12 @@ def stop(cfg: Config, tm: Tmux | None, grace: float = 30.0, only: set[str] | Non
             fv = view(tm, cfg.repo)
         except TmuxError:
             return [sid for sid, _ in targets]  # the server is gone, and its panes with it
-        dead_or_ours = [p for p in fv.panes.values() if p.created and (only is None or p.clanker_id in only)]
+        # Every pane of ours, a dead twin of a live one too (view() shows one pane per id).
+        dead_or_ours = [
+            p
+            for p in fv.all_panes
+            if p.repo == str(cfg.repo) and p.created and p.clanker_id and (only is None or p.clanker_id in only)
+        ]
         if dead_or_ours:
             wait_until_dead(tm, cfg.repo, {p.id for p in dead_or_ours}, 5.0)
         for p in dead_or_ours:
