@@ -544,3 +544,20 @@ def test_passwords_in_urls_and_passed_variables_are_secrets(monkeypatch: pytest.
     secrets.register_names(["PLAIN_SETTING"])  # env.pass and credentials: secrets whatever their names
     assert secrets.redact("v=a-long-ordinary-value") == "v=[redacted]"
     secrets.clear()
+
+
+def test_two_tasks_claimed_in_the_same_millisecond_still_have_an_order(tmp_path: Path) -> None:
+    # The log keeps times to the millisecond: two claims can carry the same time. One of the two
+    # must still come first, or neither is held behind the other and the conflict reaches a judge.
+    repo = make_repo(tmp_path / "r", None, {"shared.txt": "one\n"})
+    branch_with(repo, "clanker/T1", "shared.txt", "first\n")
+    branch_with(repo, "clanker/T2", "shared.txt", "second\n")
+    store = fold_store(repo)
+    same = 1_800_000_000.123
+    for tid in ("T1", "T2"):
+        store.append(event("task.added", "cli", tid, {"title": tid}, ts=same))
+        store.append(event("task.claimed", f"c{tid[1]}", tid, {"slave": f"c{tid[1]}"}, ts=same))
+    store.append(event("task.submitted", "c1", "T1", {"slave": "c1", "files": ["shared.txt"]}, ts=same))
+    st = store.state()
+    held = at_submit(Config(repo=repo), st, st.tasks["T2"], ["shared.txt"], "c2")
+    assert [e.type for e in held] == ["risk", "task.held"], "T2 waits behind T1, though they tie in time"

@@ -27,9 +27,11 @@ from ..state.model import HOLDS_KEYS, State, Task, TaskState
 from ..system import git
 
 
-def order(t: Task) -> tuple[float, float]:
-    """Which of two tasks came first: the earlier claim (then the earlier add)."""
-    return (t.first_started if t.first_started is not None else float("inf"), t.created)
+def order(t: Task) -> tuple[float, float, str]:
+    """Which of two tasks came first: the earlier claim, then the earlier add, then the id. The
+    log keeps times to the millisecond, so two claims can tie: without the id neither task would
+    be held behind the other, and their conflict would reach a judge."""
+    return (t.first_started if t.first_started is not None else float("inf"), t.created, t.id)
 
 
 def shared_files(other: Task, files: Iterable[str], owner_files: tuple[str, ...]) -> list[str]:
