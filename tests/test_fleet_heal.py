@@ -418,3 +418,18 @@ def test_a_dead_twin_of_a_live_slave_pane_is_closed_and_stop_leaves_no_pane(tmp_
     tm.mark(tm.split(live, str(repo), ["true"], {}), "c2", str(repo), created=True)  # another dead twin
     fleet.stop(cfg, tm, grace=1.0, only={"c2"})
     assert not [p for p in tm.panes() if p.clanker_id == "c2"], "stop closes every pane of ours with that id"
+
+
+@pytest.mark.e2e
+def test_a_stopping_slave_never_unlabels_a_pane_it_does_not_run_in(tmp_path: Path, tm: Tmux) -> None:
+    # Pane ids are per server: a slave whose tmux server died stops, and "%0" on the same socket is
+    # now a new server's pane, one the controller just made. Unlabelling it hid a live slave.
+    from clanker.fleet.slave import Slave
+
+    repo = fleet_repo(tmp_path, 2)
+    other = tm.new_session("someone", "w", str(repo), ["sleep", "60"], {}, frozenset())
+    tm.mark(other, "c1", str(repo), created=False)
+    slave = Slave(load(repo), 1)
+    slave.pane = other
+    slave._unmark_own_pane()
+    assert next(p for p in tm.panes() if p.id == other).clanker_id == "c1", "not this process's pane: untouched"

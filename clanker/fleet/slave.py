@@ -298,7 +298,12 @@ class Slave:
             return
         with contextlib.suppress(ClankerError):
             tm = tmux.Tmux(self.cfg.tmux_socket if not tmux.inside() else None)
-            if tm.display(self.pane, "#{@clanker_created}") != "1":
+            # Pane ids are per server: after the server died, "%0" on the socket may be a new
+            # server's pane — one the controller just made. Only the pane this process runs in
+            # (as its command, or under the person's shell) is ours to unlabel.
+            shown = tm.display(self.pane, "#{pane_pid} #{@clanker_created}").split()
+            here = shown[0] in (str(os.getpid()), str(os.getppid())) if shown else False
+            if here and shown[1:] != ["1"]:
                 tm.unmark(self.pane)
 
     def _kill_orphan_agent(self) -> None:
