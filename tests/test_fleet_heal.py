@@ -353,12 +353,12 @@ def test_a_slave_whose_loop_is_stuck_while_its_heartbeat_thread_beats_is_killed(
         paths = Paths(repo)
         retry_until(lambda: heartbeat.read(paths, "c2"), 10)
         ctl = Controller(cfg)
-        ctl._kill_hung(time.time())
+        ctl._kill_hung(time.time(), heartbeat.read_all(paths))
         assert stuck.poll() is None, "not judged before the controller itself watched hung_secs"
         time.sleep(1.5)
         beat = heartbeat.read(paths, "c2")
         assert beat is not None and beat.age(time.time()) < 1, "its heartbeat is fresh"
-        ctl._kill_hung(time.time())
+        ctl._kill_hung(time.time(), heartbeat.read_all(paths))
         assert stuck.wait(10) == -signal.SIGKILL
         risk = [e for e in events(repo) if e["type"] == "risk" and e.get("kind") == "hung"]
         assert len(risk) == 1 and "main loop stood still" in risk[0]["message"]

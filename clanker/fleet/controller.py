@@ -125,12 +125,13 @@ class Controller:
         if slept:
             self._watching_since = now
         session = self.session()
+        beats = heartbeat.read_all(self.paths)  # once per tick, for every decision below
         for n in range(1, self.cfg.slaves + 1):
             if self.stopping.is_set():
                 break  # `clanker stop` is stopping the slaves: don't start them again
             sid = f"c{n}"
             pane = fv.panes.get(sid)
-            beat = heartbeat.read(self.paths, sid)
+            beat = beats.get(sid)
             if pane is None:
                 if beat and not beat.stopped and heartbeat.pid_alive(beat.pid):
                     continue  # a slave running outside tmux (or on another server): leave it be
@@ -151,8 +152,8 @@ class Controller:
                     self.store.append(ev.Risk(actor="ctl", slave=sid, kind="crash", message=died))
         self._close_dead_twins(fv)
         if not slept:
-            self._kill_hung(now)
-            self._reconcile(fv, now)
+            self._kill_hung(now, beats)
+            self._reconcile(fv, now, beats)
         self._say_stuck()
         return fv
 
@@ -182,14 +183,14 @@ class Controller:
             self.out(f"! {line}")
             self.store.append(ev.Risk(actor="ctl", task=task, kind="stuck", message=line))
 
-    def _kill_hung(self, now: float) -> None:
+    def _kill_hung(self, now: float, beats: dict[str, heartbeat.Beat]) -> None:
         """A slave alive but not moving (stopped, frozen, deadlocked) holds its task forever: kill
         it and its agent; its pane is respawned and its work given back like any dead slave's.
         Judged only after this controller itself watched for `hung_secs` (a restart, a sleep)."""
         hung = self.cfg.hung_secs
         if now - self._watching_since < hung:
             return
-        for sid, beat in heartbeat.read_all(self.paths).items():
+        for sid, beat in beats.items():
             if sid == "ctl" or beat.pid in self._killed or not heartbeat.is_hung(beat, hung, now):
                 continue
             what = "heartbeat" if beat.age(now) > hung else "main loop"
@@ -198,18 +199,18 @@ class Controller:
             said = f"slave {sid} was alive but its {what} stood still over {hung:.0f}s: killed it and its agent"
             self.store.append(ev.Risk(actor="ctl", slave=sid, kind="hung", message=said))
 
-    def _reconcile(self, fv: fleet.FleetView, now: float) -> None:
+    def _reconcile(self, fv: fleet.FleetView, now: float, beats: dict[str, heartbeat.Beat]) -> None:
         dead_panes = frozenset(sid for sid, p in fv.panes.items() if p.dead)
         # Looked at without the lock first: most ticks nobody is dead, and the queue lock is the
         # slaves' to take. Decided again under the lock when someone may be.
-        if not dead_slaves(
-            self.store.state(), heartbeat.read_all(self.paths), self.cfg.heartbeat_secs, now, dead_panes
-        ):
+        if not dead_slaves(self.store.state(), beats, self.cfg.heartbeat_secs, now, dead_panes):
             return
 
         def decide(st: State) -> list[Event]:
-            beats = heartbeat.read_all(self.paths)
-            dead = dead_slaves(st, beats, self.cfg.heartbeat_secs, now, dead_panes)
+            # Read again under the lock: a beat from before another slave's claim would make that
+            # fresh claim look ownerless.
+            fresh = heartbeat.read_all(self.paths)
+            dead = dead_slaves(st, fresh, self.cfg.heartbeat_secs, now, dead_panes)
             return release_events(st, dead, "ctl", "slave is dead (stale heartbeat, no process)")
 
         self.store.transact(decide)
