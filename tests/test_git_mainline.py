@@ -111,6 +111,34 @@ def test_update_ref_is_compare_and_swap(repo: Path) -> None:
     assert head(repo, "other") == new
 
 
+def test_a_task_branch_starts_where_its_files_do_when_main_moves_during_the_checkout(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`checkout -b B main` reads `main` for the files, then again to create B. A landing between
+    the two reads (here made certain: git asks the fsmonitor hook in between, and the hook lands a
+    commit) once left B one commit ahead of its files, and the task's next commit deleted that
+    landing's file from main."""
+    wt = tmp_path / "wt"
+    git(repo, "worktree", "add", "-q", "--detach", str(wt), "main")
+    old = head(repo)
+    landed = task_branch(repo, "landing", [{"landed.txt": "from another task\n"}])
+    hook = tmp_path / "fsmonitor-hook"
+    hook.write_text(
+        f"#!/bin/sh\n[ -e {tmp_path}/moved ] || {{ touch {tmp_path}/moved; "
+        f"git -C {repo} update-ref refs/heads/main {landed}; }}\nexit 1\n"
+    )
+    hook.chmod(0o755)
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "core.fsmonitor")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", str(hook))
+    cgit.checkout_branch(wt, "clanker/T5", "main")
+    assert (tmp_path / "moved").exists()  # main did move in the middle
+    monkeypatch.delenv("GIT_CONFIG_COUNT")
+    assert head(repo) == landed
+    assert head(repo, "clanker/T5") == old  # the commit the files came from, not the newer main
+    assert cgit.porcelain(wt) == []  # nothing for a later commit to delete
+
+
 def test_porcelain_lists_changed_and_untracked_files(repo: Path) -> None:
     assert cgit.porcelain(repo) == []
     (repo / "src" / "a.py").write_text("changed\n")

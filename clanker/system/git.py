@@ -168,7 +168,12 @@ def ensure_worktree(repo: Path, path: Path, base: str) -> None:
         return
     run(["worktree", "prune"], repo)
     path.parent.mkdir(parents=True, exist_ok=True)
-    run(["worktree", "add", "--detach", "-q", str(path), base], repo)
+    run(["worktree", "add", "--detach", "-q", str(path), commit_of(repo, base)], repo)
+
+
+def commit_of(repo: Path, ref: str) -> str:
+    """`ref` resolved to a commit once, so a command given it cannot read a ref that moves twice."""
+    return out(["rev-parse", "--verify", "-q", f"{ref}^{{commit}}"], repo)
 
 
 def checkout_branch(wt: Path, branch: str, base: str) -> None:
@@ -176,7 +181,10 @@ def checkout_branch(wt: Path, branch: str, base: str) -> None:
     if branch_exists(wt, branch):
         run(["checkout", "-q", branch], wt)
     else:
-        run(["checkout", "-q", "-b", branch, base], wt)
+        # `checkout -b B main` reads `main` twice: once for the files, again to create the branch.
+        # A landing between the two makes B's commit newer than its files, and the next commit of
+        # the worktree deletes what that landing brought (a fault campaign lost a task that way).
+        run(["checkout", "-q", "-b", branch, commit_of(wt, base)], wt)
 
 
 def detach(wt: Path, ref: str = "HEAD") -> None:
@@ -372,7 +380,7 @@ def restore(wt: Path, files: list[str]) -> None:
 def add_worktree(repo: Path, path: Path, ref: str) -> None:
     run(["worktree", "prune"], repo)
     path.parent.mkdir(parents=True, exist_ok=True)
-    run(["worktree", "add", "--detach", "-q", str(path), ref], repo)
+    run(["worktree", "add", "--detach", "-q", str(path), commit_of(repo, ref)], repo)
 
 
 def discard_scratch_worktree(repo: Path, path: Path, sha: str) -> bool:
