@@ -273,12 +273,13 @@ def task_import(c: Ctx, file: Path) -> None:
 
 @task_group.command("list")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--all", "everything", is_flag=True, help="Also the older finished tasks, from the archive.")
 @pass_ctx
-def task_list(c: Ctx, as_json: bool) -> None:
-    """One line per task."""
+def task_list(c: Ctx, as_json: bool, everything: bool) -> None:
+    """One line per task (finished ones beyond the newest 200 with --all)."""
     from .commands import task as task_cmd
 
-    finish(task_cmd.list_tasks(c.store(), as_json, click.echo))
+    finish(task_cmd.list_tasks(c.store(), as_json, click.echo, everything))
 
 
 @task_group.command("show")

@@ -86,8 +86,9 @@ def test_to_json_shape(paths: Paths) -> None:
     cfg = Config(repo=paths.repo)
     data = to_json(STATE, slave_rows(cfg, paths, STATE))
     assert json.loads(json.dumps(data)) == data  # plain JSON all the way down
-    assert set(data) == {"gate", "tasks", "slaves"}
+    assert set(data) == {"gate", "tasks", "slaves", "counts", "archived"}
     assert [t["id"] for t in data["tasks"]] == ["T1", "T2", "T3", "T4"]
+    assert sum(data["counts"].values()) == 4 and data["archived"] == 0
     for t in data["tasks"]:
         assert set(t) >= TASK_KEYS, t
         assert isinstance(t["tokens"], int) and isinstance(t["cost_usd"], float) and isinstance(t["attempts"], int)
@@ -151,6 +152,8 @@ def test_slaves_without_a_heartbeat_are_absent(paths: Paths) -> None:
     assert to_json(State(), rows) == {
         "gate": {"preflight": None, "preflight_running": None, "setup_failed": {}},
         "tasks": [],
+        "counts": {},
+        "archived": 0,
         "slaves": [
             {"id": "c1", "state": "absent", "task": None, "heartbeat_age_s": None, "pane": ""},
             {"id": "c2", "state": "absent", "task": None, "heartbeat_age_s": None, "pane": ""},
@@ -170,7 +173,7 @@ def test_status_json_through_the_cli(tmp_path: Path, socket_name: str) -> None:
     repo = make_repo(tmp_path / "repo", config="slaves: 2\n")
     clanker(repo, "task", "add", "first task", "--id", "A1", check=True)
     data = status(repo)  # on a private tmux socket with no server: no panes, no slaves running
-    assert set(data) == {"gate", "tasks", "slaves"}
+    assert set(data) == {"gate", "tasks", "slaves", "counts", "archived"}
     (t,) = data["tasks"]
     assert set(t) >= TASK_KEYS and t["id"] == "A1" and t["title"] == "first task" and t["state"] == "ready"
     assert [s["id"] for s in data["slaves"]] == ["c1", "c2"]

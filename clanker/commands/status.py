@@ -82,7 +82,8 @@ def gate_lines(state: State) -> list[str]:
     return out
 
 
-def tasks_json(state: State) -> list[dict[str, Any]]:
+def tasks_json(state: State, archived: list[Task] | None = None) -> list[dict[str, Any]]:
+    """The live tasks (and `archived` ones read back, before them) as JSON rows."""
     return [
         {
             "id": t.id,
@@ -97,7 +98,7 @@ def tasks_json(state: State) -> list[dict[str, Any]]:
             "reason": t.reason,
             "sha": t.sha,
         }
-        for t in state.tasks.values()
+        for t in [*(archived or []), *state.tasks.values()]
     ]
 
 
@@ -105,6 +106,8 @@ def to_json(state: State, rows: list[SlaveRow]) -> dict[str, Any]:
     return {
         "gate": gate_json(state),
         "tasks": tasks_json(state),
+        "counts": dict(state.counts()),  # archived tasks too, which "tasks" leaves out
+        "archived": state.total - len(state.tasks),
         "slaves": [
             {
                 "id": r.id,
@@ -146,7 +149,7 @@ def render(
     work, judge = totals(state)
     total = work + judge
     lines = [
-        f"tasks {len(state.tasks)}  {counts_line(state) or 'none yet: `clanker task add TITLE`'}",
+        f"tasks {state.total}  {counts_line(state) or 'none yet: `clanker task add TITLE`'}",
         f"tokens {tokens(total.tokens)}  cost ${total.cost_usd:.2f} "
         f"(work ${work.cost_usd:.2f}, judge ${judge.cost_usd:.2f})",
         f"  work {tokens(work.tokens)} tokens in {work.turns} turns, judge {tokens(judge.tokens)} tokens "
@@ -197,7 +200,7 @@ def render(
     if waiting:
         lines += ["", f"QUEUE ({len(waiting)})"]
         for t in sorted(waiting, key=lambda t: (state_order(t.state), -t.priority, t.created)):
-            waits = [d for d in t.depends_on if d in state.tasks and state.tasks[d].state != TaskState.DONE]
+            waits = [d for d in t.depends_on if state.known(d) and state.state_of(d) != TaskState.DONE]
             on = f"  (waits on {', '.join(waits)})" if waits and t.state == TaskState.READY else ""
             lines.append(task_line(t, str(t.state), elapsed(now - (t.created or now)), on))
     lines += ["", _utilisation(rows)]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import IllegalTransition, UsageError
+from ..state import archive
 from ..state.events import Event, TaskCancelled, TaskRetried
 from ..state.intake import DEFAULT_BRANCHES, Branches, added_event, get, import_events, parse_jsonl
 from ..state.model import State, Task, TaskState
@@ -79,14 +80,18 @@ def import_file(store: Store, path: Path, branches: Branches = DEFAULT_BRANCHES)
     return Done(0, f"imported {len(created)} task(s)" + (f": {', '.join(created)}" if created else ""))
 
 
-def list_tasks(store: Store, as_json: bool, echo: Echo) -> Done:
+def list_tasks(store: Store, as_json: bool, echo: Echo, everything: bool = False) -> Done:
+    """The live tasks and the newest finished ones; `everything` reads the archive too."""
     state = store.state()
+    old = archive.tasks_of(store.paths.archive, state.archive) if everything and state.archive.entries else []
     if as_json:
-        echo(json.dumps(tasks_json(state), ensure_ascii=False, separators=(",", ":")))  # C encoder: one line
+        echo(json.dumps(tasks_json(state, old), ensure_ascii=False, separators=(",", ":")))  # C encoder: one line
         return Done()
-    for t in state.tasks.values():
+    for t in [*old, *state.tasks.values()]:
         title = sanitize(t.title).replace("\n", "⏎")
         echo(f"{t.id:<10} {t.state:<12} {(t.slave or t.author or '-'):<5} {title}")
+    if state.archive.entries and not everything:
+        echo(f"… and {len(state.archive)} older finished task(s): `clanker task list --all`")
     return Done()
 
 

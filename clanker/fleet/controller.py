@@ -381,8 +381,7 @@ def summary(
     pre = state.preflights.get(key) or state.preflight
     if code == 4 and pre is not None:
         return preflight.render(pre.detail, repo or Path.cwd())
-    done = [t for t in state.tasks.values() if t.state == TaskState.DONE]
-    lines.append(f"{len(done)}/{len(state.tasks)} tasks done")
+    lines.append(f"{state.counts().get('done', 0)}/{state.total} tasks done")
     if code == 3:
         lines.append(f"time ran out after {timeout:.0f}s" if timeout else "time ran out")
     if code == 5:

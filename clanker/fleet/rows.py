@@ -4,7 +4,6 @@ state, shared by `clanker status` and the controller's screen."""
 from __future__ import annotations
 
 import time
-from collections import Counter
 from dataclasses import dataclass
 
 from ..config import Config
@@ -93,15 +92,13 @@ def state_order(state: str) -> int:
 
 
 def counts_line(state: State) -> str:
-    counts = Counter(str(t.state) for t in state.tasks.values())
+    counts = state.counts()
     return "  ".join(f"{s}:{n}" for s, n in sorted(counts.items(), key=lambda kv: state_order(kv[0])))
 
 
 def totals(state: State) -> tuple[Usage, Usage]:
-    """Work and judge usage over every task."""
-    work = sum((t.work for t in state.tasks.values()), start=Usage())
-    judge = sum((t.judge for t in state.tasks.values()), start=Usage())
-    return work, judge
+    """Work and judge usage over every task, archived ones too."""
+    return state.work_usage, state.judge_usage
 
 
 @dataclass(frozen=True)

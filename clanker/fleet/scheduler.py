@@ -158,12 +158,11 @@ def choose_job(
     working = sum(1 for t in state.tasks.values() if t.state == TaskState.CLAIMED)
     if working >= tg.work and not any("regression" in t.tags for t in ready):
         return None
-    done = {t.id for t in state.tasks.values() if t.state == TaskState.DONE}
     held = [task_keys(t, owner_files) for t in state.tasks.values() if t.state in HOLDS_KEYS]
     for t in sorted(ready, key=_order):
         if working >= tg.work and "regression" not in t.tags:
             continue  # regressions are assigned at once, over the concurrency target
-        if any(dep not in done for dep in t.depends_on):
+        if any(state.state_of(dep) != TaskState.DONE for dep in t.depends_on):
             continue
         keys = task_keys(t, owner_files)
         if keys and "regression" not in t.tags and any(overlaps(keys, h) for h in held):

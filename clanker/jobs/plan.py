@@ -46,7 +46,9 @@ def new_task_events(
     evs: list[Event] = []
     ids: list[str] = []
     st = state
-    existing = {t.title for t in state.tasks.values() if t.state not in (TaskState.CANCELLED, TaskState.SPLIT)}
+    gone = (TaskState.CANCELLED, TaskState.SPLIT)
+    existing = {t.title for t in state.tasks.values() if t.state not in gone}
+    existing.update(a.title for a in state.archive.entries.values() if a.state not in gone)
     for n, spec in enumerate(specs, 1):
         if spec["title"] in existing and parent is None:
             continue  # the planner saw it in the task list already
@@ -57,7 +59,7 @@ def new_task_events(
             "description": spec.get("description") or "",
             "paths": spec.get("paths") or [],
             "priority": spec.get("priority") if isinstance(spec.get("priority"), int) else 0,
-            "depends_on": [d for d in spec.get("depends_on") or [] if d in st.tasks],
+            "depends_on": [d for d in spec.get("depends_on") or [] if st.known(d)],
             "tags": ["planned"],
             "parent": parent.id if parent else None,
         }

@@ -33,7 +33,7 @@ def open_for(state: State, sig: str) -> str | None:
 
 def next_id(state: State) -> str:
     n = 1 + sum(1 for t in state.tasks.values() if "regression" in t.tags)
-    while f"R{n}" in state.tasks:
+    while state.known(f"R{n}"):
         n += 1
     return f"R{n}"
 
@@ -72,7 +72,7 @@ def stale(state: State, tested: str, head: str, older: Callable[[str, str], bool
     if head == tested:
         return False
     landed = {t.sha for t in state.tasks.values() if t.sha}
-    return head in landed and older(tested, head)
+    return (head in landed or head in state.archive.shas) and older(tested, head)
 
 
 def mentioned_files(output: str, candidates: set[str]) -> set[str]:

@@ -20,6 +20,7 @@ from .legal import check
 from .model import (
     ANNOTATIONS,
     TRANSITIONS,
+    Archive,
     Preflight,
     SetupFailure,
     SlaveInfo,
@@ -60,6 +61,11 @@ class _Draft:
     preflight_wanted: bool
     setup_failed: dict[str, SetupFailure]
     landing: dict[str, str]
+    archive: Archive
+    view: State = dataclasses.field(init=False)  # what the legality check sees: these tasks as they go
+
+    def __post_init__(self) -> None:
+        self.view = State(tasks=self.tasks, landing=self.landing)
 
     @classmethod
     def of(cls, s: State) -> _Draft:
@@ -68,6 +74,7 @@ class _Draft:
             s.health_slave, s.health_started, s.health_last, s.main_red, list(s.plan_requests), s.plan_slave,
             s.plan_started, s.plan_request, s.planner_usage, dict(s.preflights), s.preflight_slave, s.preflight_started,
             s.preflight_wanted, dict(s.setup_failed), dict(s.landing) if s.landing is not None else landing_of(s),
+            s.archive,
         )  # fmt: skip
 
     def freeze(self, offset: int) -> State:
@@ -79,6 +86,7 @@ class _Draft:
             plan_started=self.plan_started, plan_request=self.plan_request, planner_usage=self.planner_usage,
             preflights=self.preflights, preflight_slave=self.preflight_slave, preflight_started=self.preflight_started,
             preflight_wanted=self.preflight_wanted, setup_failed=self.setup_failed, landing=self.landing,
+            archive=self.archive,
         )  # fmt: skip
 
 
@@ -128,8 +136,13 @@ def _nothing(d: _Draft, e: Event) -> None:
 
 def _apply_task(d: _Draft, e: Event, fn: Callable[[Task, Any], Task]) -> None:
     task_id = str(e.task_id)
+    if task_id not in d.tasks and task_id in d.archive:
+        back = d.archive.load(task_id)  # an event about an archived task: it is live again
+        if back is not None:
+            d.tasks[task_id] = back
+            d.archive = d.archive.without(back)
     try:
-        check(State(tasks=d.tasks, landing=d.landing), e)
+        check(d.view, e)
     except IllegalTransition:
         return  # a hand-edited log: skipped, never a crash
     if isinstance(e, ev.Mainlined):

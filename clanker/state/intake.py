@@ -13,7 +13,7 @@ from ..config.model import DEFAULT_BRANCH_PREFIX, DEFAULT_MAIN, Config
 from ..errors import UnknownTask, UsageError
 from .events import Event, TaskAdded
 from .fold import fold
-from .model import State, Task
+from .model import State, Task, prompt_key
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # git's refname rules (git-check-ref-format(1)): no control characters, space, ~ ^ : ? * [ \,
@@ -55,8 +55,8 @@ DEFAULT_BRANCHES = Branches()  # task branches under clanker/, never main
 
 
 def next_id(state: State) -> str:
-    n = len(state.tasks) + 1
-    while f"T{n}" in state.tasks:
+    n = state.total + 1
+    while state.known(f"T{n}"):
         n += 1
     return f"T{n}"
 
@@ -80,7 +80,7 @@ def added_event(
     if not isinstance(task_id, str):
         raise UsageError(f"a task id must be a string, got {task_id!r}")
     check_id(task_id)
-    if task_id in state.tasks:
+    if state.known(task_id):
         raise UsageError(f"task {task_id} exists already: pick another --id")
     title = _text(fields, "title")
     if not title.strip():
@@ -90,7 +90,7 @@ def added_event(
     branch = _text(fields, "branch") or branches.default(task_id)
     branches.check(branch)
     depends_on = _strs(fields.get("depends_on"), "depends_on")
-    unknown = [d for d in depends_on if d not in state.tasks and d not in coming]
+    unknown = [d for d in depends_on if not state.known(d) and d not in coming]
     if unknown:
         raise UsageError(f"task {task_id} depends on {', '.join(unknown)}, which do not exist: add them first")
     return TaskAdded(
@@ -194,11 +194,12 @@ def import_events(state: State, rows: list[dict[str, Any]], branches: Branches =
     evs: list[Event] = []
     st = state
     for row in rows:
-        if row.get("id") and row["id"] in st.tasks:
+        if row.get("id") and st.known(str(row["id"])):
             continue
-        if not row.get("id") and any(
-            t.title == row.get("title") and t.prompt == str(row.get("prompt") or row.get("title"))
-            for t in st.tasks.values()
+        title, prompt = row.get("title"), str(row.get("prompt") or row.get("title"))
+        if not row.get("id") and (
+            any(t.title == title and t.prompt == prompt for t in st.tasks.values())
+            or prompt_key(str(title), prompt) in st.archive.keys
         ):
             continue
         ev = added_event(st, row, coming, branches)
@@ -208,7 +209,7 @@ def import_events(state: State, rows: list[dict[str, Any]], branches: Branches =
 
 
 def get(state: State, task_id: str) -> Task:
-    t = state.tasks.get(task_id)
+    t = state.task(task_id)
     if t is None:
         raise UnknownTask(task_id)
     return t

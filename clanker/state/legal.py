@@ -41,7 +41,7 @@ def check(state: State, e: Event) -> None:
     if not _task_checked(e):
         return
     task_id = str(e.task_id)
-    task = state.tasks.get(task_id)
+    task = state.tasks.get(task_id) or state.archive.load(task_id)
     if e.TYPE in ANNOTATIONS:
         if task is None:
             raise IllegalTransition(task_id, e.TYPE, None)

@@ -7,8 +7,12 @@ a task (health check, planner, preflight), from which state.
 
 from __future__ import annotations
 
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, TypeVar
 
 from .events import Event, Verdict
@@ -200,6 +204,91 @@ class SetupFailure:
     ts: float
 
 
+def prompt_key(title: str, prompt: str) -> str:
+    """What an import matches a row without an id by (its title and prompt), archived or not."""
+    return hashlib.sha1(f"{title}\0{prompt}".encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Archived:
+    """What live reads keep of a finished task that moved to the archive (state/archive.py)."""
+
+    offset: int  # where its line starts in the archive file
+    state: str
+    title: str
+    sha: str | None
+    key: str  # of its title and prompt: an import of the same row finds it
+
+
+@dataclass(frozen=True, eq=False)
+class Archive:
+    """Finished tasks out of the live state: live reads and the fold never load them, yet know
+    they exist, what became of them and what they cost. `load` reads one back (an event about it,
+    `task show`); the reader is bound to the archive file by state/archive.py."""
+
+    entries: Mapping[str, Archived] = field(default_factory=dict)
+    counts: Mapping[str, int] = field(default_factory=dict)
+    work: Usage = Usage()
+    judge: Usage = Usage()
+    size: int = 0  # bytes of the archive file these entries were written in
+    reader: Callable[[int], Task | None] | None = field(default=None, repr=False)
+    # Lines other processes wrote for tasks not finished here yet (id → offset): this process
+    # takes such a line later, when its own task is the same, instead of writing it again.
+    pending: Mapping[str, int] = field(default_factory=dict, repr=False)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Archive):
+            return NotImplemented
+        return (self.entries, self.counts, self.work, self.judge) == (
+            other.entries,
+            other.counts,
+            other.work,
+            other.judge,
+        )
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.entries))
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self.entries
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def load(self, task_id: str) -> Task | None:
+        entry = self.entries.get(task_id)
+        if entry is None or self.reader is None:
+            return None
+        task = self.reader(entry.offset)
+        return task if task is not None and task.id == task_id else None
+
+    @cached_property
+    def keys(self) -> frozenset[str]:
+        return frozenset(e.key for e in self.entries.values())
+
+    @cached_property
+    def shas(self) -> frozenset[str]:
+        return frozenset(e.sha for e in self.entries.values() if e.sha)
+
+    def without(self, task: Task) -> Archive:
+        """The archive once `task` is live again (an event about it came in)."""
+        entries = dict(self.entries)
+        gone = entries.pop(task.id, None)
+        if gone is None:
+            return self
+        counts = Counter(self.counts)
+        counts[gone.state] -= 1
+        return Archive(
+            entries,
+            {k: v for k, v in counts.items() if v > 0},
+            self.work - task.work,
+            self.judge - task.judge,
+            self.size,
+            self.reader,
+            self.pending,
+        )
+
+
 @dataclass(frozen=True)
 class State:
     tasks: dict[str, Task] = field(default_factory=dict)
@@ -227,6 +316,7 @@ class State:
     # Task id → slave, for every task in LANDING (one lander at a time), kept by the fold so the
     # check of a new landing needn't scan every task; None when not kept (a state built by hand).
     landing: dict[str, str] | None = field(default=None, compare=False, repr=False)
+    archive: Archive = field(default_factory=Archive)  # finished tasks no live read loads
 
     @property
     def preflight(self) -> Preflight | None:
@@ -234,7 +324,37 @@ class State:
         return max(self.preflights.values(), key=lambda p: p.ts, default=None)
 
     def task(self, task_id: str) -> Task | None:
-        return self.tasks.get(task_id)
+        """A task by id, live or archived (an archived one is read back from the archive)."""
+        return self.tasks.get(task_id) or self.archive.load(task_id)
+
+    def known(self, task_id: str) -> bool:
+        return task_id in self.tasks or task_id in self.archive
+
+    def state_of(self, task_id: str) -> str | None:
+        t = self.tasks.get(task_id)
+        if t is not None:
+            return str(t.state)
+        entry = self.archive.entries.get(task_id)
+        return entry.state if entry else None
+
+    @property
+    def total(self) -> int:
+        """Every task ever added, archived ones too."""
+        return len(self.tasks) + len(self.archive)
+
+    def counts(self) -> Counter[str]:
+        """Tasks by state, archived ones too."""
+        found = Counter(str(t.state) for t in self.tasks.values())
+        found.update(self.archive.counts)
+        return found
+
+    @property
+    def work_usage(self) -> Usage:
+        return sum((t.work for t in self.tasks.values()), start=self.archive.work)
+
+    @property
+    def judge_usage(self) -> Usage:
+        return sum((t.judge for t in self.tasks.values()), start=self.archive.judge)
 
 
 D = TypeVar("D")

@@ -30,6 +30,10 @@ class Paths:
         return self.state_dir / "state.json"
 
     @property
+    def archive(self) -> Path:
+        return self.state_dir / "archive.jsonl"
+
+    @property
     def heartbeats(self) -> Path:
         return self.state_dir / "heartbeat"
 

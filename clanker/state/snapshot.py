@@ -4,23 +4,22 @@ events appended since."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
-from .model import Preflight, SetupFailure, SlaveInfo, State, Task, TaskState
+from .archive import index_from_json, index_to_json, task_from_json, task_to_json
+from .model import Preflight, SetupFailure, SlaveInfo, State, Task
 from .usage import Usage
-
-TASK_FIELDS = tuple(f.name for f in dataclasses.fields(Task))
 
 
 def state_to_json(state: State) -> dict[str, Any]:
-    def task_json(t: Task) -> dict[str, Any]:
-        # By hand, not dataclasses.asdict (which deep-copies every value): a task's fields are
-        # plain values, tuples of them, and two Usages.
-        d = {f: getattr(t, f) for f in TASK_FIELDS}
-        d["state"] = str(t.state)
-        d["work"], d["judge"] = t.work.to_json(), t.judge.to_json()
-        return d
+    out = _live_to_json(state)
+    if state.archive.entries:
+        out["archive"] = index_to_json(state.archive)
+    return out
 
+
+def _live_to_json(state: State) -> dict[str, Any]:
     return {
         "offset": state.offset,
         "events": state.events,
@@ -48,7 +47,7 @@ def state_to_json(state: State) -> dict[str, Any]:
             "wanted": state.preflight_wanted,
         },
         "setup_failed": [dataclasses.asdict(f) for f in state.setup_failed.values()],
-        "tasks": [task_json(t) for t in state.tasks.values()],
+        "tasks": [task_to_json(t) for t in state.tasks.values()],
         "slaves": [dataclasses.asdict(s) for s in state.slaves.values()],
     }
 
@@ -61,26 +60,9 @@ def _preflights(pre: dict[str, Any]) -> dict[str, Preflight]:
     return {str(last["key"]): Preflight(**last)} if isinstance(last, dict) else {}
 
 
-def state_from_json(raw: dict[str, Any]) -> State:
-    tasks: dict[str, Task] = {}
-    for d in raw.get("tasks", []):
-        d = dict(d)
-        for key in (
-            "paths",
-            "tags",
-            "depends_on",
-            "touched",
-            "errors",
-            "sessions",
-            "follow_ups",
-            "held_behind",
-            "merge_conflicts",
-        ):
-            d[key] = tuple(d.get(key) or ())
-        d["state"] = TaskState(d["state"])
-        d["work"] = Usage(**d["work"])
-        d["judge"] = Usage(**d["judge"])
-        tasks[d["id"]] = Task(**d)
+def state_from_json(raw: dict[str, Any], read: Callable[[int], Task | None] | None = None) -> State:
+    """The State of a snapshot; `read` loads an archived task (state/archive.py's reader)."""
+    tasks = {t.id: t for t in map(task_from_json, raw.get("tasks", []))}
     slaves = {s["id"]: SlaveInfo(**s) for s in raw.get("slaves", [])}
     pre = raw.get("preflight") or {}
     return State(
@@ -106,4 +88,5 @@ def state_from_json(raw: dict[str, Any]) -> State:
         preflight_started=pre.get("started"),
         preflight_wanted=bool(pre.get("wanted")),
         setup_failed={f["slave"]: SetupFailure(**f) for f in raw.get("setup_failed") or []},
+        archive=index_from_json(raw.get("archive"), read),
     )

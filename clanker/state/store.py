@@ -6,17 +6,18 @@ current state, append, release (DESIGN §3). The lock is never held across an ag
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from . import atomic
+from . import archive, atomic
 from . import log as events
 from .events import Event
 from .fold import fold
 from .legal import check
 from .locks import queue_lock
-from .model import State
+from .model import Archive, State, Task
 from .paths import Paths
 from .snapshot import state_from_json, state_to_json
 
@@ -25,6 +26,10 @@ SNAPSHOT_EVERY_SECS = 30.0  # a wake that changed little does not rewrite the wh
 
 
 class Store:
+    keep_finished = archive.KEEP_FINISHED  # finished tasks that stay live; older ones are archived
+    live_max = 5 * archive.KEEP_FINISHED  # live tasks beyond which a long fold archives as it goes
+    fold_chunk = 20_000  # events folded between looks at the number of live tasks (a cold rebuild)
+
     def __init__(self, paths: Paths, actor: str) -> None:
         self.paths = paths
         self.actor = actor
@@ -39,11 +44,28 @@ class Store:
         if self._state is None:
             self._state = self._load_snapshot()
         before = self._state.offset
-        # Folded as it is read (the fold takes any iterable): a cold start never lists the log.
-        self._state = fold(self._state, events.read_from(self.paths.events, before))
+        # Folded as it is read (the fold takes any iterable): a cold start never lists the log,
+        # and archives finished tasks as it goes, so it never holds a year of them at once.
+        it = events.read_from(self.paths.events, before)
+        while True:
+            folded = fold(self._state, itertools.islice(it, self.fold_chunk))
+            if folded is self._state:
+                break
+            self._state = folded
+            if len(folded.tasks) > self.live_max:
+                self._archive()
         if self._state.offset != before and self._state.offset - self._snapshot_offset >= SNAPSHOT_EVERY_BYTES:
             self.save_snapshot()
         return self._state
+
+    def _archive(self) -> None:
+        with self._queue_lock:  # one writer of the archive at a time (the lock is reentrant)
+            if self._state is not None:
+                head = events.head(self.paths.events)
+                self._state = archive.move_finished(self._state, self.paths.archive, head, self.keep_finished)
+
+    def _read_archived(self) -> Callable[[int], Task | None]:
+        return archive.reader(self.paths.archive)
 
     def _load_snapshot(self) -> State:
         raw = atomic.read_json(self.paths.snapshot)
@@ -52,13 +74,22 @@ class Store:
             try:
                 # A snapshot is only a cache: anything odd in it (a hand edit, an older shape) means
                 # the log is folded from the start instead.
-                snap = state_from_json(raw["state"]) if isinstance(raw.get("state"), dict) else None
+                snap = (
+                    state_from_json(raw["state"], self._read_archived()) if isinstance(raw.get("state"), dict) else None
+                )
             except (KeyError, TypeError, ValueError, AttributeError):
                 snap = None
-            if snap is not None and snap.offset <= log_size:
+            if snap is not None and snap.offset <= log_size and self._archive_holds(snap):
                 self._snapshot_offset = snap.offset
                 return snap
-        return State()
+        return State(archive=Archive(reader=self._read_archived()))
+
+    def _archive_holds(self, snap: State) -> bool:
+        """The archive the snapshot's index points into is there, whole, and of this log."""
+        if not snap.archive.entries:
+            return True
+        size = archive.valid_size(self.paths.archive, events.head(self.paths.events))
+        return size is not None and size >= snap.archive.size
 
     def save_snapshot_if_behind(self, now: bool = False) -> None:
         """Write the snapshot when it is behind the log by SNAPSHOT_EVERY_BYTES or for
@@ -72,6 +103,7 @@ class Store:
     def save_snapshot(self) -> None:
         if self._state is None:
             return
+        self._archive()
         # A cache of the fold, rebuilt from the log when missing: compact, and no fsync.
         snap = {"head": events.head(self.paths.events), "state": state_to_json(self._state)}
         atomic.write_json(self.paths.snapshot, snap, durable=False, compact=True)

@@ -31,6 +31,16 @@ class Usage:
             round(self.cost_usd + other.cost_usd, 6),
         )
 
+    def __sub__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input - other.input,
+            self.output - other.output,
+            self.cache_read - other.cache_read,
+            self.cache_write - other.cache_write,
+            self.turns - other.turns,
+            round(self.cost_usd - other.cost_usd, 6),
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "input": self.input,

@@ -55,7 +55,7 @@ def slave_lines(
 
 
 def queue(state: State, slaves: int, judge_cap: int) -> Queue:
-    counts = Counter(str(t.state) for t in state.tasks.values())
+    counts = state.counts()
     ordered = tuple(sorted(((s, n) for s, n in counts.items() if n), key=lambda kv: state_order(kv[0])))
     ready = counts.get("ready", 0)
     tg = scheduler.targets(slaves, ready, counts.get("needs_judge", 0), scheduler.conflict_rate(state), judge_cap)
@@ -93,11 +93,11 @@ def activity(rows: list[SlaveRow]) -> str:
 
 def idle_line(state: State, rows: list[SlaveRow], last_event: float, now: float) -> str:
     """The one bottom line, updated in place: what the fleet is doing, in a few words."""
-    done = sum(1 for t in state.tasks.values() if t.state == "done")
+    done = state.counts().get("done", 0)
     up = sum(1 for r in rows if r.state not in ("absent", "stopped", "dead"))
     parts = [activity(rows) if any(r.task for r in rows) else "idle"]
     parts.append(f"{up}/{len(rows)} slaves up")
-    parts.append(f"{done}/{len(state.tasks)} done")
+    parts.append(f"{done}/{state.total} done")
     if last_event:
         parts.append(f"last event {elapsed(now - last_event)} ago")
     if "*" in state.paused:
