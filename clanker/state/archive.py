@@ -25,6 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from .model import TERMINAL, Archive, Archived, State, Task, TaskState, evolve, prompt_key
 from .usage import Usage
 
@@ -74,7 +76,7 @@ def reader(path: Path) -> Callable[[int], Task | None]:
             with open(path, "rb") as f:
                 f.seek(offset)
                 raw = f.readline()
-            return task_from_json(json.loads(raw))
+            return task_from_json(orjson.loads(raw))
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -130,7 +132,7 @@ def _appended(path: Path, since: int) -> tuple[list[tuple[Task, int]], int]:
             if not raw.endswith(b"\n"):
                 break  # a write in progress
             with contextlib.suppress(ValueError, KeyError, TypeError):  # not a task: skipped
-                found.append((task_from_json(json.loads(raw)), pos))
+                found.append((task_from_json(orjson.loads(raw)), pos))
             pos += len(raw)
     return found, pos
 
@@ -189,7 +191,7 @@ def tasks_of(path: Path, a: Archive) -> list[Task]:
             for tid, entry in sorted(a.entries.items(), key=lambda kv: kv[1].offset):
                 f.seek(entry.offset)
                 try:
-                    t = task_from_json(json.loads(f.readline()))
+                    t = task_from_json(orjson.loads(f.readline()))
                 except (ValueError, KeyError, TypeError):
                     continue
                 if t.id == tid:

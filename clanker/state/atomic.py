@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 
 def write_text(path: Path, text: str, mode: int = 0o644, durable: bool = True) -> None:
     """Replace `path` with `text`. `durable`: on disk before it returns (fsync of the file and its
@@ -43,6 +45,6 @@ def write_json(path: Path, data: Any, durable: bool = True, compact: bool = Fals
 def read_json(path: Path) -> Any | None:
     """The parsed file, or None when it is missing or not (yet) valid JSON."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return orjson.loads(path.read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
         return None

@@ -105,22 +105,43 @@ class BadEvent(ValueError):
     """A line that is not an event clanker knows (unknown type, or a value of the wrong kind)."""
 
 
+_DEFAULTS: dict[type[Event], tuple[dict[str, Any], dict[str, _Field]]] = {}
+
+
+def _defaults(cls: type[Event]) -> tuple[dict[str, Any], dict[str, _Field]]:
+    """A class's default values, and its fields by name."""
+    found = _DEFAULTS.get(cls)
+    if found is None:
+        fields = _fields(cls)
+        found = _DEFAULTS[cls] = ({f.name: f.default for f in fields}, {f.name: f for f in fields})
+    return found
+
+
 def from_json(raw: dict[str, Any]) -> Event:
     """The event a parsed line describes. Raises BadEvent for an unknown type or bad values."""
     name = raw.get("type")
     cls = REGISTRY.get(str(name))
     if cls is None:
         raise BadEvent(f"unknown event type {name!r}")
-    kwargs: dict[str, Any] = {"actor": str(raw.get("actor", "?")), "ts": float(raw.get("ts", 0.0) or 0.0)}
+    defaults, by_name = _defaults(cls)
+    values = dict(defaults)  # every field has a default, and every default is immutable
     try:
-        for f in _fields(cls):
-            if f.name in raw and raw[f.name] is not None:
-                kwargs[f.name] = f.coerce(raw[f.name])
-            elif f.name in raw and raw[f.name] is None and f.default is None:
-                kwargs[f.name] = None
-        ev = cls(**kwargs)
+        values["actor"] = str(raw.get("actor", "?"))
+        values["ts"] = float(raw.get("ts", 0.0) or 0.0)
+        for key, value in raw.items():  # the line's few keys, not every field the class has
+            f = by_name.get(key)
+            if f is None:
+                continue  # the envelope, or a field a newer clanker wrote
+            if value is not None:
+                values[key] = f.coerce(value)
+            elif f.default is None:
+                values[key] = None
     except (TypeError, ValueError) as e:
         raise BadEvent(f"{name}: {e}") from None
+    # The instance without the frozen dataclass's __init__ (a setattr per field, through
+    # object.__setattr__): it only stores what is here; a cold rebuild builds a million of them.
+    ev = object.__new__(cls)
+    ev.__dict__.update(values)
     if isinstance(ev, TaskEvent) and not ev.task:
         raise BadEvent(f"{name} without a task")
     return ev

@@ -149,10 +149,13 @@ def _apply_task(d: _Draft, e: Event, fn: Callable[[Task, Any], Task]) -> None:
         d.mainlined += 1
     before = d.tasks.get(task_id)
     after = fn(before or Task(id=task_id, title=task_id), e)
+    moved: dict[str, Any] = {"updated": e.ts}
     if e.TYPE not in ANNOTATIONS:
-        after = evolve(after, state=TRANSITIONS[(before.state if before else None, trigger(e))], updated=e.ts)
+        moved["state"] = TRANSITIONS[(before.state if before else None, trigger(e))]
+    if after is before:
+        after = evolve(after, **moved)
     else:
-        after = evolve(after, updated=e.ts)
+        after.__dict__.update(moved)  # a copy `fn` just made, seen by nobody yet
     d.tasks[task_id] = after
     if after.state == TaskState.LANDING and after.slave:
         d.landing[task_id] = after.slave

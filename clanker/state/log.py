@@ -7,6 +7,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
+
 from .codec import BadEvent, from_json, to_json, warn_skipped
 from .events import Event
 from .secrets import redact
@@ -38,8 +40,8 @@ def append(path: Path, events: list[Event], locked: bool = False) -> int:
 def _parse(raw: bytes) -> Event | str:
     """The event on one line, or what is wrong with the line."""
     try:
-        obj = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        obj = orjson.loads(raw)  # a cold rebuild parses every line: orjson does it ~4x faster
+    except orjson.JSONDecodeError:
         return "not JSON (a torn write or a hand edit)"
     if not isinstance(obj, dict) or "type" not in obj:
         return "not an event"
