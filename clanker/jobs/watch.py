@@ -37,6 +37,7 @@ class ConflictWatch:
         self.actor = actor
         self.reported: set[str] = set()
         self.known: set[str] = set()  # files already recorded as touched
+        self.left: list[str] = []  # what `git status` showed at the last look (at exit: what the agent left)
         self._streamed: set[str] = set()  # files the agent's stream reported
         self._lock = threading.Lock()
         self._flag = threading.Event()
@@ -80,9 +81,10 @@ class ConflictWatch:
         """Record newly touched files; return those that another live task touched or declared
         (each is reported once)."""
         try:
-            touched = set(git.porcelain(self.worktree))
+            self.left = git.porcelain(self.worktree)
         except Exception:  # noqa: BLE001 - the worktree may be mid-checkout; the next change retries
             return []
+        touched = set(self.left)
         with self._lock:
             touched |= self._streamed
         touched = {p for p in touched if not (IGNORED_DIRS & set(Path(p).parts))}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..agents import adapter_for
 from ..agents.base import Outcome
-from ..errors import UsageError
+from ..errors import GitError, UsageError
 from ..project.workspace import SetupFailed
 from ..state import events as ev
 from ..state.events import Event
@@ -43,12 +43,14 @@ def run_work(ctx: JobContext, task: Task) -> None:
         ctx.say(f"  ✗ {task.id} blocked: {bad}")
         return
     prepare_worktree(ctx)
-    take_branch(ctx, task.branch)
-    git.checkout_branch(ctx.worktree, task.branch, ctx.main)
+    try:
+        branch_at, main_at = git.checkout_branch(ctx.worktree, task.branch, ctx.main)
+    except GitError:
+        # Only now look for another worktree holding the branch (one a dead slave left).
+        take_branch(ctx, task.branch)
+        branch_at, main_at = git.checkout_branch(ctx.worktree, task.branch, ctx.main)
     conflicts: list[str] = []
-    if git.rev(ctx.repo, task.branch) != git.rev(ctx.repo, ctx.main) and git.commits_ahead(
-        ctx.repo, task.branch, ctx.main
-    ):
+    if branch_at != main_at and git.commits_ahead(ctx.repo, branch_at, main_at):  # main moved on
         # Bring the branch up to date with main; the agent resolves any conflict markers.
         conflicts = git.merge_no_commit(ctx.worktree, ctx.main)
         if not conflicts:
@@ -82,7 +84,7 @@ def run_work(ctx: JobContext, task: Task) -> None:
         _park(ctx, task, attempt, "agent out of budget")
         out_of_budget(ctx, task, res)
         return
-    files = sorted(set(git.porcelain(ctx.worktree)) | set(res.result.files))
+    files = sorted(set(watch.left) | set(res.result.files))  # the watch's last look, after the agent
     ctx.commit_held(task.id, f"wip({task.id}): {task.title} (attempt {attempt})")
     if res.outcome != Outcome.OK:
         _fail(ctx, task, f"agent failed: {history.short(res.result.error or res.result.text, 200)}")

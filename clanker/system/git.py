@@ -121,6 +121,13 @@ def rev(repo: Path, ref: str) -> str | None:
     return proc.stdout.strip() or None
 
 
+def revs(repo: Path, refs: list[str]) -> list[str | None]:
+    """Each ref's commit (None where there is none), all from one git process."""
+    query = "".join(f"{r}^{{commit}}\n" for r in refs)
+    lines = run(["cat-file", "--batch-check=%(objectname) %(objecttype)"], repo, input=query).stdout.splitlines()
+    return [ln.split(" ", 1)[0] if ln.endswith(" commit") else None for ln in lines]
+
+
 def branch_exists(repo: Path, branch: str) -> bool:
     return rev(repo, f"refs/heads/{branch}") is not None
 
@@ -176,15 +183,21 @@ def commit_of(repo: Path, ref: str) -> str:
     return out(["rev-parse", "--verify", "-q", f"{ref}^{{commit}}"], repo)
 
 
-def checkout_branch(wt: Path, branch: str, base: str) -> None:
-    """Check out `branch` in `wt`, creating it at `base` when it does not exist."""
-    if branch_exists(wt, branch):
+def checkout_branch(wt: Path, branch: str, base: str) -> tuple[str, str]:
+    """Check out `branch` in `wt`, creating it at `base` when it does not exist. Returns the
+    commits of the branch and of `base` (one git process reads both). Raises GitError when the
+    checkout fails (the branch is checked out in another worktree, say)."""
+    have, at = revs(wt, [f"refs/heads/{branch}", base])
+    if at is None:
+        raise GitError(["checkout", "-b", branch, base], f"{base} is not a commit", 128)
+    if have is not None:
         run(["checkout", "-q", branch], wt)
-    else:
-        # `checkout -b B main` reads `main` twice: once for the files, again to create the branch.
-        # A landing between the two makes B's commit newer than its files, and the next commit of
-        # the worktree deletes what that landing brought (a fault campaign lost a task that way).
-        run(["checkout", "-q", "-b", branch, commit_of(wt, base)], wt)
+        return have, at
+    # `checkout -b B main` reads `main` twice: once for the files, again to create the branch.
+    # A landing between the two makes B's commit newer than its files, and the next commit of
+    # the worktree deletes what that landing brought (a fault campaign lost a task that way).
+    run(["checkout", "-q", "-b", branch, at], wt)
+    return at, at
 
 
 def detach(wt: Path, ref: str = "HEAD") -> None:
