@@ -5,6 +5,7 @@ sent with send-keys, the screen read with capture-pane."""
 from __future__ import annotations
 
 import dataclasses
+import random
 import re
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from clanker.state.model import State
 from clanker.state.paths import Paths
 from clanker.state.store import Store
 from clanker.system.tmux import Tmux
-from clanker.tui import header, layout
+from clanker.tui import frame, header, layout
 from clanker.tui import prompt as commands
 from clanker.tui.styles import Styles
 from clanker.tui.tail import Line
@@ -617,3 +618,52 @@ def test_attach_switches_the_persons_client_to_the_slave(tmp_path: Path, tm: Tmu
     tm.send_keys(pane, "C-c")
     screen_with(tm, pane, "controller stopped; slaves c1, c2 keep running")
     clanker(repo, "stop", check=True)
+
+
+# --- frames: the tail scrolls itself -----------------------------------------------------------------
+
+
+def _shown(prev: list[str], rows: list[str]) -> tuple[list[str], int]:
+    """What a terminal shows after the frame (scroll, then the changed rows), and rows written."""
+    plan = frame.scroll_plan(prev, rows)
+    screen = frame.scrolled(prev, plan) if plan else list(prev)
+    written = 0
+    for y, text in enumerate(rows):
+        if screen[y] != text:
+            screen[y] = text
+            written += 1
+    return screen, written
+
+
+@pytest.mark.parametrize("new", [1, 2, 5])
+def test_a_new_tail_line_scrolls_the_tail_and_writes_only_what_is_new(new: int) -> None:
+    head = ["banner", "── slaves", "c1 working T3", "── tail 30 lines"]
+    tail = [f"INFO | line {i}" for i in range(30)]
+    prev = [*head, *tail[:20], "idle · bottom"]
+    rows = [*head[:3], f"── tail {30 + new} lines", *tail[new : 20 + new], "idle · bottom"]
+    plan = frame.scroll_plan(prev, rows)
+    assert plan == frame.Scroll(top=4, bottom=23, by=new)
+    screen, written = _shown(prev, rows)
+    assert screen == rows
+    assert written == new + 1  # the new lines and the tail's rule, not the 20 moved rows
+
+
+def test_frames_that_do_not_scroll_are_plain_row_updates() -> None:
+    prev = [f"row {i}" for i in range(10)]
+    rows = [*prev[:3], "changed", *prev[4:]]
+    assert frame.scroll_plan(prev, rows) is None
+    assert frame.scroll_plan(prev, prev) is None
+    assert frame.scroll_plan([], rows) is None
+    assert _shown(prev, rows) == (rows, 1)
+
+
+def test_any_frame_after_any_frame_shows_exactly_the_new_frame() -> None:
+    rng = random.Random(3)
+    for _ in range(300):
+        n = rng.randint(1, 30)
+        pool = [f"r{rng.randint(0, 12)}" for _ in range(n + 10)]
+        prev = pool[:n]
+        k = rng.randint(0, 9)
+        rows = [*prev[k:], *pool[n : n + k]][:n] if rng.random() < 0.7 else [rng.choice(pool) for _ in range(n)]
+        rows += [""] * (n - len(rows))
+        assert _shown(prev, rows)[0] == rows

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 from blessed import Terminal
 
@@ -34,7 +34,7 @@ from ..project import preflight
 from ..state import heartbeat
 from ..system.fswatch import Watch
 from ..text import sanitize
-from . import keys, layout, overlays, prompt, view
+from . import frame, keys, layout, overlays, prompt, view
 from .feed import Feed
 from .layout import Overlay, Screen
 from .styles import Styles
@@ -100,6 +100,9 @@ class App:
         self.resized = True
         self.prev: list[str] = []
         self.size = (0, 0)
+        # Without a scroll region a line feed at the bottom would scroll the whole screen.
+        self.csr = cast("Callable[[int, int], str]", term.csr)  # blessed's stubs say str; tparm wants ints
+        self.can_scroll = bool(str(self.csr(0, 1))) if term.does_styling else False
         self.fv: fleet.FleetView | None = None
         self.rows: list[fleet_rows.SlaveRow] = []
         self.base = Screen()
@@ -242,6 +245,12 @@ class App:
             out.append(str(self.term.home) + str(self.term.clear))
         rows = [self.styles.line(r) for r in layout.render(self.screen(), *size)]
         self.prev += [""] * (len(rows) - len(self.prev))
+        plan = frame.scroll_plan(self.prev, rows) if self.can_scroll else None
+        if plan is not None:
+            # The terminal moves the tail up itself; only the new rows are written below.
+            out.append(self.csr(plan.top, plan.bottom) + self.term.move_yx(plan.bottom, 0) + "\n" * plan.by)
+            out.append(self.csr(0, size[1] - 1))
+            self.prev = frame.scrolled(self.prev, plan)
         for y, text in enumerate(rows):
             if self.prev[y] != text:
                 out.append(self.term.move_yx(y, 0) + text)
