@@ -626,7 +626,7 @@ def test_attach_switches_the_persons_client_to_the_slave(tmp_path: Path, tm: Tmu
 def _shown(prev: list[str], rows: list[str]) -> tuple[list[str], int]:
     """What a terminal shows after the frame (scroll, then the changed rows), and rows written."""
     plan = frame.scroll_plan(prev, rows)
-    screen = frame.scrolled(prev, plan) if plan else list(prev)
+    screen = frame.scrolled(prev, plan, "") if plan else list(prev)
     written = 0
     for y, text in enumerate(rows):
         if screen[y] != text:
@@ -667,3 +667,51 @@ def test_any_frame_after_any_frame_shows_exactly_the_new_frame() -> None:
         rows = [*prev[k:], *pool[n : n + k]][:n] if rng.random() < 0.7 else [rng.choice(pool) for _ in range(n)]
         rows += [""] * (n - len(rows))
         assert _shown(prev, rows)[0] == rows
+
+
+def _paint(screen: list[frame.Cell], row: layout.Row, width: int) -> tuple[list[frame.Cell], int]:
+    """A terminal row after the frame writes what `changed` says; and how many cells it wrote."""
+    new = frame.cells_of(row)
+    span = frame.changed(screen, new)
+    if span is None:
+        return screen, 0
+    x0, x1 = span
+    out = list(screen) + [(" ", "")] * (width - len(screen))
+    out[x0:x1] = frame.cells_of(layout.cut(row, x0, x1))
+    return out[:width], x1 - x0
+
+
+def test_a_changed_row_writes_only_from_its_first_to_its_last_changed_cell() -> None:
+    old = layout.clip([("  c1  work  T3 ", ""), ("♥ 0s", "dim")], 40)
+    new = layout.clip([("  c1  work  T3 ", ""), ("♥ 9s", "dim")], 40)
+    shown, wrote = _paint(frame.cells_of(old), new, 40)
+    assert shown == frame.cells_of(new) and wrote == 1
+    assert frame.changed(frame.cells_of(new), frame.cells_of(new)) is None
+    restyled = layout.clip([("  c1  work  T3 ", ""), ("♥ 9s", "acid")], 40)
+    assert frame.changed(frame.cells_of(new), frame.cells_of(restyled)) == (15, 19)  # a style is a change
+
+
+def test_wide_characters_are_never_cut_in_half() -> None:
+    old = layout.clip([("ab界cd", "")], 12)
+    new = layout.clip([("ab界ce", "")], 12)
+    assert frame.changed(frame.cells_of(old), frame.cells_of(new)) == (5, 6)
+    new2 = layout.clip([("ab界xd", "")], 12)  # only the character after the wide one changed
+    assert frame.changed(frame.cells_of(old), frame.cells_of(new2)) == (4, 5)
+    new3 = layout.clip([("ab世cd", "")], 12)  # the wide one itself: both of its cells
+    assert frame.changed(frame.cells_of(old), frame.cells_of(new3)) == (2, 4)
+
+
+def test_any_row_painted_over_any_row_shows_exactly_the_new_row() -> None:
+    rng = random.Random(5)
+    alphabet = ["a", "b", "界", " ", "♥", "世"]
+    for _ in range(500):
+        width = rng.randint(4, 20)
+
+        def make(width: int = width) -> layout.Row:
+            segs = [("".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))), rng.choice(["", "dim"]))
+                    for _ in range(rng.randint(1, 3))]  # fmt: skip
+            return layout.clip(segs, width)
+
+        old, new = make(), make()
+        shown, _ = _paint(frame.cells_of(old), new, width)
+        assert shown == frame.cells_of(new), (old, new)

@@ -99,6 +99,7 @@ class App:
         self.log_dirty = threading.Event()
         self.resized = True
         self.prev: list[str] = []
+        self.prev_cells: list[list[frame.Cell]] = []  # the same rows, cell by cell
         self.size = (0, 0)
         # Without a scroll region a line feed at the bottom would scroll the whole screen.
         self.csr = cast("Callable[[int, int], str]", term.csr)  # blessed's stubs say str; tparm wants ints
@@ -241,20 +242,28 @@ class App:
         if self.resized or size != self.size:
             self.resized = False
             self.size = size
-            self.prev = []
+            self.prev, self.prev_cells = [], []
             out.append(str(self.term.home) + str(self.term.clear))
-        rows = [self.styles.line(r) for r in layout.render(self.screen(), *size)]
+        spans = layout.render(self.screen(), *size)
+        rows = [self.styles.line(r) for r in spans]
         self.prev += [""] * (len(rows) - len(self.prev))
+        self.prev_cells += [[] for _ in range(len(rows) - len(self.prev_cells))]
         plan = frame.scroll_plan(self.prev, rows) if self.can_scroll else None
         if plan is not None:
             # The terminal moves the tail up itself; only the new rows are written below.
             out.append(self.csr(plan.top, plan.bottom) + self.term.move_yx(plan.bottom, 0) + "\n" * plan.by)
             out.append(self.csr(0, size[1] - 1))
-            self.prev = frame.scrolled(self.prev, plan)
+            self.prev = frame.scrolled(self.prev, plan, "")
+            self.prev_cells = frame.scrolled(self.prev_cells, plan, [])
         for y, text in enumerate(rows):
             if self.prev[y] != text:
-                out.append(self.term.move_yx(y, 0) + text)
+                now = frame.cells_of(spans[y])
+                span = frame.changed(self.prev_cells[y], now)
+                if span is not None:
+                    x0, x1 = span
+                    out.append(self.term.move_yx(y, x0) + self.styles.line(layout.cut(spans[y], x0, x1)))
                 self.prev[y] = text
+                self.prev_cells[y] = now
         if out:
             sys.stdout.write("".join(out))
             sys.stdout.flush()

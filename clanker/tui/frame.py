@@ -2,12 +2,20 @@
 
 A new tail line moves every tail row up by one. Rewriting each moved row would send the whole
 panel per line; instead the terminal scrolls that block itself (a scroll region and a line feed
-at its bottom), and only the rows that are really new are written.
+at its bottom), and only the rows that are really new are written. Within a row that changed,
+only the cells from the first to the last that differ are written (a heartbeat age, a count, the
+RUN label's frame), not the whole row.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
+
+from wcwidth import wcwidth
+
+T = TypeVar("T")
+Cell = tuple[str | None, str]  # a character and its style; None: the right half of a wide one
 
 MAX_SHIFT = 8  # lines one frame may scroll by (more, and the rows are simply redrawn)
 MIN_RUN = 3  # moved rows worth a scroll
@@ -40,9 +48,41 @@ def scroll_plan(prev: list[str], rows: list[str]) -> Scroll | None:
     return best
 
 
-def scrolled(prev: list[str], plan: Scroll) -> list[str]:
+def scrolled(prev: list[T], plan: Scroll, blank: T) -> list[T]:
     """The screen as the terminal shows it after `plan`: the block moved up, blank rows below."""
     out = list(prev)
     out[plan.top : plan.bottom + 1 - plan.by] = prev[plan.top + plan.by : plan.bottom + 1]
-    out[plan.bottom + 1 - plan.by : plan.bottom + 1] = [""] * plan.by
+    out[plan.bottom + 1 - plan.by : plan.bottom + 1] = [blank] * plan.by
     return out
+
+
+def cells_of(row: list[tuple[str, str]]) -> list[Cell]:
+    out: list[Cell] = []
+    for text, style in row:
+        for c in text:
+            w = max(0, wcwidth(c))
+            if w:
+                out.append((c, style))
+                out += [(None, style)] * (w - 1)
+    return out
+
+
+def changed(old: list[Cell], new: list[Cell]) -> tuple[int, int] | None:
+    """The cells [start, end) of `new` to write so the row shows `new` over `old`: from the first
+    cell that differs to the last, widened to whole wide characters. None if nothing differs."""
+    if old == new:
+        return None
+    n = len(new)
+    start = 0
+    while start < n and start < len(old) and old[start] == new[start]:
+        start += 1
+    if start >= n:
+        return (0, n) if n else None  # only cells beyond the new row differ: a shorter row, redrawn
+    end = n
+    while end > start and end - 1 < len(old) and old[end - 1] == new[end - 1]:
+        end -= 1
+    while start > 0 and new[start][0] is None:
+        start -= 1  # never begin on the right half of a wide character
+    while end < n and new[end][0] is None:
+        end += 1
+    return start, end
