@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -122,19 +122,27 @@ def append(path: Path, log_head: str, tasks: list[Task]) -> tuple[list[int], int
         os.close(fd)
 
 
-def _appended(path: Path, since: int) -> tuple[list[tuple[Task, int]], int]:
-    """The tasks other processes archived after byte `since` (with their offsets), and the size."""
-    found: list[tuple[Task, int]] = []
+def _appended(path: Path, since: int) -> Iterator[tuple[dict[str, Any], int]]:
+    """The task lines other processes archived after byte `since`, parsed, with their offsets
+    (one at a time: a cold rebuild meets a whole archive here and keeps none of it in memory)."""
     with open(path, "rb") as f:
         f.seek(since)
         pos = since
         for raw in f:
             if not raw.endswith(b"\n"):
                 break  # a write in progress
-            with contextlib.suppress(ValueError, KeyError, TypeError):  # not a task: skipped
-                found.append((task_from_json(orjson.loads(raw)), pos))
+            with contextlib.suppress(ValueError):  # not JSON: skipped
+                found = orjson.loads(raw)
+                if isinstance(found, dict) and isinstance(found.get("id"), str):
+                    yield found, pos
             pos += len(raw)
-    return found, pos
+
+
+def _same(task: Task, raw: dict[str, Any]) -> bool:
+    try:
+        return task_from_json(raw) == task
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 def move_finished(state: State, path: Path, log_head: str, keep: int = KEEP_FINISHED) -> State:
@@ -150,12 +158,13 @@ def move_finished(state: State, path: Path, log_head: str, keep: int = KEEP_FINI
     pending = dict(a.pending)
     taken: dict[str, int] = {}
     if size is not None and size > a.size:
-        theirs, size = _appended(path, a.size or len(_header(log_head)))
-        for t, offset in theirs:
-            if state.tasks.get(t.id) == t:
-                taken[t.id] = offset
-            elif t.id not in a.entries:
-                pending[t.id] = offset
+        for raw, offset in _appended(path, a.size or len(_header(log_head))):
+            tid = raw["id"]
+            live = state.tasks.get(tid)
+            if live is not None and live.state in TERMINAL and _same(live, raw):
+                taken[tid] = offset
+            elif tid not in a.entries:
+                pending[tid] = offset
     finished.sort(key=lambda t: (t.updated, t.id))
     old = []
     for t in finished[: len(finished) - keep]:

@@ -33,6 +33,7 @@ from .model import (
 from .usage import Usage
 
 Tasks = dict[str, Task]
+NO_TASK = Task(id="", title="")
 
 
 @dataclasses.dataclass
@@ -135,8 +136,8 @@ def _nothing(d: _Draft, e: Event) -> None:
 
 
 def _apply_task(d: _Draft, e: Event, fn: Callable[[Task, Any], Task]) -> None:
-    task_id = str(e.task_id)
-    if task_id not in d.tasks and task_id in d.archive:
+    task_id: str = e.task  # type: ignore[attr-defined]  # a task event, or a risk or retry naming one
+    if task_id not in d.tasks and task_id in d.archive.entries:
         back = d.archive.load(task_id)  # an event about an archived task: it is live again
         if back is not None:
             d.tasks[task_id] = back
@@ -148,7 +149,7 @@ def _apply_task(d: _Draft, e: Event, fn: Callable[[Task, Any], Task]) -> None:
     if isinstance(e, ev.Mainlined):
         d.mainlined += 1
     before = d.tasks.get(task_id)
-    after = fn(before or Task(id=task_id, title=task_id), e)
+    after = fn(before or NO_TASK, e)  # only task.added is legal without a task, and it makes its own
     moved: dict[str, Any] = {"updated": e.ts}
     if e.TYPE not in ANNOTATIONS:
         moved["state"] = TRANSITIONS[(before.state if before else None, trigger(e))]
