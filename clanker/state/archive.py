@@ -20,6 +20,8 @@ import dataclasses
 import hashlib
 import json
 import os
+import threading
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -69,14 +71,30 @@ def log_id(log_head: str) -> str:
 
 
 def reader(path: Path) -> Callable[[int], Task | None]:
-    """Reads the task whose line starts at an offset (None if the file has nothing good there)."""
+    """Reads the task whose line starts at an offset (None if the file has nothing good there),
+    with positional reads on one descriptor kept open (reopened if the file was replaced)."""
+    held: list[int] = []
+    lock = threading.Lock()
+
+    def descriptor() -> int:
+        with lock:
+            if held and os.fstat(held[0]).st_ino != os.stat(path).st_ino:
+                os.close(held.pop())
+            if not held:
+                held.append(os.open(path, os.O_RDONLY))
+                weakref.finalize(read, os.close, held[0])
+            return held[0]
 
     def read(offset: int) -> Task | None:
         try:
-            with open(path, "rb") as f:
-                f.seek(offset)
-                raw = f.readline()
-            return task_from_json(orjson.loads(raw))
+            fd = descriptor()
+            raw = os.pread(fd, 1 << 16, offset)
+            while b"\n" not in raw:
+                more = os.pread(fd, 1 << 20, offset + len(raw))
+                if not more:
+                    break
+                raw += more
+            return task_from_json(orjson.loads(raw.split(b"\n", 1)[0]))
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -114,7 +132,7 @@ def append(path: Path, log_head: str, tasks: list[Task]) -> tuple[list[int], int
     offsets: list[int] = []
     try:
         for t in tasks:
-            line = (json.dumps(task_to_json(t), ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+            line = orjson.dumps(task_to_json(t)) + b"\n"
             os.write(fd, line)  # one write of one line on O_APPEND: writers never interleave inside it
             offsets.append(os.lseek(fd, 0, os.SEEK_CUR) - len(line))
         return offsets, os.fstat(fd).st_size

@@ -18,8 +18,6 @@ from . import events as ev
 from .events import Event
 from .legal import check
 from .model import (
-    ANNOTATIONS,
-    TRANSITIONS,
     Archive,
     Preflight,
     SetupFailure,
@@ -28,7 +26,6 @@ from .model import (
     Task,
     TaskState,
     evolve,
-    trigger,
 )
 from .usage import Usage
 
@@ -143,7 +140,7 @@ def _apply_task(d: _Draft, e: Event, fn: Callable[[Task, Any], Task]) -> None:
             d.tasks[task_id] = back
             d.archive = d.archive.without(back)
     try:
-        check(d.view, e)
+        moves_to = check(d.view, e)
     except IllegalTransition:
         return  # a hand-edited log: skipped, never a crash
     if isinstance(e, ev.Mainlined):
@@ -151,8 +148,8 @@ def _apply_task(d: _Draft, e: Event, fn: Callable[[Task, Any], Task]) -> None:
     before = d.tasks.get(task_id)
     after = fn(before or NO_TASK, e)  # only task.added is legal without a task, and it makes its own
     moved: dict[str, Any] = {"updated": e.ts}
-    if e.TYPE not in ANNOTATIONS:
-        moved["state"] = TRANSITIONS[(before.state if before else None, trigger(e))]
+    if moves_to is not None:
+        moved["state"] = moves_to
     if after is before:
         after = evolve(after, **moved)
     else:

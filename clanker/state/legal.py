@@ -31,23 +31,25 @@ def _task_checked(e: Event) -> bool:
     return isinstance(e, ev.TaskEvent) or (isinstance(e, ev.Risk | ev.RetryWait) and e.task is not None)
 
 
-def check(state: State, e: Event) -> None:
-    """Raise IllegalTransition unless `e` may be applied to `state`."""
+def check(state: State, e: Event) -> TaskState | None:
+    """Raise IllegalTransition unless `e` may be applied to `state`. Returns the state a task
+    event moves its task to (None for other events and for annotations)."""
     if ev.REGISTRY.get(e.TYPE) is not type(e):
         raise IllegalTransition("?", f"unregistered event {type(e).__name__}", None)
     if e.TYPE in JOB_EVENTS:
         _check_job(state, e, next(name for prefix, name in JOBS.items() if e.TYPE.startswith(prefix)))
-        return
+        return None
     if not _task_checked(e):
-        return
+        return None
     task_id = str(e.task_id)
     task = state.tasks.get(task_id) or state.archive.load(task_id)
     if e.TYPE in ANNOTATIONS:
         if task is None:
             raise IllegalTransition(task_id, e.TYPE, None)
-        return
+        return None
     current = task.state if task else None
-    if (current, trigger(e)) not in TRANSITIONS:
+    after = TRANSITIONS.get((current, trigger(e)))
+    if after is None:
         raise IllegalTransition(task_id, trigger(e), current)
     # Only the slave holding a task may move it on: a slave that was presumed dead and released
     # can't later submit or land the task another slave now holds.
@@ -62,6 +64,7 @@ def check(state: State, e: Event) -> None:
             lander = next((t.slave for t in state.tasks.values() if t.state == TaskState.LANDING), None)
         if lander is not None and lander != e.slave:
             raise IllegalTransition(task_id, f"task.landing by {e.slave} (main is being landed by {lander})", current)
+    return after
 
 
 def _holder(state: State, job: str) -> str | None:
