@@ -196,3 +196,18 @@ def test_task_list_shows_the_live_ones_and_all_with_all(paths: Paths) -> None:
 def test_usage_subtracts() -> None:
     a, b = Usage(10, 5, 1, 1, 2, 0.5), Usage(4, 2, 1, 0, 1, 0.2)
     assert (a - b) + b == a
+
+
+def test_status_counts_archived_tasks(paths: Paths) -> None:
+    from clanker.commands.status import render, to_json
+
+    events.append(paths.events, history(15))
+    store = small(Store(paths, "t"))
+    store.state()
+    store.save_snapshot()
+    st = store.state()
+    text = render(st, [])
+    assert text.splitlines()[0].startswith("tasks 16  ready:1  done:12  cancelled:3")
+    assert "DONE (12, average" in text and "… and 2 more" in text
+    data = to_json(st, [])
+    assert data["archived"] == 12 and data["counts"] == {"done": 12, "cancelled": 3, "ready": 1}

@@ -190,11 +190,12 @@ def render(
     done = [t for t in state.tasks.values() if t.state == TaskState.DONE]
     if done:
         avg = average_done(state)
-        lines += ["", f"DONE ({len(done)}, average {elapsed(avg or 0)} from first claim to landed)"]
+        landed = state.counts()["done"]  # archived ones too
+        lines += ["", f"DONE ({landed}, average {elapsed(avg or 0)} from first claim to landed)"]
         for t in sorted(done, key=lambda t: -t.updated)[:10]:
             lines.append(task_line(t, "done", elapsed(t.updated - t.created), f"  {(t.sha or '')[:10]}"))
-        if len(done) > 10:
-            lines.append(f"  … and {len(done) - 10} more")
+        if landed > 10:
+            lines.append(f"  … and {landed - 10} more")
     shown = {t.id for t in (*failed, *done)}
     waiting = [t for t in state.tasks.values() if t.state not in HELD_AS and t.id not in shown]
     if waiting:
