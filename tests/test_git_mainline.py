@@ -317,3 +317,16 @@ def test_landed_sha_ignores_the_trailer_text_in_a_body(repo: Path) -> None:
     git(repo, "add", "x.txt")
     git(repo, "commit", "-q", "-m", "mentions it\n\nsee Clanker-Task: T5 for details")
     assert cgit.landed_sha(repo, "main", "T5") is None
+
+
+def test_checked_out_at_reads_what_git_worktree_list_says(repo: Path, tmp_path: Path) -> None:
+    def listed(branch: str) -> Path | None:
+        return next((w.path for w in cgit.worktrees(repo) if w.branch == branch), None)
+
+    assert cgit.checked_out_at(repo, "main") == listed("main") == repo.resolve()
+    git(repo, "worktree", "add", "-q", "-b", "side", str(tmp_path / "side"), "main")
+    assert cgit.checked_out_at(repo, "side") == listed("side") == (tmp_path / "side").resolve()
+    git(repo, "checkout", "-q", "--detach")
+    git(tmp_path / "side", "checkout", "-q", "main")  # main moves to the linked worktree
+    assert cgit.checked_out_at(repo, "main") == listed("main") == (tmp_path / "side").resolve()
+    assert cgit.checked_out_at(repo, "nowhere") is None and listed("nowhere") is None

@@ -108,14 +108,15 @@ def run_mainline(ctx: JobContext, batch: tuple[str, ...]) -> None:
 def _stack(ctx: JobContext, base: str, queue: list[Task]) -> tuple[list[Stacked], list[tuple[Task, tuple[str, ...]]]]:
     stack: list[Stacked] = []
     conflicted = []
-    tip = base
+    tip, tip_tree = base, None
     for task in queue:
-        cand = mainline.build_on(ctx.repo, tip, task)
+        cand = mainline.build_on(ctx.repo, tip, task, tip_tree)
         if cand.conflicts:
             conflicted.append((task, cand.conflicts))
             continue
         tree = cand.tree if cand.sha else (stack[-1].tree if stack else None)
         tip = cand.sha or tip  # no commit: nothing to add, it lands as a no-op
+        tip_tree = tree or tip_tree
         stack.append(Stacked(task, tip, tree))
     return stack, conflicted
 

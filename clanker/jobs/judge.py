@@ -20,7 +20,9 @@ def run_judge(ctx: JobContext, task: Task) -> None:
     rnd = task.judge_rounds
     ctx.say(f"▶ {task.id} judge: {task.title} (round {rnd}, by {task.author})")
     ctx.heart.update(job="judge", task=task.id, phase="rebase")
-    already = git.landed_sha(ctx.repo, ctx.main, task.id)
+    # Only a task accepted before can be on main already (a lander died between moving main and
+    # recording it); a first judgement needn't search main's history.
+    already = git.landed_sha(ctx.repo, ctx.main, task.id) if task.accepted is not None else None
     if already:
         # A judge died between moving main and recording it: record it now, land nothing twice.
         ctx.store.append(ev.Mainlined(actor=ctx.sid, task=task.id, slave=ctx.sid, sha=already, recovered=True))

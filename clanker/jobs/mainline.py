@@ -52,19 +52,19 @@ def batch_message(tasks: list[Task]) -> str:
 
 def build(repo: Path, main: str, task: Task) -> Candidate:
     """Squash the task branch onto main's current head, in memory."""
-    base = git.rev(repo, main)
-    if base is None:
+    head = git.commit_and_tree(repo, main)
+    if head is None:
         raise GitError(["rev-parse", main], f"branch {main} does not exist", 1)
-    return build_on(repo, base, task)
+    return build_on(repo, head[0], task, head[1])
 
 
-def build_on(repo: Path, base: str, task: Task) -> Candidate:
+def build_on(repo: Path, base: str, task: Task, base_tree: str | None = None) -> Candidate:
     """Squash the task branch onto commit `base` (main, or the batch stacked so far), in memory.
-    No commit (sha None) when the task adds nothing to `base`."""
+    No commit (sha None) when the task adds nothing to `base` (whose tree, if known, is `base_tree`)."""
     merged = git.merge_tree(repo, base, task.branch)
     if merged.tree is None:
         return Candidate(base, None, merged.conflicts)
-    if merged.tree == git.tree_of(repo, base):
+    if merged.tree == (base_tree or git.tree_of(repo, base)):
         return Candidate(base, None)
     return Candidate(base, git.commit_tree(repo, merged.tree, base, message(task)), tree=merged.tree)
 
@@ -88,13 +88,13 @@ def land(paths: Paths, main: str, cand: Candidate, fence: AbstractContextManager
             return Landed(False, reason="lost")
         if git.rev(repo, main) != cand.base:
             return Landed(False, reason="moved")
-        holder = next((w for w in git.worktrees(repo) if w.branch == main), None)
-        if holder is not None and holder.path.exists():
+        holder = git.checked_out_at(repo, main)
+        if holder is not None and holder.exists():
             # A person (or tool) has main checked out: move their files with the ref.
-            if not git.ff_checkout(holder.path, cand.sha):
+            if not git.ff_checkout(holder, cand.sha):
                 if git.rev(repo, main) != cand.base:
                     return Landed(False, reason="moved")
-                return Landed(False, reason=f"checkout: uncommitted edits in {holder.path} block the update")
+                return Landed(False, reason=f"checkout: uncommitted edits in {holder} block the update")
             return Landed(True, cand.sha)
         if not git.update_ref(repo, f"refs/heads/{main}", cand.sha, cand.base):
             return Landed(False, reason="moved")

@@ -276,6 +276,36 @@ def is_ancestor(repo: Path, older: str, newer: str) -> bool:
     return run(["merge-base", "--is-ancestor", older, newer], repo, check=False).returncode == 0
 
 
+def commit_and_tree(repo: Path, ref: str) -> tuple[str, str] | None:
+    """`ref`'s commit and its tree, read in one go (one process, one read of the ref)."""
+    proc = run(["log", "-1", "--format=%H %T", ref, "--"], repo, check=False)
+    found = proc.stdout.split()
+    return (found[0], found[1]) if proc.returncode == 0 and len(found) == 2 else None
+
+
+def checked_out_at(repo: Path, branch: str) -> Path | None:
+    """The worktree that has `branch` checked out, if any — read from the HEAD files git keeps for
+    each worktree (what `git worktree list` reads), without starting a process."""
+    common = _common_dir(repo.resolve())
+    if common.name != ".git":  # a bare repository, or a separate git dir: ask git
+        return next((w.path for w in worktrees(repo) if w.branch == branch), None)
+    want = f"ref: refs/heads/{branch}"
+    linked = [(d / "HEAD", d / "gitdir") for d in sorted((common / "worktrees").glob("*"))]
+    for head, gitdir in [(common / "HEAD", None), *linked]:
+        try:
+            if head.read_text(encoding="utf-8").strip() != want:
+                continue
+            return common.parent if gitdir is None else Path(gitdir.read_text(encoding="utf-8").strip()).parent
+        except OSError:
+            continue
+    return None
+
+
+@cache
+def _common_dir(repo: Path) -> Path:
+    return git_dir(repo)
+
+
 def tree_of(repo: Path, ref: str) -> str:
     return out(["rev-parse", f"{ref}^{{tree}}"], repo)
 
