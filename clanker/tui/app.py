@@ -40,6 +40,7 @@ from .layout import Overlay, Screen
 from .styles import Styles
 
 FPS = 8  # frames a second of the RUN label, only while work runs
+REFRESH_SECS = 0.25  # the panels follow the log at most this often
 MESSAGE_SECS = 12.0  # how long a command's answer stays on the bottom line
 
 
@@ -141,6 +142,7 @@ class App:
         next_tick = 0.0
         next_data = 0.0
         next_frame = 0.0
+        last_data = 0.0
         keyboard = sys.stdin.fileno()
         while not self.ctl.stopping.is_set():
             now = time.monotonic()
@@ -151,7 +153,9 @@ class App:
             if self.log_dirty.is_set():
                 self.log_dirty.clear()
                 self.feed.poll()
-                next_data = 0.0
+                # A busy fleet appends many events a second: the panels follow at most every
+                # REFRESH_SECS (a person can't read faster), not once per line of the log.
+                next_data = min(next_data, last_data + REFRESH_SECS)
                 if self.ctl.cfg.heartbeat_secs > 1.0:
                     next_tick = min(next_tick, now + 0.2)  # react to new work soon, in bursts
             while not self.done_jobs.empty():
@@ -159,7 +163,7 @@ class App:
                 next_data = 0.0
             if now >= next_data:
                 self._refresh()
-                next_data = now + 1.0
+                last_data, next_data = now, now + 1.0
             if self.base.mode == "run" and now >= next_frame:
                 self.frame += 1
                 next_frame = now + 1.0 / FPS
