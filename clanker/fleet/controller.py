@@ -239,10 +239,7 @@ class Controller:
 
     def draw(self, fv: fleet.FleetView) -> None:
         """Headless: one line of task counts whenever they change (the TUI draws everything else)."""
-        state = self.store.state()
-        counts: dict[str, int] = {}
-        for t in state.tasks.values():
-            counts[t.state] = counts.get(t.state, 0) + 1
+        counts = self.store.state().counts()  # archived tasks too
         line = "  ".join(f"{k}:{v}" for k, v in sorted(counts.items()))
         if line != self._last_screen:
             self._last_screen = line
@@ -284,22 +281,29 @@ class Controller:
         the gate preflight failed (4), tmux kept failing (5), printing the task counts when they change."""
         started = self.clock.monotonic()
         code = 0
+        fv: fleet.FleetView | None = None
+        ticked = float("-inf")
         with self.running():
             assert self.waiter is not None
             while not self.stopping.is_set():
                 st = self.store.state()
-                if not st.tasks and not (st.plan_requests or st.plan_slave):
+                if not st.total and not (st.plan_requests or st.plan_slave):
                     self.out("no tasks: add some with `clanker task add TITLE`")
                     break
-                try:
-                    fv = self.tick()
-                except TmuxError as e:
-                    if self._tmux_failing(e):
-                        code = 5  # clanker's own failure: not "blocked", not "out of time"
-                        break
-                    self.waiter.wait(self.cfg.heartbeat_secs)
-                    continue
-                self._tmux_failed_at = None
+                # Woken by the log, only the counts and the end are looked at; the fleet itself
+                # (one tmux query, the heartbeats, spawning) is kept every heartbeat_secs: a busy
+                # fleet appends many events a second, and each used to cost a whole tick.
+                if fv is None or self.clock.monotonic() - ticked >= self.cfg.heartbeat_secs:
+                    try:
+                        fv = self.tick()
+                    except TmuxError as e:
+                        if self._tmux_failing(e):
+                            code = 5  # clanker's own failure: not "blocked", not "out of time"
+                            break
+                        self.waiter.wait(self.cfg.heartbeat_secs)
+                        continue
+                    ticked = self.clock.monotonic()
+                    self._tmux_failed_at = None
                 self.draw(fv)
                 self.store.save_snapshot_if_behind()
                 if self.gate() == "failed":
