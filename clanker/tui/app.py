@@ -142,13 +142,13 @@ class App:
         next_tick = 0.0
         next_data = 0.0
         next_frame = 0.0
-        last_data = 0.0
+        last_data = last_tick = 0.0
         keyboard = sys.stdin.fileno()
         while not self.ctl.stopping.is_set():
             now = time.monotonic()
             if now >= next_tick:
                 self.tick()
-                next_tick = now + self.ctl.cfg.heartbeat_secs
+                last_tick, next_tick = now, now + self.ctl.cfg.heartbeat_secs
                 next_data = 0.0
             if self.log_dirty.is_set():
                 self.log_dirty.clear()
@@ -157,7 +157,8 @@ class App:
                 # REFRESH_SECS (a person can't read faster), not once per line of the log.
                 next_data = min(next_data, last_data + REFRESH_SECS)
                 if self.ctl.cfg.heartbeat_secs > 1.0:
-                    next_tick = min(next_tick, now + 0.2)  # react to new work soon, in bursts
+                    # React to new work soon, but a busy log gets at most one extra tick a second.
+                    next_tick = min(next_tick, max(now + 0.2, last_tick + 1.0))
             while not self.done_jobs.empty():
                 self.done_jobs.get()()
                 next_data = 0.0
