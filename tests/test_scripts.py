@@ -35,6 +35,27 @@ def test_bench_mainline_lands_accepted_tasks_both_ways() -> None:
     assert out["one_by_one_secs"] > 0 and out["batched_secs"] > 0
 
 
+def test_bench_overhead_counts_a_fleet_against_the_raw_git_floor() -> None:
+    proc = script("bench", "overhead", "--tasks", "2", "--reps", "1")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    fleet, floor = out["processes_per_task"]["clanker"]["median"], out["processes_per_task"]["floor"]["median"]
+    assert fleet > floor > 5 and out["git_processes_per_task"]["floor"]["median"] >= 7
+    assert out["wall_ratio_to_floor"] > 0
+
+
+def test_bench_scaling_and_tui_measure_a_busy_fleet() -> None:
+    proc = script("bench", "scaling", "--slaves", "2", "--tasks", "2")
+    assert proc.returncode == 0, proc.stderr
+    eff = json.loads(proc.stdout)["efficiency"]["2"]["median"]
+    assert 0 < eff <= 1.05
+    proc = script("bench", "tui", "--slaves", "2", "--seconds", "1", "--reps", "1")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["bytes_to_terminal_per_second"]["tui"]["median"] > 0
+    assert out["controller_cpu_percent_of_a_core"]["headless"]["median"] >= 0
+
+
 def test_chaos_runs_a_faulted_fleet_and_checks_its_invariants(tmp_path: Path) -> None:
     keep = tmp_path / "failures"
     proc = script("chaos", "--runs", "1", "--seed", "3", "--tasks", "3", "--llm-every", "0", "--keep", str(keep))
