@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from clanker.state import secrets
+from clanker.state.paths import Paths
 from clanker.system.tmux import Tmux
 
 
@@ -51,3 +52,11 @@ def socket_name(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 @pytest.fixture
 def tm(socket_name: str) -> Tmux:
     return Tmux(socket_name)
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> Paths:
+    """A repo directory with clanker's state folders (no git: for tests of the state layer)."""
+    p = Paths(tmp_path)
+    p.ensure()
+    return p

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,11 +55,13 @@ def small(store: Store) -> Store:
     return store
 
 
-@pytest.fixture
-def paths(tmp_path: Path) -> Paths:
-    p = Paths(tmp_path)
-    p.ensure()
-    return p
+def archived(paths: Paths, n: int, actor: str = "t") -> Store:
+    """A store over a history of `n` tasks, its snapshot written (older finished tasks archived)."""
+    events.append(paths.events, history(n))
+    store = small(Store(paths, actor))
+    store.state()
+    store.save_snapshot()
+    return store
 
 
 def whole(st: State, paths: Paths) -> dict[str, Task]:
@@ -90,10 +91,7 @@ def test_finished_tasks_leave_the_live_state_yet_stay_known_counted_and_readable
 
 
 def test_a_new_reader_trusts_the_snapshot_only_with_its_archive(paths: Paths) -> None:
-    events.append(paths.events, history(20))
-    first = small(Store(paths, "a"))
-    first.state()
-    first.save_snapshot()
+    first = archived(paths, 20, "a")
     want = first.state()
     every = whole(want, paths)
     again = Store(paths, "b").state()
@@ -106,10 +104,7 @@ def test_a_new_reader_trusts_the_snapshot_only_with_its_archive(paths: Paths) ->
 
 
 def test_an_event_about_an_archived_task_brings_it_back(paths: Paths) -> None:
-    events.append(paths.events, history(20))
-    store = small(Store(paths, "t"))
-    store.state()
-    store.save_snapshot()
+    store = archived(paths, 20, "t")
     st = store.state()
     assert "T5" in st.archive and "T5" not in st.tasks  # cancelled long ago
     cost = st.work_usage
@@ -159,10 +154,7 @@ def test_two_processes_archive_each_task_once(paths: Paths) -> None:
 
 
 def test_intake_and_the_scheduler_know_archived_tasks(paths: Paths) -> None:
-    events.append(paths.events, history(10))
-    store = small(Store(paths, "t"))
-    store.state()
-    store.save_snapshot()
+    store = archived(paths, 10, "t")
     st = store.state()
     assert "T1" in st.archive
     assert next_id(st) == "T12"  # never an archived task's id
@@ -179,10 +171,7 @@ def test_intake_and_the_scheduler_know_archived_tasks(paths: Paths) -> None:
 def test_task_list_shows_the_live_ones_and_all_with_all(paths: Paths) -> None:
     from clanker.commands.task import list_tasks
 
-    events.append(paths.events, history(8))
-    store = small(Store(paths, "t"))
-    store.state()
-    store.save_snapshot()
+    store = archived(paths, 8, "t")
     out: list[str] = []
     list_tasks(store, False, out.append)
     assert len(out) == 4 + 1 and out[-1] == "… and 5 older finished task(s): `clanker task list --all`"
@@ -201,10 +190,7 @@ def test_usage_subtracts() -> None:
 def test_status_counts_archived_tasks(paths: Paths) -> None:
     from clanker.commands.status import render, to_json
 
-    events.append(paths.events, history(15))
-    store = small(Store(paths, "t"))
-    store.state()
-    store.save_snapshot()
+    store = archived(paths, 15, "t")
     st = store.state()
     text = render(st, [])
     assert text.splitlines()[0].startswith("tasks 16  ready:1  done:12  cancelled:3")

@@ -99,13 +99,6 @@ def start_holder(repo: Path) -> subprocess.Popen[str]:
     return proc
 
 
-@pytest.fixture
-def paths(tmp_path: Path) -> Paths:
-    p = Paths(tmp_path)
-    p.ensure()
-    return p
-
-
 def test_mainline_lock_is_exclusive_and_freed_when_the_holder_is_killed(paths: Paths) -> None:
     holder = start_holder(paths.repo)
     try:

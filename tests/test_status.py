@@ -69,13 +69,6 @@ STATE = build(
 )
 
 
-@pytest.fixture
-def paths(tmp_path: Path) -> Paths:
-    p = Paths(tmp_path)
-    p.ensure()
-    return p
-
-
 def beat(paths: Paths, sid: str, pane: str = "", **info: Any) -> None:
     heart = Heart(paths, sid, 5.0, pane=pane)
     heart.update(**info)
