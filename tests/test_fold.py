@@ -757,3 +757,27 @@ def test_only_one_slave_lands_on_main_at_a_time(tmp_path: Path) -> None:
     with pytest.raises(IllegalTransition, match="main is being landed by c1"):
         store.append(ev_for("task.landing", "T2", "c2"))
     store.append(ev_for("task.landing", "T2", "c1"))  # the same lander's batch may grow
+
+
+def test_the_events_of_one_append_reach_the_log_in_one_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader woken by a write sees all of a transaction: a task blocked together with the
+    planner request it leads to, never the block alone (a run once ended on that half)."""
+    import os
+
+    log = tmp_path / "events.log"
+    events.append(log, [ev_for("task.added", "T1")])
+    writes: list[bytes] = []
+    write = os.write
+
+    def spy(fd: int, data: bytes) -> int:
+        writes.append(bytes(data))
+        return write(fd, data)
+
+    monkeypatch.setattr(os, "write", spy)
+    batch = [
+        ev_for("task.blocked", "T1", reason="out_of_budget"),
+        event("plan.requested", "c1", None, {"request": "T1"}),
+    ]
+    events.append(log, batch, locked=True)
+    assert len(writes) == 1 and writes[0].count(b"\n") == 2
+    assert [e.type for e, _ in events.read_from(log, 0)] == ["task.added", "task.blocked", "plan.requested"]

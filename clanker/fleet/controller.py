@@ -310,7 +310,7 @@ class Controller:
                     code = 4  # the environment, not the tasks: nothing was dispatched
                     break
                 result = progress(self.store.state())
-                if result.finished:
+                if result.finished and self._still_finished():
                     code = 1 if result.blocked else 0
                     break
                 if timeout is not None and self.clock.monotonic() - started > timeout:
@@ -318,6 +318,14 @@ class Controller:
                     break
                 self.waiter.wait(self.cfg.heartbeat_secs)
         return code
+
+    def _still_finished(self) -> bool:
+        """Is the run still over a moment later? A job that blocks a task appends what follows
+        from it (a planner request) in the same write, but a reader can land between two writes
+        of a job that makes several; the end of a run is worth one short look again."""
+        assert self.waiter is not None
+        self.waiter.wait(min(0.3, self.cfg.heartbeat_secs))
+        return progress(self.store.state()).finished
 
     def _tmux_failing(self, e: TmuxError) -> bool:
         """A tmux command failed (its server died, or is restarting): said once, tried again each

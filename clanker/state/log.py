@@ -17,8 +17,10 @@ from .secrets import redact
 def append(path: Path, events: list[Event], locked: bool = False) -> int:
     """Append events; returns the file size after the write.
 
-    Each event is one os.write of one complete line on an O_APPEND descriptor: concurrent writers
-    from several processes then never interleave inside a line (DESIGN §3 measured this). A caller
+    The events are whole lines written with one os.write on an O_APPEND descriptor: concurrent
+    writers from several processes then never interleave inside a line (DESIGN §3 measured this),
+    and a reader woken by the write finds every event of it, never the first half of a
+    transaction (a task blocked without the planner request that came with it). A caller
     holding the queue lock (`locked`: the store) knows nobody else is writing, so a last line
     without its newline is not a write in progress but a torn one (a full disk, a writer killed
     mid-write, a hand edit): the first event then starts on a line of its own instead of being
@@ -28,10 +30,10 @@ def append(path: Path, events: list[Event], locked: bool = False) -> int:
     try:
         end = os.fstat(fd).st_size if locked else 0
         heal = b"\n" if end and os.pread(fd, 1, end - 1) != b"\n" else b""
-        for ev in events:
-            line = redact(json.dumps(to_json(ev), ensure_ascii=False, separators=(",", ":"))) + "\n"
-            os.write(fd, heal + line.encode("utf-8"))
-            heal = b""
+        lines = [redact(json.dumps(to_json(ev), ensure_ascii=False, separators=(",", ":"))) + "\n" for ev in events]
+        data = heal + "".join(lines).encode("utf-8")
+        while data:
+            data = data[os.write(fd, data) :]  # a short write (a full disk) goes on from where it stopped
         return os.fstat(fd).st_size
     finally:
         os.close(fd)
