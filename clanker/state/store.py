@@ -51,8 +51,9 @@ class Store:
             folded = fold(self._state, itertools.islice(it, self.fold_chunk))
             if folded is self._state:
                 break
+            long_fold = folded.events - self._state.events >= self.fold_chunk  # more may follow
             self._state = folded
-            if len(folded.tasks) > self.live_max:
+            if long_fold and len(folded.tasks) > self.live_max:
                 self._archive()
         if self._state.offset != before and self._state.offset - self._snapshot_offset >= SNAPSHOT_EVERY_BYTES:
             self.save_snapshot()
