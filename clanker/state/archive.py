@@ -34,17 +34,7 @@ from .usage import Usage
 
 KEEP_FINISHED = 200  # finished tasks that stay live: the views show the recent ones
 TASK_FIELDS = tuple(f.name for f in dataclasses.fields(Task))
-TUPLES = (
-    "paths",
-    "tags",
-    "depends_on",
-    "touched",
-    "errors",
-    "sessions",
-    "follow_ups",
-    "held_behind",
-    "merge_conflicts",
-)
+TUPLES = tuple(f.name for f in dataclasses.fields(Task) if str(f.type).startswith("tuple"))
 
 
 def task_to_json(t: Task) -> dict[str, Any]:
@@ -128,16 +118,21 @@ def append(path: Path, log_head: str, tasks: list[Task]) -> tuple[list[int], int
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(_header(log_head))
         os.replace(tmp, path)
+    lines = [orjson.dumps(task_to_json(t)) + b"\n" for t in tasks]
+    data = b"".join(lines)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-    offsets: list[int] = []
     try:
-        for t in tasks:
-            line = orjson.dumps(task_to_json(t)) + b"\n"
-            os.write(fd, line)  # one write of one line on O_APPEND: writers never interleave inside it
-            offsets.append(os.lseek(fd, 0, os.SEEK_CUR) - len(line))
-        return offsets, os.fstat(fd).st_size
+        rest = data  # one write on O_APPEND (its writers hold the queue lock besides)
+        while rest:
+            rest = rest[os.write(fd, rest) :]  # a short write (a full disk) goes on where it stopped
+        end = os.lseek(fd, 0, os.SEEK_CUR)
     finally:
         os.close(fd)
+    offsets, at = [], end - len(data)
+    for line in lines:
+        offsets.append(at)
+        at += len(line)
+    return offsets, end
 
 
 def _appended(path: Path, since: int) -> Iterator[tuple[dict[str, Any], int]]:

@@ -175,12 +175,7 @@ def ensure_worktree(repo: Path, path: Path, base: str) -> None:
         return
     run(["worktree", "prune"], repo)
     path.parent.mkdir(parents=True, exist_ok=True)
-    run(["worktree", "add", "--detach", "-q", str(path), commit_of(repo, base)], repo)
-
-
-def commit_of(repo: Path, ref: str) -> str:
-    """`ref` resolved to a commit once, so a command given it cannot read a ref that moves twice."""
-    return out(["rev-parse", "--verify", "-q", f"{ref}^{{commit}}"], repo)
+    run(["worktree", "add", "--detach", "-q", str(path), base], repo)
 
 
 def checkout_branch(wt: Path, branch: str, base: str) -> tuple[str, str]:
@@ -423,7 +418,7 @@ def restore(wt: Path, files: list[str]) -> None:
 def add_worktree(repo: Path, path: Path, ref: str) -> None:
     run(["worktree", "prune"], repo)
     path.parent.mkdir(parents=True, exist_ok=True)
-    run(["worktree", "add", "--detach", "-q", str(path), commit_of(repo, ref)], repo)
+    run(["worktree", "add", "--detach", "-q", str(path), ref], repo)
 
 
 def discard_scratch_worktree(repo: Path, path: Path, sha: str) -> bool:
