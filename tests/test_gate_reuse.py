@@ -115,3 +115,35 @@ def test_a_lone_task_on_an_unchanged_main_lands_on_the_judges_gate(tmp_path: Pat
     main_tree = git(repo, "rev-parse", "main^{tree}").strip()
     assert gates[1]["tree"] == gates[2]["tree"] == main_tree, "main moved to the very tree the judge's gate passed"
     assert runs.read_text().split().count(main_tree) >= 1
+    accepted = next(e for e in events(repo) if e["type"] == "task.verdict" and e["verdict"] == "done")
+    landed = next(e for e in events(repo) if e["type"] == "task.mainlined")
+    assert landed["sha"] == accepted["candidate"][0] == git(repo, "rev-parse", "main").strip(), "the judge's commit"
+
+
+def test_the_lander_takes_the_judges_commit_only_on_the_main_it_was_built_on(tmp_path: Path) -> None:
+    from clanker.jobs import integrate, mainline
+    from clanker.state.model import Task
+
+    repo = make_repo(tmp_path / "r", "slaves: 2\nagent:\n  kind: fake\n")
+    ctx = _ctx(repo)
+    git(repo, "checkout", "-q", "-b", "clanker/T1")
+    _commit(repo, "t1.txt", "t1\n")
+    git(repo, "checkout", "-q", "main")
+    base = git(repo, "rev-parse", "main").strip()
+    task = Task(id="T1", title="t", branch="clanker/T1")
+    cand = mainline.build(repo, "main", task)
+    assert cand.sha and cand.tree
+    judged = dataclasses.replace(task, candidate=(cand.sha, cand.base, cand.tree))
+
+    stack, _ = integrate._stack(ctx, base, [judged])
+    assert [(s.sha, s.tree) for s in stack] == [(cand.sha, cand.tree)], "the very commit the judge gated"
+
+    # main moved: the squash is built again, on the new head
+    moved = _commit(repo, "other.txt", "o\n")
+    stack, _ = integrate._stack(ctx, moved, [judged])
+    assert stack[0].sha != cand.sha and git(repo, "rev-parse", f"{stack[0].sha}^").strip() == moved
+
+    # a commit that is not there (say, pruned) is never landed: built again
+    gone = dataclasses.replace(task, candidate=("ab" * 20, moved, cand.tree))
+    stack, _ = integrate._stack(ctx, moved, [gone])
+    assert stack[0].sha != "ab" * 20 and git(repo, "rev-parse", f"{stack[0].sha}^").strip() == moved

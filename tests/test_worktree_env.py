@@ -409,8 +409,15 @@ def test_a_submitted_task_that_conflicts_with_an_earlier_one_is_held_and_refresh
     store.append(event("task.submitted", "c2", "T2", {"slave": "c2", "files": ["shared.txt"]}), *held)
     assert store.state().tasks["T2"].held_behind == ("T1",)
     # T1 lands: T2 no longer merges into main, so it goes back to its author, not to a judge.
+    before = sh_git(repo, "rev-parse", "main").strip()
     sh_git(repo, "merge", "-q", "--ff-only", "clanker/T1")
-    refresh = after_main_moved(cfg, store.state(), "c1")
+    # Told what the landing changed, only tasks that changed one of those files are replayed.
+    assert after_main_moved(cfg, store.state(), "c1", landed=["other.txt"]) == []
+    # At submit, a branch known to contain main's head needs no replay; once main moved, it gets one.
+    assert (
+        at_submit(cfg, store.state(), st.tasks["T2"], ["shared.txt"], "c2", contains=before)[-1].type == "task.refresh"
+    )
+    refresh = after_main_moved(cfg, store.state(), "c1", landed=["shared.txt"])
     assert [e.type for e in refresh] == ["risk", "task.refresh"] and refresh[1].task_id == "T2"
     store.append(*refresh)
     t2 = store.state().tasks["T2"]

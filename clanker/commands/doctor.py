@@ -227,7 +227,7 @@ def _real_agent(role: str, agent: AgentConfig, cfg: Config) -> list[Check]:
 def _repo_checks(cfg: Config) -> list[Check]:
     out = []
     repo = cfg.repo
-    if git.rev(repo, cfg.mainline_branch) is None:
+    if git.branch_head(repo, cfg.mainline_branch) is None:
         out.append(
             Check(
                 "main branch",

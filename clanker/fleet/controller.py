@@ -221,7 +221,7 @@ class Controller:
         if not preflight.needed(self.cfg):
             return
         key = preflight.key(self.cfg)
-        head = git.rev(self.cfg.repo, self.cfg.mainline_branch)
+        head = git.branch_head(self.cfg.repo, self.cfg.mainline_branch)
 
         def decide(st: State) -> list[Event]:
             p = st.preflights.get(key)

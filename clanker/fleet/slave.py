@@ -235,7 +235,7 @@ class Slave:
     def _setup_retry_reason(self, commands: str, main_sha: str) -> str | None:
         if setup_commands_hash(self.cfg) != commands:
             return "worktree.setup changed in clanker.yaml"
-        head = git.rev(self.paths.repo, self.cfg.mainline_branch)
+        head = git.branch_head(self.paths.repo, self.cfg.mainline_branch)
         if head and main_sha and head != main_sha:
             try:
                 changed = git.changed_between(self.paths.repo, main_sha, head, self.cfg.worktree.setup_inputs)
@@ -251,7 +251,7 @@ class Slave:
         say(self.sid, f"✗ {e}")
         say(self.sid, "  that is the environment, not the task: no attempt counted, the job goes back to the queue;")
         say(self.sid, "  this slave waits until the setup inputs or worktree.setup change (or `clanker doctor --gate`)")
-        main_sha = git.rev(self.paths.repo, self.cfg.mainline_branch) or ""
+        main_sha = git.branch_head(self.paths.repo, self.cfg.mainline_branch) or ""
         failed = ev.SetupFailed(
             actor=self.sid,
             slave=self.sid,

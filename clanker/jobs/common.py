@@ -58,7 +58,6 @@ def replan(ctx: JobContext, task_id: str) -> list[Event]:
 
 
 def verdict(ctx: JobContext, task: Task, says: str, reasons: str, conflict: bool = False) -> None:
-    git.detach(ctx.worktree, ctx.main)
     ctx.store.append(
         ev.Verdict(actor=ctx.sid, task=task.id, slave=ctx.sid, verdict=says, reasons=reasons, conflict=conflict)
     )
@@ -92,7 +91,7 @@ def main_is_red(ctx: JobContext, base: str, task: Task, failure: GateResult, whe
     on_main = ctx.gate(sha=base)
     if on_main.passed:
         return False
-    head = git.rev(ctx.repo, ctx.main) or base
+    head = git.branch_head(ctx.repo, ctx.main) or base
     if regressions.stale(ctx.store.state(), base, head, lambda a, b: git.is_ancestor(ctx.repo, a, b)):
         ctx.say(f"  {base[:10]} fails the gate, but {ctx.main} moved on green: {task.id} is tried on it again")
         return True  # not the task's fault, and not main's any more: the caller lets go, to redo it

@@ -47,6 +47,8 @@ class JobContext:
     on_files: Callable[[list[str]], None] | None = None  # files the agent's stream says it wrote
     _ws: Workspace | None = field(default=None, repr=False)
     setup_retrying: bool = False  # setup failed here before: say so when it works again
+    prepared: bool = True  # the worktree was made ready for this job (a lander does it only to gate)
+    landings: int = 0  # batches this slave landed (git maintenance runs every so many)
     clock: Clock = SYSTEM
 
     @property
@@ -170,16 +172,17 @@ class JobContext:
         with self.store.locked() as st:
             yield all((t := st.tasks.get(i)) is not None and t.slave == self.sid and t.state == state for i in task_ids)
 
-    def commit_held(self, task_id: str, message: str) -> str | None:
+    def commit_held(self, task_id: str, message: str, changes: bool | None = None) -> str | None:
         """Commit the worktree to the task's branch, only while this slave still holds the task as
         its worker — checked under the queue lock, where any reclaim is decided, so a slave that
         lost the task while it was hung or cut off can never move its branch. Then its changes are
-        stashed (kept) and LostClaim is raised."""
+        stashed (kept) and LostClaim is raised. `changes`: whether a look at the worktree just now
+        found anything to commit, if one was taken."""
         with self.store.locked() as st:
             t = st.tasks.get(task_id)
             on = git.current_branch(self.worktree)
             if t is not None and t.slave == self.sid and t.state == TaskState.CLAIMED and on == t.branch:
-                return git.commit_all(self.worktree, message)
+                return git.commit_all(self.worktree, message, changes)
         if git.porcelain(self.worktree):
             git.stash(self.worktree, f"clanker {self.sid}: {task_id} was taken from this slave ({message})")
         holder = f"{t.state} by {t.slave}" if t is not None and t.slave else (t.state if t else "gone")
@@ -278,7 +281,9 @@ class JobContext:
         text = preflight.key(self.cfg) + self.workspace.outside_fingerprint()
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 
-    def gate_tree(self, task_id: str, role: str, sha: str, tree: str | None = None) -> GateResult:
+    def gate_tree(
+        self, task_id: str, role: str, sha: str, tree: str | None = None, ready: Callable[[], None] | None = None
+    ) -> GateResult:
         """The gate of commit `sha`'s tree, recorded. Not run again when this task's last judge or
         mainline gate passed on the very same tree with the same key: that pass is recorded as
         reused (`main` still only moves to a tree a gate passed, with these settings)."""
@@ -294,6 +299,8 @@ class JobContext:
             )  # fmt: skip
             self.say(f"  gate: reused (tree {tree[:10]} passed already, same settings)")
             return GateResult(True, f"(reused: the gate passed on tree {tree[:10]} already)\n", 0.0)
+        if ready is not None:
+            ready()  # the worktree is made ready only for a gate that really runs
         result = self.gate(sha=sha)
         self.record_gate(task_id, role, result, tree, key)
         return result

@@ -14,7 +14,7 @@ from .context import JobContext
 
 def run_health(ctx: JobContext) -> None:
     prepare_worktree(ctx)
-    sha = git.rev(ctx.repo, ctx.main)
+    sha = git.branch_head(ctx.repo, ctx.main)
     assert sha is not None
     ctx.say(f"▶ health check of {ctx.main} at {sha[:10]}")
     ctx.heart.update(job="health", task=None, phase="health")
@@ -32,7 +32,7 @@ def run_health(ctx: JobContext) -> None:
         ctx.store.append(ran)
         ctx.say(f"  ✓ {ctx.main} is healthy")
         return idle(ctx)
-    head = git.rev(ctx.repo, ctx.main) or sha
+    head = git.branch_head(ctx.repo, ctx.main) or sha
     if regressions.stale(ctx.store.state(), sha, head, lambda a, b: git.is_ancestor(ctx.repo, a, b)):
         # A landing (gated, so green) moved main while this ran: the failure is history, and
         # filing it would re-mark a fixed main red and duplicate the regression just fixed.

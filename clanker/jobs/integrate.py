@@ -38,19 +38,24 @@ class Stacked:
     tree: str | None = None  # its tree, when the merge said (else looked up)
 
 
+MAINTAIN_EVERY = 25  # landings between two `git maintenance run --auto` (see git.NO_AUTO)
+
+
 def run_mainline(ctx: JobContext, batch: tuple[str, ...]) -> None:
     """Land the batch, or give back what can't land now (reasons in the tail)."""
-    prepare_worktree(ctx)
+    # The worktree is made ready only when a gate has to run in it: a batch the judge's gate
+    # already passed lands without touching it.
+    ctx.prepared = False
     st = ctx.store.state()
     queue = [st.tasks[tid] for tid in batch if tid in st.tasks and st.tasks[tid].state == TaskState.LANDING]
     ctx.say(f"▶ mainline: {', '.join(t.id for t in queue)} ({len(queue)} accepted)")
     ctx.heart.update(job="mainline", task=queue[0].id if queue else None, phase="stack")
-    for _ in range(MAX_ROUNDS):
+    for rnd in range(MAX_ROUNDS):
         if not queue:
             break
-        base = git.rev(ctx.repo, ctx.main)
+        base = git.branch_head(ctx.repo, ctx.main)
         assert base is not None
-        stack, conflicted = _stack(ctx, base, queue)
+        stack, conflicted = _stack(ctx, base, queue, reuse=rnd == 0)
         for task, files in conflicted:
             conflict(ctx, task, files)
             queue.remove(task)
@@ -105,11 +110,20 @@ def run_mainline(ctx: JobContext, batch: tuple[str, ...]) -> None:
     idle(ctx)
 
 
-def _stack(ctx: JobContext, base: str, queue: list[Task]) -> tuple[list[Stacked], list[tuple[Task, tuple[str, ...]]]]:
+def _stack(
+    ctx: JobContext, base: str, queue: list[Task], reuse: bool = True
+) -> tuple[list[Stacked], list[tuple[Task, tuple[str, ...]]]]:
+    """Each task squashed onto the one before, from `base`. With `reuse`, a first task the judge
+    accepted on this very `base` is the judge's own commit (built the same way, its tree gated)."""
     stack: list[Stacked] = []
     conflicted = []
     tip, tip_tree = base, None
     for task in queue:
+        built = task.candidate
+        if reuse and not stack and len(built) == 3 and built[1] == base and git.has_object(ctx.repo, built[0]):
+            tip, tip_tree = built[0], built[2]
+            stack.append(Stacked(task, tip, tip_tree))
+            continue
         cand = mainline.build_on(ctx.repo, tip, task, tip_tree)
         if cand.conflicts:
             conflicted.append((task, cand.conflicts))
@@ -122,7 +136,12 @@ def _stack(ctx: JobContext, base: str, queue: list[Task]) -> tuple[list[Stacked]
 
 
 def _gate(ctx: JobContext, item: Stacked) -> GateResult:
-    return ctx.gate_tree(item.task.id, "mainline", item.sha, item.tree)
+    def ready() -> None:
+        if not ctx.prepared:
+            prepare_worktree(ctx)
+            ctx.prepared = True
+
+    return ctx.gate_tree(item.task.id, "mainline", item.sha, item.tree, ready)
 
 
 def _check(ctx: JobContext, stack: list[Stacked]) -> tuple[Task | None, GateResult | None, int | None]:
@@ -194,14 +213,20 @@ def _done(ctx: JobContext, stack: list[Stacked], shas: list[str]) -> None:
     if ctx.store.state().main_red:
         evs.append(ev.MainGreen(actor=ctx.sid, sha=shas[-1]))
 
+    landed = {f for item in stack for f in item.task.touched}
+
     def decide(st: State) -> list[Event]:
         # main has moved: submitted tasks that no longer merge go back to their authors in the
         # same append, so no judge (a task held behind these was waiting for exactly this moment)
         # can take one in between.
-        return [*evs, *overlap.after_main_moved(ctx.cfg, st, ctx.sid)]
+        return [*evs, *overlap.after_main_moved(ctx.cfg, st, ctx.sid, landed)]
 
     sent = ctx.store.transact(decide)
-    git.detach(ctx.worktree, ctx.main)
+    if ctx.prepared:
+        git.detach(ctx.worktree, ctx.main)
+    ctx.landings += 1
+    if ctx.landings % MAINTAIN_EVERY == 0:
+        git.maintain(ctx.repo)
     ctx.say(f"  ✓ landed {', '.join(s.task.id for s in stack)} on {ctx.main} as {shas[-1][:10]}")
     for e in sent:
         if isinstance(e, ev.TaskRefresh):

@@ -48,9 +48,12 @@ def run_judge(ctx: JobContext, task: Task) -> None:
         return idle(ctx)
     if says != "done":
         return verdict(ctx, task, says, reasons)
-    # Accepted: the mainline queue lands it, alone or in a batch with others.
-    git.detach(ctx.worktree, ctx.main)
-    ctx.store.append(ev.Verdict(actor=ctx.sid, task=task.id, slave=ctx.sid, verdict="done", reasons=reasons))
+    # Accepted: the mainline queue lands it, alone or in a batch with others. The worktree stays
+    # where it is (detached): the next job checks out what it needs.
+    built = (cand.sha, cand.base, cand.tree) if cand.sha and cand.tree else ()
+    ctx.store.append(
+        ev.Verdict(actor=ctx.sid, task=task.id, slave=ctx.sid, verdict="done", reasons=reasons, candidate=built)
+    )
     ctx.say(f"  ✓ {task.id} accepted: queued for {ctx.main}")
     idle(ctx)
 

@@ -52,10 +52,10 @@ def batch_message(tasks: list[Task]) -> str:
 
 def build(repo: Path, main: str, task: Task) -> Candidate:
     """Squash the task branch onto main's current head, in memory."""
-    head = git.commit_and_tree(repo, main)
+    head = git.branch_head(repo, main)  # read once: what the squash is built on is this commit
     if head is None:
         raise GitError(["rev-parse", main], f"branch {main} does not exist", 1)
-    return build_on(repo, head[0], task, head[1])
+    return build_on(repo, head, task)
 
 
 def build_on(repo: Path, base: str, task: Task, base_tree: str | None = None) -> Candidate:
@@ -86,13 +86,13 @@ def land(paths: Paths, main: str, cand: Candidate, fence: AbstractContextManager
     with mainline_lock(paths), fence or nullcontext(True) as ours:
         if not ours:
             return Landed(False, reason="lost")
-        if git.rev(repo, main) != cand.base:
+        if git.branch_head(repo, main) != cand.base:
             return Landed(False, reason="moved")
         holder = git.checked_out_at(repo, main)
         if holder is not None and holder.exists():
             # A person (or tool) has main checked out: move their files with the ref.
             if not git.ff_checkout(holder, cand.sha):
-                if git.rev(repo, main) != cand.base:
+                if git.branch_head(repo, main) != cand.base:
                     return Landed(False, reason="moved")
                 return Landed(False, reason=f"checkout: uncommitted edits in {holder} block the update")
             return Landed(True, cand.sha)

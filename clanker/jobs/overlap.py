@@ -55,13 +55,17 @@ def refresh_events(cfg: Config, task: Task, actor: str, reasons: str, files: lis
     return evs
 
 
-def at_submit(cfg: Config, state: State, task: Task, files: list[str], actor: str) -> list[Event]:
+def at_submit(
+    cfg: Config, state: State, task: Task, files: list[str], actor: str, contains: str | None = None
+) -> list[Event]:
     """Events to append right after `task.submitted`: a refresh if the branch no longer merges into
     main, else holds behind earlier live tasks whose branches it conflicts with (or that are
-    still being worked on and touched the same files)."""
+    still being worked on and touched the same files). `contains`: a commit of main the branch
+    is known to contain (while main is still there, the branch merges into it)."""
     repo, main = cfg.repo, cfg.mainline_branch
-    merged = git.merge_tree(repo, main, task.branch)
-    if merged.tree is None:
+    unmoved = contains is not None and git.branch_head(repo, main) == contains
+    merged = None if unmoved else git.merge_tree(repo, main, task.branch)
+    if merged is not None and merged.tree is None:
         files_ = list(merged.conflicts)
         reasons = f"{main} moved and now conflicts with it in: {', '.join(files_)}; merge {main} and resolve"
         return refresh_events(cfg, task, actor, reasons, files_)
@@ -88,12 +92,31 @@ def at_submit(cfg: Config, state: State, task: Task, files: list[str], actor: st
     return evs
 
 
-def after_main_moved(cfg: Config, state: State, actor: str) -> list[Event]:
-    """Every submitted task that no longer merges into main's new head goes back to its author."""
+def may_meet(ours: Iterable[str], theirs: Iterable[str]) -> bool:
+    """Whether changes to these two sets of paths can conflict in a merge: some path is in both,
+    or is a directory of a path in the other (a file in one where the other makes a directory).
+    Renames count at both their paths (`changed_files` lists both)."""
+    mine = set(ours)
+    if not mine:
+        return False
+    dirs = {str(parent) for p in mine for parent in Path(p).parents if str(parent) != "."}
+    return any(p in mine or p in dirs or any(str(d) in mine for d in Path(p).parents) for p in theirs)
+
+
+def after_main_moved(cfg: Config, state: State, actor: str, landed: Iterable[str] | None = None) -> list[Event]:
+    """Every submitted task that no longer merges into main's new head goes back to its author.
+    With `landed` (the files the landing changed), only tasks that changed one of them, or a
+    directory of one, are replayed: no other can meet a conflict. The judge's own replay
+    catches anything else that moved main meanwhile."""
     repo, main = cfg.repo, cfg.mainline_branch
+    changed = None if landed is None else list(landed)
     evs: list[Event] = []
     for t in state.tasks.values():
-        if t.state != TaskState.NEEDS_JUDGE or not git.branch_exists(repo, t.branch):
+        if t.state != TaskState.NEEDS_JUDGE:
+            continue
+        if changed is not None and not may_meet(t.touched, changed):
+            continue
+        if not git.branch_exists(repo, t.branch):
             continue
         merged = git.merge_tree(repo, main, t.branch)
         if merged.tree is None:

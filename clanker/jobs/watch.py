@@ -38,6 +38,7 @@ class ConflictWatch:
         self.reported: set[str] = set()
         self.known: set[str] = set()  # files already recorded as touched
         self.left: list[str] = []  # what `git status` showed at the last look (at exit: what the agent left)
+        self.fresh = False  # that last look worked (else `left` may be older than the worktree)
         self._streamed: set[str] = set()  # files the agent's stream reported
         self._lock = threading.Lock()
         self._flag = threading.Event()
@@ -82,7 +83,9 @@ class ConflictWatch:
         (each is reported once)."""
         try:
             self.left = git.porcelain(self.worktree)
+            self.fresh = True
         except Exception:  # noqa: BLE001 - the worktree may be mid-checkout; the next change retries
+            self.fresh = False
             return []
         touched = set(self.left)
         with self._lock:

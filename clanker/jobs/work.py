@@ -85,7 +85,12 @@ def run_work(ctx: JobContext, task: Task) -> None:
         out_of_budget(ctx, task, res)
         return
     files = sorted(set(watch.left) | set(res.result.files))  # the watch's last look, after the agent
-    ctx.commit_held(task.id, f"wip({task.id}): {task.title} (attempt {attempt})")
+    # A branch that started at main's commit and still sits there changes exactly what that
+    # last look shows (unless the agent committed something itself): no diff needed to know.
+    plain = watch.fresh and branch_at == main_at and not conflicts and git.head(ctx.worktree) == branch_at
+    ctx.commit_held(
+        task.id, f"wip({task.id}): {task.title} (attempt {attempt})", bool(watch.left) if watch.fresh else None
+    )
     if res.outcome != Outcome.OK:
         _fail(ctx, task, f"agent failed: {history.short(res.result.error or res.result.text, 200)}")
         return
@@ -99,7 +104,7 @@ def run_work(ctx: JobContext, task: Task) -> None:
     ctx.say(f"  gate: {len(ctx.cfg.gate)} command(s)")
     gate = ctx.gate()
     ctx.record_gate(task.id, "work", gate)
-    touched = git.changed_files(ctx.repo, ctx.main, task.branch)
+    touched = sorted(set(watch.left)) if plain else git.changed_files(ctx.repo, ctx.main, task.branch)
     summary = history.short(res.result.text) or "no summary"
     history.write(
         ctx.paths,
@@ -125,7 +130,7 @@ def run_work(ctx: JobContext, task: Task) -> None:
         actor=ctx.sid, task=task.id, slave=ctx.sid, summary=summary, files=tuple(touched), follow_ups=tuple(follow)
     )
     # Replayed onto main and onto earlier overlapping tasks now, so no judge meets the conflict.
-    after = overlap.at_submit(ctx.cfg, ctx.store.state(), task, touched, ctx.sid)
+    after = overlap.at_submit(ctx.cfg, ctx.store.state(), task, touched, ctx.sid, contains=main_at)
     ctx.store.append(submitted, *after)
     for e in after:
         if isinstance(e, ev.TaskRefresh):

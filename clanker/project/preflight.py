@@ -117,7 +117,7 @@ def run(
     """Run the preflight in a fresh scratch worktree `name` at main's head; the worktree is
     removed afterwards (it holds only main's files and what setup and the gate generated).
     `tick`: called while setup and the gate run (a slave's loop is alive meanwhile)."""
-    sha = git.rev(cfg.repo, cfg.mainline_branch)
+    sha = git.branch_head(cfg.repo, cfg.mainline_branch)
     if sha is None:
         return Finding(False, "gate", "", 0.0, tail=f"branch {cfg.mainline_branch} has no commit")
     path = paths.scratch(name)

@@ -136,6 +136,9 @@ class Verdict(TaskEvent):
     verdict: str = ""  # done | rework | blocked
     reasons: str = ""
     conflict: bool = opt(False)  # the rework is a conflict with main (counts against its budget)
+    # On `done`: the squash the judge built and gated — (commit, main's head it is on, its tree).
+    # While main is still there, the lander lands that very commit instead of building it again.
+    candidate: tuple[str, ...] = opt(())
 
 
 @kind("task.landing")

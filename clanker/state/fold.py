@@ -416,9 +416,9 @@ def _judge_released(t: Task, e: ev.JudgeReleased) -> Task:
 @on_task(ev.Verdict)
 def _verdict(t: Task, e: ev.Verdict) -> Task:
     if e.verdict == "done":
-        return evolve(t, slave=None, started=None, reason=e.reasons, accepted=e.ts)
+        return evolve(t, slave=None, started=None, reason=e.reasons, accepted=e.ts, candidate=e.candidate)
     conflicts = t.conflicts + (1 if e.conflict else 0)
-    return evolve(t, slave=None, started=None, reason=e.reasons, conflicts=conflicts)
+    return evolve(t, slave=None, started=None, reason=e.reasons, conflicts=conflicts, candidate=())
 
 
 @on_task(ev.LandingClaimed)

@@ -159,6 +159,7 @@ class Task:
     merge_conflicts: tuple[str, ...] = ()  # files a merge of main left conflicted: no markers may stay
     passed_tree: str = ""  # the last tree a judge's or mainline gate passed for it …
     passed_key: str = ""  # … and with what (GateRan.key): a landing of that same tree needn't re-run it
+    candidate: tuple[str, ...] = ()  # what the judge accepted: (commit, main's head under it, tree)
 
     @property
     def usage(self) -> Usage:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import zlib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -117,15 +118,97 @@ def _identity_args(repo: Path) -> tuple[str, ...]:
 
 
 def rev(repo: Path, ref: str) -> str | None:
+    if ref.startswith("refs/heads/"):
+        found = _read_ref(repo, ref)
+        if found is not UNKNOWN:
+            return found
     proc = run(["rev-parse", "--verify", "-q", f"{ref}^{{commit}}"], repo, check=False)
     return proc.stdout.strip() or None
 
 
-def revs(repo: Path, refs: list[str]) -> list[str | None]:
-    """Each ref's commit (None where there is none), all from one git process."""
-    query = "".join(f"{r}^{{commit}}\n" for r in refs)
-    lines = run(["cat-file", "--batch-check=%(objectname) %(objecttype)"], repo, input=query).stdout.splitlines()
-    return [ln.split(" ", 1)[0] if ln.endswith(" commit") else None for ln in lines]
+def branch_head(repo: Path, branch: str) -> str | None:
+    """The commit branch `branch` is at (never a tag or another ref of that name)."""
+    return rev(repo, f"refs/heads/{branch}")
+
+
+# Reading refs from the files git keeps (the "files" ref backend) instead of starting a process
+# for each: a job reads main and its branch several times. Anything unusual (a reftable repo, a
+# symbolic ref, a git dir elsewhere) is left to git itself.
+UNKNOWN = "?"
+_HEX = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+
+
+def _git_dirs(wt: Path) -> tuple[Path, Path] | None:
+    """(the checkout's own git dir, the common git dir) of the repository or linked worktree at
+    `wt`, from the files git keeps; None when the layout is not the usual one."""
+    dot = wt / ".git"
+    if dot.is_dir():
+        own = dot
+    else:
+        found = worktree_git_dir(wt)
+        if found is None:
+            return None
+        own = found
+    try:
+        common = (own / (own / "commondir").read_text(encoding="utf-8").strip()).resolve()
+    except FileNotFoundError:
+        common = own
+    except OSError:
+        return None
+    if (common / "reftable").is_dir():
+        return None
+    return own, common
+
+
+def _read_ref(wt: Path, ref: str) -> str | None:
+    """`ref`'s sha (None: no such ref), or UNKNOWN when only git can tell."""
+    dirs = _git_dirs(wt)
+    if dirs is None:
+        return UNKNOWN
+    common = dirs[1]
+    try:
+        text = (common / ref).read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        text = ""
+    except (OSError, UnicodeDecodeError):
+        return UNKNOWN
+    if text:
+        return text if _HEX.fullmatch(text) else UNKNOWN
+    try:
+        packed = (common / "packed-refs").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError):
+        return UNKNOWN
+    at = packed.find(f" {ref}\n")
+    if at < 0:
+        return None
+    sha = packed[packed.rfind("\n", 0, at) + 1 : at]
+    return sha if _HEX.fullmatch(sha) else UNKNOWN
+
+
+def _head(wt: Path) -> str:
+    """The checkout's HEAD file ("ref: refs/heads/B" or a sha), or UNKNOWN."""
+    dirs = _git_dirs(wt)
+    if dirs is None:
+        return UNKNOWN
+    try:
+        return (dirs[0] / "HEAD").read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return UNKNOWN
+
+
+def head(wt: Path) -> str | None:
+    """The commit checked out in `wt`."""
+    text = _head(wt)
+    if text.startswith("ref: refs/heads/"):
+        found = _read_ref(wt, text[5:])
+        if found is not UNKNOWN:
+            return found
+    elif _HEX.fullmatch(text):
+        return text
+    proc = run(["rev-parse", "--verify", "-q", "HEAD"], wt, check=False)
+    return proc.stdout.strip() or None
 
 
 def branch_exists(repo: Path, branch: str) -> bool:
@@ -133,6 +216,11 @@ def branch_exists(repo: Path, branch: str) -> bool:
 
 
 def current_branch(cwd: Path) -> str | None:
+    text = _head(cwd)
+    if text.startswith("ref: refs/heads/"):
+        return text.removeprefix("ref: refs/heads/")
+    if _HEX.fullmatch(text):
+        return None  # detached
     proc = run(["symbolic-ref", "-q", "--short", "HEAD"], cwd, check=False)
     return proc.stdout.strip() or None
 
@@ -179,10 +267,10 @@ def ensure_worktree(repo: Path, path: Path, base: str) -> None:
 
 
 def checkout_branch(wt: Path, branch: str, base: str) -> tuple[str, str]:
-    """Check out `branch` in `wt`, creating it at `base` when it does not exist. Returns the
-    commits of the branch and of `base` (one git process reads both). Raises GitError when the
-    checkout fails (the branch is checked out in another worktree, say)."""
-    have, at = revs(wt, [f"refs/heads/{branch}", base])
+    """Check out `branch` in `wt`, creating it at branch `base` when it does not exist. Returns
+    the commits of the branch and of `base` (read once each). Raises GitError when the checkout
+    fails (the branch is checked out in another worktree, say)."""
+    have, at = rev(wt, f"refs/heads/{branch}"), branch_head(wt, base)
     if at is None:
         raise GitError(["checkout", "-b", branch, base], f"{base} is not a commit", 128)
     if have is not None:
@@ -205,26 +293,53 @@ def porcelain(wt: Path) -> list[str]:
     proc = run(["--no-optional-locks", "status", "--porcelain", "-z", "--untracked-files=all"], wt)
     entries = [e for e in proc.stdout.split("\0") if e]
     paths: list[str] = []
-    skip = False
+    source: str | None = None  # what the entry after a rename or copy is: its source path
     for e in entries:
-        if skip:
-            skip = False
+        if source is not None:
+            if source == "R":  # a rename changes its source too; a copy leaves it as it was
+                paths.append(e)
+            source = None
             continue
-        if e[0] in "RC":
-            skip = True  # a rename is followed by its source path
+        if "R" in e[:2] or "C" in e[:2]:
+            source = "R" if "R" in e[:2] else "C"
         paths.append(e[3:])
     return paths
 
 
-def commit_all(wt: Path, message: str) -> str | None:
-    """Commit everything in `wt` (new, changed, deleted). Returns the sha, or None if nothing changed."""
-    run(["add", "-A"], wt)
+# Commits and merges clanker makes don't start `git maintenance run --auto` each (two extra
+# processes per task); `maintain()` runs it once every so many landings instead.
+NO_AUTO = ("-c", "maintenance.auto=false")
+
+
+def commit_all(wt: Path, message: str, changes: bool | None = None) -> str | None:
+    """Commit everything in `wt` (new, changed, deleted). Returns the sha, or None if nothing changed.
+    `changes` is what a `porcelain()` of `wt` just said (True: something to commit), if known."""
     # A merge in progress is committed even when its tree equals HEAD's: the commit records main
     # as a parent, which is what makes the next rebase onto main clean.
-    if run(["diff", "--cached", "--quiet"], wt, check=False).returncode == 0 and not merge_in_progress(wt):
+    if changes is False and not merge_in_progress(wt):
         return None
-    run([*_identity_args(wt), "commit", "-q", "--no-verify", "-F", "-"], wt, input=message)
-    return out(["rev-parse", "HEAD"], wt)
+    run(["add", "-A"], wt)
+    if not changes and not _staged(wt) and not merge_in_progress(wt):
+        return None
+    args = [*_identity_args(wt), *NO_AUTO, "commit", "-q", "--no-verify", "-F", "-"]
+    proc = run(args, wt, input=message, check=False)
+    if proc.returncode != 0:
+        if changes and not _staged(wt) and not merge_in_progress(wt):
+            return None  # what status showed adds nothing (a submodule's own edits, say)
+        raise GitError(["commit"], proc.stderr or proc.stdout, proc.returncode)
+    return head(wt)
+
+
+def _staged(wt: Path) -> bool:
+    return run(["diff", "--cached", "--quiet"], wt, check=False).returncode != 0
+
+
+def maintain(repo: Path) -> None:
+    """What git would do after a commit now and then (`maintenance run --auto`: pack loose objects
+    when there are many), unless the repository turned automatic maintenance off."""
+    if run(["config", "--type=bool", "maintenance.auto"], repo, check=False).stdout.strip() == "false":
+        return
+    run(["maintenance", "run", "--auto", "--quiet"], repo, check=False)
 
 
 def stash(wt: Path, message: str) -> None:
@@ -233,7 +348,8 @@ def stash(wt: Path, message: str) -> None:
 
 
 def changed_files(repo: Path, base: str, head: str) -> list[str]:
-    return [p for p in out(["diff", "--name-only", f"{base}...{head}"], repo).splitlines() if p]
+    # --no-renames: a renamed file counts at both its paths (each may meet another task's change).
+    return [p for p in out(["diff", "--name-only", "--no-renames", f"{base}...{head}"], repo).splitlines() if p]
 
 
 def diff(repo: Path, base: str, head: str, max_chars: int = 20000) -> str:
@@ -271,13 +387,6 @@ def is_ancestor(repo: Path, older: str, newer: str) -> bool:
     return run(["merge-base", "--is-ancestor", older, newer], repo, check=False).returncode == 0
 
 
-def commit_and_tree(repo: Path, ref: str) -> tuple[str, str] | None:
-    """`ref`'s commit and its tree, read in one go (one process, one read of the ref)."""
-    proc = run(["log", "-1", "--format=%H %T", ref, "--"], repo, check=False)
-    found = proc.stdout.split()
-    return (found[0], found[1]) if proc.returncode == 0 and len(found) == 2 else None
-
-
 def checked_out_at(repo: Path, branch: str) -> Path | None:
     """The worktree that has `branch` checked out, if any — read from the HEAD files git keeps for
     each worktree (what `git worktree list` reads), without starting a process."""
@@ -301,8 +410,31 @@ def _common_dir(repo: Path) -> Path:
     return git_dir(repo)
 
 
+def has_object(repo: Path, sha: str) -> bool:
+    """Whether object `sha` is in the repository (a loose object is seen without a process)."""
+    dirs = _git_dirs(repo)
+    if dirs is not None and _HEX.fullmatch(sha) and (dirs[1] / "objects" / sha[:2] / sha[2:]).is_file():
+        return True
+    return run(["cat-file", "-e", sha], repo, check=False).returncode == 0
+
+
 def tree_of(repo: Path, ref: str) -> str:
-    return out(["rev-parse", f"{ref}^{{tree}}"], repo)
+    return _loose_commit_tree(repo, ref) or out(["rev-parse", f"{ref}^{{tree}}"], repo)
+
+
+def _loose_commit_tree(repo: Path, sha: str) -> str | None:
+    """The tree of commit `sha` when it is a loose object (main's newest commits are: clanker
+    just made them), read from the object file: a commit starts `commit <size>\0tree <sha>`."""
+    dirs = _git_dirs(repo)
+    if dirs is None or not _HEX.fullmatch(sha):
+        return None
+    try:
+        raw = (dirs[1] / "objects" / sha[:2] / sha[2:]).read_bytes()
+        start = zlib.decompressobj().decompress(raw, 200)
+    except (OSError, zlib.error):
+        return None
+    found = re.match(rb"commit \d+\0tree ([0-9a-f]{40}(?:[0-9a-f]{24})?)\n", start)
+    return found.group(1).decode() if found else None
 
 
 def update_ref(repo: Path, ref: str, new: str, old: str) -> bool:
@@ -315,7 +447,7 @@ def ff_checkout(wt: Path, new: str) -> bool:
 
     git refuses (and we return False) when an edit would be overwritten: the user's files win.
     """
-    return run(["merge", "-q", "--ff-only", "--no-edit", new], wt, check=False).returncode == 0
+    return run([*NO_AUTO, "merge", "-q", "--ff-only", "--no-edit", new], wt, check=False).returncode == 0
 
 
 def checkout_detached(wt: Path, ref: str) -> None:
@@ -349,6 +481,9 @@ def merge_no_commit(wt: Path, ref: str) -> list[str]:
 
 
 def merge_in_progress(wt: Path) -> bool:
+    dirs = _git_dirs(wt)
+    if dirs is not None:
+        return (dirs[0] / "MERGE_HEAD").is_file()
     return run(["rev-parse", "-q", "--verify", "MERGE_HEAD"], wt, check=False).returncode == 0
 
 

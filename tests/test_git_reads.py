@@ -1,0 +1,180 @@
+"""What clanker reads from git's own files instead of starting a process, checked against git
+itself on real repositories: loose and packed refs, HEAD, a merge in progress, a loose commit's
+tree; and the fallbacks to git where the files can't say."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from clanker.jobs.overlap import may_meet
+from clanker.system import git as cgit
+from tests.helpers import git, make_repo
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo", files={"README.md": "# r\n", "src/a.py": "a = 1\n"})
+
+
+@pytest.fixture
+def spawned(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The git commands clanker's wrapper starts from now on (they still run)."""
+    calls: list[list[str]] = []
+    real = cgit.run
+
+    def run(args: list[str], cwd: Path, check: bool = True, input: str | None = None) -> object:
+        calls.append(args)
+        return real(args, cwd, check, input)
+
+    monkeypatch.setattr(cgit, "run", run)
+    return calls
+
+
+def test_a_loose_and_a_packed_branch_read_as_git_reads_them(repo: Path, spawned: list[list[str]]) -> None:
+    git(repo, "branch", "loose")
+    git(repo, "branch", "packed")
+    git(repo, "pack-refs", "--all")
+    git(repo, "branch", "-f", "loose", "HEAD")  # a loose ref again, overriding its packed line
+    (repo / "b.txt").write_text("b\n")
+    git(repo, "add", "b.txt")
+    git(repo, "commit", "-q", "-m", "b")
+    git(repo, "branch", "-f", "loose", "HEAD")
+    spawned.clear()
+    for name in ("main", "loose", "packed"):
+        assert cgit.branch_head(repo, name) == git(repo, "rev-parse", f"refs/heads/{name}")
+    assert cgit.branch_head(repo, "nope") is None
+    assert spawned == []  # all read from the files
+
+
+def test_a_linked_worktree_reads_the_shared_refs_and_its_own_head(repo: Path, spawned: list[list[str]]) -> None:
+    wt = repo.parent / "wt"
+    git(repo, "worktree", "add", "-q", "-b", "clanker/T1", str(wt), "main")
+    (wt / "c.txt").write_text("c\n")
+    git(wt, "add", "c.txt")
+    git(wt, "commit", "-q", "-m", "c")
+    spawned.clear()
+    assert cgit.head(wt) == git(wt, "rev-parse", "HEAD") != cgit.head(repo)
+    assert cgit.current_branch(wt) == "clanker/T1"
+    assert cgit.branch_head(wt, "main") == git(repo, "rev-parse", "main")
+    assert not cgit.merge_in_progress(wt)
+    assert spawned == []
+    git(wt, "checkout", "-q", "--detach")
+    assert cgit.current_branch(wt) is None and cgit.head(wt) == git(wt, "rev-parse", "HEAD")
+
+
+def test_a_merge_in_progress_is_seen_in_the_worktree_that_has_it(repo: Path) -> None:
+    git(repo, "checkout", "-q", "-b", "side")
+    (repo / "src" / "a.py").write_text("a = 2\n")
+    git(repo, "commit", "-qam", "side")
+    git(repo, "checkout", "-q", "main")
+    (repo / "src" / "a.py").write_text("a = 3\n")
+    git(repo, "commit", "-qam", "main")
+    subprocess.run(["git", "merge", "-q", "side"], cwd=repo, capture_output=True)
+    assert cgit.merge_in_progress(repo)
+    git(repo, "merge", "--abort")
+    assert not cgit.merge_in_progress(repo)
+
+
+def test_what_the_files_cannot_say_is_asked_of_git(repo: Path, spawned: list[list[str]]) -> None:
+    (repo / ".git" / "reftable").mkdir()  # another ref backend: the files are not the truth there
+    assert cgit.branch_head(repo, "main") == git(repo, "rev-parse", "main")
+    assert spawned and spawned[-1][0] == "rev-parse"
+    (repo / ".git" / "reftable").rmdir()
+    git(repo, "symbolic-ref", "refs/heads/alias", "refs/heads/main")  # a symbolic branch
+    spawned.clear()
+    assert cgit.branch_head(repo, "alias") == git(repo, "rev-parse", "main")
+    assert spawned and spawned[-1][0] == "rev-parse"
+
+
+def test_a_commits_tree_is_read_from_its_loose_object_and_from_git_once_packed(
+    repo: Path, spawned: list[list[str]]
+) -> None:
+    sha = git(repo, "rev-parse", "HEAD")
+    want = git(repo, "rev-parse", "HEAD^{tree}")
+    spawned.clear()
+    assert cgit.tree_of(repo, sha) == want and cgit.has_object(repo, sha)
+    assert spawned == []
+    git(repo, "gc", "-q", "--prune=now")  # now only in a pack
+    assert not (repo / ".git" / "objects" / sha[:2] / sha[2:]).exists()
+    assert cgit.tree_of(repo, sha) == want and cgit.has_object(repo, sha)
+    assert not cgit.has_object(repo, "0" * 40)
+    assert cgit.tree_of(repo, "main") == want  # not a sha: git resolves it
+
+
+def test_commit_all_trusts_a_fresh_look_and_still_commits_nothing_when_nothing_is_staged(repo: Path) -> None:
+    before = git(repo, "rev-parse", "HEAD")
+    assert cgit.commit_all(repo, "none", changes=False) is None
+    (repo / "new.txt").write_text("n\n")
+    sha = cgit.commit_all(repo, "new", changes=True)
+    assert sha == git(repo, "rev-parse", "HEAD") != before
+    assert git(repo, "show", "--format=%s", "-s", "HEAD") == "new"
+    # status shows an embedded repository's own edits, which `add -A` leaves alone: nothing to commit
+    sub = make_repo(repo / "sub", files={"x": "1\n"})
+    git(repo, "add", "sub")
+    git(repo, "commit", "-q", "-m", "sub")
+    (sub / "x").write_text("2\n")
+    assert cgit.porcelain(repo) == ["sub"]
+    assert cgit.commit_all(repo, "sub edit", changes=True) is None
+
+
+def _two_packs(repo: Path) -> None:
+    """Two packs and a gc.autoPackLimit of 1: git's automatic maintenance would repack them as one."""
+    git(repo, "repack", "-dq")
+    (repo / "two.txt").write_text("2\n")
+    git(repo, "add", "two.txt")
+    git(repo, "commit", "-q", "-m", "two")
+    git(repo, "repack", "-dq")
+    git(repo, "config", "gc.autoPackLimit", "1")
+    git(repo, "config", "gc.autoDetach", "false")  # in the foreground, so the test sees it done
+
+
+def _packs(repo: Path) -> int:
+    return int(dict(line.split(": ") for line in git(repo, "count-objects", "-v").splitlines())["packs"])
+
+
+def test_clanker_commits_leave_maintenance_to_maintain(repo: Path, tmp_path: Path) -> None:
+    plain = make_repo(tmp_path / "plain")
+    _two_packs(plain)
+    (plain / "x.txt").write_text("x\n")
+    git(plain, "add", "x.txt")
+    git(plain, "commit", "-q", "-m", "x")
+    assert _packs(plain) == 1  # what a plain commit does: it starts maintenance, which repacks
+
+    _two_packs(repo)
+    (repo / "x.txt").write_text("x\n")
+    assert cgit.commit_all(repo, "x")
+    assert _packs(repo) == 2  # clanker's commit did not
+    git(repo, "config", "maintenance.auto", "false")
+    cgit.maintain(repo)  # the repository said no
+    assert _packs(repo) == 2
+    git(repo, "config", "--unset", "maintenance.auto")
+    cgit.maintain(repo)
+    assert _packs(repo) == 1
+
+
+def test_a_rename_counts_at_both_paths_in_the_changed_files(repo: Path) -> None:
+    git(repo, "checkout", "-q", "-b", "mv")
+    git(repo, "mv", "src/a.py", "src/b.py")
+    git(repo, "commit", "-q", "-m", "mv")
+    assert sorted(cgit.changed_files(repo, "main", "mv")) == ["src/a.py", "src/b.py"]
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "meet"),
+    [
+        (["src/a.py"], ["src/a.py"], True),
+        (["src/a.py"], ["src/b.py"], False),  # same directory, different files: git merges them
+        (["src"], ["src/a.py"], True),  # a file where the other makes a directory
+        (["src/a.py"], ["src"], True),
+        (["a/b/c"], ["a"], True),
+        (["ab/c"], ["a"], False),  # a prefix of the name is not a directory
+        ([], ["src/a.py"], False),
+        (["x"], [], False),
+    ],
+)
+def test_which_changes_may_meet_in_a_merge(ours: list[str], theirs: list[str], meet: bool) -> None:
+    assert may_meet(ours, theirs) is meet
+    assert may_meet(theirs, ours) is meet
