@@ -178,3 +178,19 @@ def test_a_rename_counts_at_both_paths_in_the_changed_files(repo: Path) -> None:
 def test_which_changes_may_meet_in_a_merge(ours: list[str], theirs: list[str], meet: bool) -> None:
     assert may_meet(ours, theirs) is meet
     assert may_meet(theirs, ours) is meet
+
+
+def test_a_commit_takes_the_repositorys_identity_and_falls_back_only_for_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = tmp_path / "empty.gitconfig"
+    empty.write_text("")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(empty))
+    repo = tmp_path / "bare-identity"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    git(repo, "config", "user.name", "First")
+    git(repo, "config", "--add", "user.name", "Person")  # the last one counts, as in git
+    (repo / "a.txt").write_text("a\n")
+    assert cgit.commit_all(repo, "a")
+    assert git(repo, "log", "-1", "--format=%an <%ae>") == f"Person <{cgit.FALLBACK_IDENTITY[1]}>"

@@ -107,8 +107,11 @@ def init(path: Path, branch: str = "main") -> None:
 
 @cache
 def _identity_args(repo: Path) -> tuple[str, ...]:
-    have_name = run(["config", "user.name"], repo, check=False).stdout.strip()
-    have_mail = run(["config", "user.email"], repo, check=False).stdout.strip()
+    have: dict[str, str] = {}
+    for line in run(["config", "--get-regexp", r"^user\.(name|email)$"], repo, check=False).stdout.splitlines():
+        key, _, value = line.partition(" ")
+        have[key] = value.strip()  # the last one counts, as in git
+    have_name, have_mail = have.get("user.name", ""), have.get("user.email", "")
     args: list[str] = []
     if not have_name:
         args += ["-c", f"user.name={FALLBACK_IDENTITY[0]}"]
