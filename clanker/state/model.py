@@ -351,11 +351,11 @@ class State:
 
     @property
     def work_usage(self) -> Usage:
-        return sum((t.work for t in self.tasks.values()), start=self.archive.work)
+        return Usage.total((t.work for t in self.tasks.values()), self.archive.work)
 
     @property
     def judge_usage(self) -> Usage:
-        return sum((t.judge for t in self.tasks.values()), start=self.archive.judge)
+        return Usage.total((t.judge for t in self.tasks.values()), self.archive.judge)
 
 
 D = TypeVar("D")

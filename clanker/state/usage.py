@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,22 @@ class Usage:
             self.turns + other.turns,
             round(self.cost_usd + other.cost_usd, 6),
         )
+
+    @classmethod
+    def total(cls, items: Iterable[Usage], start: Usage | None = None) -> Usage:
+        """The sum of `items` (and `start`), added field by field in one pass: a screen sums every
+        task's usage a few times a second, and `sum()` would build a Usage per task."""
+        base = start or cls()
+        i, o, cr, cw = base.input, base.output, base.cache_read, base.cache_write
+        turns, cost = base.turns, base.cost_usd
+        for u in items:
+            i += u.input
+            o += u.output
+            cr += u.cache_read
+            cw += u.cache_write
+            turns += u.turns
+            cost += u.cost_usd
+        return cls(i, o, cr, cw, turns, round(cost, 6))
 
     def __sub__(self, other: Usage) -> Usage:
         return Usage(

@@ -112,6 +112,7 @@ class App:
         self.preflight_shown = 0.0  # the preflight failure last shown in an overlay
         self.done_jobs: queue.Queue[Callable[[], None]] = queue.Queue()
         self.busy_jobs: set[str] = set()
+        self.dirty = True  # something on screen may have changed: compose it all again
 
     # --- the loop ---------------------------------------------------------------------------------
 
@@ -164,11 +165,20 @@ class App:
                 next_data = 0.0
             if now >= next_data:
                 self._refresh()
+                self.dirty = True
                 last_data, next_data = now, now + 1.0
+            stepped = False
             if self.base.mode == "run" and now >= next_frame:
                 self.frame += 1
+                stepped = True
                 next_frame = now + 1.0 / FPS
-            self._draw()
+            # A wake by the log alone changes nothing on screen until the next refresh; a step of
+            # the RUN label changes only the header rows.
+            if self.dirty or self.resized or (self.term.width, self.term.height) != self.size:
+                self.dirty = False
+                self._draw()
+            elif stepped:
+                self._draw(header_only=True)
             due = min(next_tick, next_data, next_frame if self.base.mode == "run" else next_data)
             readable, _, _ = select.select([keyboard, self.wake.r], [], [], max(0.0, due - time.monotonic()))
             if self.wake.r in readable:
@@ -179,6 +189,7 @@ class App:
                     keys.press(self, key)
                     key = self.term.inkey(timeout=0)
                 next_data = 0.0
+                self.dirty = True
 
     def tick(self) -> None:
         try:
@@ -241,7 +252,7 @@ class App:
             status_style=self.ui.message_style if self.ui.message else self.base.status_style,
         )
 
-    def _draw(self) -> None:
+    def _draw(self, header_only: bool = False) -> None:
         size = (self.term.width, self.term.height)
         out = []
         if self.resized or size != self.size:
@@ -249,17 +260,31 @@ class App:
             self.size = size
             self.prev, self.prev_cells = [], []
             out.append(str(self.term.home) + str(self.term.clear))
-        spans = layout.render(self.screen(), *size)
-        rows = [self.styles.line(r) for r in spans]
-        self.prev += [""] * (len(rows) - len(self.prev))
-        self.prev_cells += [[] for _ in range(len(rows) - len(self.prev_cells))]
-        plan = frame.scroll_plan(self.prev, rows) if self.can_scroll else None
-        if plan is not None:
-            # The terminal moves the tail up itself; only the new rows are written below.
-            out.append(self.csr(plan.top, plan.bottom) + self.term.move_yx(plan.bottom, 0) + "\n" * plan.by)
-            out.append(self.csr(0, size[1] - 1))
-            self.prev = frame.scrolled(self.prev, plan, "")
-            self.prev_cells = frame.scrolled(self.prev_cells, plan, [])
+            header_only = False
+        screen = self.screen()
+        if header_only and screen.overlay is None and len(self.prev) == size[1]:
+            # Only the RUN label moved: the header rows are composed again, the rest stays.
+            top = [layout.clip(r, size[0]) for r in layout.header_rows(screen, *size)]
+            self._write_rows(out, top, [self.styles.line(r) for r in top])
+        else:
+            spans = layout.render(screen, *size)
+            rows = [self.styles.line(r) for r in spans]
+            self.prev += [""] * (len(rows) - len(self.prev))
+            self.prev_cells += [[] for _ in range(len(rows) - len(self.prev_cells))]
+            plan = frame.scroll_plan(self.prev, rows) if self.can_scroll else None
+            if plan is not None:
+                # The terminal moves the tail up itself; only the new rows are written below.
+                out.append(self.csr(plan.top, plan.bottom) + self.term.move_yx(plan.bottom, 0) + "\n" * plan.by)
+                out.append(self.csr(0, size[1] - 1))
+                self.prev = frame.scrolled(self.prev, plan, "")
+                self.prev_cells = frame.scrolled(self.prev_cells, plan, [])
+            self._write_rows(out, spans, rows)
+        if out:
+            sys.stdout.write("".join(out))
+            sys.stdout.flush()
+
+    def _write_rows(self, out: list[str], spans: list[layout.Row], rows: list[str]) -> None:
+        """Append to `out` what changes the screen's first len(rows) rows from what they show."""
         for y, text in enumerate(rows):
             if self.prev[y] != text:
                 now = frame.cells_of(spans[y])
@@ -269,9 +294,6 @@ class App:
                     out.append(self.term.move_yx(y, x0) + self.styles.line(layout.cut(spans[y], x0, x1)))
                 self.prev[y] = text
                 self.prev_cells[y] = now
-        if out:
-            sys.stdout.write("".join(out))
-            sys.stdout.flush()
 
     # --- messages and background work ---------------------------------------------------------------
 

@@ -59,6 +59,9 @@ def scrolled(prev: list[T], plan: Scroll, blank: T) -> list[T]:
 def cells_of(row: list[tuple[str, str]]) -> list[Cell]:
     out: list[Cell] = []
     for text, style in row:
+        if text.isascii() and text.isprintable():  # one cell per character: no width to look up
+            out += [(c, style) for c in text]
+            continue
         for c in text:
             w = max(0, wcwidth(c))
             if w:

@@ -124,6 +124,11 @@ def cut(row: Row, start: int, end: int) -> Row:
     out: Row = []
     pos = 0
     for text, style in row:
+        if text.isascii() and text.isprintable():  # one cell per character: a slice
+            if pos < end and pos + len(text) > start:
+                out.append((text[max(0, start - pos) : end - pos], style))
+            pos += len(text)
+            continue
         piece = []
         for c in text:
             w = max(0, wcwidth(c))
