@@ -120,7 +120,7 @@ def average_done(state: State) -> float | None:
 
 def log_age(paths: Paths, task: str, now: float) -> float | None:
     """Seconds since the task's agent last wrote to its log (None: no log yet)."""
-    newest = max((f.stat().st_mtime for f in logs.log_files(paths, task)), default=None)
+    newest = logs.newest_write(paths, task)
     return None if newest is None else max(0.0, now - newest)
 
 

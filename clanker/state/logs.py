@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections import deque
@@ -17,6 +18,16 @@ def log_files(paths: Paths, task: str) -> list[Path]:
     if not d.is_dir():
         return []
     return sorted(d.glob("*.txt"), key=lambda p: p.stat().st_mtime)
+
+
+def newest_write(paths: Paths, task: str) -> float | None:
+    """When the task's agent last wrote to one of its logs (None: no log yet). One directory read:
+    a screen asks for every working slave a few times a second."""
+    try:
+        with os.scandir(paths.logs / task) as found:
+            return max((e.stat().st_mtime for e in found if e.name.endswith(".txt")), default=None)
+    except OSError:
+        return None
 
 
 def tail(paths: Paths, task: str, n: int | None) -> str:

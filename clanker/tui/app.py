@@ -113,6 +113,7 @@ class App:
         self.done_jobs: queue.Queue[Callable[[], None]] = queue.Queue()
         self.busy_jobs: set[str] = set()
         self.dirty = True  # something on screen may have changed: compose it all again
+        self._moves: dict[tuple[int, int], str] = {}
 
     # --- the loop ---------------------------------------------------------------------------------
 
@@ -143,13 +144,13 @@ class App:
         next_tick = 0.0
         next_data = 0.0
         next_frame = 0.0
-        last_data = last_tick = 0.0
+        last_data = 0.0
         keyboard = sys.stdin.fileno()
         while not self.ctl.stopping.is_set():
             now = time.monotonic()
             if now >= next_tick:
                 self.tick()
-                last_tick, next_tick = now, now + self.ctl.cfg.heartbeat_secs
+                next_tick = now + self.ctl.cfg.heartbeat_secs
                 next_data = 0.0
             if self.log_dirty.is_set():
                 self.log_dirty.clear()
@@ -157,9 +158,8 @@ class App:
                 # A busy fleet appends many events a second: the panels follow at most every
                 # REFRESH_SECS (a person can't read faster), not once per line of the log.
                 next_data = min(next_data, last_data + REFRESH_SECS)
-                if self.ctl.cfg.heartbeat_secs > 1.0:
-                    # React to new work soon, but a busy log gets at most one extra tick a second.
-                    next_tick = min(next_tick, max(now + 0.2, last_tick + 1.0))
+                # The fleet itself (one tmux query, the heartbeats, respawns) is kept every
+                # heartbeat_secs, as headless: what the log says needs no tick, only a refresh.
             while not self.done_jobs.empty():
                 self.done_jobs.get()()
                 next_data = 0.0
@@ -264,7 +264,7 @@ class App:
         screen = self.screen()
         if header_only and screen.overlay is None and len(self.prev) == size[1]:
             # Only the RUN label moved: the header rows are composed again, the rest stays.
-            top = [layout.clip(r, size[0]) for r in layout.header_rows(screen, *size)]
+            top = [layout.clip(r, size[0]) for r in layout.header_rows(screen, *size)[:1]]  # the label's row
             self._write_rows(out, top, [self.styles.line(r) for r in top])
         else:
             spans = layout.render(screen, *size)
@@ -283,6 +283,13 @@ class App:
             sys.stdout.write("".join(out))
             sys.stdout.flush()
 
+    def _move(self, y: int, x: int) -> str:
+        """The cursor motion to (y, x): blessed builds each one with a terminfo parser, so once."""
+        found = self._moves.get((y, x))
+        if found is None:
+            found = self._moves[(y, x)] = str(self.term.move_yx(y, x))
+        return found
+
     def _write_rows(self, out: list[str], spans: list[layout.Row], rows: list[str]) -> None:
         """Append to `out` what changes the screen's first len(rows) rows from what they show."""
         for y, text in enumerate(rows):
@@ -291,7 +298,7 @@ class App:
                 span = frame.changed(self.prev_cells[y], now)
                 if span is not None:
                     x0, x1 = span
-                    out.append(self.term.move_yx(y, x0) + self.styles.line(layout.cut(spans[y], x0, x1)))
+                    out.append(self._move(y, x0) + self.styles.line(layout.cut(spans[y], x0, x1)))
                 self.prev[y] = text
                 self.prev_cells[y] = now
 

@@ -9,6 +9,7 @@ panel (as many lines as fit), and one bottom line — the status line, or the `/
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from wcwidth import wcwidth
 
@@ -76,6 +77,12 @@ class Screen:
 def cells(text: str) -> int:
     if text.isascii():
         return len(text)
+    return _wide_cells(text)
+
+
+@lru_cache(maxsize=4096)
+def _wide_cells(text: str) -> int:
+    # The banner, the pulse and the markers are the same strings frame after frame.
     return sum(max(0, wcwidth(c)) for c in text)
 
 
