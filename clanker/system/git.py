@@ -87,6 +87,8 @@ def version() -> str:
 
 def toplevel(cwd: Path) -> Path:
     """The main worktree's top level (a linked worktree resolves to its main repo)."""
+    if (cwd / ".git").is_dir() and (cwd / ".git" / "HEAD").is_file():
+        return cwd.resolve()  # the top of a repository's own checkout: what git would say
     proc = run(["rev-parse", "--path-format=absolute", "--git-common-dir"], cwd, check=False)
     if proc.returncode != 0:
         raise NotARepoError(str(cwd))
