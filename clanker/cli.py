@@ -135,6 +135,26 @@ def status_cmd(c: Ctx, as_json: bool) -> None:
     finish(status_cmd_.status(c.cfg, c.store(), as_json, click.echo))
 
 
+@cli.command("budget")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def budget_cmd(c: Ctx, as_json: bool) -> None:
+    """Spend against each budget (today and in total) and the burn rate."""
+    import json
+
+    from .state import budget
+
+    spend = budget.standing(c.store().state(), c.cfg.budget, time.time())
+    if as_json:
+        click.echo(json.dumps(budget.to_json(spend), ensure_ascii=False))
+    else:
+        if not c.cfg.budget.any:
+            click.echo("no budget set: add `budget:` to clanker.yaml (daily_usd, total_usd, task_usd, …)")
+        elif spend.held:
+            click.echo(f"SPENT: {spend.held} — no new agent run starts")
+        click.echo(budget.summary(spend))
+
+
 @cli.command("doctor")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--gate", "gate", is_flag=True, help="Run the gate preflight now (on main, in a fresh worktree).")

@@ -13,7 +13,7 @@ import json
 import time
 from typing import Any
 
-from ..config import Config
+from ..config import BudgetConfig, Config
 from ..errors import ClankerError
 from ..fleet import panes as fleet
 from ..fleet.rows import (
@@ -27,7 +27,7 @@ from ..fleet.rows import (
     state_order,
     totals,
 )
-from ..state import logs
+from ..state import budget, logs
 from ..state.model import State, Task, TaskState
 from ..state.paths import Paths
 from ..state.store import Store
@@ -46,7 +46,7 @@ def status(cfg: Config, store: Store, as_json: bool, echo: Echo) -> Done:
     rows = slave_rows(cfg, store.paths, state, panes)
     if as_json:
         # One line: the C encoder (indent forces the pure-Python one, most of the time on a long history).
-        echo(json.dumps(to_json(state, rows), ensure_ascii=False, separators=(",", ":")))
+        echo(json.dumps(to_json(state, rows, cfg), ensure_ascii=False, separators=(",", ":")))
     else:
         echo(render(state, rows, cfg=cfg, paths=store.paths))
     return Done()
@@ -102,9 +102,11 @@ def tasks_json(state: State, archived: list[Task] | None = None) -> list[dict[st
     ]
 
 
-def to_json(state: State, rows: list[SlaveRow]) -> dict[str, Any]:
+def to_json(state: State, rows: list[SlaveRow], cfg: Config | None = None) -> dict[str, Any]:
+    spend = budget.standing(state, cfg.budget if cfg else BudgetConfig(), time.time())
     return {
         "gate": gate_json(state),
+        "budget": budget.to_json(spend),
         "tasks": tasks_json(state),
         "counts": dict(state.counts()),  # archived tasks too, which "tasks" leaves out
         "archived": state.total - len(state.tasks),
@@ -160,6 +162,11 @@ def render(
         lines.append(
             f"  planner {tokens(p.tokens)} tokens in {p.turns} turns, ${p.cost_usd:.2f} (not in the total above)"
         )
+    if cfg is not None and cfg.budget.any:
+        spend = budget.standing(state, cfg.budget, now)
+        held = spend.held
+        lines += ["", f"BUDGET {'SPENT — ' + held.removeprefix('budget: ') if held else 'within limits'}"]
+        lines += budget.summary(spend).splitlines()[1:]
     gate = gate_lines(state)
     if gate:
         lines += ["", *gate]

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
-from .model import CONFIG_NAME, AgentConfig, Config, WorktreeConfig
+from .model import CONFIG_NAME, AgentConfig, BudgetConfig, Config, WorktreeConfig
 from .schema import SCHEMA, validate
 
 
@@ -142,6 +142,7 @@ SPECIAL = {
     ("worktree",),
     ("health", "fix_prompt"),
     ("prompts",),
+    ("budget",),
 }
 
 
@@ -179,5 +180,6 @@ def _build(repo: Path, path: Path | None, raw: dict[str, Any], lines: dict[tuple
         health_fix_prompt=_at(v, ("health", "fix_prompt"))[1] or "",
         prompt_templates={role: repo / p for role, p in v.get("prompts", {}).items() if p},
         worktree=WorktreeConfig(**wt),
+        budget=BudgetConfig(**v.get("budget", {})),
         **kw,
     )

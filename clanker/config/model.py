@@ -77,6 +77,24 @@ class WorktreeConfig:
 
 
 @dataclass(frozen=True)
+class BudgetConfig:
+    """Hard limits on what agent runs may spend (`budget:`); None is no limit."""
+
+    daily_usd: float | None = None
+    total_usd: float | None = None
+    task_usd: float | None = None
+    daily_tokens: int | None = None
+    task_tokens: int | None = None
+    day_starts: str = "00:00"  # local time when a day's budget starts again
+    on_exceed: str = "finish"  # finish: running agents finish; stop: they are stopped, work checkpointed
+
+    @property
+    def any(self) -> bool:
+        return any(v is not None for v in (self.daily_usd, self.total_usd, self.task_usd, self.daily_tokens,
+                                           self.task_tokens))  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Config:
     repo: Path
     path: Path | None = None
@@ -116,3 +134,4 @@ class Config:
     env_pass: tuple[str, ...] = ()  # variables panes get from the shell that started the controller
     gate_preflight: bool = True  # run the gate on main in a fresh worktree before trusting it
     gate_reuse: bool = True  # a tree a judge's or mainline gate passed is not gated again (same settings)
+    budget: BudgetConfig = BudgetConfig()

@@ -136,6 +136,12 @@ def _prices(x: Any) -> dict[str, Price]:
     return out
 
 
+def _clock(x: Any) -> str:
+    if not isinstance(x, str) or not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", x):
+        raise ValueError(f"must be a time of day like 00:00 or 07:30, got {x!r}")
+    return x
+
+
 SCHEMA: dict[str, Any] = {
     "slaves": _int(1, 64),
     "heartbeat_secs": _num(0.2),
@@ -177,6 +183,15 @@ SCHEMA: dict[str, Any] = {
     "prompts": {"worker": _opt(_str), "judge": _opt(_str), "planner": _opt(_str)},
     "land": {"validate": _strlist},
     "planner": {"agent": "judge-agent", "docs": _strlist, "max_chars": _int(2000)},
+    "budget": {
+        "daily_usd": _opt(_num(0, positive=True)),
+        "total_usd": _opt(_num(0, positive=True)),
+        "task_usd": _opt(_num(0, positive=True)),
+        "daily_tokens": _opt(_int(1)),
+        "task_tokens": _opt(_int(1)),
+        "day_starts": _clock,
+        "on_exceed": _choice("finish", "stop"),
+    },
 }
 
 

@@ -21,8 +21,8 @@ from filelock import FileLock, Timeout
 from ..config import Config
 from ..errors import ClankerError, TmuxError
 from ..project import preflight
+from ..state import budget, heartbeat
 from ..state import events as ev
-from ..state import heartbeat
 from ..state.events import Event
 from ..state.heartbeat import Heart, SleepDetector
 from ..state.model import LIVE, State, TaskState
@@ -63,6 +63,12 @@ def progress(state: State) -> Outcome:
         movable.append("planner")  # the planner may still add tasks
     blocked = [t.id for t in state.tasks.values() if t.state == TaskState.BLOCKED]
     return Outcome(not movable, blocked)
+
+
+def agents_running(state: State) -> bool:
+    """Whether any agent job is under way (work, judging, planning): what runs finishes first."""
+    busy = (TaskState.CLAIMED, TaskState.JUDGING)
+    return state.plan_slave is not None or any(t.state in busy for t in state.tasks.values())
 
 
 class Controller:
@@ -242,6 +248,12 @@ class Controller:
             self._gate_for, self._gate_key = self.cfg, (preflight.key(self.cfg), preflight.needed(self.cfg))
         return gate_status(self.store.state(), *self._gate_key)
 
+    def budget_held(self) -> str | None:
+        """Why no agent run may start now (a budget is spent), or None."""
+        if not self.cfg.budget.any:
+            return None
+        return budget.standing(self.store.state(), self.cfg.budget, self.clock.time()).held
+
     def draw(self, fv: fleet.FleetView) -> None:
         """Headless: one line of task counts whenever they change (the TUI draws everything else)."""
         counts = self.store.state().counts()  # archived tasks too
@@ -283,7 +295,8 @@ class Controller:
 
     def run_until_done(self, timeout: float | None = None) -> int:
         """The headless view: tick until every task is done (0) or stuck (1), time runs out (3), or
-        the gate preflight failed (4), tmux kept failing (5), printing the task counts when they change."""
+        the gate preflight failed (4), tmux kept failing (5), a budget is spent (6), printing the task
+        counts when they change."""
         started = self.clock.monotonic()
         code = 0
         fv: fleet.FleetView | None = None
@@ -323,6 +336,13 @@ class Controller:
                 result = progress(self.store.state())
                 if result.finished and self._still_finished():
                     code = 1 if result.blocked else 0
+                    break
+                held = self.budget_held()
+                if held and not agents_running(self.store.state()):
+                    # Spent: nothing more will move until the period ends or the limit is raised.
+                    self.out(f"stopped: {held}")
+                    self.out(budget.summary(budget.standing(self.store.state(), self.cfg.budget, self.clock.time())))
+                    code = 6
                     break
                 if timeout is not None and self.clock.monotonic() - started > timeout:
                     code = 3

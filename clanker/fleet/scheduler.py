@@ -116,6 +116,8 @@ def choose_job(
     health_every_secs: float = 0.0,
     can_plan: bool = False,
     gate: str = "trusted",
+    held: bool = False,
+    judge_agent: bool = True,
 ) -> Job | None:
     """The job slave `me` should claim now, or None.
 
@@ -126,6 +128,8 @@ def choose_job(
     built on, and gated against, a broken main. Until the gate passed its preflight (`gate`), only
     the preflight itself and the planner run: nothing may be vouched for by an untrusted gate. A
     submitted task held behind an earlier overlapping one is not judged until that one landed.
+    While a budget is spent (`held`), no job that starts an agent is chosen: landing, the health
+    check, the preflight and a gate-only judgement (`judge_agent` False) still run.
     """
     if me in state.paused or "*" in state.paused:
         return None
@@ -149,23 +153,27 @@ def choose_job(
     ready = [t for t in tasks if t.state == TaskState.READY]
     tg = targets(slaves, len(ready), len(backlog), conflict_rate(state), judge_cap)
     judging = sum(1 for t in state.tasks.values() if t.state == TaskState.JUDGING)
+    if held:
+        can_judge, can_plan = can_judge and not judge_agent, False
     if can_judge and judging < tg.judge:
         for t in sorted(backlog, key=_order):
             if t.author != me and not held_by(state, t):
                 return Job("judge", t.id)
     if can_plan and state.plan_requests and state.plan_slave is None:
         return Job("plan", state.plan_requests[0])
+    if held:
+        return None  # every job left starts an agent
     working = sum(1 for t in state.tasks.values() if t.state == TaskState.CLAIMED)
     if working >= tg.work and not any("regression" in t.tags for t in ready):
         return None
-    held = [task_keys(t, owner_files) for t in state.tasks.values() if t.state in HOLDS_KEYS]
+    taken = [task_keys(t, owner_files) for t in state.tasks.values() if t.state in HOLDS_KEYS]
     for t in sorted(ready, key=_order):
         if working >= tg.work and "regression" not in t.tags:
             continue  # regressions are assigned at once, over the concurrency target
         if any(state.state_of(dep) != TaskState.DONE for dep in t.depends_on):
             continue
         keys = task_keys(t, owner_files)
-        if keys and "regression" not in t.tags and any(overlaps(keys, h) for h in held):
+        if keys and "regression" not in t.tags and any(overlaps(keys, h) for h in taken):
             continue
         return Job("work", t.id)
     orphans = sorted((t for t in tasks if t.state == TaskState.REWORK and t.author not in alive), key=_order)

@@ -24,7 +24,7 @@ from ..jobs.context import JobContext
 from ..jobs.kinds import KINDS
 from ..project import preflight
 from ..project.workspace import SetupFailed
-from ..state import credentials, heartbeat, secrets
+from ..state import budget, credentials, heartbeat, secrets
 from ..state import events as ev
 from ..state.events import Event
 from ..state.heartbeat import Heart, SleepDetector
@@ -352,6 +352,17 @@ class Slave:
 
     def _claim(self) -> Job | None:
         chosen: list[Job] = []
+        spend = self.cfg.budget
+        if spend.any:
+            # Said once per budget and period (80 %, then spent); tasks over their own budget are
+            # blocked for the planner to split, before anything is claimed.
+            now = self.clock.time()
+            self.store.transact(
+                lambda st: (
+                    budget.events(st, spend, now, self.sid)
+                    + budget.blocked_tasks(st, spend, self.sid, self.cfg.planner_agent is not None)
+                )
+            )
 
         healed: list[int] = []
 
@@ -386,6 +397,8 @@ class Slave:
                 health_every_secs=self.cfg.health_every_minutes * 60,
                 can_plan=self.cfg.planner_agent is not None,
                 gate=gate_status(st, preflight.key(self.cfg), preflight.needed(self.cfg)),
+                held=spend.any and budget.standing(st, spend, now).held is not None,
+                judge_agent=self.cfg.judge_agent is not None,
             )
             if job is None:
                 return []

@@ -20,7 +20,7 @@ from ..errors import ClankerError
 from ..project import preflight
 from ..project.gate import GateResult
 from ..project.workspace import Workspace
-from ..state import credentials
+from ..state import budget, credentials
 from ..state import events as ev
 from ..state.heartbeat import Heart
 from ..state.locks import launch_lock
@@ -49,6 +49,7 @@ class JobContext:
     setup_retrying: bool = False  # setup failed here before: say so when it works again
     prepared: bool = True  # the worktree was made ready for this job (a lander does it only to gate)
     landings: int = 0  # batches this slave landed (git maintenance runs every so many)
+    held: str | None = None  # why the last agent run was not started (a budget is spent)
     clock: Clock = SYSTEM
 
     @property
@@ -205,7 +206,13 @@ class JobContext:
         kind = "work" if role == "worker" else role
         planner = role == "planner"
         on_task = None if planner else task_id  # a planner run is about no task (yet)
+        self.held = None
         while True:
+            self.held = self.budget_held(on_task)
+            if self.held is not None:
+                # The breaker, checked before every launch: nothing more is spent once a budget is.
+                self.say(f"  ⏸ {self.held}: the {kind} agent is not started")
+                return None
             choice = self.credential(agent)
             if choice.wait_until is not None:
                 # Every credential went out of budget since this job was claimed: don't start an
@@ -258,6 +265,16 @@ class JobContext:
             self.say(f"  … transient failure ({(res.result.error or '?')[:100]}); retry {waits} in {delay:.1f}s")
             if self.clock.wait(self.stopping, delay):
                 return None
+
+    def budget_held(self, task_id: str | None) -> str | None:
+        """Why no agent may start now: a fleet budget spent, or this task's own."""
+        spend = self.cfg.budget
+        if not spend.any:
+            return None
+        st = self.store.state()
+        held = budget.standing(st, spend, self.clock.time()).held
+        t = st.tasks.get(task_id) if task_id else None
+        return held or (budget.task_over(t, spend) if t is not None else None)
 
     def record_gate(self, task_id: str, role: str, result: GateResult, tree: str = "", key: str = "") -> None:
         self.store.append(

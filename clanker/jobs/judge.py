@@ -67,7 +67,7 @@ def _ask_judge(ctx: JobContext, task: Task, cand: mainline.Candidate, gate_outpu
     prompt = judge_prompt(task, diff, gate_output, ctx.cfg.prompt_templates.get("judge"))
     res = ctx.run_agent_settled(agent, "judge", task.id, task.judge_rounds, prompt)
     if res is None:
-        return None, "the judge was asked to stop"
+        return None, ctx.held or "the judge was asked to stop"
     if res.outcome == Outcome.OUT_OF_BUDGET:
         out_of_budget(ctx, task, res, judging=True)
         return None, "judge agent out of budget"

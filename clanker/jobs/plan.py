@@ -93,7 +93,7 @@ def run_plan(ctx: JobContext, request: str) -> None:
     run_id = target.id if target else "plan"
     res = ctx.run_agent_settled(agent, "planner", run_id, st.events, prompt)
     if res is None:
-        stop = "the slave was asked to stop"
+        stop = ctx.held or "the slave was asked to stop"
         ctx.store.append(ev.PlanReleased(actor=ctx.sid, slave=ctx.sid, request=request, reason=stop))
         return
     if res.outcome != Outcome.OK:

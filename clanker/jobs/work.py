@@ -72,7 +72,7 @@ def run_work(ctx: JobContext, task: Task) -> None:
         finally:
             ctx.on_files = None
     if res is None:
-        checkpoint(ctx, task, "the slave was asked to stop")
+        checkpoint(ctx, task, ctx.held or "the slave was asked to stop")
         return
     if res.outcome == Outcome.AUTH:
         fix = adapter_for(ctx.cfg.agent).auth_fix()

@@ -345,6 +345,26 @@ class CredentialExhausted(Event):
     reason: str = ""
 
 
+# --- budgets ---------------------------------------------------------------------------------------
+
+
+@kind("budget.warned")
+@dataclass(frozen=True, kw_only=True)
+class BudgetWarned(Event):
+    """A budget is 80 % spent (said once per budget and period)."""
+
+    budget: str = ""  # daily_usd | total_usd | daily_tokens
+    period: str = ""  # the day it is about (YYYY-MM-DD), or "total"
+    used: float = 0.0
+    limit: float = 0.0
+
+
+@kind("budget.exceeded")
+@dataclass(frozen=True, kw_only=True)
+class BudgetExceeded(BudgetWarned):
+    """A budget is spent: no new agent run starts until the period ends or the limit is raised."""
+
+
 # --- main's health ---------------------------------------------------------------------------------
 
 

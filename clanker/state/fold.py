@@ -18,6 +18,7 @@ from . import events as ev
 from .events import Event
 from .legal import check
 from .model import (
+    SPENT_MINUTES,
     Archive,
     Preflight,
     SetupFailure,
@@ -60,6 +61,8 @@ class _Draft:
     setup_failed: dict[str, SetupFailure]
     landing: dict[str, str]
     archive: Archive
+    spent: dict[int, tuple[float, int]]
+    budget_said: set[str]
     view: State = dataclasses.field(init=False)  # what the legality check sees: these tasks as they go
 
     def __post_init__(self) -> None:
@@ -72,7 +75,7 @@ class _Draft:
             s.health_slave, s.health_started, s.health_last, s.main_red, list(s.plan_requests), s.plan_slave,
             s.plan_started, s.plan_request, s.planner_usage, dict(s.preflights), s.preflight_slave, s.preflight_started,
             s.preflight_wanted, dict(s.setup_failed), dict(s.landing) if s.landing is not None else landing_of(s),
-            s.archive,
+            s.archive, dict(s.spent), set(s.budget_said),
         )  # fmt: skip
 
     def freeze(self, offset: int) -> State:
@@ -84,7 +87,7 @@ class _Draft:
             plan_started=self.plan_started, plan_request=self.plan_request, planner_usage=self.planner_usage,
             preflights=self.preflights, preflight_slave=self.preflight_slave, preflight_started=self.preflight_started,
             preflight_wanted=self.preflight_wanted, setup_failed=self.setup_failed, landing=self.landing,
-            archive=self.archive,
+            archive=self.archive, spent=self.spent, budget_said=frozenset(self.budget_said),
         )  # fmt: skip
 
 
@@ -145,6 +148,8 @@ def _apply_task(d: _Draft, e: Event, fn: Callable[[Task, Any], Task]) -> None:
         return  # a hand-edited log: skipped, never a crash
     if isinstance(e, ev.Mainlined):
         d.mainlined += 1
+    elif isinstance(e, ev.AttemptFinished):
+        _spend(d, e)
     before = d.tasks.get(task_id)
     after = fn(before or NO_TASK, e)  # only task.added is legal without a task, and it makes its own
     moved: dict[str, Any] = {"updated": e.ts}
@@ -241,6 +246,29 @@ def _main_green(d: _Draft, e: ev.MainGreen) -> None:
 @on(ev.PlanRan)
 def _plan_ran(d: _Draft, e: ev.PlanRan) -> None:
     d.planner_usage = d.planner_usage + e.usage
+    _spend(d, e)
+
+
+def _spend(d: _Draft, e: ev.AgentRun) -> None:
+    """Count a run's usage in the minute it was recorded; minutes older than SPENT_MINUTES go."""
+    if not e.usage.cost_usd and not e.usage.tokens:
+        return
+    minute = int(e.ts // 60)
+    usd, tokens = d.spent.get(minute, (0.0, 0))
+    if not usd and not tokens:
+        for old in [m for m in d.spent if m <= minute - SPENT_MINUTES]:
+            del d.spent[old]
+    d.spent[minute] = (round(usd + e.usage.cost_usd, 6), tokens + e.usage.tokens)
+
+
+@on(ev.BudgetWarned)
+def _budget_warned(d: _Draft, e: ev.BudgetWarned) -> None:
+    d.budget_said.add(f"warned:{e.budget}@{e.period}")
+
+
+@on(ev.BudgetExceeded)
+def _budget_exceeded(d: _Draft, e: ev.BudgetExceeded) -> None:
+    d.budget_said.add(f"exceeded:{e.budget}@{e.period}")
 
 
 @on(ev.PlanRequested)

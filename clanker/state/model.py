@@ -290,6 +290,9 @@ class Archive:
         )
 
 
+SPENT_MINUTES = 26 * 60  # a day from any `day_starts`, whatever the clock change, and some
+
+
 @dataclass(frozen=True)
 class State:
     tasks: dict[str, Task] = field(default_factory=dict)
@@ -318,6 +321,10 @@ class State:
     # check of a new landing needn't scan every task; None when not kept (a state built by hand).
     landing: dict[str, str] | None = field(default=None, compare=False, repr=False)
     archive: Archive = field(default_factory=Archive)  # finished tasks no live read loads
+    # What agent runs cost per minute (epoch minute → USD, tokens) over the last SPENT_MINUTES:
+    # a daily budget and a burn rate read it; the totals are the tasks' and the planner's usage.
+    spent: dict[int, tuple[float, int]] = field(default_factory=dict)
+    budget_said: frozenset[str] = frozenset()  # "budget@period" warnings and stops already said
 
     @property
     def preflight(self) -> Preflight | None:

@@ -47,6 +47,8 @@ def _live_to_json(state: State) -> dict[str, Any]:
             "wanted": state.preflight_wanted,
         },
         "setup_failed": [dataclasses.asdict(f) for f in state.setup_failed.values()],
+        "spent": [[m, usd, tokens] for m, (usd, tokens) in sorted(state.spent.items())],
+        "budget_said": sorted(state.budget_said),
         "tasks": [task_to_json(t) for t in state.tasks.values()],
         "slaves": [dataclasses.asdict(s) for s in state.slaves.values()],
     }
@@ -89,4 +91,6 @@ def state_from_json(raw: dict[str, Any], read: Callable[[int], Task | None] | No
         preflight_wanted=bool(pre.get("wanted")),
         setup_failed={f["slave"]: SetupFailure(**f) for f in raw.get("setup_failed") or []},
         archive=index_from_json(raw.get("archive"), read),
+        spent={int(m): (float(usd), int(tokens)) for m, usd, tokens in raw.get("spent") or []},
+        budget_said=frozenset(str(k) for k in raw.get("budget_said") or []),
     )

@@ -230,7 +230,7 @@ class App:
             )
         self.base = Screen(
             repo=str(ctl.cfg.repo),
-            mode="env" if gate == "failed" else view.mode(state, self.rows),
+            mode="env" if gate == "failed" else "budget" if ctl.budget_held() else view.mode(state, self.rows),
             activity=view.activity(self.rows),
             slaves=view.slave_lines(state, self.rows, now, ctl.cfg.heartbeat_secs, ctl.cfg.agent.stall_secs, quiet),
             queue=view.queue(state, ctl.cfg.slaves, ctl.cfg.judge_max_parallel),

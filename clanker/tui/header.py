@@ -52,12 +52,14 @@ def brightness(index: int, frame: int) -> int:
 
 
 def run_label(mode: str, frame: int) -> list[Seg]:
-    """`RUN` pulsing per character while work runs; `IDLE`, `PAUSED` or `ENV` (the gate preflight
-    failed), still, otherwise."""
+    """`RUN` pulsing per character while work runs; `IDLE`, `PAUSED`, `ENV` (the gate preflight
+    failed) or `BUDGET` (a budget is spent), still, otherwise."""
     if mode == "run":
         return [(ch, f"pulse{brightness(i, frame)}") for i, ch in enumerate("RUN")]
     if mode == "paused":
         return [("PAUSED", "yellow")]
     if mode == "env":  # the gate preflight failed: nothing is dispatched
         return [("ENV", "red")]
+    if mode == "budget":  # a budget is spent: no agent run starts
+        return [("BUDGET", "red")]
     return [("IDLE", "dim")]

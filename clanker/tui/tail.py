@@ -36,6 +36,7 @@ heartbeats or other routine chatter):
 | gate.ran, health.ran | TEST | `gate passed (work, 1.2s)` / `gate FAILED: CMD: LAST LINE` (+ test paths) |
 | risk | RISK (auth: BLOK) | `KIND: MESSAGE` (+ files) |
 | credential.exhausted | BLOK | `credential NAME spent, resets in 2h` |
+| budget.warned / budget.exceeded | RISK / BLOK | `budget daily_usd 80% spent on 2026-12-01: $8.10 of $10.00` |
 | main.red / main.green | BLOK / FIX | `main is red at SHA (WHERE)`, `main is green again at SHA` |
 | preflight.claimed / preflight.ran | INFO / TEST passed, BLOK failed | `gate preflight: …` what it found |
 | setup.failed / setup.ok / setup.retry | BLOK / FIX / INFO | `worktree.setup failed: CMD …` (not the task's fault) |
@@ -265,6 +266,24 @@ def _risk(e: ev.Risk, info: TaskInfo) -> Described:
 def _credential(e: ev.CredentialExhausted, info: TaskInfo) -> Described:
     when = f", resets in {elapsed(e.until - e.ts)}" if e.until else ""
     return "BLOK", f"credential {e.credential or '?'} spent{when}", []
+
+
+def _spend(e: ev.BudgetWarned) -> str:
+    if e.budget.endswith("_usd"):
+        return f"${e.used:.2f} of ${e.limit:.2f}"
+    return f"{int(e.used):,} of {int(e.limit):,} tokens"
+
+
+@says(ev.BudgetWarned)
+def _budget_warned(e: ev.BudgetWarned, info: TaskInfo) -> Described:
+    period = "in total" if e.period == "total" else f"on {e.period}"
+    return "RISK", f"budget {e.budget} 80% spent {period}: {_spend(e)}", []
+
+
+@says(ev.BudgetExceeded)
+def _budget_exceeded(e: ev.BudgetExceeded, info: TaskInfo) -> Described:
+    period = "in total" if e.period == "total" else f"on {e.period}"
+    return "BLOK", f"budget {e.budget} spent {period}: {_spend(e)}; no new agent run starts", []
 
 
 @says(ev.MainRed)

@@ -1,0 +1,194 @@
+"""Budgets: the settings, spend folded from the log minute by minute, the standing against each
+budget (periods, day start, roles apart), what is said once, and what the scheduler holds."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from clanker.config import BudgetConfig, load
+from clanker.errors import ConfigError
+from clanker.fleet.scheduler import choose_job
+from clanker.state import budget
+from clanker.state import events as ev
+from clanker.state.fold import fold
+from clanker.state.model import SPENT_MINUTES, State, TaskState
+from clanker.state.snapshot import state_from_json, state_to_json
+from clanker.state.usage import Usage
+from clanker.system.tmux import Tmux
+from tests.helpers import make_repo
+
+DAY = 86400.0
+
+
+@pytest.fixture(autouse=True)
+def utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+
+
+def at(day: int, hh: int, mm: int = 0) -> float:
+    """A time on day `day` of December 2026, UTC."""
+    return 1796083200.0 + (day - 1) * DAY + hh * 3600 + mm * 60  # 2026-12-01 00:00 UTC
+
+
+def run(task: str | None, ts: float, usd: float, tokens: int = 1000, role: str = "work") -> ev.Event:
+    usage = Usage(input=tokens, cost_usd=usd)
+    if task is None:
+        return ev.PlanRan(actor="c1", role="planner", usage=usage, ts=ts)
+    return ev.AttemptFinished(actor="c1", task=task, role=role, slave="c1", usage=usage, ts=ts)
+
+
+def folded(*evs: ev.Event, tasks: tuple[str, ...] = ("T1",), claimed: bool = True) -> State:
+    setup: list[ev.Event] = [ev.TaskAdded(actor="cli", task=t, title=t, ts=at(1, 0)) for t in tasks]
+    if claimed:
+        setup += [ev.TaskClaimed(actor="c1", task=t, slave="c1", ts=at(1, 0)) for t in tasks]
+    return fold(State(), [(e, n) for n, e in enumerate([*setup, *evs], 1)])
+
+
+def test_budget_settings_are_read_and_bad_ones_are_one_line_errors(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", "budget:\n  daily_usd: 20\n  task_tokens: 500000\n  day_starts: '07:30'\n")
+    b = load(repo).budget
+    assert (b.daily_usd, b.task_tokens, b.day_starts, b.on_exceed, b.total_usd) == (
+        20.0,
+        500000,
+        "07:30",
+        "finish",
+        None,
+    )
+    assert b.any and not BudgetConfig().any
+    for text, problem in [
+        ("budget:\n  day_starts: '25:00'\n", "budget.day_starts: must be a time of day like 00:00 or 07:30"),
+        ("budget:\n  on_exceed: maybe\n", "budget.on_exceed: must be one of finish, stop"),
+        ("budget:\n  daily_usd: 0\n", "budget.daily_usd: must be > 0"),
+        ("budget:\n  task_tokens: 1.5\n", "budget.task_tokens: must be a whole number"),
+    ]:
+        (repo / "clanker.yaml").write_text(text)
+        with pytest.raises(ConfigError) as info:
+            load(repo)
+        assert problem in str(info.value) and "clanker.yaml:" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("now", "starts", "began"),
+    [
+        (at(2, 10), "00:00", at(2, 0)),
+        (at(2, 10), "07:30", at(2, 7, 30)),
+        (at(2, 6), "07:30", at(1, 7, 30)),  # before today's start: still yesterday's budget day
+        (at(2, 7, 30), "07:30", at(2, 7, 30)),
+    ],
+)
+def test_the_budget_day_begins_at_day_starts_local_time(now: float, starts: str, began: float) -> None:
+    assert budget.day_start(now, starts) == began
+
+
+def test_spend_is_folded_minute_by_minute_and_old_minutes_go() -> None:
+    st = folded(run("T1", at(1, 9), 0.5), run("T1", at(1, 9) + 30, 0.25), run(None, at(1, 10), 1.0))
+    assert st.spent == {int(at(1, 9) // 60): (0.75, 2000), int(at(1, 10) // 60): (1.0, 1000)}
+    later = fold(st, [(run("T1", at(3, 9), 0.1), 99)])  # two days on: the old minutes are dropped
+    assert list(later.spent) == [int(at(3, 9) // 60)]
+    assert all(m > int(at(3, 9) // 60) - SPENT_MINUTES for m in later.spent)
+    assert fold(st, [(run("T1", at(1, 11), 0.0, tokens=0), 99)]).spent == st.spent  # nothing spent
+
+
+def test_the_standing_counts_today_for_daily_budgets_and_everything_for_the_total() -> None:
+    st = folded(
+        run("T1", at(1, 23), 4.0),  # yesterday
+        run("T1", at(2, 9), 1.0),
+        run("T1", at(2, 9, 50), 2.0, role="judge"),
+        run(None, at(2, 9, 55), 0.5),  # the planner counts too
+    )
+    b = BudgetConfig(daily_usd=5.0, total_usd=10.0, daily_tokens=2500)
+    s = budget.standing(st, b, at(2, 10))
+    assert [(ln.budget, ln.period, ln.used, ln.limit) for ln in s.lines] == [
+        ("daily_usd", "2026-12-02", 3.5, 5.0),
+        ("daily_tokens", "2026-12-02", 3000, 2500),
+        ("total_usd", "total", 7.5, 10.0),
+    ]
+    assert [ln.budget for ln in s.exceeded] == ["daily_tokens"]
+    assert s.held is not None and "daily_tokens 3,000 of 2,500 tokens" in s.held
+    assert (s.work.cost_usd, s.judge.cost_usd, s.planner.cost_usd) == (5.0, 2.0, 0.5)
+    assert s.burn_usd_per_hour == 10.0  # $2.50 in the last 15 minutes
+    assert budget.standing(st, BudgetConfig(daily_usd=5.0, day_starts="09:30"), at(2, 10)).lines[0].used == 2.5
+
+
+def test_each_budget_is_said_at_80_percent_and_when_spent_once_per_period() -> None:
+    b = BudgetConfig(daily_usd=10.0)
+    st = folded(run("T1", at(1, 9), 8.5))
+    said = budget.events(st, b, at(1, 10), "c1")
+    assert [(type(e), e.payload()["budget"], e.payload()["period"]) for e in said] == [
+        (ev.BudgetWarned, "daily_usd", "2026-12-01")
+    ]
+    st = fold(st, [(e, 90) for e in said])
+    assert budget.events(st, b, at(1, 10), "c1") == []
+    st = fold(st, [(run("T1", at(1, 11), 2.0), 91)])
+    spent = budget.events(st, b, at(1, 11), "c1")
+    assert [type(e) for e in spent] == [ev.BudgetExceeded]
+    st = fold(st, [(e, 92) for e in spent])
+    assert budget.events(st, b, at(1, 12), "c1") == []
+    assert budget.standing(st, b, at(2, 1)).held is None  # a new day, a new budget
+    # restart-safe: what was spent and said survives the snapshot
+    back = state_from_json(state_to_json(st))
+    assert (back.spent, back.budget_said) == (st.spent, st.budget_said)
+
+
+def test_a_task_over_its_own_budget_is_blocked_for_the_planner() -> None:
+    st = folded(run("T1", at(1, 9), 2.5), run("T2", at(1, 9), 0.5), tasks=("T1", "T2"))
+    st = fold(
+        st, [(ev.TaskReleased(actor="c1", task=t, slave="c1", reason="x"), 50 + n) for n, t in enumerate(["T1", "T2"])]
+    )
+    assert {t.state for t in st.tasks.values()} == {TaskState.READY}
+    b = BudgetConfig(task_usd=2.0)
+    assert budget.task_over(st.tasks["T2"], b) is None
+    why = budget.task_over(st.tasks["T1"], b)
+    assert why is not None and "$2.50 of $2.00" in why
+    out = budget.blocked_tasks(st, b, "c1", planner=True)
+    assert [(type(e), e.task_id) for e in out] == [(ev.TaskBlocked, "T1"), (ev.PlanRequested, None)]
+    assert budget.blocked_tasks(st, BudgetConfig(daily_usd=1.0), "c1") == []
+
+
+def test_a_spent_budget_holds_every_job_that_starts_an_agent_and_nothing_else() -> None:
+    st = folded(tasks=("T1", "T2"), claimed=False)
+    alive = frozenset({"c1", "c2"})
+    assert choose_job(st, "c1", slaves=2, alive=alive) is not None
+    assert choose_job(st, "c1", slaves=2, alive=alive, held=True) is None
+    health = choose_job(st, "c1", slaves=2, alive=alive, held=True, health_every_secs=60, now=at(1, 1))
+    assert health is not None and health.kind == "health"
+    # T1 is submitted by c2: a judge agent is held, a gate-only judgement is not
+    evs = [
+        ev.TaskClaimed(actor="c2", task="T1", slave="c2", ts=at(1, 1)),
+        ev.TaskSubmitted(actor="c2", task="T1", slave="c2", ts=at(1, 1)),
+    ]
+    st = fold(st, [(e, 100 + n) for n, e in enumerate(evs)])
+    assert choose_job(st, "c1", slaves=2, alive=alive, held=True) is None
+    gate_only = choose_job(st, "c1", slaves=2, alive=alive, held=True, judge_agent=False)
+    assert gate_only is not None and (gate_only.kind, gate_only.task) == ("judge", "T1")
+
+
+@pytest.mark.e2e
+def test_a_spent_daily_budget_stops_dispatch_with_a_blok_line_and_its_exit_code(tmp_path: Path, tm: Tmux) -> None:
+    from tests.helpers import clanker, events
+
+    config = (
+        "slaves: 2\nheartbeat_secs: 0.5\nagent:\n  kind: fake\ngate:\n  - 'true'\ngate_preflight: false\n"
+        "budget:\n  daily_usd: 1.0\n"
+    )
+    repo = make_repo(tmp_path / "r", config)
+    for n in range(1, 5):  # $0.60 of work each (100 k tokens in, 20 k out)
+        clanker(
+            repo, "task", "add", f"T{n}", "--prompt", f"fake: tokens 100000 20000\nfake: write t{n}.txt {n}", check=True
+        )
+    proc = clanker(repo, "run", "--until-done", "--timeout", "90", timeout=120)
+    assert proc.returncode == 6, proc.stdout + proc.stderr
+    assert "stopped: budget: daily_usd $" in proc.stdout and "burn (last 15 min)" in proc.stdout
+    log = events(repo)
+    spent = [n for n, e in enumerate(log) if e["type"] == "budget.exceeded"]
+    assert len(spent) == 1 and log[spent[0]]["budget"] == "daily_usd"
+    claims = [n for n, e in enumerate(log) if e["type"] in ("task.claimed", "task.judge_claimed", "plan.claimed")]
+    assert claims and max(claims) < spent[0], "nothing that starts an agent is claimed once the budget is spent"
+    done = sum(1 for e in log if e["type"] == "task.mainlined")
+    assert done < 4
+    shown = clanker(repo, "budget")
+    assert shown.returncode == 0 and "SPENT: budget: daily_usd" in shown.stdout
