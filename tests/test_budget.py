@@ -192,3 +192,32 @@ def test_a_spent_daily_budget_stops_dispatch_with_a_blok_line_and_its_exit_code(
     assert done < 4
     shown = clanker(repo, "budget")
     assert shown.returncode == 0 and "SPENT: budget: daily_usd" in shown.stdout
+
+
+@pytest.mark.e2e
+def test_on_exceed_stop_stops_a_running_agent_and_keeps_its_work(tmp_path: Path, tm: Tmux) -> None:
+    from tests.helpers import clanker, events, git
+
+    config = (
+        "slaves: 2\nheartbeat_secs: 0.5\nhung_secs: 8\nagent:\n  kind: fake\ngate:\n  - 'true'\ngate_preflight: false\n"
+        "budget:\n  daily_usd: 0.5\n  on_exceed: stop\n"
+    )
+    repo = make_repo(tmp_path / "r", config)
+    # Long starts (and writes) while Costly runs; Costly's spend, recorded when it ends, stops Long.
+    costly = "fake: sleep 2\nfake: tokens 100000 20000\nfake: write t1.txt 1"
+    clanker(repo, "task", "add", "Costly", "--prompt", costly, check=True)
+    clanker(repo, "task", "add", "Long", "--prompt", "fake: write t2.txt 2\nfake: sleep 40", check=True)
+    started = time.monotonic()
+    proc = clanker(repo, "run", "--until-done", "--timeout", "90", timeout=120)
+    took = time.monotonic() - started
+    assert proc.returncode == 6, proc.stdout + proc.stderr
+    assert took < 30, f"the long agent was not stopped: {took:.0f}s"
+    log = events(repo)
+    long_id = next(e["task"] for e in log if e["type"] == "task.added" and e["title"] == "Long")
+    released = [e for e in log if e["type"] == "task.released" and e["task"] == long_id]
+    assert released and "budget: daily_usd" in released[-1]["reason"]
+    stopped = [e for e in log if e["type"] == "attempt.finished" and e["task"] == long_id]
+    assert stopped and stopped[-1]["seconds"] < 20, "stopped mid-run, not refused at launch"
+    refs = git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/clanker/").split()
+    branch = next(r for r in refs if r.removeprefix("clanker/").split("-")[0] == long_id)
+    assert git(repo, "show", f"{branch}:t2.txt").strip() == "2", "what the stopped agent wrote is kept on its branch"

@@ -151,7 +151,7 @@ class JobContext:
             on_start=lambda pgid: self.heart.update(agent_pgid=pgid),
             on_files=self.on_files,
             clock=self.clock,
-            on_tick=self.heart.touch,
+            on_tick=lambda: self._tick(run),
             tick_secs=tick_secs(self.cfg),
         )
         self.current = run
@@ -265,6 +265,20 @@ class JobContext:
             self.say(f"  … transient failure ({(res.result.error or '?')[:100]}); retry {waits} in {delay:.1f}s")
             if self.clock.wait(self.stopping, delay):
                 return None
+
+    def _tick(self, run: AgentRun) -> None:
+        """While an agent runs: the slave is alive; and with `budget.on_exceed: stop`, a fleet
+        budget spent meanwhile (by this run's or other slaves' recorded spend) stops the agent
+        (the caller checkpoints its work and gives the task back)."""
+        self.heart.touch()
+        spend = self.cfg.budget
+        if spend.on_exceed != "stop" or not spend.any or self.held is not None:
+            return
+        held = budget.standing(self.store.state(), spend, self.clock.time()).held
+        if held is not None:
+            self.held = held
+            self.say(f"  ⏹ {held}: stopping the agent (budget.on_exceed: stop)")
+            run.cancel()
 
     def budget_held(self, task_id: str | None) -> str | None:
         """Why no agent may start now: a fleet budget spent, or this task's own."""
