@@ -1741,3 +1741,20 @@ def test_scenario(tmp_path: Path, path: Path) -> None:
     info = rejected[-1].get("rate_limit_info") if rejected else None
     if isinstance(info, dict) and info.get("status") == "rejected" and "resetsAt" in info:
         assert r.reset_at == float(info["resetsAt"]), "the rate-limit event's reset time wins"
+
+
+def test_claude_usage_so_far_is_each_api_response_once_then_the_final_report() -> None:
+    lines = (Path(__file__).parent / "data" / "streams" / "claude-resume.jsonl").read_text().splitlines()
+    parser = ClaudeParser()
+    before_result = None
+    for line in lines:
+        kind = (json_line(line) or {}).get("type")
+        if kind == "result":
+            before_result = parser.usage_so_far()[0]
+        parser.feed(line)
+        if kind == "assistant":
+            parser.feed(line)  # claude repeats a response's usage on each of its events: counted once
+    # A response's input is reported at its start, its output so far (1 token) with it.
+    assert before_result is not None and (before_result.input, before_result.output) == (100, 1)
+    final, model = parser.usage_so_far()
+    assert (final.input, final.output) == (100, 20) and model == parser.result().model

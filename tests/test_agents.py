@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -361,3 +362,39 @@ def test_command_that_cannot_start(env: Env) -> None:
     ran = run_agent(env, "p", cfg)
     assert ran.res.outcome == Outcome.PERMANENT and ran.res.exit_code is None
     assert ran.res.result.error.startswith("can't start") and ran.run.proc is None
+
+
+def test_a_run_whose_reported_usage_would_overspend_is_stopped_at_that_event(env: Env) -> None:
+    seen: list[Usage] = []
+
+    def over(used: Usage) -> bool:
+        seen.append(used)
+        return used.cost_usd > 0.5
+
+    run, _progress, _log = make_run(
+        env, fake_prompt("spend 1000 100", "spend 100000 20000", "sleep 30", "write x.txt 1")
+    )
+    run.on_usage = over
+    t0 = time.monotonic()
+    res = run.run()
+    assert time.monotonic() - t0 < 10, "stopped at the event that crossed the limit, not after the sleep"
+    assert res.cancelled and run.stopped_for_spend
+    crossing = round(101000 * PRICE_IN + 20100 * PRICE_OUT, 6)
+    assert [round(u.cost_usd, 6) for u in seen] == [round(1000 * PRICE_IN + 100 * PRICE_OUT, 6), crossing]
+    # Stopped before its final report: what it used still counts.
+    assert (res.result.usage.input, res.result.usage.output) == (101000, 20100)
+    assert not (env.wt / "x.txt").exists()
+
+
+def test_a_run_that_stays_within_budget_is_told_and_left_alone(env: Env) -> None:
+    seen: list[Usage] = []
+    run, _progress, _log = make_run(env, fake_prompt("spend 10 1", "spend 10 1", "tokens 5 5"))
+
+    def told(used: Usage) -> bool:
+        seen.append(used)
+        return False
+
+    run.on_usage = told
+    res = run.run()
+    assert res.outcome == Outcome.OK and not run.stopped_for_spend
+    assert [u.tokens for u in seen] == [11, 22, 10]  # the final report replaces the running sum

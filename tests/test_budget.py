@@ -221,3 +221,23 @@ def test_on_exceed_stop_stops_a_running_agent_and_keeps_its_work(tmp_path: Path,
     refs = git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/clanker/").split()
     branch = next(r for r in refs if r.removeprefix("clanker/").split("-")[0] == long_id)
     assert git(repo, "show", f"{branch}:t2.txt").strip() == "2", "what the stopped agent wrote is kept on its branch"
+
+
+@pytest.mark.e2e
+def test_a_run_crossing_its_tasks_budget_is_stopped_mid_run_and_the_task_blocked(tmp_path: Path, tm: Tmux) -> None:
+    from tests.helpers import clanker, events
+
+    config = (
+        "slaves: 1\nheartbeat_secs: 0.5\nagent:\n  kind: fake\ngate:\n  - 'true'\ngate_preflight: false\n"
+        "planner:\n  agent: none\nbudget:\n  task_usd: 0.5\n"
+    )
+    repo = make_repo(tmp_path / "r", config)
+    prompt = "fake: spend 100000 20000\nfake: sleep 40\nfake: write x.txt 1"  # $0.60 in its first turn
+    clanker(repo, "task", "add", "Big", "--prompt", prompt, check=True)
+    proc = clanker(repo, "run", "--until-done", "--timeout", "90", timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # blocked
+    log = events(repo)
+    runs = [e for e in log if e["type"] == "attempt.finished"]
+    assert len(runs) == 1 and runs[0]["seconds"] < 20 and runs[0]["usage"]["input"] >= 100000
+    blocked = [e for e in log if e["type"] == "task.blocked"]
+    assert blocked and "task budget spent: $0.60 of $0.50" in blocked[-1]["reason"]

@@ -71,6 +71,12 @@ class AiderParser:
     def files_so_far(self) -> list[str]:
         return list(self.files)
 
+    def usage_so_far(self) -> tuple[Usage, str | None]:
+        # A `Tokens: … Cost: $… session` line after each model call.
+        cost = self.session_cost if self.session_cost is not None else 0.0
+        return Usage(self.usage.input, self.usage.output, self.usage.cache_read, self.usage.cache_write,
+                     self.usage.turns, cost), None  # fmt: skip
+
     def feed_stderr(self, line: str) -> list[str]:
         if line.strip():
             self.problems.append(line.strip())

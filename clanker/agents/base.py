@@ -80,6 +80,11 @@ class StreamParser(Protocol):
 
     def feed_stderr(self, line: str) -> list[str]: ...
 
+    def usage_so_far(self) -> tuple[Usage, str | None]:
+        """What the stream has reported the run used so far, and the model (to price tokens
+        the agent reports without a cost); read while it runs, no side effects."""
+        ...
+
     def result(self) -> AgentResult: ...
 
 

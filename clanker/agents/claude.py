@@ -35,6 +35,7 @@ class ClaudeParser:
     def __init__(self) -> None:
         self.r = AgentResult(complete=False)
         self.stderr: list[str] = []
+        self._turns: dict[str, Usage] = {}  # API message id → its usage (the events of one repeat it)
 
     def feed(self, line: str) -> list[str]:
         ev = json_line(line)
@@ -69,6 +70,13 @@ class ClaudeParser:
         if ev.get("error"):
             self.r.agent_error = str(ev["error"])
         msg = ev.get("message")
+        if isinstance(msg, dict) and isinstance(msg.get("usage"), dict) and msg.get("id"):
+            u = msg["usage"]
+            self._turns[str(msg["id"])] = Usage(
+                input=int(u.get("input_tokens") or 0), output=int(u.get("output_tokens") or 0),
+                cache_read=int(u.get("cache_read_input_tokens") or 0),
+                cache_write=int(u.get("cache_creation_input_tokens") or 0), turns=1,
+            )  # fmt: skip
         content = msg.get("content", []) if isinstance(msg, dict) else []
         for block in content if isinstance(content, list) else []:
             if not isinstance(block, dict):
@@ -119,6 +127,11 @@ class ClaudeParser:
 
     def files_so_far(self) -> list[str]:
         return list(self.r.files)
+
+    def usage_so_far(self) -> tuple[Usage, str | None]:
+        if self.r.complete:
+            return self.r.usage, self.r.model
+        return Usage.total(self._turns.values()), self.r.model
 
     def feed_stderr(self, line: str) -> list[str]:
         if line.strip():

@@ -90,6 +90,9 @@ class CodexParser:
     def files_so_far(self) -> list[str]:
         return list(self.r.files)
 
+    def usage_so_far(self) -> tuple[Usage, str | None]:
+        return self.usage, self.r.model  # each finished turn's usage, as codex reports it
+
     def feed_stderr(self, line: str) -> list[str]:
         if line.strip():
             self.stderr.append(line)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..state.usage import Usage
 from .base import AgentRequest, AgentResult, Launch, Outcome
 
 MAX_RESULT_CHARS = 8000
@@ -23,6 +24,9 @@ class TextParser:
 
     def files_so_far(self) -> list[str]:
         return []
+
+    def usage_so_far(self) -> tuple[Usage, str | None]:
+        return Usage(), None  # a plain command reports no usage
 
     def feed_stderr(self, line: str) -> list[str]:
         return self.feed(line)

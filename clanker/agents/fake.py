@@ -13,6 +13,7 @@ class FakeParser:
     def __init__(self) -> None:
         self._result = AgentResult()
         self._written: list[str] = []
+        self._so_far = Usage()
 
     def feed(self, line: str) -> list[str]:
         ev = json_line(line)
@@ -28,6 +29,11 @@ class FakeParser:
             if ev.get("tool") in ("write", "append", "edit", "delete") and ev.get("path"):
                 self._written.append(str(ev.get("path")))
             return [f"✎ {ev.get('tool')} {ev.get('path', '')}".rstrip()]
+        if kind == "usage":  # a turn's usage, mid-run
+            raw = ev.get("usage")
+            turn = Usage.from_json(raw if isinstance(raw, dict) else None)
+            self._so_far = self._so_far + Usage(turn.input, turn.output, 0, 0, 1, float(str(ev.get("cost_usd", 0.0))))
+            return [f"· used {turn.input + turn.output:,} tokens"]
         if kind == "result":
             r = self._result
             r.text = str(ev.get("text", ""))
@@ -52,6 +58,9 @@ class FakeParser:
 
     def feed_stderr(self, line: str) -> list[str]:
         return [f"stderr: {line}"] if line.strip() else []
+
+    def usage_so_far(self) -> tuple[Usage, str | None]:
+        return (self._result.usage if self._result.usage.tokens else self._so_far), None
 
     def result(self) -> AgentResult:
         return self._result

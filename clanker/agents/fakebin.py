@@ -21,6 +21,7 @@ stream, log and classify path as a real agent. Worker directives (`fake: …`, o
   leave-conflicts         leave merge conflict markers as they are (by default they are resolved,
                           keeping both sides)
   tokens IN OUT           the token counts to report
+  spend IN OUT            report a turn's usage now, mid-run (added to the final counts)
 
 Judge directives (`fake-judge: …`): `rework-once REASON…`, `rework REASON…`, `block REASON…`,
 `sleep SECONDS`; the default verdict is done.
@@ -181,6 +182,11 @@ def main() -> int:
                     time.sleep(3600)
             elif verb == "tokens":
                 tokens_in, tokens_out = int(args[0]), int(args[1])
+            elif verb == "spend":  # a turn's usage, reported mid-run (as claude and codex do)
+                t_in, t_out = int(args[0]), int(args[1])
+                cost_ = round(t_in * PRICE_IN + t_out * PRICE_OUT, 6)
+                emit({"type": "usage", "usage": {"input": t_in, "output": t_out}, "cost_usd": cost_})
+                tokens_in, tokens_out = tokens_in + t_in, tokens_out + t_out
             elif verb == "error":
                 error = (args[0], " ".join(args[1:]) or f"fake {args[0]} error")
                 break

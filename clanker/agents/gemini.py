@@ -108,6 +108,9 @@ class GeminiParser:
     def files_so_far(self) -> list[str]:
         return list(self.r.files)
 
+    def usage_so_far(self) -> tuple[Usage, str | None]:
+        return self.r.usage, self.r.model  # gemini reports its stats once, at the end
+
     def feed_stderr(self, line: str) -> list[str]:
         if not line.strip():
             return []

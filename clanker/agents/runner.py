@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import queue
 import threading
@@ -12,8 +13,10 @@ from pathlib import Path
 from typing import IO, Literal
 
 from ..state.secrets import redact
+from ..state.usage import Usage
 from ..system import proc as procs
 from ..system.clock import SYSTEM, Clock
+from . import prices
 from .base import Adapter, AgentRequest, AgentResult, Outcome, StreamParser, sanitize
 from .launch import Process, prepare
 
@@ -67,11 +70,16 @@ class AgentRun:
         clock: Clock = SYSTEM,
         on_tick: Callable[[], None] = lambda: None,
         tick_secs: float | None = None,
+        on_usage: Callable[[Usage], bool] | None = None,
     ) -> None:
         self.clock = clock
         self.on_tick = on_tick  # at least every `tick_secs` while it runs: the slave's loop is alive
         self.tick_secs = tick_secs
         self.on_files = on_files
+        # Told what the run has used each time its stream reports more; True stops the agent (a
+        # budget would be overshot): one stream event is the most any run can go past it.
+        self.on_usage = on_usage
+        self.stopped_for_spend = False
         self.adapter = adapter
         self.launch_guard = launch_guard
         self.on_start = on_start
@@ -142,6 +150,10 @@ class AgentRun:
                 code = procs.stop(proc)
         seconds = self.clock.monotonic() - started
         result = parser.result()
+        so_far, model = parser.usage_so_far()
+        if so_far.tokens > result.usage.tokens:
+            # Stopped (or dead) before its final report: what it used is still spent.
+            result.usage = self._priced(so_far, model or result.model)
         if self._cancelled:
             return RunResult(result, Outcome.TRANSIENT, code, seconds, cancelled=True)
         if timed_out:
@@ -169,6 +181,7 @@ class AgentRun:
         timed_out = stalled = False
         open_streams = 2
         reported = 0  # files of the stream already passed to on_files
+        used = Usage()  # what the stream reported so far, last time on_usage was told
         last_output = self.clock.monotonic()
         while open_streams:
             self.on_tick()
@@ -204,6 +217,14 @@ class AgentRun:
                 raw.write(redact(line).encode("utf-8") + b"\n")
                 raw.flush()
                 show(parser.feed(line))
+                if self.on_usage is not None:
+                    now_used, model = parser.usage_so_far()
+                    if now_used != used:
+                        used = now_used
+                        if self.on_usage(self._priced(used, model)):
+                            self.stopped_for_spend = self._cancelled = True
+                            procs.stop(proc)
+                            break
                 if self.on_files is not None:
                     files = parser.files_so_far()
                     if len(files) > reported:
@@ -212,6 +233,12 @@ class AgentRun:
             else:
                 show(parser.feed_stderr(line))
         return timed_out, stalled
+
+    def _priced(self, usage: Usage, model: str | None) -> Usage:
+        """`usage` with a cost: the agent's own, or its tokens at the configured prices."""
+        if usage.cost_usd or not usage.tokens:
+            return usage
+        return dataclasses.replace(usage, cost_usd=prices.cost(model or self.req.config.model, usage, self.req.prices))
 
     @staticmethod
     def _spawn(spec: Process) -> procs.Popen:

@@ -28,6 +28,7 @@ from ..state.model import TaskState
 from ..state.paths import Paths
 from ..state.secrets import redact
 from ..state.store import Store
+from ..state.usage import Usage
 from ..system import git
 from ..system import proc as procs
 from ..system.clock import SYSTEM, Clock
@@ -153,6 +154,9 @@ class JobContext:
             clock=self.clock,
             on_tick=lambda: self._tick(run),
             tick_secs=tick_secs(self.cfg),
+            on_usage=(lambda used: self._overspends(None if role == "planner" else task_id, used))
+            if self.cfg.budget.any
+            else None,
         )
         self.current = run
         self.heart.update(phase=f"{role} agent")
@@ -279,6 +283,23 @@ class JobContext:
             self.held = held
             self.say(f"  ⏹ {held}: stopping the agent (budget.on_exceed: stop)")
             run.cancel()
+
+    def _overspends(self, task_id: str | None, used: Usage) -> bool:
+        """Would the run under way, having used `used`, spend past its task's budget, or (with
+        `on_exceed: stop`) a fleet budget? Then it is stopped now (its work is checkpointed)."""
+        spend = self.cfg.budget
+        if self.held is not None:
+            return False
+        st = self.store.state()
+        t = st.tasks.get(task_id) if task_id else None
+        why = budget.task_over(dataclasses.replace(t, work=t.work + used), spend) if t is not None else None
+        if why is None and spend.on_exceed == "stop":
+            why = budget.standing(st, spend, self.clock.time(), running=used).held
+        if why is None:
+            return False
+        self.held = why
+        self.say(f"  ⏹ {why}: stopping the agent")
+        return True
 
     def budget_held(self, task_id: str | None) -> str | None:
         """Why no agent may start now: a fleet budget spent, or this task's own."""

@@ -14,6 +14,7 @@ from .events import Event
 from .model import State, Task, TaskState
 from .usage import Usage
 
+WAITING = (TaskState.READY, TaskState.REWORK, TaskState.NEEDS_JUDGE)  # for an agent run, not in one
 WARN_AT = 0.8  # a budget this far spent is said once (a RISK line), before it stops anything
 BURN_SECS = 15 * 60  # the window of the burn rate
 
@@ -113,11 +114,16 @@ def spent_since(state: State, since: float) -> tuple[float, int]:
     return round(usd, 6), tokens
 
 
-def standing(state: State, budget: BudgetConfig, now: float) -> Standing:
+def standing(state: State, budget: BudgetConfig, now: float, running: Usage | None = None) -> Standing:
+    """Where each budget stands at `now`; `running`: what a run under way used so far (not yet
+    in the log), counted as spent today."""
     start = day_start(now, budget.day_starts)
     day = dt.datetime.fromtimestamp(start).strftime("%Y-%m-%d")
     today_usd, today_tokens = spent_since(state, start)
     work, judge, planner = state.work_usage, state.judge_usage, state.planner_usage
+    if running is not None:
+        today_usd, today_tokens = round(today_usd + running.cost_usd, 6), today_tokens + running.tokens
+        work = work + running
     lines = []
     if budget.daily_usd is not None:
         lines.append(Line("daily_usd", day, today_usd, budget.daily_usd))
@@ -159,13 +165,13 @@ def task_over(task: Task, budget: BudgetConfig) -> str | None:
 
 
 def blocked_tasks(state: State, budget: BudgetConfig, actor: str, planner: bool = False) -> list[Event]:
-    """Tasks waiting for a work run whose own budget is spent: blocked with their spend as the
-    reason, and, when the fleet has a planner, handed to it to split."""
+    """Tasks waiting for an agent run (work or judging) whose own budget is spent: blocked with
+    their spend as the reason, and, when the fleet has a planner, handed to it to split."""
     if budget.task_usd is None and budget.task_tokens is None:
         return []
     out: list[Event] = []
     for t in state.tasks.values():
-        if t.state in (TaskState.READY, TaskState.REWORK) and (t.usage.tokens or t.usage.cost_usd):
+        if t.state in WAITING and (t.usage.tokens or t.usage.cost_usd):
             why = task_over(t, budget)
             if why is not None:
                 out.append(ev.TaskBlocked(actor=actor, task=t.id, reason=why))
