@@ -18,7 +18,7 @@ from blessed import Terminal
 from clanker.commands import fleet as actions
 from clanker.commands import land as land_cmd
 from clanker.commands import task as taskcmd
-from clanker.config import load
+from clanker.config import BudgetConfig, load
 from clanker.errors import UsageError
 from clanker.fleet.panes import view
 from clanker.fleet.rows import SlaveRow
@@ -364,6 +364,10 @@ def test_queue_counts_backlog_and_concurrency() -> None:
     assert (q.backlog, q.busy, q.cap, q.judge_target) == (1, 3, 4, 1)
     assert q.phase in ("explore", "execute", "integrate") and 1 <= q.work_target <= 4
     assert q.spend == "tok 1.5k $0.40"
+    # With budgets, the queue panel says where each stands (spend recorded per minute by the fold).
+    assert list(STATE.spent) == [16]  # the runs of STATE, a quarter of an hour after the epoch
+    limited = queue(STATE, slaves=4, judge_cap=1, limits=BudgetConfig(daily_usd=0.3, total_usd=10.0), now=990.0)
+    assert limited.spend == "tok 1.5k $0.40 · today $0.40/$0.30 SPENT · total $0.40/$10.00 · $1.60/h"
 
 
 def test_mode_runs_pauses_and_idles() -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
+from ..config import BudgetConfig
 from ..fleet import scheduler
 from ..fleet.rows import HELD_AS, SlaveRow, state_order, totals
+from ..state import budget
 from ..state.model import State
 from .layout import Queue, SlaveLine
 from .tail import elapsed, money, tokens
@@ -54,7 +56,7 @@ def slave_lines(
     return tuple(out)
 
 
-def queue(state: State, slaves: int, judge_cap: int) -> Queue:
+def queue(state: State, slaves: int, judge_cap: int, limits: BudgetConfig | None = None, now: float = 0.0) -> Queue:
     counts = state.counts()
     ordered = tuple(sorted(((s, n) for s, n in counts.items() if n), key=lambda kv: state_order(kv[0])))
     ready = counts.get("ready", 0)
@@ -64,6 +66,15 @@ def queue(state: State, slaves: int, judge_cap: int) -> Queue:
     spend = f"tok {tokens(total.tokens)} {money(total.cost_usd)}"
     if judge.cost_usd:
         spend += f" (judge {money(judge.cost_usd)})"
+    if limits is not None and limits.any:
+        standing = budget.standing(state, limits, now)
+        for ln in standing.lines:
+            used = money(ln.used) if ln.budget.endswith("_usd") else tokens(int(ln.used))
+            limit = money(ln.limit) if ln.budget.endswith("_usd") else tokens(int(ln.limit))
+            when = "total" if ln.period == "total" else "today"
+            spend += f" · {when} {used}/{limit}{' SPENT' if ln.spent else ''}"
+        if standing.burn_usd_per_hour:
+            spend += f" · {money(standing.burn_usd_per_hour)}/h"
     return Queue(
         counts=ordered,
         backlog=sum(n for s, n in counts.items() if s in BACKLOG),
