@@ -398,3 +398,9 @@ def test_a_run_that_stays_within_budget_is_told_and_left_alone(env: Env) -> None
     res = run.run()
     assert res.outcome == Outcome.OK and not run.stopped_for_spend
     assert [u.tokens for u in seen] == [11, 22, 10]  # the final report replaces the running sum
+
+
+def test_a_runs_peak_memory_is_sampled_while_it_runs(env: Env) -> None:
+    ran = run_agent(env, fake_prompt("sleep 2.5", "write y.txt 1"))
+    assert ran.res.outcome == Outcome.OK
+    assert 5 < ran.res.peak_rss_mb < 500  # the fake agent is one small Python process

@@ -14,6 +14,7 @@ from typing import IO, Literal
 
 from ..state.secrets import redact
 from ..state.usage import Usage
+from ..system import machine
 from ..system import proc as procs
 from ..system.clock import SYSTEM, Clock
 from . import prices
@@ -21,6 +22,7 @@ from .base import Adapter, AgentRequest, AgentResult, Outcome, StreamParser, san
 from .launch import Process, prepare
 
 Stream = Literal["out", "err"]
+RSS_EVERY_SECS = 2.0  # how often the agent's memory is sampled while it runs
 
 
 # What the run loop reads from its one queue: a line from a stream, a stream's end, or cancel().
@@ -53,6 +55,7 @@ class RunResult:
     stalled: bool = False
     cancelled: bool = False
     credential: str = ""
+    peak_rss_mb: int = 0  # the most memory the agent's process group held at once (sampled)
 
 
 class AgentRun:
@@ -80,6 +83,8 @@ class AgentRun:
         # budget would be overshot): one stream event is the most any run can go past it.
         self.on_usage = on_usage
         self.stopped_for_spend = False
+        self.peak_rss_mb = 0
+        self._sampled = float("-inf")
         self.adapter = adapter
         self.launch_guard = launch_guard
         self.on_start = on_start
@@ -99,6 +104,11 @@ class AgentRun:
         self._q.put(Cancel())
 
     def run(self) -> RunResult:
+        res = self._run()
+        res.peak_rss_mb = self.peak_rss_mb
+        return res
+
+    def _run(self) -> RunResult:
         proc_spec = prepare(self.req, self.adapter.launch(self.req))
         parser = self.adapter.parser()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -186,6 +196,9 @@ class AgentRun:
         while open_streams:
             self.on_tick()
             now = self.clock.monotonic()
+            if now - self._sampled >= RSS_EVERY_SECS:
+                self._sampled = now
+                self.peak_rss_mb = max(self.peak_rss_mb, machine.group_rss_mb(proc.pid))
             deadlines = [self.tick_secs] if self.tick_secs else []
             if cfg.timeout_secs:
                 deadlines.append(started + cfg.timeout_secs - now)

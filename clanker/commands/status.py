@@ -93,6 +93,7 @@ def tasks_json(state: State, archived: list[Task] | None = None) -> list[dict[st
             "attempts": t.attempts,
             "tokens": t.usage.tokens,
             "cost_usd": round(t.usage.cost_usd, 6),
+            "peak_rss_mb": t.peak_rss_mb,
             "work": t.work.to_json(),
             "judge": t.judge.to_json(),
             "reason": t.reason,
@@ -182,7 +183,8 @@ def render(
     if run:
         lines += ["", f"RUNNING ({len(run)}, longest first)"]
         for item in run:
-            lines.append(task_line(item.task, str(item.task.state), elapsed(item.elapsed)))
+            peak = f"  {item.task.peak_rss_mb} MB at most" if item.task.peak_rss_mb else ""
+            lines.append(task_line(item.task, str(item.task.state), elapsed(item.elapsed), peak))
             if item.warning:
                 lines.append(f"  {'':<10} ⚠ stalled? {item.warning}")
     failed = _failed(state)

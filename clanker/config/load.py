@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
-from .model import CONFIG_NAME, AgentConfig, BudgetConfig, Config, WorktreeConfig
+from .model import CONFIG_NAME, AgentConfig, BudgetConfig, CapacityConfig, Config, WorktreeConfig
 from .schema import SCHEMA, validate
 
 
@@ -143,6 +143,7 @@ SPECIAL = {
     ("health", "fix_prompt"),
     ("prompts",),
     ("budget",),
+    ("capacity",),
 }
 
 
@@ -181,5 +182,6 @@ def _build(repo: Path, path: Path | None, raw: dict[str, Any], lines: dict[tuple
         prompt_templates={role: repo / p for role, p in v.get("prompts", {}).items() if p},
         worktree=WorktreeConfig(**wt),
         budget=BudgetConfig(**v.get("budget", {})),
+        capacity=CapacityConfig(**v.get("capacity", {})),
         **kw,
     )

@@ -95,6 +95,14 @@ class BudgetConfig:
 
 
 @dataclass(frozen=True)
+class CapacityConfig:
+    """When the machine is too short to start another agent (`capacity:`)."""
+
+    min_free_mb: int | None = None  # default: a tenth of the machine's memory, at least 512 MB
+    max_load: float | None = None  # default: four times the number of cores (agents mostly wait)
+
+
+@dataclass(frozen=True)
 class Config:
     repo: Path
     path: Path | None = None
@@ -135,3 +143,4 @@ class Config:
     gate_preflight: bool = True  # run the gate on main in a fresh worktree before trusting it
     gate_reuse: bool = True  # a tree a judge's or mainline gate passed is not gated again (same settings)
     budget: BudgetConfig = BudgetConfig()
+    capacity: CapacityConfig = CapacityConfig()

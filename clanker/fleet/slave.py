@@ -34,12 +34,12 @@ from ..state.paths import Paths
 from ..state.reconcile import alive_slaves, dead_slaves, leftovers, release_events
 from ..state.secrets import redact
 from ..state.store import Store
-from ..system import git, tmux
+from ..system import git, machine, tmux
 from ..system import proc as procs
 from ..system.clock import SYSTEM, Clock
 from ..system.fswatch import LogWaiter
 from ..system.signals import SignalRelay
-from . import envpass
+from . import capacity, envpass
 from .scheduler import choose_job, gate_status
 
 
@@ -112,6 +112,7 @@ class Slave:
         self.waiter: LogWaiter | None = None
         self._paused_until: float | None = None
         self._config_mtime: float | None = None
+        self._short = False  # the machine was short of memory or CPU at the last claim
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -352,6 +353,15 @@ class Slave:
 
     def _claim(self) -> Job | None:
         chosen: list[Job] = []
+        room = capacity.short(machine.room(), self.cfg.capacity)
+        if room is not None and not self._short:
+            # Said once each time the machine runs short; the slave claims again when it recovers.
+            self.store.append(
+                ev.Risk(actor=self.sid, slave=self.sid, kind="capacity", message=f"{room}: no agent starts")
+            )
+        elif room is None and self._short:
+            say(self.sid, "the machine has room again: claiming work")
+        self._short = room is not None
         spend = self.cfg.budget
         if spend.any:
             # Said once per budget and period (80 %, then spent); tasks over their own budget are
@@ -397,7 +407,7 @@ class Slave:
                 health_every_secs=self.cfg.health_every_minutes * 60,
                 can_plan=self.cfg.planner_agent is not None,
                 gate=gate_status(st, preflight.key(self.cfg), preflight.needed(self.cfg)),
-                held=spend.any and budget.standing(st, spend, now).held is not None,
+                held=room is not None or (spend.any and budget.standing(st, spend, now).held is not None),
                 judge_agent=self.cfg.judge_agent is not None,
             )
             if job is None:

@@ -240,6 +240,7 @@ class JobContext:
                 seconds=round(res.seconds, 2),
                 credential=choice.name,
                 error=res.result.error[:500] or None,
+                peak_rss_mb=res.peak_rss_mb,
             )
             fields = {f.name: getattr(run, f.name) for f in dataclasses.fields(run)}
             # The planner's cost is the fleet's, not the cost of a task it happens to split.

@@ -243,6 +243,7 @@ class AgentRun(Event):
     seconds: float = 0.0
     credential: str = ""
     error: str | None = None
+    peak_rss_mb: int = opt(0)  # the most memory its process group held at once (sampled)
 
 
 @kind("attempt.finished")

@@ -521,10 +521,11 @@ def _gate_ran(t: Task, e: ev.GateRan) -> Task:
 
 @on_task(ev.AttemptFinished)
 def _attempt_finished(t: Task, e: ev.AttemptFinished) -> Task:
+    peak = max(t.peak_rss_mb, e.peak_rss_mb)
     if e.role == "judge":
-        return evolve(t, judge=t.judge + e.usage)
+        return evolve(t, judge=t.judge + e.usage, peak_rss_mb=peak)
     sessions = (*t.sessions, e.session_id) if e.session_id and e.role == "work" else t.sessions
-    return evolve(t, work=t.work + e.usage, sessions=sessions)
+    return evolve(t, work=t.work + e.usage, sessions=sessions, peak_rss_mb=peak)
 
 
 def landing_of(state: State) -> dict[str, str]:

@@ -160,6 +160,7 @@ class Task:
     passed_tree: str = ""  # the last tree a judge's or mainline gate passed for it …
     passed_key: str = ""  # … and with what (GateRan.key): a landing of that same tree needn't re-run it
     candidate: tuple[str, ...] = ()  # what the judge accepted: (commit, main's head under it, tree)
+    peak_rss_mb: int = 0  # the most memory any of its agent runs held at once
 
     @property
     def usage(self) -> Usage:
