@@ -241,3 +241,34 @@ def test_a_run_crossing_its_tasks_budget_is_stopped_mid_run_and_the_task_blocked
     assert len(runs) == 1 and runs[0]["seconds"] < 20 and runs[0]["usage"]["input"] >= 100000
     blocked = [e for e in log if e["type"] == "task.blocked"]
     assert blocked and "task budget spent: $0.60 of $0.50" in blocked[-1]["reason"]
+
+
+def test_the_merge_queue_figures_come_from_the_landed_tasks() -> None:
+    from clanker.fleet.rows import flow
+
+    def landed(t: str, accepted: float, at_: float, sha: str, gate: float) -> list[ev.Event]:
+        return [
+            ev.TaskAdded(actor="cli", task=t, title=t, ts=0.0),
+            ev.TaskClaimed(actor="c1", task=t, slave="c1", ts=1.0),
+            ev.TaskSubmitted(actor="c1", task=t, slave="c1", ts=2.0),
+            ev.JudgeClaimed(actor="c2", task=t, slave="c2", ts=3.0),
+            ev.Verdict(actor="c2", task=t, slave="c2", verdict="done", ts=accepted),
+            ev.LandingClaimed(actor="c2", task=t, slave="c2", ts=accepted + 1),
+            ev.GateRan(actor="c2", task=t, slave="c2", role="mainline", passed=True, seconds=gate, ts=at_ - 1),
+            ev.Mainlined(actor="c2", task=t, slave="c2", sha=sha, ts=at_),
+        ]
+
+    now = 10_000.0
+    evs = [
+        *landed("T1", 100.0, 160.0, "a" * 40, 4.0),  # long ago, alone
+        *landed("T2", now - 300, now - 200, "b" * 40, 0.0),  # T2 and T3 landed together as one commit
+        *landed("T3", now - 280, now - 200, "b" * 40, 6.0),
+    ]
+    st = fold(State(), [(e, n) for n, e in enumerate(evs, 1)])
+    f = flow(st, now)
+    assert (f.landed, f.landings, f.last_hour) == (3, 2, 1)
+    assert f.queue_secs == 80.0 and f.batch_fill == 1.5 and f.gate_secs == 5.0
+    assert (
+        f.line() == "1 landing in the last hour · 1m in queue (median, accepted → landed) · "
+        "1.5 tasks per landing · gate 5.0s per landing"
+    )

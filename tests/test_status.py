@@ -79,7 +79,7 @@ def test_to_json_shape(paths: Paths) -> None:
     cfg = Config(repo=paths.repo)
     data = to_json(STATE, slave_rows(cfg, paths, STATE))
     assert json.loads(json.dumps(data)) == data  # plain JSON all the way down
-    assert set(data) == {"gate", "budget", "tasks", "slaves", "counts", "archived"}
+    assert set(data) == {"gate", "budget", "merge_queue", "tasks", "slaves", "counts", "archived"}
     assert [t["id"] for t in data["tasks"]] == ["T1", "T2", "T3", "T4"]
     assert sum(data["counts"].values()) == 4 and data["archived"] == 0
     for t in data["tasks"]:
@@ -144,6 +144,7 @@ def test_slaves_without_a_heartbeat_are_absent(paths: Paths) -> None:
     ]
     data = to_json(State(), rows)
     assert data.pop("budget")["budgets"] == []  # no budget set
+    assert data.pop("merge_queue")["landed"] == 0
     assert data == {
         "gate": {"preflight": None, "preflight_running": None, "setup_failed": {}},
         "tasks": [],
@@ -168,7 +169,7 @@ def test_status_json_through_the_cli(tmp_path: Path, socket_name: str) -> None:
     repo = make_repo(tmp_path / "repo", config="slaves: 2\n")
     clanker(repo, "task", "add", "first task", "--id", "A1", check=True)
     data = status(repo)  # on a private tmux socket with no server: no panes, no slaves running
-    assert set(data) == {"gate", "budget", "tasks", "slaves", "counts", "archived"}
+    assert set(data) == {"gate", "budget", "merge_queue", "tasks", "slaves", "counts", "archived"}
     (t,) = data["tasks"]
     assert set(t) >= TASK_KEYS and t["id"] == "A1" and t["title"] == "first task" and t["state"] == "ready"
     assert [s["id"] for s in data["slaves"]] == ["c1", "c2"]

@@ -9,6 +9,7 @@ shape (scripts and tests rely on it).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import time
 from typing import Any
@@ -22,6 +23,7 @@ from ..fleet.rows import (
     SlaveRow,
     average_done,
     counts_line,
+    flow,
     running,
     slave_rows,
     state_order,
@@ -108,6 +110,7 @@ def to_json(state: State, rows: list[SlaveRow], cfg: Config | None = None) -> di
     return {
         "gate": gate_json(state),
         "budget": budget.to_json(spend),
+        "merge_queue": dataclasses.asdict(flow(state, time.time())),
         "tasks": tasks_json(state),
         "counts": dict(state.counts()),  # archived tasks too, which "tasks" leaves out
         "archived": state.total - len(state.tasks),
@@ -163,6 +166,7 @@ def render(
         lines.append(
             f"  planner {tokens(p.tokens)} tokens in {p.turns} turns, ${p.cost_usd:.2f} (not in the total above)"
         )
+    lines.append(f"MERGE QUEUE {flow(state, now).line()}")
     if cfg is not None and cfg.budget.any:
         spend = budget.standing(state, cfg.budget, now)
         held = spend.held

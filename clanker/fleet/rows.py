@@ -3,6 +3,7 @@ state, shared by `clanker status` and the controller's screen."""
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -106,6 +107,49 @@ class Running:
     task: Task
     elapsed: float
     warning: str  # why it may be stalled, or ""
+
+
+@dataclass(frozen=True)
+class Flow:
+    """The merge queue's figures over the recently landed tasks (the live ones: the newest 200)."""
+
+    landed: int  # tasks
+    landings: int  # commits main moved by (a batch is one)
+    queue_secs: float | None  # median time from accepted to landed
+    batch_fill: float | None  # tasks per landing
+    gate_secs: float | None  # mainline gate seconds per landing
+    last_hour: int  # landings in the last hour
+
+    def line(self) -> str:
+        if not self.landed:
+            return "nothing landed yet"
+        parts = [f"{self.last_hour} landing{'s' if self.last_hour != 1 else ''} in the last hour"]
+        if self.queue_secs is not None:
+            parts.append(f"{elapsed(self.queue_secs)} in queue (median, accepted → landed)")
+        if self.batch_fill is not None:
+            parts.append(f"{self.batch_fill:.1f} tasks per landing")
+        if self.gate_secs is not None:
+            parts.append(f"gate {self.gate_secs:.1f}s per landing")
+        return " · ".join(parts)
+
+
+def flow(state: State, now: float) -> Flow:
+    done = [t for t in state.tasks.values() if t.state == TaskState.DONE and t.sha]
+    by_sha: dict[str, list[Task]] = {}
+    for t in done:
+        by_sha.setdefault(str(t.sha), []).append(t)
+    waits = sorted(t.updated - t.accepted for t in done if t.accepted is not None)
+    landings = len(by_sha)
+    gate = sum(t.landing_gate_secs for t in done)
+    recent = sum(1 for batch in by_sha.values() if now - max(t.updated for t in batch) <= 3600)
+    return Flow(
+        landed=len(done),
+        landings=landings,
+        queue_secs=statistics.median(waits) if waits else None,
+        batch_fill=len(done) / landings if landings else None,
+        gate_secs=gate / landings if landings else None,
+        last_hour=recent,
+    )
 
 
 def average_done(state: State) -> float | None:

@@ -514,9 +514,12 @@ def _note(t: Task, e: ev.TaskNote) -> Task:
 def _gate_ran(t: Task, e: ev.GateRan) -> Task:
     # A worker's own gate is not remembered: its worktree holds whatever the agent left there,
     # ignored files too, so only a gate in another slave's clean checkout of the tree counts.
+    spent = round(t.landing_gate_secs + e.seconds, 2) if e.role == "mainline" and not e.reused else None
     if e.passed and e.tree and e.key and e.role in ("judge", "mainline"):
+        if spent is not None:
+            return evolve(t, passed_tree=e.tree, passed_key=e.key, landing_gate_secs=spent)
         return evolve(t, passed_tree=e.tree, passed_key=e.key)
-    return t
+    return t if spent is None else evolve(t, landing_gate_secs=spent)
 
 
 @on_task(ev.AttemptFinished)

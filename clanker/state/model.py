@@ -161,6 +161,7 @@ class Task:
     passed_key: str = ""  # … and with what (GateRan.key): a landing of that same tree needn't re-run it
     candidate: tuple[str, ...] = ()  # what the judge accepted: (commit, main's head under it, tree)
     peak_rss_mb: int = 0  # the most memory any of its agent runs held at once
+    landing_gate_secs: float = 0.0  # what mainline gates spent on it (reused ones cost nothing)
 
     @property
     def usage(self) -> Usage:

@@ -44,6 +44,7 @@ class Queue:
     work_target: int = 0
     judge_target: int = 0
     spend: str = ""
+    flow: str = ""  # the merge queue: landings in the last hour, median time in it
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,8 @@ def queue_rows(q: Queue) -> list[Row]:
         counts += [(f"{name}:{n}", style), ("  ", "")]
     if not q.counts:
         counts = [("no tasks: /task add TITLE", "dim")]
+    elif q.flow:
+        counts.append((q.flow, "dim"))
     second: Row = [
         ("backlog ", "dim"),
         (str(q.backlog), "bold"),

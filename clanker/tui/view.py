@@ -6,7 +6,7 @@ from collections import Counter
 
 from ..config import BudgetConfig
 from ..fleet import scheduler
-from ..fleet.rows import HELD_AS, SlaveRow, state_order, totals
+from ..fleet.rows import HELD_AS, SlaveRow, flow, state_order, totals
 from ..state import budget
 from ..state.model import State
 from .layout import Queue, SlaveLine
@@ -75,7 +75,11 @@ def queue(state: State, slaves: int, judge_cap: int, limits: BudgetConfig | None
             spend += f" · {when} {used}/{limit}{' SPENT' if ln.spent else ''}"
         if standing.burn_usd_per_hour:
             spend += f" · {money(standing.burn_usd_per_hour)}/h"
+    landed = flow(state, now)
     return Queue(
+        flow=f"{landed.last_hour}/h landed · queue {elapsed(landed.queue_secs)}"
+        if landed.queue_secs is not None
+        else "",
         counts=ordered,
         backlog=sum(n for s, n in counts.items() if s in BACKLOG),
         busy=len({t.slave for t in state.tasks.values() if t.slave and t.state in HELD_AS}),
