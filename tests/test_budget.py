@@ -3,6 +3,7 @@ budget (periods, day start, roles apart), what is said once, and what the schedu
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -167,20 +168,27 @@ def test_a_spent_budget_holds_every_job_that_starts_an_agent_and_nothing_else() 
     assert gate_only is not None and (gate_only.kind, gate_only.task) == ("judge", "T1")
 
 
+FLEET = "heartbeat_secs: 0.5\nagent:\n  kind: fake\ngate:\n  - 'true'\ngate_preflight: false\n"
+
+
+def fleet(tmp_path: Path, settings: str, *tasks: tuple[str, str]) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A repo with `settings` (slaves, budget…) over a fake-agent fleet, `tasks` (title, prompt)
+    added, and `run --until-done` on it."""
+    from tests.helpers import clanker
+
+    repo = make_repo(tmp_path / "r", FLEET + settings)
+    for title, prompt in tasks:
+        clanker(repo, "task", "add", title, "--prompt", prompt, check=True)
+    return repo, clanker(repo, "run", "--until-done", "--timeout", "90", timeout=120)
+
+
 @pytest.mark.e2e
 def test_a_spent_daily_budget_stops_dispatch_with_a_blok_line_and_its_exit_code(tmp_path: Path, tm: Tmux) -> None:
     from tests.helpers import clanker, events
 
-    config = (
-        "slaves: 2\nheartbeat_secs: 0.5\nagent:\n  kind: fake\ngate:\n  - 'true'\ngate_preflight: false\n"
-        "budget:\n  daily_usd: 1.0\n"
-    )
-    repo = make_repo(tmp_path / "r", config)
-    for n in range(1, 5):  # $0.60 of work each (100 k tokens in, 20 k out)
-        clanker(
-            repo, "task", "add", f"T{n}", "--prompt", f"fake: tokens 100000 20000\nfake: write t{n}.txt {n}", check=True
-        )
-    proc = clanker(repo, "run", "--until-done", "--timeout", "90", timeout=120)
+    # $0.60 of work each (100 k tokens in, 20 k out)
+    work = [(f"T{n}", f"fake: tokens 100000 20000\nfake: write t{n}.txt {n}") for n in range(1, 5)]
+    repo, proc = fleet(tmp_path, "slaves: 2\nbudget:\n  daily_usd: 1.0\n", *work)
     assert proc.returncode == 6, proc.stdout + proc.stderr
     assert "stopped: budget: daily_usd $" in proc.stdout and "burn (last 15 min)" in proc.stdout
     log = events(repo)
@@ -196,19 +204,13 @@ def test_a_spent_daily_budget_stops_dispatch_with_a_blok_line_and_its_exit_code(
 
 @pytest.mark.e2e
 def test_on_exceed_stop_stops_a_running_agent_and_keeps_its_work(tmp_path: Path, tm: Tmux) -> None:
-    from tests.helpers import clanker, events, git
+    from tests.helpers import events, git
 
-    config = (
-        "slaves: 2\nheartbeat_secs: 0.5\nhung_secs: 8\nagent:\n  kind: fake\ngate:\n  - 'true'\ngate_preflight: false\n"
-        "budget:\n  daily_usd: 0.5\n  on_exceed: stop\n"
-    )
-    repo = make_repo(tmp_path / "r", config)
     # Long starts (and writes) while Costly runs; Costly's spend, recorded when it ends, stops Long.
     costly = "fake: sleep 2\nfake: tokens 100000 20000\nfake: write t1.txt 1"
-    clanker(repo, "task", "add", "Costly", "--prompt", costly, check=True)
-    clanker(repo, "task", "add", "Long", "--prompt", "fake: write t2.txt 2\nfake: sleep 40", check=True)
     started = time.monotonic()
-    proc = clanker(repo, "run", "--until-done", "--timeout", "90", timeout=120)
+    settings = "slaves: 2\nhung_secs: 8\nbudget:\n  daily_usd: 0.5\n  on_exceed: stop\n"
+    repo, proc = fleet(tmp_path, settings, ("Costly", costly), ("Long", "fake: write t2.txt 2\nfake: sleep 40"))
     took = time.monotonic() - started
     assert proc.returncode == 6, proc.stdout + proc.stderr
     assert took < 30, f"the long agent was not stopped: {took:.0f}s"
@@ -225,16 +227,10 @@ def test_on_exceed_stop_stops_a_running_agent_and_keeps_its_work(tmp_path: Path,
 
 @pytest.mark.e2e
 def test_a_run_crossing_its_tasks_budget_is_stopped_mid_run_and_the_task_blocked(tmp_path: Path, tm: Tmux) -> None:
-    from tests.helpers import clanker, events
+    from tests.helpers import events
 
-    config = (
-        "slaves: 1\nheartbeat_secs: 0.5\nagent:\n  kind: fake\ngate:\n  - 'true'\ngate_preflight: false\n"
-        "planner:\n  agent: none\nbudget:\n  task_usd: 0.5\n"
-    )
-    repo = make_repo(tmp_path / "r", config)
     prompt = "fake: spend 100000 20000\nfake: sleep 40\nfake: write x.txt 1"  # $0.60 in its first turn
-    clanker(repo, "task", "add", "Big", "--prompt", prompt, check=True)
-    proc = clanker(repo, "run", "--until-done", "--timeout", "90", timeout=120)
+    repo, proc = fleet(tmp_path, "slaves: 1\nplanner:\n  agent: none\nbudget:\n  task_usd: 0.5\n", ("Big", prompt))
     assert proc.returncode == 1, proc.stdout + proc.stderr  # blocked
     log = events(repo)
     runs = [e for e in log if e["type"] == "attempt.finished"]
