@@ -568,3 +568,30 @@ def test_choose_job_is_pure() -> None:
     jobs = [choose_job(state, me, slaves=3, alive=ALIVE) for me in ("c1", "c2", "c3", "c1")]
     assert jobs == [Job(W, "T1"), Job(W, "T2"), Job(J, "T3"), Job(W, "T1")]
     assert state.tasks == before
+
+
+# --- why a slave is idle ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("groups", "kw", "why"),
+    [
+        ([], {}, "nothing to do"),
+        ([[ev("fleet.paused", None, slave="c1")], added("T1")], {}, "paused"),
+        ([added("T1")], {"gate": "failed"}, "held: gate preflight failed"),
+        ([added("T1")], {"held": "budget: daily_usd $1.20 of $1.00"}, "held: budget: daily_usd $1.20 of $1.00"),
+        ([working("T1", "c2"), added("T2", depends_on=["T1"])], {}, "waiting: T2 depends on T1"),
+        ([working("T1", "c2", paths=["src"]), added("T2", paths=["src"])], {}, "locked by T1"),
+        ([needs_judge("T1", "c1")], {}, "waiting: T1 needs another slave's judgement"),
+        ([judging("T1", "c2"), needs_judge("T2", "c3")], {}, "held: 1 judging, judge cap 1, backlog 1"),
+        ([working("T1", "c2"), working("T3", "c3"), added("T2")], {"slaves": 2}, "held: execute phase, work target 2"),
+    ],
+)
+def test_an_idle_slave_says_what_holds_it(groups: list[list[Ev]], kw: dict[str, Any], why: str) -> None:
+    from clanker.fleet.scheduler import why_idle
+
+    st = build(*groups)
+    slaves = kw.pop("slaves", 3)
+    assert choose_job(st, "c1", slaves=slaves, alive=ALIVE, **{k: v for k, v in kw.items() if k == "gate"},
+                      held=bool(kw.get("held"))) is None  # fmt: skip
+    assert why in why_idle(st, "c1", slaves=slaves, **kw)

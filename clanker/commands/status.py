@@ -221,9 +221,11 @@ def render(
     lines.append("  SLAVE  STATE     TASK        PHASE            BEAT  PANE")
     for r in rows:
         beat = "-" if r.heartbeat_age_s is None else elapsed(r.heartbeat_age_s)
-        lines.append(
-            f"  {r.id:<6} {r.state:<9} {(r.task or '-'):<11} {_clip(r.phase or '-', 16):<16} {beat:>4}  {r.pane}"
-        )
+        why = r.phase.removeprefix("idle: ") if r.phase.startswith("idle: ") else ""
+        phase = "idle" if why else r.phase or "-"
+        lines.append(f"  {r.id:<6} {r.state:<9} {(r.task or '-'):<11} {_clip(phase, 16):<16} {beat:>4}  {r.pane}")
+        if why:
+            lines.append(f"  {'':<6} why idle: {_clip(why, width - 20)}")
     return "\n".join(lines)
 
 

@@ -180,3 +180,56 @@ def choose_job(
     if orphans:
         return Job("work", orphans[0].id)
     return None
+
+
+def why_idle(
+    state: State,
+    me: str,
+    *,
+    slaves: int,
+    owner_files: tuple[str, ...] = (),
+    judge_cap: int = 1,
+    gate: str = "trusted",
+    held: str | None = None,
+) -> str:
+    """Why `choose_job` gave slave `me` nothing (shown in its heartbeat, the TUI and `status`):
+    the first thing that holds it, as a person would look for it."""
+    if me in state.paused or "*" in state.paused:
+        return "paused"
+    if gate != "trusted":
+        return f"held: gate preflight {'running' if gate == 'running' else 'failed'}"
+    if held:
+        return f"held: {held}"
+    red = state.main_red
+    tasks = [t for t in state.tasks.values() if not red or "regression" in t.tags]
+    ready = [t for t in tasks if t.state == TaskState.READY]
+    backlog = [t for t in tasks if t.state == TaskState.NEEDS_JUDGE]
+    if not ready and not backlog:
+        if red:
+            return "held: main is red; only regression tasks move"
+        return "nothing to do"
+    tg = targets(slaves, len(ready), len(backlog), conflict_rate(state), judge_cap)
+    if backlog and not ready:
+        judging = sum(1 for t in state.tasks.values() if t.state == TaskState.JUDGING)
+        if judging >= tg.judge:
+            return f"held: {judging} judging, judge cap {tg.judge}, backlog {len(backlog)}"
+        mine = [t.id for t in backlog if t.author == me]
+        behind = [t for t in backlog if t.author != me and held_by(state, t)]
+        if behind:
+            return f"waiting: {behind[0].id} is held behind {', '.join(held_by(state, behind[0]))}"
+        if mine:
+            return f"waiting: {mine[0]} needs another slave's judgement"
+    working = sum(1 for t in state.tasks.values() if t.state == TaskState.CLAIMED)
+    if ready and working >= tg.work:
+        return f"held: {tg.phase} phase, work target {tg.work} (conflict rate {conflict_rate(state):.0%})"
+    taken = {t.id: task_keys(t, owner_files) for t in state.tasks.values() if t.state in HOLDS_KEYS}
+    for t in sorted(ready, key=_order):
+        deps = [d for d in t.depends_on if state.state_of(d) != TaskState.DONE]
+        if deps:
+            return f"waiting: {t.id} depends on {', '.join(deps)}"
+        keys = task_keys(t, owner_files)
+        for other, theirs in taken.items():
+            if keys and overlaps(keys, theirs):
+                shared = sorted(keys & theirs) or sorted(theirs)
+                return f"held: {shared[0]} locked by {other}"
+    return "nothing to do"

@@ -40,7 +40,7 @@ from ..system.clock import SYSTEM, Clock
 from ..system.fswatch import LogWaiter
 from ..system.signals import SignalRelay
 from . import capacity, envpass
-from .scheduler import choose_job, gate_status
+from .scheduler import choose_job, gate_status, why_idle
 
 
 class PaneWriter:
@@ -160,8 +160,7 @@ class Slave:
                 if self._budget_pause() or self._setup_blocked():
                     continue
                 job = self._claim()
-                if job is None:
-                    self.heart.update(job=None, task=None, phase="idle")
+                if job is None:  # the heartbeat already says why
                     self.waiter.wait(self.cfg.heartbeat_secs * 3)
                     continue
                 self._run_job(job)
@@ -353,6 +352,7 @@ class Slave:
 
     def _claim(self) -> Job | None:
         chosen: list[Job] = []
+        idle: list[str] = []  # why nothing was chosen (the heartbeat says it)
         room = capacity.short(machine.room(), self.cfg.capacity)
         if room is not None and not self._short:
             # Said once each time the machine runs short; the slave claims again when it recovers.
@@ -393,6 +393,8 @@ class Slave:
                 return evs  # the freed tasks are claimable on the next round
             if credentials.choose(self.cfg.credentials, self.cfg.agent, self.ctx.index, st, now).wait_until:
                 return []  # out of budget since the last look: claim nothing, the loop pauses
+            gate = gate_status(st, preflight.key(self.cfg), preflight.needed(self.cfg))
+            holds = room or (budget.standing(st, spend, now).held if spend.any else None)
             job = choose_job(
                 st,
                 self.sid,
@@ -406,11 +408,22 @@ class Slave:
                 batch_wait_secs=self.cfg.batch_wait_secs,
                 health_every_secs=self.cfg.health_every_minutes * 60,
                 can_plan=self.cfg.planner_agent is not None,
-                gate=gate_status(st, preflight.key(self.cfg), preflight.needed(self.cfg)),
-                held=room is not None or (spend.any and budget.standing(st, spend, now).held is not None),
+                gate=gate,
+                held=holds is not None,
                 judge_agent=self.cfg.judge_agent is not None,
             )
             if job is None:
+                idle.append(
+                    why_idle(
+                        st,
+                        self.sid,
+                        slaves=self.cfg.slaves,
+                        owner_files=self.cfg.owner_files,
+                        judge_cap=self.cfg.judge_max_parallel,
+                        gate=gate,
+                        held=holds,
+                    )  # fmt: skip
+                )
                 return []
             chosen.append(job)
             return claim_events(job, self.sid, preflight.key(self.cfg))
@@ -422,6 +435,9 @@ class Slave:
             else:
                 self.ctx.say(f"released {len(evs)} task(s) held by dead slaves")
             return self._claim()
+        if not chosen:
+            why = idle[-1] if idle else "nothing to do"
+            self.heart.update(job=None, task=None, phase="idle" if why == "nothing to do" else f"idle: {why}")
         return chosen[0] if chosen else None
 
     def _run_job(self, job: Job) -> None:
