@@ -155,6 +155,16 @@ def test_conflict_rate(groups: list[list[Ev]], rate: float) -> None:
     assert conflict_rate(build(*groups)) == pytest.approx(rate)
 
 
+def test_the_conflict_rate_is_about_the_newest_outcomes_not_the_whole_history() -> None:
+    def landed(n: int) -> list[Ev]:
+        return [e for k in range(n) for e in done(f"L{k}")]
+
+    assert conflict_rate(build(conflicts(10), landed(40))) == pytest.approx(10 / 50)
+    calm = build(conflicts(10), landed(60))  # sixty clean landings since: the old conflicts are out of the window
+    assert conflict_rate(calm) == 0.0 and calm.conflicts == 10
+    assert conflict_rate(build(landed(60), conflicts(25))) == pytest.approx(25 / 50)
+
+
 # --- choose_job -----------------------------------------------------------------------------------
 
 W, J = "work", "judge"

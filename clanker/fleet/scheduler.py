@@ -41,7 +41,9 @@ def targets(slaves: int, ready: int, backlog: int, conflict_rate: float, judge_c
 
 
 def conflict_rate(state: State) -> float:
-    return state.conflicts / max(1, state.conflicts + state.mainlined)
+    """Conflicts among the newest outcomes (conflicts and landings, RECENT_OUTCOMES of them): a
+    fleet that conflicted a lot last week and works cleanly now is not throttled for it."""
+    return state.recent.count("c") / max(1, len(state.recent))
 
 
 def task_keys(task: Task, owner_files: tuple[str, ...]) -> frozenset[str]:

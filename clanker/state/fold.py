@@ -18,6 +18,7 @@ from . import events as ev
 from .events import Event
 from .legal import check
 from .model import (
+    RECENT_OUTCOMES,
     SPENT_MINUTES,
     Archive,
     Preflight,
@@ -63,6 +64,7 @@ class _Draft:
     archive: Archive
     spent: dict[int, tuple[float, int]]
     budget_said: set[str]
+    recent: str
     view: State = dataclasses.field(init=False)  # what the legality check sees: these tasks as they go
 
     def __post_init__(self) -> None:
@@ -75,7 +77,7 @@ class _Draft:
             s.health_slave, s.health_started, s.health_last, s.main_red, list(s.plan_requests), s.plan_slave,
             s.plan_started, s.plan_request, s.planner_usage, dict(s.preflights), s.preflight_slave, s.preflight_started,
             s.preflight_wanted, dict(s.setup_failed), dict(s.landing) if s.landing is not None else landing_of(s),
-            s.archive, dict(s.spent), set(s.budget_said),
+            s.archive, dict(s.spent), set(s.budget_said), s.recent,
         )  # fmt: skip
 
     def freeze(self, offset: int) -> State:
@@ -87,7 +89,7 @@ class _Draft:
             plan_started=self.plan_started, plan_request=self.plan_request, planner_usage=self.planner_usage,
             preflights=self.preflights, preflight_slave=self.preflight_slave, preflight_started=self.preflight_started,
             preflight_wanted=self.preflight_wanted, setup_failed=self.setup_failed, landing=self.landing,
-            archive=self.archive, spent=self.spent, budget_said=frozenset(self.budget_said),
+            archive=self.archive, spent=self.spent, budget_said=frozenset(self.budget_said), recent=self.recent,
         )  # fmt: skip
 
 
@@ -148,6 +150,7 @@ def _apply_task(d: _Draft, e: Event, fn: Callable[[Task, Any], Task]) -> None:
         return  # a hand-edited log: skipped, never a crash
     if isinstance(e, ev.Mainlined):
         d.mainlined += 1
+        d.recent = (d.recent + "l")[-RECENT_OUTCOMES:]
     elif isinstance(e, ev.AttemptFinished):
         _spend(d, e)
     before = d.tasks.get(task_id)
@@ -370,7 +373,8 @@ def _setup_retry(d: _Draft, e: ev.SetupRetry) -> None:
 @on(ev.Risk)
 def _risk(d: _Draft, e: ev.Risk) -> None:
     if e.kind == "conflict":
-        d.conflicts += 1  # the scheduler's conflict rate counts these, whatever the task
+        d.conflicts += 1
+        d.recent = (d.recent + "c")[-RECENT_OUTCOMES:]  # the scheduler's conflict rate, whatever the task
     if e.task is not None:
         _apply_task(d, e, lambda t, _e: t)
 

@@ -292,6 +292,7 @@ class Archive:
         )
 
 
+RECENT_OUTCOMES = 50
 SPENT_MINUTES = 26 * 60  # a day from any `day_starts`, whatever the clock change, and some
 
 
@@ -327,6 +328,9 @@ class State:
     # a daily budget and a burn rate read it; the totals are the tasks' and the planner's usage.
     spent: dict[int, tuple[float, int]] = field(default_factory=dict)
     budget_said: frozenset[str] = frozenset()  # "budget@period" warnings and stops already said
+    # The newest RECENT_OUTCOMES conflicts ("c") and landings ("l"), oldest first: the scheduler's
+    # conflict rate is about how the fleet works now, not over its whole history.
+    recent: str = ""
 
     @property
     def preflight(self) -> Preflight | None:

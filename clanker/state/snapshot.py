@@ -49,6 +49,7 @@ def _live_to_json(state: State) -> dict[str, Any]:
         "setup_failed": [dataclasses.asdict(f) for f in state.setup_failed.values()],
         "spent": [[m, usd, tokens] for m, (usd, tokens) in sorted(state.spent.items())],
         "budget_said": sorted(state.budget_said),
+        "recent": state.recent,
         "tasks": [task_to_json(t) for t in state.tasks.values()],
         "slaves": [dataclasses.asdict(s) for s in state.slaves.values()],
     }
@@ -93,4 +94,5 @@ def state_from_json(raw: dict[str, Any], read: Callable[[int], Task | None] | No
         archive=index_from_json(raw.get("archive"), read),
         spent={int(m): (float(usd), int(tokens)) for m, usd, tokens in raw.get("spent") or []},
         budget_said=frozenset(str(k) for k in raw.get("budget_said") or []),
+        recent=str(raw.get("recent") or ""),
     )
