@@ -367,12 +367,13 @@ class Slave:
             # Said once per budget and period (80 %, then spent); tasks over their own budget are
             # blocked for the planner to split, before anything is claimed.
             now = self.clock.time()
-            self.store.transact(
-                lambda st: (
-                    budget.events(st, spend, now, self.sid)
-                    + budget.blocked_tasks(st, spend, self.sid, self.cfg.planner_agent is not None)
-                )
-            )
+
+            def said(st: State) -> list[Event]:
+                planner = self.cfg.planner_agent is not None
+                return budget.events(st, spend, now, self.sid) + budget.blocked_tasks(st, spend, self.sid, planner)
+
+            if said(self.store.state()):  # looked at without the lock first: most claims say nothing
+                self.store.transact(said)
 
         healed: list[int] = []
 

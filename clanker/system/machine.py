@@ -36,26 +36,25 @@ def room() -> Room:
 
 
 def group_rss_mb(pgid: int) -> int:
-    """The resident memory of every process in process group `pgid`, in MB (an agent and the
-    tools it started: Claude Code's node processes, a test run)."""
-    total_kb = 0
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return 0
-    for name in entries:
-        if not name.isdigit():
+    """The resident memory, in MB, of the process group led by `pgid` (an agent and the tools it
+    started: Claude Code's node processes, a test run). Read from the leader's tree of children,
+    so a sample costs a few reads per process of the agent, not a scan of the whole machine."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    total, seen, todo = 0, set(), [pgid]
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
             continue
+        seen.add(pid)
         try:
-            with open(f"/proc/{name}/stat", encoding="ascii", errors="replace") as f:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            if int(fields[2]) != pgid:  # the fields after the name: state, ppid, pgrp, …
-                continue
-            with open(f"/proc/{name}/status", encoding="ascii", errors="replace") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total_kb += int(line.split()[1])
-                        break
+            if int(fields[2]) != pgid:  # the fields after the name: state, ppid, pgrp, … rss (22nd)
+                continue  # a child that left the group (a daemon it started) is not the agent's
+            total += int(fields[21]) * page
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/children", encoding="ascii") as f:
+                    todo += [int(c) for c in f.read().split()]
         except (OSError, ValueError, IndexError):
             continue
-    return total_kb // 1024
+    return total // (1024 * 1024)
