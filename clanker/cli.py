@@ -332,6 +332,19 @@ def task_retry(c: Ctx, task: str) -> None:
     finish(task_cmd.retry(c.store(), task))
 
 
+@cli.command("cap")
+@click.argument("n", metavar="N|off")
+@click.option("--reason", default="", help="Why (shown where an idle slave says what holds it).")
+@pass_ctx
+def cap_cmd(c: Ctx, n: str, reason: str) -> None:
+    """Run at most N agents at once, below `slaves`, until `clanker cap off`."""
+    from .commands import fleet as fleet_cmd
+
+    if n != "off" and not n.isdigit():
+        raise click.BadParameter(f"{n!r} is neither a number of agents nor off", param_hint="N")
+    finish(fleet_cmd.cap(c.store(), c.cfg, None if n == "off" else int(n), reason))
+
+
 @cli.command("pause")
 @click.argument("slave", required=False)
 @pass_ctx

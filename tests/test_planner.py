@@ -63,6 +63,41 @@ def test_a_task_out_of_budget_is_split_by_the_planner(tmp_path: Path, socket_nam
     assert git(repo, "show", "main:one.txt") == "1" and git(repo, "show", "main:two.txt") == "2"
 
 
+def test_the_planners_concurrency_advice_lowers_the_cap_until_its_next_answer(tmp_path: Path, socket_name: str) -> None:
+    plan = PLAN + "fake-concurrency: 1 both tasks edit the same module\n"
+    slow = "fake: sleep 0.6\\nfake: write {f} {f}"
+    plan = plan.replace("fake: write hello.txt hello", slow.format(f="hello.txt"))
+    plan = plan.replace("fake: write bye.txt bye", slow.format(f="bye.txt"))
+    repo = repo_with(tmp_path, "planner:\n  docs: [PLAN.md]\n", {"PLAN.md": plan})
+    clanker(repo, "plan", check=True)
+    proc = clanker(repo, "run", "--until-done", "--timeout", "90", timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    log = events(repo)
+    (capped,) = [e for e in log if e["type"] == "scheduler.capped"]
+    assert (capped["source"], capped["cap"], capped["reason"]) == ("planner", 1, "both tasks edit the same module")
+    assert any(e["type"] == "scheduler.targets" and e["cap"] == 1 and e["work"] == 1 for e in log)
+    # never two agents at work at once after the advice, though there are two slaves and two tasks
+    at_work, most = set(), 0
+    for e in log[log.index(capped) :]:
+        if e["type"] == "task.claimed":
+            at_work.add(e["task"])
+        elif e["type"] in ("task.submitted", "task.failed", "task.released"):
+            at_work.discard(e["task"])
+        most = max(most, len(at_work))
+    assert most == 1
+    assert status(repo)["scheduler"]["advice"] == [
+        {"source": "planner", "cap": 1, "reason": "both tasks edit the same module"}
+    ]
+    # the next answer without advice lifts it
+    (repo / "PLAN.md").write_text(PLAN)
+    git(repo, "commit", "-qam", "plan without advice")
+    clanker(repo, "plan", check=True)
+    assert clanker(repo, "run", "--until-done", "--timeout", "60", timeout=90).returncode == 0
+    assert status(repo)["scheduler"]["advice"] == [] and status(repo)["scheduler"]["cap"] == 2
+    lifted = [e for e in events(repo) if e["type"] == "scheduler.capped"][-1]
+    assert (lifted["source"], lifted["cap"]) == ("planner", 0)
+
+
 def test_plan_command_errors_are_one_line(tmp_path: Path) -> None:
     repo = repo_with(tmp_path)
     no_docs = clanker(repo, "plan")

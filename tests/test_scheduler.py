@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from typing import Any
 
 import pytest
 
 from clanker.errors import IllegalTransition
-from clanker.fleet.scheduler import Targets, choose_job, conflict_rate, gate_status, targets
+from clanker.fleet.scheduler import (
+    Inputs,
+    choose_job,
+    conflict_rate,
+    gate_status,
+    inputs_of,
+    targets,
+    targets_event,
+)
 from clanker.jobs.base import Job
+from clanker.jobs.plan import advice_events, parse_advice
 from clanker.state.events import Event as Ev
+from clanker.state.events import SchedulerCapped, SchedulerTargets
 from clanker.state.fold import fold
 from clanker.state.legal import check
 from clanker.state.model import State, TaskState
@@ -109,36 +120,120 @@ def test_fixtures_reach_the_states_they_claim() -> None:
     ("slaves", "ready", "backlog", "rate", "cap", "expected"),
     [
         # explore: plenty of ready work, every slave may work
-        (3, 6, 0, 0.0, 1, Targets("explore", 3, 1)),
-        (1, 2, 0, 0.0, 1, Targets("explore", 1, 1)),
-        (64, 200, 0, 0.0, 64, Targets("explore", 64, 64)),
+        (3, 6, 0, 0.0, 1, ("explore", 3, 1)),
+        (1, 2, 0, 0.0, 1, ("explore", 1, 1)),
+        (64, 200, 0, 0.0, 64, ("explore", 64, 64)),
         # execute: no cap below the slaves (a phase never idles anyone by itself)
-        (3, 5, 0, 0.0, 1, Targets("execute", 3, 1)),
-        (4, 0, 0, 0.0, 1, Targets("execute", 4, 1)),
-        (8, 3, 0, 0.0, 2, Targets("execute", 8, 2)),
-        (1, 0, 0, 0.0, 1, Targets("execute", 1, 1)),
-        (1, 0, 1, 0.0, 1, Targets("execute", 1, 1)),  # one waiting judgement is not a backlog
-        (6, 0, 5, 0.0, 1, Targets("execute", 6, 1)),
+        (3, 5, 0, 0.0, 1, ("execute", 3, 1)),
+        (4, 0, 0, 0.0, 1, ("execute", 4, 1)),
+        (8, 3, 0, 0.0, 2, ("execute", 8, 2)),
+        (1, 0, 0, 0.0, 1, ("execute", 1, 1)),
+        (1, 0, 1, 0.0, 1, ("execute", 1, 1)),  # one waiting judgement is not a backlog
+        (6, 0, 5, 0.0, 1, ("execute", 6, 1)),
         # integrate: judging is behind (judging goes first in choose_job); it wins over explore
-        (1, 0, 2, 0.0, 1, Targets("integrate", 1, 1)),
-        (3, 100, 3, 0.0, 1, Targets("integrate", 3, 1)),
-        (4, 0, 4, 0.0, 1, Targets("integrate", 4, 1)),
-        (10, 0, 12, 0.0, 3, Targets("integrate", 10, 3)),
+        (1, 0, 2, 0.0, 1, ("integrate", 1, 1)),
+        (3, 100, 3, 0.0, 1, ("integrate", 3, 1)),
+        (4, 0, 4, 0.0, 1, ("integrate", 4, 1)),
+        (10, 0, 12, 0.0, 3, ("integrate", 10, 3)),
         # conflict throttle halves the work target, never below one, only above 30 %
-        (4, 8, 0, 0.31, 1, Targets("explore", 2, 1)),
-        (4, 8, 0, 0.3, 1, Targets("explore", 4, 1)),
-        (1, 2, 0, 0.9, 1, Targets("explore", 1, 1)),
-        (3, 0, 3, 0.5, 1, Targets("integrate", 1, 1)),
-        (8, 0, 0, 1.0, 1, Targets("execute", 4, 1)),
+        (4, 8, 0, 0.31, 1, ("explore", 2, 1)),
+        (4, 8, 0, 0.3, 1, ("explore", 4, 1)),
+        (1, 2, 0, 0.9, 1, ("explore", 1, 1)),
+        (3, 0, 3, 0.5, 1, ("integrate", 1, 1)),
+        (8, 0, 0, 1.0, 1, ("execute", 4, 1)),
         # the judge cap is clamped to [1, slaves]
-        (3, 0, 0, 0.0, 5, Targets("execute", 3, 3)),
-        (3, 0, 0, 0.0, 0, Targets("execute", 3, 1)),
+        (3, 0, 0, 0.0, 5, ("execute", 3, 3)),
+        (3, 0, 0, 0.0, 0, ("execute", 3, 1)),
     ],
 )
-def test_targets(slaves: int, ready: int, backlog: int, rate: float, cap: int, expected: Targets) -> None:
-    got = targets(slaves, ready, backlog, rate, cap)
-    assert got == expected
+def test_targets(slaves: int, ready: int, backlog: int, rate: float, cap: int, expected: tuple[str, int, int]) -> None:
+    got = targets(Inputs(slaves, ready, backlog, rate, cap))
+    assert got.key == expected and got.cap == slaves
     assert 1 <= got.work <= slaves and 1 <= got.judge <= slaves
+    assert bool(got.why) == (got.work < slaves)  # a target held below the cap says why
+
+
+@pytest.mark.parametrize(
+    ("before", "slaves", "ready", "backlog", "phase"),
+    [
+        # integrate: entered at a backlog of max(2, slaves), kept down to max(1, slaves // 2)
+        ("execute", 8, 0, 7, "execute"),
+        ("execute", 8, 0, 8, "integrate"),
+        ("integrate", 8, 0, 5, "integrate"),
+        ("integrate", 8, 0, 4, "integrate"),
+        ("integrate", 8, 0, 3, "execute"),
+        ("integrate", 2, 0, 1, "integrate"),
+        ("integrate", 2, 0, 0, "execute"),
+        ("integrate", 8, 20, 3, "explore"),  # left integrate with plenty ready: straight to explore
+        # explore: entered at 2·slaves ready, kept down to slaves ready
+        ("execute", 4, 7, 0, "execute"),
+        ("execute", 4, 8, 0, "explore"),
+        ("explore", 4, 5, 0, "explore"),
+        ("explore", 4, 4, 0, "explore"),
+        ("explore", 4, 3, 0, "execute"),
+        ("", 4, 5, 0, "execute"),  # nothing recorded yet: the entry levels
+        ("explore", 4, 5, 4, "integrate"),  # a backlog wins over ready work
+    ],
+)
+def test_the_phase_has_hysteresis(before: str, slaves: int, ready: int, backlog: int, phase: str) -> None:
+    assert targets(Inputs(slaves, ready, backlog, phase=before)).phase == phase
+
+
+def test_the_phase_does_not_flap_as_one_task_lands_and_one_is_submitted() -> None:
+    """A backlog going 8, 7, 8, 7, … at 8 slaves: one change into integrate, then none."""
+    phase, changes = "execute", 0
+    for backlog in [8, 7] * 10:
+        new = targets(Inputs(8, 0, backlog, phase=phase)).phase
+        changes += new != phase
+        phase = new
+    assert (phase, changes) == ("integrate", 1)
+    without = sum(1 for a, b in itertools.pairwise([8, 7] * 10) if (a >= 8) != (b >= 8))
+    assert without == 19  # what the entry level alone would do
+
+
+@pytest.mark.parametrize(
+    ("caps", "slaves", "cap", "work", "why"),
+    [
+        ((), 6, 6, 6, ""),
+        ((("planner", 3, "tasks overlap in src/"),), 6, 3, 3, "cap 3 from planner (tasks overlap in src/)"),
+        ((("user", 2, ""),), 6, 2, 2, "cap 2 from user"),
+        ((("planner", 4, "a"), ("user", 2, "b")), 6, 2, 2, "cap 2 from user (b)"),
+        ((("planner", 2, "a"), ("user", 4, "b")), 6, 2, 2, "cap 2 from planner (a)"),
+        # advice only ever lowers: above the hard cap, or 0, it changes nothing
+        ((("planner", 12, "go wide"),), 6, 6, 6, ""),
+        ((("user", 6, "same"),), 6, 6, 6, ""),
+        ((("user", 0, ""),), 6, 6, 6, ""),
+    ],
+)
+def test_advice_only_ever_lowers_the_cap(
+    caps: tuple[tuple[str, int, str], ...], slaves: int, cap: int, work: int, why: str
+) -> None:
+    got = targets(Inputs(slaves, 20, 0, caps=caps))
+    assert (got.cap, got.work, got.why) == (cap, work, why)
+    assert got.cap <= slaves and got.judge <= got.cap
+
+
+@pytest.mark.parametrize(
+    ("pace", "rate", "caps", "work"),
+    [
+        (None, 0.0, (), 8),
+        (1.0, 0.0, (), 8),  # the budget lasts the day exactly: no throttle
+        (2.5, 0.0, (), 8),  # it lasts longer: never above the cap
+        (0.5, 0.0, (), 4),  # it runs out halfway through what is left of the day: half as many
+        (0.3, 0.0, (), 2),
+        (0.01, 0.0, (), 1),  # never below one
+        (0.0, 0.0, (), 1),
+        (0.6, 0.5, (), 4),  # conflicts halve to 4; the burn allows 4.8: the lower stands
+        (0.4, 0.5, (), 3),  # the burn is lower than the conflict throttle
+        (0.5, 0.0, (("user", 4, ""),), 2),  # the burn scales the advised cap
+    ],
+)
+def test_a_burn_that_would_spend_the_daily_budget_early_throttles_work(
+    pace: float | None, rate: float, caps: tuple[tuple[str, int, str], ...], work: int
+) -> None:
+    got = targets(Inputs(8, 20, 0, rate, 1, pace, caps))
+    assert got.work == work
+    assert ("budget burn" in got.why) == (pace is not None and int(8 * pace) < min(8, 4 if rate else 8))
 
 
 @pytest.mark.parametrize(
@@ -595,6 +690,20 @@ def test_choose_job_is_pure() -> None:
         ([needs_judge("T1", "c1")], {}, "waiting: T1 needs another slave's judgement"),
         ([judging("T1", "c2"), needs_judge("T2", "c3")], {}, "held: 1 judging, judge cap 1, backlog 1"),
         ([working("T1", "c2"), working("T3", "c3"), added("T2")], {"slaves": 2}, "held: execute phase, work target 2"),
+        (
+            [
+                working("T1", "c2"),
+                added("T2"),
+                [ev("scheduler.capped", None, "cli", source="user", cap=1, reason="lunch")],
+            ],
+            {},
+            "held: execute phase, work target 1 (cap 1 from user (lunch))",
+        ),
+        (
+            [working("T1", "c2"), working("T4", "c3"), added("T2"), needs_judge("T5", "c1"), needs_judge("T6", "c1")],
+            {"slaves": 2},
+            "held: integrate phase, backlog 2, work target 2",
+        ),  # fmt: skip
     ],
 )
 def test_an_idle_slave_says_what_holds_it(groups: list[list[Ev]], kw: dict[str, Any], why: str) -> None:
@@ -605,3 +714,76 @@ def test_an_idle_slave_says_what_holds_it(groups: list[list[Ev]], kw: dict[str, 
     assert choose_job(st, "c1", slaves=slaves, alive=ALIVE, **{k: v for k, v in kw.items() if k == "gate"},
                       held=bool(kw.get("held"))) is None  # fmt: skip
     assert why in why_idle(st, "c1", slaves=slaves, **kw)
+
+
+def test_a_change_of_targets_is_one_event_with_its_inputs() -> None:
+    st = build(added("T1"), added("T2"), working("T3", "c2"))
+    inp = inputs_of(st, 3, 1)
+    tg = targets(inp)
+    (said,) = targets_event(st, inp, tg, "c1")
+    assert isinstance(said, SchedulerTargets)
+    assert (said.phase, said.work, said.judge, said.cap, said.slaves) == ("execute", 3, 1, 3, 3)
+    assert (said.ready, said.backlog, said.conflict_rate, said.pace, said.why) == (2, 0, 0.0, None, "")
+    st = fold(st, [(said, st.offset + 1)])
+    assert st.targets == ("execute", 3, 1)
+    assert targets_event(st, inputs_of(st, 3, 1), targets(inputs_of(st, 3, 1)), "c1") == []  # no change: quiet
+    # a person caps the fleet at 2: the inputs carry it, and the targets change once
+    st = build(added("T1"), added("T2"), working("T3", "c2"), [said],
+               [ev("scheduler.capped", None, "cli", source="user", cap=2, reason="saving money")])  # fmt: skip
+    inp = inputs_of(st, 3, 1)
+    assert inp.caps == (("user", 2, "saving money"),) and inp.phase == "execute"
+    (again,) = targets_event(st, inp, targets(inp), "c1")
+    assert isinstance(again, SchedulerTargets)
+    assert (again.cap, again.work, again.why) == (2, 2, "cap 2 from user (saving money)")
+    lifted = build(added("T1"), [ev("scheduler.capped", None, "cli", source="user", cap=2)],
+                   [ev("scheduler.capped", None, "cli", source="user", cap=0)])  # fmt: skip
+    assert lifted.caps == {} and targets(inputs_of(lifted, 3)).cap == 3
+
+
+def test_the_inputs_count_only_regressions_while_main_is_red() -> None:
+    st = build(added("T1"), added("R1", tags=["regression"]), needs_judge("T2", "c2"), [ev("main.red", None, sha="a")])
+    inp = inputs_of(st, 4)
+    assert (inp.ready, inp.backlog) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "advice"),
+    [
+        ("TASK: {}\nCONCURRENCY: 2 — the tasks all touch src/api", (2, "the tasks all touch src/api")),
+        ("CONCURRENCY: 3: fragile migration", (3, "fragile migration")),
+        ("CONCURRENCY:1", (1, "")),
+        ("CONCURRENCY: 4 - a\nCONCURRENCY: 2 - b", (2, "b")),  # the last one counts
+        ("concurrency is fine as it is", None),
+        ("CONCURRENCY: many", None),
+        ("NO TASKS", None),
+    ],
+)
+def test_the_planner_advice_line(text: str, advice: tuple[int, str] | None) -> None:
+    assert parse_advice(text) == advice
+
+
+@pytest.mark.parametrize(
+    ("standing", "advice", "slaves", "said"),
+    [
+        (None, (2, "overlap"), 4, (2, "overlap")),
+        (None, (4, "as many as there are"), 4, None),  # the planner may only go lower
+        (None, (9, "more"), 4, None),
+        (None, None, 4, None),
+        ((2, "overlap"), (2, "overlap"), 4, None),  # the same advice again: nothing new to say
+        ((2, "overlap"), (3, "less overlap now"), 4, (3, "less overlap now")),
+        ((2, "overlap"), None, 4, (0, "")),  # an answer without advice lifts the old one
+        ((2, "overlap"), (7, "more"), 4, (0, "")),
+    ],
+)
+def test_the_newest_planner_answer_s_advice_stands(
+    standing: tuple[int, str] | None, advice: tuple[int, str] | None, slaves: int, said: tuple[int, str] | None
+) -> None:
+    groups = (
+        [[ev("scheduler.capped", None, "c1", source="planner", cap=standing[0], reason=standing[1])]]
+        if standing
+        else []
+    )
+    st = build(*groups, [ev("scheduler.capped", None, "cli", source="user", cap=1)])
+    out = advice_events(st, advice, slaves, "c2")
+    assert [(e.cap, e.reason) for e in out if isinstance(e, SchedulerCapped)] == ([said] if said else [])
+    assert all(isinstance(e, SchedulerCapped) and e.source == "planner" for e in out)  # a person's cap stays

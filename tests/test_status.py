@@ -19,7 +19,7 @@ from clanker.state.heartbeat import Heart
 from clanker.state.legal import check
 from clanker.state.model import State
 from clanker.state.paths import Paths
-from tests.helpers import clanker, make_repo, status
+from tests.helpers import clanker, events, make_repo, status
 
 from .helpers import event
 
@@ -77,9 +77,14 @@ def beat(paths: Paths, sid: str, pane: str = "", **info: Any) -> None:
 def test_to_json_shape(paths: Paths) -> None:
     beat(paths, "c1", pane="%7", job="work", task="T1", phase="agent")
     cfg = Config(repo=paths.repo)
-    data = to_json(STATE, slave_rows(cfg, paths, STATE))
+    data = to_json(STATE, slave_rows(cfg, paths, STATE), cfg)
     assert json.loads(json.dumps(data)) == data  # plain JSON all the way down
-    assert set(data) == {"gate", "budget", "merge_queue", "tasks", "slaves", "counts", "archived"}
+    assert set(data) == {"gate", "budget", "merge_queue", "scheduler", "tasks", "slaves", "counts", "archived"}
+    sched = data["scheduler"]
+    assert {k: sched[k] for k in ("phase", "cap", "slaves", "advice")} == {
+        "phase": "execute", "cap": cfg.slaves, "slaves": cfg.slaves, "advice": []
+    }  # fmt: skip
+    assert set(sched["inputs"]) == {"ready", "backlog", "conflict_rate", "pace"}
     assert [t["id"] for t in data["tasks"]] == ["T1", "T2", "T3", "T4"]
     assert sum(data["counts"].values()) == 4 and data["archived"] == 0
     for t in data["tasks"]:
@@ -145,6 +150,7 @@ def test_slaves_without_a_heartbeat_are_absent(paths: Paths) -> None:
     data = to_json(State(), rows)
     assert data.pop("budget")["budgets"] == []  # no budget set
     assert data.pop("merge_queue")["landed"] == 0
+    assert data.pop("scheduler")["phase"] == "execute"
     assert data == {
         "gate": {"preflight": None, "preflight_running": None, "setup_failed": {}},
         "tasks": [],
@@ -169,8 +175,30 @@ def test_status_json_through_the_cli(tmp_path: Path, socket_name: str) -> None:
     repo = make_repo(tmp_path / "repo", config="slaves: 2\n")
     clanker(repo, "task", "add", "first task", "--id", "A1", check=True)
     data = status(repo)  # on a private tmux socket with no server: no panes, no slaves running
-    assert set(data) == {"gate", "budget", "merge_queue", "tasks", "slaves", "counts", "archived"}
+    assert set(data) == {"gate", "budget", "merge_queue", "scheduler", "tasks", "slaves", "counts", "archived"}
     (t,) = data["tasks"]
     assert set(t) >= TASK_KEYS and t["id"] == "A1" and t["title"] == "first task" and t["state"] == "ready"
     assert [s["id"] for s in data["slaves"]] == ["c1", "c2"]
     assert all(set(s) == SLAVE_KEYS and s["state"] == "absent" for s in data["slaves"])
+    assert (data["scheduler"]["cap"], data["scheduler"]["inputs"]["ready"]) == (2, 1)
+
+
+def test_a_cap_lowers_concurrency_until_lifted_and_never_raises_it(tmp_path: Path, socket_name: str) -> None:
+    repo = make_repo(tmp_path / "repo", config="slaves: 3\n")
+    capped = clanker(repo, "cap", "1", "--reason", "one at a time for now")
+    assert capped.returncode == 0 and "capped at 1 of 3" in capped.stdout, capped.stderr
+    sched = status(repo)["scheduler"]
+    assert (sched["cap"], sched["work"], sched["why"]) == (1, 1, "cap 1 from user (one at a time for now)")
+    assert sched["advice"] == [{"source": "user", "cap": 1, "reason": "one at a time for now"}]
+    text = clanker(repo, "status").stdout
+    assert "SCHEDULER execute phase · work ≤1 judge ≤1 cap 1 of 3 slaves — cap 1 from user" in text
+    for bad, message in ((["cap", "3"], "would not lower slaves: 3"), (["cap", "0"], "a cap is 1 or more"),
+                         (["cap", "lots"], "neither a number of agents nor off")):  # fmt: skip
+        proc = clanker(repo, *bad)
+        assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert status(repo)["scheduler"]["cap"] == 1  # a refused cap changed nothing
+    lifted = clanker(repo, "cap", "off")
+    assert lifted.returncode == 0 and "cap lifted: up to 3" in lifted.stdout
+    assert status(repo)["scheduler"]["cap"] == 3 and "no cap of yours" in clanker(repo, "cap", "off").stdout
+    kinds = [e["type"] for e in events(repo)]
+    assert kinds.count("scheduler.capped") == 2

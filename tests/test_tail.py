@@ -278,6 +278,24 @@ CASES: list[tuple[str, Event, TaskInfo | None, str | None]] = [
     ),
     ("resume one", ev("fleet.resumed", None, slave="c2"), None, "INFO | t+5m | tok - | c2 | - | resumed c2"),
     ("slave up", ev("slave.started", None, pid=7), None, "INFO | t+5m | tok - | c1 | - | slave up"),
+    (
+        "targets changed",
+        ev("scheduler.targets", None, phase="integrate", work=2, judge=1, cap=4, why="conflict rate 40%"),
+        None,
+        "INFO | t+5m | tok - | c1 | - | targets: integrate, work ≤2 judge ≤1 of 4 (conflict rate 40%)",
+    ),
+    (
+        "capped",
+        ev("scheduler.capped", None, actor="cli", source="user", cap=2, reason="saving money"),
+        None,
+        "INFO | t+5m | tok - | cli | - | cap 2 agents at once by user: saving money",
+    ),
+    (
+        "cap lifted",
+        ev("scheduler.capped", None, actor="c2", source="planner", cap=0),
+        None,
+        "INFO | t+5m | tok - | c2 | - | cap by planner lifted",
+    ),
     ("spawned: quiet", ev("slave.spawned", None), None, None),
     (
         "cancelled",

@@ -28,6 +28,7 @@ Judge directives (`fake-judge: …`): `rework-once REASON…`, `rework REASON…
 
 Planner directives (`fake-plan: TITLE :: PROMPT`, PROMPT with `\\n` for new lines): each becomes a
 `TASK:` line. When the prompt asks to split a task, only the lines of that task count.
+`fake-concurrency: N WHY` becomes the planner's advice line, `CONCURRENCY: N — WHY`.
 """
 
 from __future__ import annotations
@@ -110,6 +111,9 @@ def main() -> int:
                 title, _, body = line.strip()[len("fake-plan:") :].partition("::")
                 spec = {"title": title.strip(), "prompt": body.strip().replace("\\n", "\n") or title.strip()}
                 specs.append("TASK: " + json.dumps(spec))
+            elif line.strip().startswith("fake-concurrency:"):
+                n, _, why = line.strip()[len("fake-concurrency:") :].strip().partition(" ")
+                specs.append(f"CONCURRENCY: {n} — {why}")
         emit({"type": "say", "text": f"planned {len(specs)} task(s)"})
         text = "\n".join(specs) or "NO TASKS"
         tokens_out += 20 * len(specs)

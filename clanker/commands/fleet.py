@@ -1,4 +1,5 @@
-"""Steering the running fleet: pause and resume slaves (`/pause`, `/resume`, `p`/`P`), and
+"""Steering the running fleet: pause and resume slaves (`/pause`, `/resume`, `p`/`P`), `/cap N`,
+which lowers how many agents run at once until lifted (an event: no file changes), and
 `/slaves N`, which changes `slaves:` in clanker.yaml and nothing else."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import yaml
 from ..config import CONFIG_NAME, Config, load
 from ..errors import UsageError
 from ..state import atomic
-from ..state.events import FleetPaused, FleetResumed
+from ..state.events import FleetPaused, FleetResumed, SchedulerCapped
 from ..state.store import Store
 from . import Done
 
@@ -37,6 +38,25 @@ def resume(store: Store, who: str | None) -> Done:
         return Done(0, f"{'the fleet' if target == '*' else target} is not paused")
     store.append(FleetResumed(actor=store.actor, slave=target))
     return Done(0, "resumed the fleet" if target == "*" else f"resumed {target}")
+
+
+def cap(store: Store, cfg: Config, n: int | None, reason: str = "") -> Done:
+    """Cap concurrency at `n` agents (None: lift the cap). A cap can only lower `slaves`: one at
+    or above it is refused, since it would change nothing."""
+    now = store.state().caps.get("user")
+    if n is None:
+        if now is None:
+            return Done(0, "no cap of yours to lift")
+        store.append(SchedulerCapped(actor=store.actor, source="user", cap=0))
+        return Done(0, f"cap lifted: up to {cfg.slaves} agents at once (slaves in clanker.yaml)")
+    if n < 1:
+        raise UsageError("a cap is 1 or more agents: /pause stops the fleet, /cap off lifts the cap")
+    if n >= cfg.slaves:
+        raise UsageError(f"a cap of {n} would not lower slaves: {cfg.slaves}; /slaves N changes the hard cap")
+    if now == (n, reason):
+        return Done(0, f"the cap is {n} already")
+    store.append(SchedulerCapped(actor=store.actor, source="user", cap=n, reason=reason))
+    return Done(0, f"capped at {n} of {cfg.slaves} agents at once; jobs in hand finish (/cap off lifts it)")
 
 
 def with_slaves(text: str, n: int) -> str:

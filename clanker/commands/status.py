@@ -17,6 +17,7 @@ from typing import Any
 from ..config import BudgetConfig, Config
 from ..errors import ClankerError
 from ..fleet import panes as fleet
+from ..fleet import scheduler
 from ..fleet.rows import (
     HELD_AS,
     LOG_LINES,
@@ -106,10 +107,14 @@ def tasks_json(state: State, archived: list[Task] | None = None) -> list[dict[st
 
 
 def to_json(state: State, rows: list[SlaveRow], cfg: Config | None = None) -> dict[str, Any]:
-    spend = budget.standing(state, cfg.budget if cfg else BudgetConfig(), time.time())
+    limits = cfg.budget if cfg else BudgetConfig()
+    now = time.time()
+    spend = budget.standing(state, limits, now)
+    inp, tg = scheduler.fleet_targets(state, *_caps(state, cfg), limits, now)
     return {
         "gate": gate_json(state),
         "budget": budget.to_json(spend),
+        "scheduler": scheduler.targets_json(inp, tg),
         "merge_queue": dataclasses.asdict(flow(state, time.time())),
         "tasks": tasks_json(state),
         "counts": dict(state.counts()),  # archived tasks too, which "tasks" leaves out
@@ -125,6 +130,13 @@ def to_json(state: State, rows: list[SlaveRow], cfg: Config | None = None) -> di
             for r in rows
         ],
     }
+
+
+def _caps(state: State, cfg: Config | None) -> tuple[int, int]:
+    """The hard cap and the judge cap (without a config: the fleet as it is)."""
+    if cfg is not None:
+        return cfg.slaves, cfg.judge_max_parallel
+    return max(1, len(state.slaves)), 1
 
 
 def _clip(text: str, width: int) -> str:
@@ -167,6 +179,8 @@ def render(
             f"  planner {tokens(p.tokens)} tokens in {p.turns} turns, ${p.cost_usd:.2f} (not in the total above)"
         )
     lines.append(f"MERGE QUEUE {flow(state, now).line()}")
+    inp, tg = scheduler.fleet_targets(state, *_caps(state, cfg), cfg.budget if cfg else None, now)
+    lines.append(f"SCHEDULER {scheduler.targets_line(inp, tg)}")
     if cfg is not None and cfg.budget.any:
         spend = budget.standing(state, cfg.budget, now)
         held = spend.held

@@ -8,9 +8,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config import BudgetConfig
 from ..jobs.base import Job
+from ..state import budget
+from ..state import events as ev
+from ..state.events import Event
 from ..state.locks import keys_for, overlaps
 from ..state.model import HOLDS_KEYS, State, Task, TaskState
+
+CONFLICT_THROTTLE = 0.3  # above this conflict rate, half as many agents work at once
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything the targets are made of (recorded with them in scheduler.targets)."""
+
+    slaves: int  # the hard cap
+    ready: int
+    backlog: int  # submitted work waiting for a judge
+    conflict_rate: float = 0.0  # over the newest outcomes (conflict_rate below)
+    judge_cap: int = 1
+    pace: float | None = None  # the daily budget at this burn (budget.pace): < 1 runs out early
+    caps: tuple[tuple[str, int, str], ...] = ()  # advice (source, cap, reason): lower only
+    phase: str = ""  # the phase recorded before: the hysteresis starts from it
 
 
 @dataclass(frozen=True)
@@ -18,26 +38,105 @@ class Targets:
     phase: str  # explore | execute | integrate
     work: int  # how many work jobs may run at once
     judge: int  # how many judge jobs may run at once
+    cap: int = 0  # the effective cap: the hard one and every advice, the lowest
+    why: str = ""  # what holds work below `cap`, or the advice that set `cap`
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return (self.phase, self.work, self.judge)
 
 
-def targets(slaves: int, ready: int, backlog: int, conflict_rate: float, judge_cap: int) -> Targets:
+def phase_of(cap: int, ready: int, backlog: int, before: str) -> str:
+    """explore / execute / integrate, with hysteresis: a phase is entered at one level and left
+    only well below it, so one landing or one new task does not flip it back and forth.
+    integrate: entered at a judge backlog of max(2, cap), kept while it is max(1, cap // 2) or
+    more; explore: entered at 2·cap ready tasks, kept while there are cap or more."""
+    if backlog >= max(2, cap) or (before == "integrate" and backlog >= max(1, cap // 2)):
+        return "integrate"
+    if ready >= 2 * cap or (before == "explore" and ready >= cap):
+        return "explore"
+    return "execute"
+
+
+def targets(inp: Inputs) -> Targets:
     """Adaptive concurrency under the hard cap of `slaves` (seed: explore/execute/integrate).
 
-    The phase says where the fleet is; it does not idle anyone. Judging comes before new work in
+    Advice (the planner's `CONCURRENCY: n`, a person's `/cap n`) can only lower the cap. The
+    phase says where the fleet is; it does not idle anyone. Judging comes before new work in
     `choose_job`, so in the integrate phase every slave that can judge judges — and one that has
     nothing to judge (the judge cap is reached, or the backlog is its own) works rather than
     waits: a cap below the ready work only cost time (measured: −6.6 % makespan at 8 slaves
-    without one). Only conflicts lower it: agents stepping on each other, fewer at once."""
-    if backlog >= max(2, slaves):
-        phase = "integrate"
-    elif ready >= 2 * slaves:
-        phase = "explore"
-    else:
-        phase = "execute"
-    work = slaves
-    if conflict_rate > 0.3:
-        work = max(1, work // 2)
-    return Targets(phase, min(work, slaves), max(1, min(judge_cap, slaves)))
+    without one). What lowers work: agents stepping on each other (the conflict rate), and a burn
+    that would spend the daily budget before the day ends (work scaled down by `pace`)."""
+    cap, why = max(1, inp.slaves), ""
+    for source, n, reason in sorted(inp.caps):
+        if 0 < n < cap:
+            cap, why = n, f"cap {n} from {source}" + (f" ({reason})" if reason else "")
+    work, held = cap, []
+    if inp.conflict_rate > CONFLICT_THROTTLE and cap > 1:
+        work = max(1, cap // 2)
+        held.append(f"conflict rate {inp.conflict_rate:.0%}")
+    if inp.pace is not None and max(1, int(cap * inp.pace)) < work:
+        work = max(1, int(cap * inp.pace))
+        held.append(f"budget burn: the daily budget lasts {inp.pace:.0%} of the day left")
+    phase = phase_of(cap, inp.ready, inp.backlog, inp.phase)
+    judge = max(1, min(inp.judge_cap, cap))
+    return Targets(phase, work, judge, cap, "; ".join(x for x in (why, *held) if x))
+
+
+def inputs_of(state: State, slaves: int, judge_cap: int = 1, pace: float | None = None) -> Inputs:
+    """The scheduler's inputs as the state has them (while main is red, only regressions count)."""
+    red = state.main_red
+    ready = backlog = 0
+    for t in state.tasks.values():
+        if red and "regression" not in t.tags:
+            continue
+        if t.state == TaskState.READY:
+            ready += 1
+        elif t.state == TaskState.NEEDS_JUDGE:
+            backlog += 1
+    caps = tuple((source, n, why) for source, (n, why) in sorted(state.caps.items()))
+    before = state.targets[0] if state.targets else ""
+    return Inputs(slaves, ready, backlog, conflict_rate(state), judge_cap, pace, caps, before)
+
+
+def fleet_targets(
+    state: State, slaves: int, judge_cap: int, limits: BudgetConfig | None, now: float
+) -> tuple[Inputs, Targets]:
+    """The inputs and targets now, the budget's burn included (what a claim, `status` and the
+    TUI all go by)."""
+    pace = None
+    if limits is not None and limits.any and (limits.daily_usd is not None or limits.daily_tokens is not None):
+        pace = budget.pace(budget.standing(state, limits, now), limits, now)
+    inp = inputs_of(state, slaves, judge_cap, pace)
+    return inp, targets(inp)
+
+
+def targets_json(inp: Inputs, tg: Targets) -> dict[str, object]:
+    return {
+        "phase": tg.phase, "work": tg.work, "judge": tg.judge, "cap": tg.cap, "slaves": inp.slaves, "why": tg.why,
+        "inputs": {"ready": inp.ready, "backlog": inp.backlog, "conflict_rate": round(inp.conflict_rate, 3),
+                   "pace": inp.pace},
+        "advice": [{"source": s, "cap": n, "reason": why} for s, n, why in inp.caps],
+    }  # fmt: skip
+
+
+def targets_line(inp: Inputs, tg: Targets) -> str:
+    """`explore phase · work ≤4 judge ≤1 of 4 slaves`, and what holds work, if anything."""
+    of = f"cap {tg.cap} of {inp.slaves} slaves" if tg.cap < inp.slaves else f"of {inp.slaves} slaves"
+    return f"{tg.phase} phase · work ≤{tg.work} judge ≤{tg.judge} {of}" + (f" — {tg.why}" if tg.why else "")
+
+
+def targets_event(state: State, inp: Inputs, tg: Targets, actor: str) -> list[Event]:
+    """A scheduler.targets event when the targets differ from the ones recorded, else none."""
+    if state.targets == tg.key:
+        return []
+    return [
+        ev.SchedulerTargets(
+            actor=actor, phase=tg.phase, work=tg.work, judge=tg.judge, why=tg.why, slaves=inp.slaves, cap=tg.cap,
+            ready=inp.ready, backlog=inp.backlog, conflict_rate=round(inp.conflict_rate, 3), pace=inp.pace,
+        )
+    ]  # fmt: skip
 
 
 def conflict_rate(state: State) -> float:
@@ -120,6 +219,7 @@ def choose_job(
     gate: str = "trusted",
     held: bool = False,
     judge_agent: bool = True,
+    tg: Targets | None = None,
 ) -> Job | None:
     """The job slave `me` should claim now, or None.
 
@@ -131,7 +231,8 @@ def choose_job(
     the preflight itself and the planner run: nothing may be vouched for by an untrusted gate. A
     submitted task held behind an earlier overlapping one is not judged until that one landed.
     While a budget is spent (`held`), no job that starts an agent is chosen: landing, the health
-    check, the preflight and a gate-only judgement (`judge_agent` False) still run.
+    check, the preflight and a gate-only judgement (`judge_agent` False) still run. `tg`: the
+    targets, when the caller has them already (else made from the state).
     """
     if me in state.paused or "*" in state.paused:
         return None
@@ -153,7 +254,7 @@ def choose_job(
         return Job("health")
     backlog = [t for t in tasks if t.state == TaskState.NEEDS_JUDGE]
     ready = [t for t in tasks if t.state == TaskState.READY]
-    tg = targets(slaves, len(ready), len(backlog), conflict_rate(state), judge_cap)
+    tg = tg or targets(inputs_of(state, slaves, judge_cap))
     judging = sum(1 for t in state.tasks.values() if t.state == TaskState.JUDGING)
     if held:
         can_judge, can_plan = can_judge and not judge_agent, False
@@ -193,6 +294,7 @@ def why_idle(
     judge_cap: int = 1,
     gate: str = "trusted",
     held: str | None = None,
+    tg: Targets | None = None,
 ) -> str:
     """Why `choose_job` gave slave `me` nothing (shown in its heartbeat, the TUI and `status`):
     the first thing that holds it, as a person would look for it."""
@@ -210,7 +312,7 @@ def why_idle(
         if red:
             return "held: main is red; only regression tasks move"
         return "nothing to do"
-    tg = targets(slaves, len(ready), len(backlog), conflict_rate(state), judge_cap)
+    tg = tg or targets(inputs_of(state, slaves, judge_cap))
     if backlog and not ready:
         judging = sum(1 for t in state.tasks.values() if t.state == TaskState.JUDGING)
         if judging >= tg.judge:
@@ -223,7 +325,8 @@ def why_idle(
             return f"waiting: {mine[0]} needs another slave's judgement"
     working = sum(1 for t in state.tasks.values() if t.state == TaskState.CLAIMED)
     if ready and working >= tg.work:
-        return f"held: {tg.phase} phase, work target {tg.work} (conflict rate {conflict_rate(state):.0%})"
+        queued = f", backlog {len(backlog)}" if backlog else ""
+        return f"held: {tg.phase} phase{queued}, work target {tg.work}" + (f" ({tg.why})" if tg.why else "")
     taken = {t.id: task_keys(t, owner_files) for t in state.tasks.values() if t.state in HOLDS_KEYS}
     for t in sorted(ready, key=_order):
         deps = [d for d in t.depends_on if state.state_of(d) != TaskState.DONE]

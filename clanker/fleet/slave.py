@@ -39,7 +39,7 @@ from ..system import proc as procs
 from ..system.clock import SYSTEM, Clock
 from ..system.fswatch import LogWaiter
 from ..system.signals import SignalRelay
-from . import capacity, envpass
+from . import capacity, envpass, scheduler
 from .scheduler import choose_job, gate_status, why_idle
 
 
@@ -396,6 +396,8 @@ class Slave:
                 return []  # out of budget since the last look: claim nothing, the loop pauses
             gate = gate_status(st, preflight.key(self.cfg), preflight.needed(self.cfg))
             holds = room or (budget.standing(st, spend, now).held if spend.any else None)
+            inp, tg = scheduler.fleet_targets(st, self.cfg.slaves, self.cfg.judge_max_parallel, spend, now)
+            noted = scheduler.targets_event(st, inp, tg, self.sid)  # a change of targets is said
             job = choose_job(
                 st,
                 self.sid,
@@ -412,6 +414,7 @@ class Slave:
                 gate=gate,
                 held=holds is not None,
                 judge_agent=self.cfg.judge_agent is not None,
+                tg=tg,
             )
             if job is None:
                 idle.append(
@@ -423,14 +426,15 @@ class Slave:
                         judge_cap=self.cfg.judge_max_parallel,
                         gate=gate,
                         held=holds,
+                        tg=tg,
                     )  # fmt: skip
                 )
-                return []
+                return noted
             chosen.append(job)
-            return claim_events(job, self.sid, preflight.key(self.cfg))
+            return [*noted, *claim_events(job, self.sid, preflight.key(self.cfg))]
 
         evs = self.store.transact(decide)
-        if evs and not chosen:
+        if evs and not chosen and not idle:
             if healed:
                 self.ctx.say(f"healed {len(evs)} claim(s) this slave still held between jobs (an event was lost)")
             else:

@@ -23,6 +23,7 @@ from .context import JobContext
 from .prompts import planner_prompt
 
 TASK_LINE = re.compile(r"^\s*TASK:\s*(\{.*\})\s*$", re.MULTILINE)
+ADVICE_LINE = re.compile(r"^\s*CONCURRENCY:\s*(\d+)\b[\s:—–-]*(.*?)\s*$", re.MULTILINE)
 MAX_NEW = 20
 
 
@@ -37,6 +38,25 @@ def parse_tasks(text: str) -> list[dict[str, Any]]:
         if isinstance(obj, dict) and isinstance(obj.get("title"), str) and obj["title"].strip():
             specs.append(obj)
     return specs[:MAX_NEW]
+
+
+def parse_advice(text: str) -> tuple[int, str] | None:
+    """The planner's `CONCURRENCY: n — reason` (the last one, if it wrote several), or None."""
+    found = ADVICE_LINE.findall(text)
+    if not found:
+        return None
+    n, reason = found[-1]
+    return int(n), reason[:200]
+
+
+def advice_events(state: State, advice: tuple[int, str] | None, slaves: int, actor: str) -> list[Event]:
+    """The newest planner answer's advice stands: a new one replaces it, an answer without one
+    lifts it. The planner may only go lower: an advice of `slaves` or more is not recorded."""
+    if advice is not None and 1 <= advice[0] < slaves:
+        if state.caps.get("planner") == advice:
+            return []
+        return [ev.SchedulerCapped(actor=actor, source="planner", cap=advice[0], reason=advice[1])]
+    return [ev.SchedulerCapped(actor=actor, source="planner", cap=0)] if "planner" in state.caps else []
 
 
 def new_task_events(
@@ -103,16 +123,20 @@ def run_plan(ctx: JobContext, request: str) -> None:
         )
         return
     specs = parse_tasks(res.result.text)
+    advice = parse_advice(res.result.text)
 
     def decide(state: State) -> list[Event]:
         target_task = state.tasks.get(request) if request else None
         evs = new_task_events(state, specs, target_task, ctx.sid, Branches.of(ctx.cfg))
+        evs += advice_events(state, advice, ctx.cfg.slaves, ctx.sid)
         added = tuple(e.task for e in evs if isinstance(e, ev.TaskAdded))
         return [*evs, ev.PlanDone(actor=ctx.sid, slave=ctx.sid, request=request, added=added)]
 
     evs = ctx.store.transact(decide)
     added = [e.task for e in evs if isinstance(e, ev.TaskAdded)]
     ctx.say(f"  ✓ planner added {len(added)} task(s){': ' + ', '.join(added) if added else ''}")
+    if advice is not None and advice[0] >= ctx.cfg.slaves:
+        ctx.say(f"  planner advised {advice[0]} agents at once: not below slaves ({ctx.cfg.slaves}), so not taken")
     idle(ctx)
 
 

@@ -61,7 +61,9 @@ it will touch (`paths`), so tasks that would collide are not run at the same tim
 {{history}}
 Answer with one line per new task, exactly in this form (JSON on one line):
 TASK: {"title": "…", "prompt": "what to do, precisely", "paths": ["dir"], "priority": 0, "depends_on": []}
-Don't repeat tasks that exist already. If nothing needs doing, answer NO TASKS."""
+Don't repeat tasks that exist already. If nothing needs doing, answer NO TASKS.
+If fewer agents at once would do better for now (the tasks overlap, or one area is fragile), add a
+line `CONCURRENCY: n — why` with n below {{slaves}}; it stands until your next answer."""
 
 _FIELD = re.compile(r"\{\{\s*([\w.]+)\s*\}\}")
 
@@ -162,7 +164,7 @@ def planner_prompt(cfg: Config, paths: Paths, state: State, target: Task | None)
     body = load_template(cfg.prompt_templates.get("planner"), "planner", PLANNER)
     fake = Task(target.id if target else "plan", target.title if target else "plan")
     history_text = f"\n## Recent history\n{hist}\n" if hist else ""
-    return render(body, fake, split=split, docs=doc_text, tasks=task_text, history=history_text)
+    return render(body, fake, split=split, docs=doc_text, tasks=task_text, history=history_text, slaves=str(cfg.slaves))
 
 
 def _cut(text: str, limit: int) -> str:

@@ -140,6 +140,19 @@ def standing(state: State, budget: BudgetConfig, now: float, running: Usage | No
     )  # fmt: skip
 
 
+def pace(st: Standing, budget: BudgetConfig, now: float) -> float | None:
+    """How long the daily budgets last at the current burn, as a share of what is left of the
+    budget day: below 1 they run out before the day ends (0.5: by half the time left), and the
+    scheduler lowers work concurrency by that share. None: no daily budget, or nothing burns."""
+    left = max(60.0, day_start(now, budget.day_starts) + 24 * 3600 - now) / 3600  # hours
+    shares = []
+    if budget.daily_usd is not None and st.burn_usd_per_hour > 0:
+        shares.append(max(0.0, budget.daily_usd - st.today_usd) / (st.burn_usd_per_hour * left))
+    if budget.daily_tokens is not None and st.burn_tokens_per_hour > 0:
+        shares.append(max(0.0, budget.daily_tokens - st.today_tokens) / (st.burn_tokens_per_hour * left))
+    return round(min(shares), 3) if shares else None
+
+
 def events(state: State, budget: BudgetConfig, now: float, actor: str) -> list[Event]:
     """What is newly worth saying: a budget 80 % spent, or spent, once per budget and period."""
     out: list[Event] = []

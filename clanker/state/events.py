@@ -366,6 +366,38 @@ class BudgetExceeded(BudgetWarned):
     """A budget is spent: no new agent run starts until the period ends or the limit is raised."""
 
 
+# --- the scheduler ---------------------------------------------------------------------------------
+
+
+@kind("scheduler.targets")
+@dataclass(frozen=True, kw_only=True)
+class SchedulerTargets(Event):
+    """The scheduler's targets changed; with the inputs they came from, so "why is c3 idle?" has
+    an answer in the log."""
+
+    phase: str = ""  # explore | execute | integrate
+    work: int = 0  # work jobs that may run at once
+    judge: int = 0  # judge jobs that may run at once
+    why: str = opt("")  # what holds work below the cap, if anything
+    slaves: int = 0  # the hard cap
+    cap: int = 0  # the effective cap: the hard cap and every advice, the lowest
+    ready: int = 0
+    backlog: int = 0
+    conflict_rate: float = 0.0
+    pace: float | None = opt(None)  # the daily budget at this burn: < 1 runs out before the day ends
+
+
+@kind("scheduler.capped")
+@dataclass(frozen=True, kw_only=True)
+class SchedulerCapped(Event):
+    """An advice that lowers concurrency: a person's `/cap N`, or the planner's `CONCURRENCY: n`.
+    It can only lower the hard cap (`slaves`); a cap of 0 lifts that source's advice."""
+
+    source: str = "user"  # user | planner
+    cap: int = 0
+    reason: str = opt("")
+
+
 # --- main's health ---------------------------------------------------------------------------------
 
 

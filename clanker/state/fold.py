@@ -65,6 +65,8 @@ class _Draft:
     spent: dict[int, tuple[float, int]]
     budget_said: set[str]
     recent: str
+    targets: tuple[str, int, int] | None
+    caps: dict[str, tuple[int, str]]
     view: State = dataclasses.field(init=False)  # what the legality check sees: these tasks as they go
 
     def __post_init__(self) -> None:
@@ -77,7 +79,7 @@ class _Draft:
             s.health_slave, s.health_started, s.health_last, s.main_red, list(s.plan_requests), s.plan_slave,
             s.plan_started, s.plan_request, s.planner_usage, dict(s.preflights), s.preflight_slave, s.preflight_started,
             s.preflight_wanted, dict(s.setup_failed), dict(s.landing) if s.landing is not None else landing_of(s),
-            s.archive, dict(s.spent), set(s.budget_said), s.recent,
+            s.archive, dict(s.spent), set(s.budget_said), s.recent, s.targets, dict(s.caps),
         )  # fmt: skip
 
     def freeze(self, offset: int) -> State:
@@ -90,6 +92,7 @@ class _Draft:
             preflights=self.preflights, preflight_slave=self.preflight_slave, preflight_started=self.preflight_started,
             preflight_wanted=self.preflight_wanted, setup_failed=self.setup_failed, landing=self.landing,
             archive=self.archive, spent=self.spent, budget_said=frozenset(self.budget_said), recent=self.recent,
+            targets=self.targets, caps=self.caps,
         )  # fmt: skip
 
 
@@ -272,6 +275,19 @@ def _budget_warned(d: _Draft, e: ev.BudgetWarned) -> None:
 @on(ev.BudgetExceeded)
 def _budget_exceeded(d: _Draft, e: ev.BudgetExceeded) -> None:
     d.budget_said.add(f"exceeded:{e.budget}@{e.period}")
+
+
+@on(ev.SchedulerTargets)
+def _targets(d: _Draft, e: ev.SchedulerTargets) -> None:
+    d.targets = (e.phase, e.work, e.judge)
+
+
+@on(ev.SchedulerCapped)
+def _capped(d: _Draft, e: ev.SchedulerCapped) -> None:
+    if e.cap > 0:
+        d.caps[e.source] = (e.cap, e.reason)
+    else:
+        d.caps.pop(e.source, None)
 
 
 @on(ev.PlanRequested)

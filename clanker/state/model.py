@@ -331,6 +331,10 @@ class State:
     # The newest RECENT_OUTCOMES conflicts ("c") and landings ("l"), oldest first: the scheduler's
     # conflict rate is about how the fleet works now, not over its whole history.
     recent: str = ""
+    # The scheduler's targets as last recorded (phase, work, judge): the phase's hysteresis starts
+    # from it, and a change of it is a scheduler.targets event. None: nothing recorded yet.
+    targets: tuple[str, int, int] | None = None
+    caps: dict[str, tuple[int, str]] = field(default_factory=dict)  # advice source → (cap, reason)
 
     @property
     def preflight(self) -> Preflight | None:

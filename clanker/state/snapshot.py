@@ -50,6 +50,10 @@ def _live_to_json(state: State) -> dict[str, Any]:
         "spent": [[m, usd, tokens] for m, (usd, tokens) in sorted(state.spent.items())],
         "budget_said": sorted(state.budget_said),
         "recent": state.recent,
+        "scheduler": {
+            "targets": list(state.targets) if state.targets else None,
+            "caps": {k: [cap, why] for k, (cap, why) in sorted(state.caps.items())},
+        },
         "tasks": [task_to_json(t) for t in state.tasks.values()],
         "slaves": [dataclasses.asdict(s) for s in state.slaves.values()],
     }
@@ -95,4 +99,11 @@ def state_from_json(raw: dict[str, Any], read: Callable[[int], Task | None] | No
         spent={int(m): (float(usd), int(tokens)) for m, usd, tokens in raw.get("spent") or []},
         budget_said=frozenset(str(k) for k in raw.get("budget_said") or []),
         recent=str(raw.get("recent") or ""),
+        targets=_targets(raw),
+        caps={str(k): (int(v[0]), str(v[1])) for k, v in ((raw.get("scheduler") or {}).get("caps") or {}).items()},
     )
+
+
+def _targets(raw: dict[str, Any]) -> tuple[str, int, int] | None:
+    got = (raw.get("scheduler") or {}).get("targets")
+    return (str(got[0]), int(got[1]), int(got[2])) if got else None

@@ -39,12 +39,13 @@ class Queue:
     counts: tuple[tuple[str, int], ...] = ()  # non-zero counts by state, in queue order
     backlog: int = 0  # submitted tasks waiting for (or in) integration
     busy: int = 0  # slaves holding a job now
-    cap: int = 0  # the hard cap: `slaves` in clanker.yaml
+    cap: int = 0  # the effective cap: `slaves` in clanker.yaml, or lower by an advice
     phase: str = ""
     work_target: int = 0
     judge_target: int = 0
     spend: str = ""
     flow: str = ""  # the merge queue: landings in the last hour, median time in it
+    why: str = ""  # what holds work below the cap (scheduler.Targets.why)
 
 
 @dataclass(frozen=True)
@@ -225,6 +226,7 @@ def queue_rows(q: Queue) -> list[Row]:
         (" to judge · busy ", "dim"),
         (f"{q.busy}/{q.cap}", "bold"),
         (f" · {q.phase}: work ≤{q.work_target} judge ≤{q.judge_target}" if q.phase else "", "dim"),
+        (f" ({q.why})" if q.why else "", "yellow"),
         (" · ", "dim"),
         (q.spend, ""),
     ]

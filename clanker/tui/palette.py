@@ -30,6 +30,9 @@ def execute(app: App, text: str) -> None:
         app.say(f"added {done.message}: {cmd.fields['title']}")
     elif cmd.name == "slaves":
         set_slaves(app, int(cmd.args[0]))
+    elif cmd.name == "cap":
+        n = None if cmd.args[0] == "off" else int(cmd.args[0])
+        show(app, fleet_cmd.cap(store, ctl.cfg, n, cmd.args[1] if len(cmd.args) > 1 else ""))
     elif cmd.name == "pause":
         show(app, fleet_cmd.pause(store, cmd.args[0] if cmd.args else None))
     elif cmd.name == "resume":

@@ -17,6 +17,7 @@ from ..errors import UsageError
 USAGE: dict[str, str] = {
     "task": "/task add TITLE [--path P]… [--priority N] [--depends-on T]… [--prompt TEXT] [--id ID]",
     "slaves": "/slaves N            how many slaves (saved in clanker.yaml)",
+    "cap": "/cap N [WHY]|off     run at most N agents at once, below slaves (until /cap off)",
     "pause": "/pause [cN]          pause one slave, or all (they finish the job in hand)",
     "resume": "/resume [cN]         resume one slave, or all",
     "retry": "/retry T             give a blocked or cancelled task another round",
@@ -77,6 +78,12 @@ def parse(line: str) -> Command:
         if len(args) != 1 or not args[0].isdigit() or not 1 <= int(args[0]) <= MAX_SLAVES:
             raise UsageError(f"usage: {usage} (N from 1 to {MAX_SLAVES})")
         return Command(name, (str(int(args[0])),))
+    if name == "cap":
+        if args[:1] == ["off"] and len(args) == 1:
+            return Command(name, ("off",))
+        if not args or not args[0].isdigit() or not 1 <= int(args[0]) <= MAX_SLAVES:
+            raise UsageError(f"usage: {usage} (N from 1 to {MAX_SLAVES})")
+        return Command(name, (str(int(args[0])), " ".join(args[1:])))
     if name in ("pause", "resume"):
         if len(args) > 1:
             raise UsageError(f"usage: {usage}")
@@ -160,6 +167,7 @@ def _candidates(words: list[str], ids: Ids) -> list[str]:
     if position != 1 and name != "land":
         return []
     return {
+        "cap": ["off"],
         "pause": list(ids.slaves),
         "resume": list(ids.slaves),
         "attach": list(ids.slaves),

@@ -37,6 +37,7 @@ heartbeats or other routine chatter):
 | risk | RISK (auth: BLOK) | `KIND: MESSAGE` (+ files) |
 | credential.exhausted | BLOK | `credential NAME spent, resets in 2h` |
 | budget.warned / budget.exceeded | RISK / BLOK | `budget daily_usd 80% spent on 2026-12-01: $8.10 of $10.00` |
+| scheduler.targets / .capped | INFO | `targets: integrate, work ≤2 judge ≤1 of 4 (WHY)`, `cap 2 … by user: WHY` |
 | main.red / main.green | BLOK / FIX | `main is red at SHA (WHERE)`, `main is green again at SHA` |
 | preflight.claimed / preflight.ran | INFO / TEST passed, BLOK failed | `gate preflight: …` what it found |
 | setup.failed / setup.ok / setup.retry | BLOK / FIX / INFO | `worktree.setup failed: CMD …` (not the task's fault) |
@@ -284,6 +285,19 @@ def _budget_warned(e: ev.BudgetWarned, info: TaskInfo) -> Described:
 def _budget_exceeded(e: ev.BudgetExceeded, info: TaskInfo) -> Described:
     period = "in total" if e.period == "total" else f"on {e.period}"
     return "BLOK", f"budget {e.budget} spent {period}: {_spend(e)}; no new agent run starts", []
+
+
+@says(ev.SchedulerTargets)
+def _targets(e: ev.SchedulerTargets, info: TaskInfo) -> Described:
+    why = f" ({e.why})" if e.why else ""
+    return "INFO", f"targets: {e.phase}, work ≤{e.work} judge ≤{e.judge} of {e.cap}{why}", []
+
+
+@says(ev.SchedulerCapped)
+def _capped(e: ev.SchedulerCapped, info: TaskInfo) -> Described:
+    if e.cap <= 0:
+        return "INFO", f"cap by {e.source} lifted", []
+    return "INFO", f"cap {e.cap} agents at once by {e.source}" + (f": {e.reason}" if e.reason else ""), []
 
 
 @says(ev.MainRed)

@@ -59,8 +59,6 @@ def slave_lines(
 def queue(state: State, slaves: int, judge_cap: int, limits: BudgetConfig | None = None, now: float = 0.0) -> Queue:
     counts = state.counts()
     ordered = tuple(sorted(((s, n) for s, n in counts.items() if n), key=lambda kv: state_order(kv[0])))
-    ready = counts.get("ready", 0)
-    tg = scheduler.targets(slaves, ready, counts.get("needs_judge", 0), scheduler.conflict_rate(state), judge_cap)
     work, judge = totals(state)
     total = work + judge
     spend = f"tok {tokens(total.tokens)} {money(total.cost_usd)}"
@@ -75,6 +73,7 @@ def queue(state: State, slaves: int, judge_cap: int, limits: BudgetConfig | None
             spend += f" · {when} {used}/{limit}{' SPENT' if ln.spent else ''}"
         if standing.burn_usd_per_hour:
             spend += f" · {money(standing.burn_usd_per_hour)}/h"
+    _, tg = scheduler.fleet_targets(state, slaves, judge_cap, limits, now)
     landed = flow(state, now)
     return Queue(
         flow=f"{landed.last_hour}/h landed · queue {elapsed(landed.queue_secs)}"
@@ -83,10 +82,11 @@ def queue(state: State, slaves: int, judge_cap: int, limits: BudgetConfig | None
         counts=ordered,
         backlog=sum(n for s, n in counts.items() if s in BACKLOG),
         busy=len({t.slave for t in state.tasks.values() if t.slave and t.state in HELD_AS}),
-        cap=slaves,
+        cap=tg.cap,
         phase=tg.phase,
         work_target=tg.work,
         judge_target=tg.judge,
+        why=tg.why,
         spend=spend,
     )
 
