@@ -115,6 +115,36 @@ def test_the_standing_counts_today_for_daily_budgets_and_everything_for_the_tota
     assert budget.standing(st, BudgetConfig(daily_usd=5.0, day_starts="09:30"), at(2, 10)).lines[0].used == 2.5
 
 
+@pytest.mark.parametrize(
+    ("spends", "now", "limits", "pace"),
+    [
+        # $4 today, $1 of it in the last 15 min ($4/h); at noon 12 h are left: $48 at this burn for
+        # the $6 left, so the budget lasts an eighth of the day left
+        ([(at(2, 8), 3.0), (at(2, 11, 50), 1.0)], at(2, 12), BudgetConfig(daily_usd=10.0), 0.125),
+        # the same burn at 22:30: 1.5 h left, $6 at $4/h lasts exactly that
+        ([(at(2, 8), 3.0), (at(2, 22, 20), 1.0)], at(2, 22, 30), BudgetConfig(daily_usd=10.0), 1.0),
+        # a slow burn: it lasts longer than the day, no throttle (the scheduler caps at 1 anyway)
+        ([(at(2, 11, 50), 0.05)], at(2, 12), BudgetConfig(daily_usd=10.0), 9.95 / 2.4),  # $0.20/h × 12 h
+        # nothing burning in the last 15 min: no pace at all
+        ([(at(2, 8), 3.0)], at(2, 12), BudgetConfig(daily_usd=10.0), None),
+        # no daily budget: no pace (a total budget has no day to last)
+        ([(at(2, 11, 50), 1.0)], at(2, 12), BudgetConfig(total_usd=10.0), None),
+        # the day starts at 18:00: at noon 6 h are left; $9 left at $4/h lasts 2.25 h of them
+        ([(at(2, 11, 50), 1.0)], at(2, 12), BudgetConfig(daily_usd=10.0, day_starts="18:00"), 0.375),
+        # spent already: nothing lasts
+        ([(at(2, 11, 50), 12.0)], at(2, 12), BudgetConfig(daily_usd=10.0), 0.0),
+        # tokens too: 1,000 at 4,000/h for 12 h, 2,000 of 10,000 left → 8,000 / 48,000
+        ([(at(2, 8), 0.0), (at(2, 11, 50), 0.0)], at(2, 12), BudgetConfig(daily_tokens=10_000), round(8 / 48, 3)),
+    ],
+)
+def test_the_pace_says_how_long_the_daily_budget_lasts_at_the_current_burn(
+    spends: list[tuple[float, float]], now: float, limits: BudgetConfig, pace: float | None
+) -> None:
+    st = folded(*(run("T1", ts, usd) for ts, usd in spends))
+    got = budget.pace(budget.standing(st, limits, now), limits, now)
+    assert got == (pace if pace is None else pytest.approx(pace, abs=0.001))
+
+
 def test_each_budget_is_said_at_80_percent_and_when_spent_once_per_period() -> None:
     b = BudgetConfig(daily_usd=10.0)
     st = folded(run("T1", at(1, 9), 8.5))
