@@ -196,6 +196,15 @@ def test_a_spent_budget_holds_every_job_that_starts_an_agent_and_nothing_else() 
     assert choose_job(st, "c1", slaves=2, alive=alive, held=True) is None
     gate_only = choose_job(st, "c1", slaves=2, alive=alive, held=True, judge_agent=False)
     assert gate_only is not None and (gate_only.kind, gate_only.task) == ("judge", "T1")
+    # c2's own rework starts an agent too: held
+    evs = [
+        ev.JudgeClaimed(actor="c1", task="T1", slave="c1", ts=at(1, 2)),
+        ev.Verdict(actor="c1", task="T1", slave="c1", verdict="rework", reasons="again", ts=at(1, 2)),
+    ]
+    st = fold(st, [(e, 200 + n) for n, e in enumerate(evs)])
+    rework = choose_job(st, "c2", slaves=2, alive=alive)
+    assert rework is not None and (rework.kind, rework.task) == ("work", "T1")
+    assert choose_job(st, "c2", slaves=2, alive=alive, held=True) is None
 
 
 FLEET = "heartbeat_secs: 0.5\nagent:\n  kind: fake\ngate:\n  - 'true'\ngate_preflight: false\n"

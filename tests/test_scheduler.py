@@ -71,6 +71,10 @@ def rework(tid: str, author: str, **data: Any) -> list[Ev]:
     return [*judging(tid, author, **data), ev("task.verdict", tid, JUDGE, verdict="rework", reasons="again")]
 
 
+def accepted(tid: str, **data: Any) -> list[Ev]:
+    return [*judging(tid, "c9", **data), ev("task.verdict", tid, JUDGE, verdict="done")]
+
+
 def done(tid: str, **data: Any) -> list[Ev]:
     return [
         *judging(tid, "c9", **data),
@@ -290,11 +294,48 @@ CASES = [
         Job(W, "T2"),
     ),
     case(
-        "own rework even at the work cap",
+        "own rework waits at the work target: it is work too",
         [working("T1", "c2"), working("T2", "c3"), rework("T3", "c1")],
+        "c1",
+        None,
+        slaves=2,
+    ),
+    case(
+        "own regression rework even at the work target",
+        [working("T1", "c2"), working("T2", "c3"), rework("T3", "c1", tags=["regression"])],
         "c1",
         Job(W, "T3"),
         slaves=2,
+    ),
+    case(
+        "own rework waits while an accepted task with its files lands, and works meanwhile",
+        [
+            rework("T3", "c1", files=("src/a.py",)),
+            accepted("T4", files=("src/a.py",)),
+            working("T6", "c2"),
+            added("T5"),
+        ],
+        "c1",
+        Job(W, "T5"),
+        batch_wait_secs=99.0,
+    ),
+    case(
+        "own rework once the task it met has landed",
+        [rework("T3", "c1", files=("src/a.py",)), done("T4", files=("src/a.py",)), added("T5")],
+        "c1",
+        Job(W, "T3"),
+    ),
+    case(
+        "own rework when what is accepted does not meet it",
+        [
+            rework("T3", "c1", files=("src/a.py",)),
+            accepted("T4", files=("docs/b.md",)),
+            working("T6", "c2"),
+            added("T5"),
+        ],
+        "c1",
+        Job(W, "T3"),
+        batch_wait_secs=99.0,
     ),
     # judging
     case(
@@ -690,6 +731,16 @@ def test_choose_job_is_pure() -> None:
         ([needs_judge("T1", "c1")], {}, "waiting: T1 needs another slave's judgement"),
         ([judging("T1", "c2"), needs_judge("T2", "c3")], {}, "held: 1 judging, judge cap 1, backlog 1"),
         ([working("T1", "c2"), working("T3", "c3"), added("T2")], {"slaves": 2}, "held: execute phase, work target 2"),
+        (
+            [rework("T3", "c1", files=("src/a.py",)), accepted("T4", files=("src/a.py",)), working("T6", "c2")],
+            {},
+            "waiting: T3 is reworked once T4 has landed",
+        ),
+        (
+            [working("T1", "c2"), working("T2", "c3"), rework("T3", "c1")],
+            {"slaves": 2},
+            "held: execute phase, work target 2",
+        ),
         (
             [
                 working("T1", "c2"),

@@ -198,6 +198,18 @@ def held_by(state: State, task: Task) -> list[str]:
     return out
 
 
+def lands_under(state: State, task: Task, owner_files: tuple[str, ...] = ()) -> str | None:
+    """An accepted (or landing) task whose files meet this one's: reworked now, `task` would be
+    built on a main without it and conflict with it again, so it waits until that one landed."""
+    keys = task_keys(task, owner_files)
+    if not keys:
+        return None
+    for t in state.tasks.values():
+        if t.state in (TaskState.ACCEPTED, TaskState.LANDING) and overlaps(keys, task_keys(t, owner_files)):
+            return t.id
+    return None
+
+
 def health_due(state: State, now: float, every_secs: float) -> bool:
     return every_secs > 0 and state.health_slave is None and now - state.health_last >= every_secs
 
@@ -244,9 +256,14 @@ def choose_job(
         return None
     red = state.main_red
     tasks = [t for t in state.tasks.values() if not red or "regression" in t.tags]
+    tg = tg or targets(inputs_of(state, slaves, judge_cap))
+    working = sum(1 for t in state.tasks.values() if t.state == TaskState.CLAIMED)
     mine = sorted((t for t in tasks if t.state == TaskState.REWORK and t.author == me), key=_order)
-    if mine:
-        return Job("work", mine[0].id)
+    for t in mine if not held else ():
+        if working >= tg.work and "regression" not in t.tags:
+            break  # a rework is work: the target holds it too (it waits for its author)
+        if not lands_under(state, t, owner_files):
+            return Job("work", t.id)
     batch = mainline_batch(state, now, batch_max, batch_wait_secs)
     if batch:
         return Job("mainline", batch[0], batch)
@@ -254,7 +271,6 @@ def choose_job(
         return Job("health")
     backlog = [t for t in tasks if t.state == TaskState.NEEDS_JUDGE]
     ready = [t for t in tasks if t.state == TaskState.READY]
-    tg = tg or targets(inputs_of(state, slaves, judge_cap))
     judging = sum(1 for t in state.tasks.values() if t.state == TaskState.JUDGING)
     if held:
         can_judge, can_plan = can_judge and not judge_agent, False
@@ -266,7 +282,6 @@ def choose_job(
         return Job("plan", state.plan_requests[0])
     if held:
         return None  # every job left starts an agent
-    working = sum(1 for t in state.tasks.values() if t.state == TaskState.CLAIMED)
     if working >= tg.work and not any("regression" in t.tags for t in ready):
         return None
     taken = [task_keys(t, owner_files) for t in state.tasks.values() if t.state in HOLDS_KEYS]
@@ -308,22 +323,28 @@ def why_idle(
     tasks = [t for t in state.tasks.values() if not red or "regression" in t.tags]
     ready = [t for t in tasks if t.state == TaskState.READY]
     backlog = [t for t in tasks if t.state == TaskState.NEEDS_JUDGE]
+    tg = tg or targets(inputs_of(state, slaves, judge_cap))
+    working = sum(1 for t in state.tasks.values() if t.state == TaskState.CLAIMED)
+    mine = sorted((t for t in tasks if t.state == TaskState.REWORK and t.author == me), key=_order)
+    if mine and working >= tg.work:
+        return f"held: {tg.phase} phase, work target {tg.work}" + (f" ({tg.why})" if tg.why else "")
+    under = lands_under(state, mine[0], owner_files) if mine else None
+    if mine and under:
+        return f"waiting: {mine[0].id} is reworked once {under} has landed"
     if not ready and not backlog:
         if red:
             return "held: main is red; only regression tasks move"
         return "nothing to do"
-    tg = tg or targets(inputs_of(state, slaves, judge_cap))
     if backlog and not ready:
         judging = sum(1 for t in state.tasks.values() if t.state == TaskState.JUDGING)
         if judging >= tg.judge:
             return f"held: {judging} judging, judge cap {tg.judge}, backlog {len(backlog)}"
-        mine = [t.id for t in backlog if t.author == me]
+        mine_judged = [t.id for t in backlog if t.author == me]
         behind = [t for t in backlog if t.author != me and held_by(state, t)]
         if behind:
             return f"waiting: {behind[0].id} is held behind {', '.join(held_by(state, behind[0]))}"
-        if mine:
-            return f"waiting: {mine[0]} needs another slave's judgement"
-    working = sum(1 for t in state.tasks.values() if t.state == TaskState.CLAIMED)
+        if mine_judged:
+            return f"waiting: {mine_judged[0]} needs another slave's judgement"
     if ready and working >= tg.work:
         queued = f", backlog {len(backlog)}" if backlog else ""
         return f"held: {tg.phase} phase{queued}, work target {tg.work}" + (f" ({tg.why})" if tg.why else "")
