@@ -225,6 +225,29 @@ def test_claude_offline_then_back_resumes_by_itself(tmp_path: Path, socket_name:
     assert status(repo)["tasks"][0]["attempts"] == 1
 
 
+def test_claude_crossing_its_task_budget_mid_run_is_stopped_within_one_event(tmp_path: Path, socket_name: str) -> None:
+    """Each turn reports about 3k tokens as it streams; the task may spend 7k: the third turn's
+    usage crosses it, and the run is stopped there — at most one more request reaches the LLM."""
+    tape: list[Step] = [ToolCall.shell(f"echo {n}", input_tokens=3000, output_tokens=20) for n in range(1, 7)]
+    tape.append(Text("All six echoes ran.", input_tokens=3000, output_tokens=20))
+    with MockLLM(tape) as llm:
+        agent = claude_agent(llm.url, tmp_path / "home")
+        settings = config(agent, slaves=1, planner={"agent": "none"}, budget={"task_tokens": 7000})
+        repo = make_repo(tmp_path / "r", settings)
+        clanker(repo, "task", "add", "Echo six times", "--prompt", "Run echo 1 to echo 6, one at a time", check=True)
+        out = run_until_done(repo)
+        consumed = llm.consumed
+    assert out.startswith("1\n"), out  # nothing landed: the task is blocked
+    assert 3 <= consumed <= 4, consumed  # stopped at the crossing turn, not after all seven
+    log = events(repo)
+    (run,) = [e for e in log if e["type"] == "attempt.finished"]
+    spent = run["usage"]["input"] + run["usage"]["output"]
+    assert 7000 <= spent < 7000 + 2 * 3020, run["usage"]
+    blocked = [e for e in log if e["type"] == "task.blocked"]
+    assert blocked and "task budget spent" in blocked[-1]["reason"] and "task_tokens" in blocked[-1]["reason"]
+    assert not any(e["type"] == "task.judge_claimed" for e in log)  # no judge agent ran for it
+
+
 # --- claude through clanker's runner: how each failure is classified ---------------------------------------------
 
 

@@ -838,3 +838,19 @@ def test_the_newest_planner_answer_s_advice_stands(
     out = advice_events(st, advice, slaves, "c2")
     assert [(e.cap, e.reason) for e in out if isinstance(e, SchedulerCapped)] == ([said] if said else [])
     assert all(isinstance(e, SchedulerCapped) and e.source == "planner" for e in out)  # a person's cap stays
+
+
+# --- the simulated fleet (scripts/bench scheduler) -------------------------------------------------
+
+
+def test_the_simulated_fleet_lands_every_task_with_the_real_scheduler() -> None:
+    from clanker.fleet.simulate import Workload, simulate
+
+    free = Workload(tasks=12, files=10_000, seed=3)
+    a, f = simulate(free, 4, adaptive=True), simulate(free, 4, adaptive=False)
+    assert a == f and a.conflicts == 0  # nothing conflicts: the throttle never moves, the runs are the same
+    assert a.most_at_work == 4 and a.makespan > 0
+    heavy = Workload(tasks=12, files=3, seed=3)
+    a, f = simulate(heavy, 4, adaptive=True), simulate(heavy, 4, adaptive=False)
+    assert f.conflicts > 0 and a.agent_secs < f.agent_secs  # conflicts halve the work target: fewer wasted runs
+    assert simulate(heavy, 4, adaptive=True) == a  # a seed is one workload: the same result every time

@@ -56,6 +56,18 @@ def test_bench_scaling_and_tui_measure_a_busy_fleet() -> None:
     assert out["controller_cpu_percent_of_a_core"]["headless"]["median"] >= 0
 
 
+def test_bench_scheduler_compares_adaptive_and_fixed_concurrency_on_a_simulated_fleet() -> None:
+    proc = script("bench", "scheduler", "--slaves", "2,8", "--tasks", "12", "--reps", "2")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)["workloads"]
+    assert set(out) == {"independent", "overlapping", "conflict-heavy"}
+    for rows in out.values():
+        for row in rows.values():
+            assert row["makespan_ratio"]["median"] > 0 and row["agent_secs_ratio"]["median"] > 0
+    heavy, free = out["conflict-heavy"]["8"]["conflicts"]["fixed"], out["independent"]["8"]["conflicts"]["fixed"]
+    assert heavy["median"] > free["median"]  # the workloads differ as they say
+
+
 def test_chaos_runs_a_faulted_fleet_and_checks_its_invariants(tmp_path: Path) -> None:
     keep = tmp_path / "failures"
     proc = script("chaos", "--runs", "1", "--seed", "3", "--tasks", "3", "--llm-every", "0", "--keep", str(keep))
