@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
+from clanker.config import BudgetConfig
 from clanker.errors import IllegalTransition
 from clanker.fleet.scheduler import (
     Inputs,
     choose_job,
     conflict_rate,
+    fleet_targets,
     gate_status,
     inputs_of,
     targets,
@@ -20,11 +22,12 @@ from clanker.fleet.scheduler import (
 )
 from clanker.jobs.base import Job
 from clanker.jobs.plan import advice_events, parse_advice
+from clanker.state.events import AttemptFinished, SchedulerCapped, SchedulerTargets
 from clanker.state.events import Event as Ev
-from clanker.state.events import SchedulerCapped, SchedulerTargets
 from clanker.state.fold import fold
 from clanker.state.legal import check
 from clanker.state.model import State, TaskState
+from clanker.state.usage import Usage
 
 from .helpers import event
 
@@ -238,6 +241,23 @@ def test_a_burn_that_would_spend_the_daily_budget_early_throttles_work(
     got = targets(Inputs(8, 20, 0, rate, 1, pace, caps))
     assert got.work == work
     assert ("budget burn" in got.why) == (pace is not None and int(8 * pace) < min(8, 4 if rate else 8))
+
+
+def test_a_spent_budget_or_a_short_machine_holds_all_work_and_says_why() -> None:
+    held = targets(Inputs(4, 10, 0, 0.5, 2, 0.5, (("user", 3, ""),), "explore", "capacity: 300 MB free"))
+    assert (held.work, held.judge, held.cap, held.why) == (0, 2, 3, "capacity: 300 MB free")
+    st = build(added("T1"))
+    limits = BudgetConfig(daily_usd=1.0)
+    spent = fold(st, [(AttemptFinished(actor="c1", task="T1", role="work", slave="c1",
+                                       usage=Usage(input=10, cost_usd=1.5), ts=1_000.0), st.offset + 1)])  # fmt: skip
+    inp, tg = fleet_targets(spent, 3, 1, limits, 1_000.0 + 60)
+    assert inp.held is not None and inp.held.startswith("budget: daily_usd $1.50 of $1.00")
+    assert (tg.work, tg.why) == (0, inp.held)
+    inp, tg = fleet_targets(st, 3, 1, limits, 1_000.0, room="capacity: load 9.1 over 8")
+    assert (inp.held, tg.work) == ("capacity: load 9.1 over 8", 0)
+    (said,) = targets_event(st, inp, tg, "c1")
+    assert isinstance(said, SchedulerTargets) and said.held == "capacity: load 9.1 over 8" and said.work == 0
+    assert fleet_targets(st, 3, 1, limits, 1_000.0)[1].work == 3  # nothing spent, room enough
 
 
 @pytest.mark.parametrize(

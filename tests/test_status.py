@@ -84,7 +84,7 @@ def test_to_json_shape(paths: Paths) -> None:
     assert {k: sched[k] for k in ("phase", "cap", "slaves", "advice")} == {
         "phase": "execute", "cap": cfg.slaves, "slaves": cfg.slaves, "advice": []
     }  # fmt: skip
-    assert set(sched["inputs"]) == {"ready", "backlog", "conflict_rate", "pace"}
+    assert set(sched["inputs"]) == {"ready", "backlog", "conflict_rate", "pace", "held"}
     assert [t["id"] for t in data["tasks"]] == ["T1", "T2", "T3", "T4"]
     assert sum(data["counts"].values()) == 4 and data["archived"] == 0
     for t in data["tasks"]:

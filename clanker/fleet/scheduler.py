@@ -1,7 +1,8 @@
 """The scheduler: pure functions from state to decisions (DESIGN §1, seed plan "Scheduler").
 
-`targets` turns the fleet's situation into concurrency caps; `choose_job` picks the one job a
-given slave should claim now, or None. No I/O here, so both are tested with plain case tables.
+`inputs_of` reads what the targets are made of from the state, `targets` turns those inputs into
+concurrency caps, `choose_job` picks the one job a given slave should claim now, or None, and
+`why_idle` says why it got none. No I/O here, so all are tested with plain case tables.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Inputs:
     pace: float | None = None  # the daily budget at this burn (budget.pace): < 1 runs out early
     caps: tuple[tuple[str, int, str], ...] = ()  # advice (source, cap, reason): lower only
     phase: str = ""  # the phase recorded before: the hysteresis starts from it
+    held: str | None = None  # no agent may start: a spent budget, or the machine short of room
 
 
 @dataclass(frozen=True)
@@ -81,10 +83,14 @@ def targets(inp: Inputs) -> Targets:
         held.append(f"budget burn: the daily budget lasts {inp.pace:.0%} of the day left")
     phase = phase_of(cap, inp.ready, inp.backlog, inp.phase)
     judge = max(1, min(inp.judge_cap, cap))
+    if inp.held:  # nothing that starts an agent: no work at all (a gate-only judgement still runs)
+        return Targets(phase, 0, judge, cap, inp.held)
     return Targets(phase, work, judge, cap, "; ".join(x for x in (why, *held) if x))
 
 
-def inputs_of(state: State, slaves: int, judge_cap: int = 1, pace: float | None = None) -> Inputs:
+def inputs_of(
+    state: State, slaves: int, judge_cap: int = 1, pace: float | None = None, held: str | None = None
+) -> Inputs:
     """The scheduler's inputs as the state has them (while main is red, only regressions count)."""
     red = state.main_red
     ready = backlog = 0
@@ -97,18 +103,20 @@ def inputs_of(state: State, slaves: int, judge_cap: int = 1, pace: float | None 
             backlog += 1
     caps = tuple((source, n, why) for source, (n, why) in sorted(state.caps.items()))
     before = state.targets[0] if state.targets else ""
-    return Inputs(slaves, ready, backlog, conflict_rate(state), judge_cap, pace, caps, before)
+    return Inputs(slaves, ready, backlog, conflict_rate(state), judge_cap, pace, caps, before, held)
 
 
 def fleet_targets(
-    state: State, slaves: int, judge_cap: int, limits: BudgetConfig | None, now: float
+    state: State, slaves: int, judge_cap: int, limits: BudgetConfig | None, now: float, room: str | None = None
 ) -> tuple[Inputs, Targets]:
-    """The inputs and targets now, the budget's burn included (what a claim, `status` and the
-    TUI all go by)."""
-    pace = None
-    if limits is not None and limits.any and (limits.daily_usd is not None or limits.daily_tokens is not None):
-        pace = budget.pace(budget.standing(state, limits, now), limits, now)
-    inp = inputs_of(state, slaves, judge_cap, pace)
+    """The inputs and targets now, the budgets included (what a claim, `status` and the TUI all
+    go by); `room`: why the machine can't take another agent, when the caller looked."""
+    pace, held = None, room
+    if limits is not None and limits.any:
+        standing = budget.standing(state, limits, now)
+        held = held or standing.held
+        pace = budget.pace(standing, limits, now)
+    inp = inputs_of(state, slaves, judge_cap, pace, held)
     return inp, targets(inp)
 
 
@@ -116,7 +124,7 @@ def targets_json(inp: Inputs, tg: Targets) -> dict[str, object]:
     return {
         "phase": tg.phase, "work": tg.work, "judge": tg.judge, "cap": tg.cap, "slaves": inp.slaves, "why": tg.why,
         "inputs": {"ready": inp.ready, "backlog": inp.backlog, "conflict_rate": round(inp.conflict_rate, 3),
-                   "pace": inp.pace},
+                   "pace": inp.pace, "held": inp.held},
         "advice": [{"source": s, "cap": n, "reason": why} for s, n, why in inp.caps],
     }  # fmt: skip
 
@@ -135,6 +143,7 @@ def targets_event(state: State, inp: Inputs, tg: Targets, actor: str) -> list[Ev
         ev.SchedulerTargets(
             actor=actor, phase=tg.phase, work=tg.work, judge=tg.judge, why=tg.why, slaves=inp.slaves, cap=tg.cap,
             ready=inp.ready, backlog=inp.backlog, conflict_rate=round(inp.conflict_rate, 3), pace=inp.pace,
+            held=inp.held,
         )
     ]  # fmt: skip
 

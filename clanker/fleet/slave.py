@@ -395,8 +395,8 @@ class Slave:
             if credentials.choose(self.cfg.credentials, self.cfg.agent, self.ctx.index, st, now).wait_until:
                 return []  # out of budget since the last look: claim nothing, the loop pauses
             gate = gate_status(st, preflight.key(self.cfg), preflight.needed(self.cfg))
-            holds = room or (budget.standing(st, spend, now).held if spend.any else None)
-            inp, tg = scheduler.fleet_targets(st, self.cfg.slaves, self.cfg.judge_max_parallel, spend, now)
+            inp, tg = scheduler.fleet_targets(st, self.cfg.slaves, self.cfg.judge_max_parallel, spend, now, room)
+            holds = inp.held
             noted = scheduler.targets_event(st, inp, tg, self.sid)  # a change of targets is said
             job = choose_job(
                 st,

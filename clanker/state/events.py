@@ -385,6 +385,7 @@ class SchedulerTargets(Event):
     backlog: int = 0
     conflict_rate: float = 0.0
     pace: float | None = opt(None)  # the daily budget at this burn: < 1 runs out before the day ends
+    held: str | None = opt(None)  # no agent may start: a spent budget, or the machine short of room
 
 
 @kind("scheduler.capped")
