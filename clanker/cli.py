@@ -116,13 +116,14 @@ def run_cmd(c: Ctx, until_done: bool, timeout: float | None, keep: bool) -> None
 
 @cli.command("slave")
 @click.argument("number", type=int)
+@click.option("--executor", default=None, metavar="NAME", help="Run its agents on this executor (kept).")
 @pass_ctx
-def slave_cmd(c: Ctx, number: int) -> None:
+def slave_cmd(c: Ctx, number: int, executor: str | None) -> None:
     """Run slave cN in this terminal (any tmux pane works: the controller adopts it)."""
     prepare(c.cfg)
     from .fleet.slave import run_slave
 
-    raise SystemExit(run_slave(c.cfg, number))
+    raise SystemExit(run_slave(c.cfg, number, executor))
 
 
 @cli.command("status")

@@ -21,16 +21,17 @@ RANKS = {
     "state": 2,
     "agents": 3,
     "project": 3,
-    "jobs": 4,
-    "fleet": 5,
-    "commands": 6,
-    "tui": 7,
-    "cli": 8,
-    "__main__": 9,
+    "executors": 4,
+    "jobs": 5,
+    "fleet": 6,
+    "commands": 7,
+    "tui": 8,
+    "cli": 9,
+    "__main__": 10,
 }
 # Only these start child processes: git and tmux through their wrappers, everything else through
 # system/proc.
-PROCESS_MODULES = {"system/git.py", "system/tmux.py", "system/proc.py"}
+PROCESS_MODULES = {"system/git.py", "system/tmux.py", "system/proc.py", "system/remote.py"}
 
 
 def _layer(rel: Path) -> str:

@@ -1,12 +1,13 @@
 """The one function through which every agent is started (DESIGN §9).
 
-Today it runs locally; a remote executor (ssh, kubectl exec, devcontainer exec) wraps the final
-argv, maps the worktree path and moves branches here, without the slave changing.
+`prepare` gives the final argv, environment and stdin of an agent on this machine; an executor
+(clanker/executors: ssh, a container) wraps that Process to run it elsewhere, without the slave
+changing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..system.proc import child_env
@@ -17,12 +18,14 @@ from .base import AgentRequest, Launch
 class Process:
     argv: list[str]
     cwd: Path
-    env: dict[str, str]
+    env: dict[str, str]  # the whole environment it starts with
     stdin: str | None
+    extra: dict[str, str] = field(default_factory=dict)  # what clanker set in `env`: all a remote run gets
+    hold_stdin: bool = False  # keep stdin open after `stdin` is written (a remote run's lifeline)
 
 
 def prepare(req: AgentRequest, launch: Launch) -> Process:
-    env = child_env(
+    layers = (
         {
             "CLANKER_ROLE": req.role,
             "CLANKER_TASK_ID": req.task_id,
@@ -36,4 +39,5 @@ def prepare(req: AgentRequest, launch: Launch) -> Process:
         req.env,
         launch.env,
     )
-    return Process(argv=list(launch.argv), cwd=launch.cwd, env=env, stdin=launch.stdin)
+    extra = {k: v for layer in layers for k, v in layer.items()}
+    return Process(argv=list(launch.argv), cwd=launch.cwd, env=child_env(*layers), stdin=launch.stdin, extra=extra)

@@ -74,8 +74,10 @@ class AgentRun:
         on_tick: Callable[[], None] = lambda: None,
         tick_secs: float | None = None,
         on_usage: Callable[[Usage], bool] | None = None,
+        wrap: Callable[[Process], Process] | None = None,
     ) -> None:
         self.clock = clock
+        self.wrap = wrap
         self.on_tick = on_tick  # at least every `tick_secs` while it runs: the slave's loop is alive
         self.tick_secs = tick_secs
         self.on_files = on_files
@@ -110,6 +112,8 @@ class AgentRun:
 
     def _run(self) -> RunResult:
         proc_spec = prepare(self.req, self.adapter.launch(self.req))
+        if self.wrap is not None:
+            proc_spec = self.wrap(proc_spec)  # run by an executor elsewhere (ssh, a container)
         parser = self.adapter.parser()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         started = self.clock.monotonic()
@@ -144,7 +148,8 @@ class AgentRun:
                 threading.Thread(target=self._pump, args=("err", proc.stderr), daemon=True),
             ]
             if proc_spec.stdin is not None:
-                threads.append(threading.Thread(target=self._feed, args=(proc.stdin, proc_spec.stdin), daemon=True))
+                feed = (proc.stdin, proc_spec.stdin, not proc_spec.hold_stdin)
+                threads.append(threading.Thread(target=self._feed, args=feed, daemon=True))
             for t in threads:
                 t.start()
             try:
@@ -265,11 +270,13 @@ class AgentRun:
         self._q.put(Closed(name))
 
     @staticmethod
-    def _feed(stdin: IO[bytes] | None, text: str) -> None:
+    def _feed(stdin: IO[bytes] | None, text: str, close: bool = True) -> None:
         assert stdin is not None
         try:
             stdin.write(text.encode("utf-8"))
-            stdin.close()
+            stdin.flush()
+            if close:
+                stdin.close()
         except (BrokenPipeError, OSError):
             pass
 

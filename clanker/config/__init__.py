@@ -10,11 +10,13 @@ from .model import (
     AGENT_KINDS,
     CONFIG_NAME,
     DEFAULT_SETUP_INPUTS,
+    LOCAL,
     AgentConfig,
     BudgetConfig,
     CapacityConfig,
     Config,
     Credential,
+    ExecutorConfig,
     Price,
     WorktreeConfig,
 )
@@ -22,6 +24,7 @@ from .schema import AGENT_SCHEMA, SCHEMA
 
 __all__ = [
     "AGENT_KINDS",
+    "LOCAL",
     "AGENT_SCHEMA",
     "CONFIG_NAME",
     "DEFAULT_SETUP_INPUTS",
@@ -33,6 +36,7 @@ __all__ = [
     "CapacityConfig",
     "Config",
     "Credential",
+    "ExecutorConfig",
     "Price",
     "WorktreeConfig",
     "find_config",

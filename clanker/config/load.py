@@ -126,6 +126,7 @@ PLACES: dict[tuple[str, ...], str] = {
     ("retry", "base_secs"): "retry_base_secs",
     ("retry", "cap_secs"): "retry_cap_secs",
     ("credentials",): "credentials",
+    ("executors",): "executors",
     ("prices",): "prices",
     ("land", "validate"): "land_validate",
     ("planner", "docs"): "planner_docs",
@@ -170,6 +171,13 @@ def _build(repo: Path, path: Path | None, raw: dict[str, Any], lines: dict[tuple
         line = lines.get(("worktree", "root"))
         raise ConfigError(shown, line, "worktree.root", "give `worktree.root` or the older `worktrees`, not both")
     worktrees = root or v.get("worktrees")
+    known = {c.name for c in v.get("credentials", ())}
+    for n, x in enumerate(v.get("executors", ())):
+        if x.credential is not None and x.credential not in known:
+            at = lines.get(("executors", str(n))) or lines.get(("executors",))
+            raise ConfigError(
+                shown, at, f"executors.{n}.credential", f"no credential named {x.credential!r} in credentials"
+            )
     return Config(
         repo=repo,
         path=path,

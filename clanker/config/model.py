@@ -9,6 +9,7 @@ CONFIG_NAME = "clanker.yaml"
 DEFAULT_MAIN = "main"
 DEFAULT_BRANCH_PREFIX = "clanker/"  # task T3 works on clanker/T3 unless its import names a branch
 AGENT_KINDS = ("fake", "command", "claude", "codex", "aider", "gemini")
+EXECUTOR_KINDS = ("local", "ssh", "container")
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,30 @@ class CapacityConfig:
 
 
 @dataclass(frozen=True)
+class ExecutorConfig:
+    """Where agents run (`executors:`): this machine, an OpenSSH host, or a container. Events,
+    locks, heartbeats, panes, the judge's gate and `main` stay on the controller's machine."""
+
+    name: str
+    kind: str = "local"  # local | ssh | container
+    slots: int | None = None  # slaves it takes; None: as many as `slaves` (local only)
+    host: str = ""  # ssh: an OpenSSH destination (user@host, an alias of ~/.ssh/config, …)
+    workdir: str = ""  # ssh: where clanker keeps its clone on the host (relative: to the login dir)
+    ssh_options: tuple[str, ...] = ()  # ssh: more arguments (-F FILE, -i KEY, -o Option=value)
+    exec: tuple[str, ...] = ()  # container: the argv prefix (docker exec -i NAME, devcontainer exec …)
+    workspace_mount: str = "/workspace"  # container: where the repository is mounted inside it
+    credential: str | None = None  # a name in `credentials:`: the only one its agents get
+    env: dict[str, str] = field(default_factory=dict)  # added to its agents' environment
+
+    @property
+    def remote(self) -> bool:
+        return self.kind == "ssh"
+
+
+LOCAL = ExecutorConfig("local")
+
+
+@dataclass(frozen=True)
 class Config:
     repo: Path
     path: Path | None = None
@@ -144,3 +169,15 @@ class Config:
     gate_reuse: bool = True  # a tree a judge's or mainline gate passed is not gated again (same settings)
     budget: BudgetConfig = BudgetConfig()
     capacity: CapacityConfig = CapacityConfig()
+    executors: tuple[ExecutorConfig, ...] = ()  # none: one implicit `local` with `slaves` slots
+
+    @property
+    def placements(self) -> tuple[ExecutorConfig, ...]:
+        """The executors slaves are placed on: the configured ones, or this machine alone."""
+        return self.executors or (LOCAL,)
+
+    def executor(self, name: str) -> ExecutorConfig | None:
+        return next((x for x in self.placements if x.name == name), None)
+
+    def slots_of(self, x: ExecutorConfig) -> int:
+        return x.slots if x.slots is not None else self.slaves

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import ConfigError
-from .model import AGENT_KINDS, Credential, Price
+from .model import AGENT_KINDS, EXECUTOR_KINDS, Credential, ExecutorConfig, Price
 
 
 def _int(lo: int, hi: int | None = None) -> Callable[[Any], int]:
@@ -120,6 +120,29 @@ def _ident(x: Any) -> str:
 CREDENTIAL_SCHEMA: dict[str, Callable[[Any], Any]] = {"name": _str, "env": _ident, "inject": _opt(_ident)}
 
 
+def _abs(x: Any) -> str:
+    text = _str(x)
+    if not text.startswith("/"):
+        raise ValueError(f"must be an absolute path inside the container, like /workspace, got {x!r}")
+    return text.rstrip("/") or "/"
+
+
+EXECUTOR_SCHEMA: dict[str, Callable[[Any], Any]] = {
+    "name": _str,
+    "kind": _choice(*EXECUTOR_KINDS),
+    "slots": _opt(_int(1, 64)),
+    "host": _str,
+    "workdir": _str,
+    "ssh_options": _strlist,
+    "exec": _strlist,
+    "workspace_mount": _abs,
+    "credential": _opt(_str),
+    "env": _env,
+}
+NEEDS = {"ssh": ("host", "workdir", "slots"), "container": ("exec", "slots"), "local": ()}
+ONLY = {"ssh": {"host", "workdir", "ssh_options"}, "container": {"exec", "workspace_mount"}, "local": set()}
+
+
 def _prices(x: Any) -> dict[str, Price]:
     if x is None:
         return {}
@@ -179,6 +202,7 @@ SCHEMA: dict[str, Any] = {
     "git_ignore": _choice("exclude", "gitignore"),
     "retry": {"base_secs": _num(0, positive=True), "cap_secs": _num(0, positive=True)},
     "credentials": "credentials",
+    "executors": "executors",
     "prices": _prices,
     "prompts": {"worker": _opt(_str), "judge": _opt(_str), "planner": _opt(_str)},
     "land": {"validate": _strlist},
@@ -222,6 +246,8 @@ def validate(
             out[key] = _judge_agent(value, path, shown, lines)
         elif rule == "credentials":
             out[key] = _credentials(value, path, shown, lines)
+        elif rule == "executors":
+            out[key] = _executors(value, path, shown, lines)
         else:
             try:
                 out[key] = rule(value)
@@ -254,3 +280,33 @@ def _credentials(value: Any, path: tuple[str, ...], shown: str, lines: dict[tupl
     if len(set(names)) != len(names):
         raise ConfigError(shown, lines.get(path), ".".join(path), "credential names must be unique")
     return tuple(creds)
+
+
+def _executors(value: Any, path: tuple[str, ...], shown: str, lines: dict[tuple[str, ...], int]) -> Any:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(shown, lines.get(path), ".".join(path), "must be a list of {name, kind, …}")
+    out = []
+    for i, item in enumerate(value):
+        where = (*path, str(i))
+        at = lines.get(where) or lines.get(path)
+        if not isinstance(item, dict) or "name" not in item:
+            raise ConfigError(shown, at, ".".join(where), "needs a `name` (and a `kind`: local, ssh or container)")
+        clean = validate(EXECUTOR_SCHEMA, item, where, shown, lines)
+        kind = clean.get("kind", "local")
+        missing = [k for k in NEEDS[kind] if k not in clean]
+        if missing:
+            raise ConfigError(shown, at, ".".join(where), f"{_a(kind)} executor needs {', '.join(missing)}")
+        stray = sorted(set(clean) & (set().union(*ONLY.values()) - ONLY[kind]))
+        if stray:
+            raise ConfigError(shown, at, ".".join(where), f"{', '.join(stray)}: not for {_a(kind)} executor")
+        out.append(ExecutorConfig(**{**clean, "kind": kind}))
+    names = [x.name for x in out]
+    if len(set(names)) != len(names):
+        raise ConfigError(shown, lines.get(path), ".".join(path), "executor names must be unique")
+    return tuple(out)
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind == "ssh" else f"a {kind}"

@@ -241,6 +241,7 @@ def choose_job(
     held: bool = False,
     judge_agent: bool = True,
     tg: Targets | None = None,
+    can_work: bool = True,
 ) -> Job | None:
     """The job slave `me` should claim now, or None.
 
@@ -253,7 +254,8 @@ def choose_job(
     submitted task held behind an earlier overlapping one is not judged until that one landed.
     While a budget is spent (`held`), no job that starts an agent is chosen: landing, the health
     check, the preflight and a gate-only judgement (`judge_agent` False) still run. `tg`: the
-    targets, when the caller has them already (else made from the state).
+    targets, when the caller has them already (else made from the state). `can_work` False: no
+    work for this slave (no executor has room for its agents), judging and landing only.
     """
     if me in state.paused or "*" in state.paused:
         return None
@@ -268,7 +270,7 @@ def choose_job(
     tg = tg or targets(inputs_of(state, slaves, judge_cap))
     working = sum(1 for t in state.tasks.values() if t.state == TaskState.CLAIMED)
     mine = sorted((t for t in tasks if t.state == TaskState.REWORK and t.author == me), key=_order)
-    for t in mine if not held else ():
+    for t in mine if can_work and not held else ():
         if working >= tg.work and "regression" not in t.tags:
             break  # a rework is work: the target holds it too (it waits for its author)
         if not lands_under(state, t, owner_files):
@@ -289,8 +291,8 @@ def choose_job(
                 return Job("judge", t.id)
     if can_plan and state.plan_requests and state.plan_slave is None:
         return Job("plan", state.plan_requests[0])
-    if held:
-        return None  # every job left starts an agent
+    if held or not can_work:
+        return None  # every job left is work for an agent
     if working >= tg.work and not any("regression" in t.tags for t in ready):
         return None
     taken = [task_keys(t, owner_files) for t in state.tasks.values() if t.state in HOLDS_KEYS]

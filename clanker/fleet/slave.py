@@ -16,8 +16,8 @@ from typing import TextIO
 
 from filelock import Timeout
 
-from ..config import Config, load
-from ..errors import ClankerError
+from ..config import LOCAL, Config, load
+from ..errors import ClankerError, UsageError
 from ..jobs.base import Job
 from ..jobs.common import is_task_branch
 from ..jobs.context import JobContext
@@ -39,7 +39,7 @@ from ..system import proc as procs
 from ..system.clock import SYSTEM, Clock
 from ..system.fswatch import LogWaiter
 from ..system.signals import SignalRelay
-from . import capacity, envpass, scheduler
+from . import capacity, envpass, placement, scheduler
 from .scheduler import choose_job, gate_status, why_idle
 
 
@@ -89,9 +89,10 @@ def say(sid: str, text: str) -> None:
 
 
 class Slave:
-    def __init__(self, cfg: Config, number: int, clock: Clock = SYSTEM) -> None:
+    def __init__(self, cfg: Config, number: int, clock: Clock = SYSTEM, executor: str | None = None) -> None:
         self.cfg = cfg
         self.clock = clock
+        self.wanted_executor = executor  # typed by hand (`--executor NAME`): kept
         self.sid = f"c{number}"
         self.paths = Paths(cfg.repo, cfg.worktrees)
         self.store = Store(self.paths, self.sid)
@@ -397,7 +398,10 @@ class Slave:
             gate = gate_status(st, preflight.key(self.cfg), preflight.needed(self.cfg))
             inp, tg = scheduler.fleet_targets(st, self.cfg.slaves, self.cfg.judge_max_parallel, spend, now, room)
             holds = inp.held
+            where = placement.place(self.cfg, st, self.sid, alive, now, self.wanted_executor)
+            self.ctx.executor = (self.cfg.executor(where) if where else None) or LOCAL
             noted = scheduler.targets_event(st, inp, tg, self.sid)  # a change of targets is said
+            noted += placement.placed_events(st, self.sid, where)
             job = choose_job(
                 st,
                 self.sid,
@@ -415,6 +419,7 @@ class Slave:
                 held=holds is not None,
                 judge_agent=self.cfg.judge_agent is not None,
                 tg=tg,
+                can_work=where is not None,
             )
             if job is None:
                 idle.append(
@@ -425,7 +430,7 @@ class Slave:
                         owner_files=self.cfg.owner_files,
                         judge_cap=self.cfg.judge_max_parallel,
                         gate=gate,
-                        held=holds,
+                        held=holds or (None if where else placement.no_room(self.cfg, st, alive, now)),
                         tg=tg,
                     )  # fmt: skip
                 )
@@ -471,7 +476,10 @@ def claim_events(job: Job, sid: str, key: str = "") -> list[Event]:
     return KINDS[job.kind].claim(job, sid, key)
 
 
-def run_slave(cfg: Config, number: int) -> int:
+def run_slave(cfg: Config, number: int, executor: str | None = None) -> int:
     if number < 1:
         raise ClankerError("slave numbers start at 1: `clanker slave 1`")
-    return Slave(cfg, number).run()
+    if executor is not None and cfg.executor(executor) is None:
+        names = ", ".join(x.name for x in cfg.placements)
+        raise UsageError(f"no executor named {executor!r} in clanker.yaml (there are: {names})")
+    return Slave(cfg, number, executor=executor).run()

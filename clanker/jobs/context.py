@@ -14,9 +14,12 @@ from pathlib import Path
 
 from ..agents import adapter_for
 from ..agents.base import AgentRequest, AgentResult, Outcome
+from ..agents.launch import Process
 from ..agents.runner import AgentRun, RunResult
-from ..config import AgentConfig, Config
+from ..config import LOCAL, AgentConfig, Config, ExecutorConfig
 from ..errors import ClankerError
+from ..executors.container import Container
+from ..executors.ssh import SshHost
 from ..project import preflight
 from ..project.gate import GateResult
 from ..project.workspace import Workspace
@@ -32,6 +35,7 @@ from ..state.usage import Usage
 from ..system import git
 from ..system import proc as procs
 from ..system.clock import SYSTEM, Clock
+from ..system.remote import SSH_FAILED, RemoteError
 
 
 @dataclass
@@ -52,6 +56,8 @@ class JobContext:
     landings: int = 0  # batches this slave landed (git maintenance runs every so many)
     held: str | None = None  # why the last agent run was not started (a budget is spent)
     clock: Clock = SYSTEM
+    executor: ExecutorConfig = LOCAL  # where this slave's work agents run (its placement)
+    away: SshHost | Container | None = None  # set while a work agent runs on `executor`
 
     @property
     def workspace(self) -> Workspace:
@@ -108,7 +114,14 @@ class JobContext:
         return max(0, int(self.sid[1:]) - 1) if self.sid[1:].isdigit() else 0
 
     def credential(self, agent: AgentConfig) -> credentials.Choice:
-        return credentials.choose(self.cfg.credentials, agent, self.index, self.store.state(), self.clock.time())
+        creds = self.cfg.credentials
+        if self.away is not None and self.executor.credential is not None:
+            creds = tuple(c for c in creds if c.name == self.executor.credential)  # the executor's own
+        return credentials.choose(creds, agent, self.index, self.store.state(), self.clock.time())
+
+    def _wrap(self, prompt: str) -> Callable[[Process], Process] | None:
+        away = self.away
+        return None if away is None else (lambda proc: away.wrap(proc, prompt))
 
     def run_agent(
         self,
@@ -157,6 +170,7 @@ class JobContext:
             on_usage=(lambda used: self._overspends(None if role == "planner" else task_id, used))
             if self.cfg.budget.any
             else None,
+            wrap=self._wrap(prompt),
         )
         self.current = run
         self.heart.update(phase=f"{role} agent")
@@ -253,6 +267,9 @@ class JobContext:
             if res.outcome != Outcome.TRANSIENT:
                 res.credential = choice.name
                 return res
+            if isinstance(self.away, SshHost) and res.exit_code == SSH_FAILED:
+                # The host, not the agent: the task goes elsewhere rather than wait for this one.
+                raise RemoteError(self.executor.host, "transient", (res.result.error or "connection lost")[:300])
             waits += 1
             delay = self.backoff(waits, self.cfg.retry_base_secs, self.cfg.retry_cap_secs, announce=False)
             self.store.append(

@@ -6,15 +6,18 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from .. import executors
 from ..agents import adapter_for
 from ..agents.base import Outcome
 from ..errors import GitError, UsageError
+from ..executors.ssh import SshHost
 from ..project.workspace import SetupFailed
 from ..state import events as ev
 from ..state.events import Event
 from ..state.intake import Branches
 from ..state.model import State, Task, TaskState
 from ..system import git
+from ..system.remote import RemoteError
 from . import history, overlap
 from .base import Job, JobKind
 from .common import idle, out_of_budget, prepare_worktree
@@ -65,12 +68,23 @@ def run_work(ctx: JobContext, task: Task) -> None:
     ctx.heart.update(phase="agent")
     resume = task.sessions[-1] if task.judge_rounds and task.sessions else None
     prompt = _prompt(ctx, task, conflicts)
-    with ConflictWatch(ctx.store, task.id, ctx.worktree, ctx.cfg.owner_files, ctx.sid) as watch:
-        ctx.on_files = watch.note
-        try:
-            res = ctx.run_agent_settled(ctx.cfg.agent, "worker", task.id, attempt, prompt, resume)
-        finally:
-            ctx.on_files = None
+    away = executors.of(ctx.executor, ctx.repo, ctx.sid)
+    try:
+        if isinstance(away, SshHost):
+            _up(ctx, task, away)
+        ctx.away = away
+        with ConflictWatch(ctx.store, task.id, ctx.worktree, ctx.cfg.owner_files, ctx.sid) as watch:
+            ctx.on_files = watch.note
+            try:
+                res = ctx.run_agent_settled(ctx.cfg.agent, "worker", task.id, attempt, prompt, resume)
+            finally:
+                ctx.on_files = None
+                ctx.away = None
+        if isinstance(away, SshHost):
+            _down(ctx, task, away, attempt)
+    except RemoteError as lost:
+        _host_lost(ctx, task, lost)
+        return
     if res is None:
         checkpoint(ctx, task, ctx.held or "the slave was asked to stop")
         return
@@ -137,6 +151,50 @@ def run_work(ctx: JobContext, task: Task) -> None:
             ctx.say(f"  ! {task.id}: {e.reasons}")
         elif isinstance(e, ev.TaskHeld):
             ctx.say(f"  ! {task.id}: held behind {', '.join(e.behind)} until it lands")
+
+
+def _up(ctx: JobContext, task: Task, host: SshHost) -> None:
+    """The task branch as it is here (a merge's conflicts committed for the agent to resolve)
+    checked out in this slave's clone on the host."""
+    if git.porcelain(ctx.worktree):
+        ctx.commit_held(task.id, f"merge {ctx.main} into {task.branch}: conflicts for the agent to resolve")
+    head, main_at = git.head(ctx.worktree), git.branch_head(ctx.repo, ctx.main)
+    assert head is not None and main_at is not None
+    ctx.heart.update(phase=f"push to {ctx.executor.name}")
+    host.up(task.branch, head, ctx.main, main_at)
+    if ctx.executor.name in ctx.store.state().down:
+        ctx.store.append(ev.ExecutorUp(actor=ctx.sid, executor=ctx.executor.name))
+    ctx.heart.update(phase="agent")
+
+
+def _down(ctx: JobContext, task: Task, host: SshHost, attempt: int) -> None:
+    """What the agent left on the host, committed there and fast-forwarded into the branch here."""
+    ctx.heart.update(phase=f"fetch from {ctx.executor.name}")
+    sha = host.down(task.branch, f"wip({task.id}): {task.title} (attempt {attempt}, on {ctx.executor.name})")
+    if not git.ff_checkout(ctx.worktree, sha):
+        raise RemoteError(
+            ctx.executor.host, "failed", f"the branch fetched from the host does not follow {task.branch}"
+        )
+
+
+def _host_lost(ctx: JobContext, task: Task, e: RemoteError) -> None:
+    """The executor's host failed us: marked down (tried again after a backoff), and the task
+    given back, the attempt not counted, for a slave elsewhere. What was pushed or fetched is on
+    the task branch; what the host still holds is collected when it answers again."""
+    name = ctx.executor.name
+    state = ctx.store.state()
+    down = executors.down_event(state, name, f"{e.kind}: {e.message}", ctx.clock.time(), ctx.sid)
+    ctx.say(f"  ✗ {name} ({ctx.executor.host}): {e.message}")
+    if git.porcelain(ctx.worktree):
+        git.stash(ctx.worktree, f"clanker {ctx.sid}: {task.id} left when {name} failed")
+    _finish(ctx)
+    why = f"{name} failed: {e.message}"[:300]
+    ctx.store.append(
+        down,
+        ev.Risk(actor=ctx.sid, task=task.id, slave=ctx.sid, kind="auth" if e.kind == "auth" else "executor",
+                message=why),
+        ev.TaskReleased(actor=ctx.sid, task=task.id, slave=ctx.sid, reason=why, refund=True),
+    )  # fmt: skip
 
 
 MARKER = re.compile(r"^(<{7}|>{7})( |$)")

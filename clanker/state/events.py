@@ -316,6 +316,33 @@ class SlaveStopped(Event):
     slave: str = ""
 
 
+@kind("slave.placed")
+@dataclass(frozen=True, kw_only=True)
+class SlavePlaced(Event):
+    """The slave's agents run on this executor (`executors:`) from now on."""
+
+    slave: str = ""
+    executor: str = ""
+
+
+@kind("executor.down")
+@dataclass(frozen=True, kw_only=True)
+class ExecutorDown(Event):
+    """An executor's host stopped answering: nothing is placed there until `until`, when it is
+    tried again."""
+
+    executor: str = ""
+    reason: str = ""
+    until: float = 0.0
+    failures: int = 1  # in a row: the backoff doubles with each
+
+
+@kind("executor.up")
+@dataclass(frozen=True, kw_only=True)
+class ExecutorUp(Event):
+    executor: str = ""
+
+
 @kind("slave.paused")
 @dataclass(frozen=True, kw_only=True)
 class SlavePaused(Event):

@@ -21,6 +21,7 @@ from .model import (
     RECENT_OUTCOMES,
     SPENT_MINUTES,
     Archive,
+    Down,
     Preflight,
     SetupFailure,
     SlaveInfo,
@@ -67,6 +68,7 @@ class _Draft:
     recent: str
     targets: tuple[str, int, int] | None
     caps: dict[str, tuple[int, str]]
+    down: dict[str, Down]
     view: State = dataclasses.field(init=False)  # what the legality check sees: these tasks as they go
 
     def __post_init__(self) -> None:
@@ -79,7 +81,7 @@ class _Draft:
             s.health_slave, s.health_started, s.health_last, s.main_red, list(s.plan_requests), s.plan_slave,
             s.plan_started, s.plan_request, s.planner_usage, dict(s.preflights), s.preflight_slave, s.preflight_started,
             s.preflight_wanted, dict(s.setup_failed), dict(s.landing) if s.landing is not None else landing_of(s),
-            s.archive, dict(s.spent), set(s.budget_said), s.recent, s.targets, dict(s.caps),
+            s.archive, dict(s.spent), set(s.budget_said), s.recent, s.targets, dict(s.caps), dict(s.down),
         )  # fmt: skip
 
     def freeze(self, offset: int) -> State:
@@ -92,7 +94,7 @@ class _Draft:
             preflights=self.preflights, preflight_slave=self.preflight_slave, preflight_started=self.preflight_started,
             preflight_wanted=self.preflight_wanted, setup_failed=self.setup_failed, landing=self.landing,
             archive=self.archive, spent=self.spent, budget_said=frozenset(self.budget_said), recent=self.recent,
-            targets=self.targets, caps=self.caps,
+            targets=self.targets, caps=self.caps, down=self.down,
         )  # fmt: skip
 
 
@@ -187,7 +189,24 @@ def _apply_job(d: _Draft, e: Event) -> bool:
 @on(ev.SlaveStarted)
 def _slave_started(d: _Draft, e: ev.SlaveStarted) -> None:
     sid = e.slave or e.actor
-    d.slaves[sid] = SlaveInfo(sid, e.pid, e.pane, e.ts)
+    before = d.slaves.get(sid)
+    d.slaves[sid] = SlaveInfo(sid, e.pid, e.pane, e.ts, executor=before.executor if before else "")
+
+
+@on(ev.SlavePlaced)
+def _slave_placed(d: _Draft, e: ev.SlavePlaced) -> None:
+    info = d.slaves.get(e.slave) or SlaveInfo(e.slave)
+    d.slaves[e.slave] = evolve(info, executor=e.executor)
+
+
+@on(ev.ExecutorDown)
+def _executor_down(d: _Draft, e: ev.ExecutorDown) -> None:
+    d.down[e.executor] = Down(e.until, e.reason, e.failures)
+
+
+@on(ev.ExecutorUp)
+def _executor_up(d: _Draft, e: ev.ExecutorUp) -> None:
+    d.down.pop(e.executor, None)
 
 
 @on(ev.SlaveStopped)

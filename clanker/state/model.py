@@ -179,6 +179,16 @@ class SlaveInfo:
     pane: str = ""
     started: float = 0.0
     stopped: bool = False
+    executor: str = ""  # where its agents run ("": not placed yet)
+
+
+@dataclass(frozen=True)
+class Down:
+    """An executor that stopped answering, until when nothing goes there, and why."""
+
+    until: float
+    reason: str
+    failures: int = 1
 
 
 @dataclass(frozen=True)
@@ -335,6 +345,7 @@ class State:
     # from it, and a change of it is a scheduler.targets event. None: nothing recorded yet.
     targets: tuple[str, int, int] | None = None
     caps: dict[str, tuple[int, str]] = field(default_factory=dict)  # advice source → (cap, reason)
+    down: dict[str, Down] = field(default_factory=dict)  # executors that stopped answering
 
     @property
     def preflight(self) -> Preflight | None:

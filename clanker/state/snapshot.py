@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .archive import index_from_json, index_to_json, task_from_json, task_to_json
-from .model import Preflight, SetupFailure, SlaveInfo, State, Task
+from .model import Down, Preflight, SetupFailure, SlaveInfo, State, Task
 from .usage import Usage
 
 
@@ -54,6 +54,7 @@ def _live_to_json(state: State) -> dict[str, Any]:
             "targets": list(state.targets) if state.targets else None,
             "caps": {k: [cap, why] for k, (cap, why) in sorted(state.caps.items())},
         },
+        "down": {k: dataclasses.asdict(v) for k, v in sorted(state.down.items())},
         "tasks": [task_to_json(t) for t in state.tasks.values()],
         "slaves": [dataclasses.asdict(s) for s in state.slaves.values()],
     }
@@ -100,6 +101,7 @@ def state_from_json(raw: dict[str, Any], read: Callable[[int], Task | None] | No
         budget_said=frozenset(str(k) for k in raw.get("budget_said") or []),
         recent=str(raw.get("recent") or ""),
         targets=_targets(raw),
+        down={str(k): Down(**v) for k, v in (raw.get("down") or {}).items()},
         caps={str(k): (int(v[0]), str(v[1])) for k, v in ((raw.get("scheduler") or {}).get("caps") or {}).items()},
     )
 

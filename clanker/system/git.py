@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import zlib
 from dataclasses import dataclass
@@ -108,12 +109,17 @@ def init(path: Path, branch: str = "main") -> None:
 
 
 @cache
-def _identity_args(repo: Path) -> tuple[str, ...]:
+def _identity(repo: Path) -> tuple[str, str]:
     have: dict[str, str] = {}
     for line in run(["config", "--get-regexp", r"^user\.(name|email)$"], repo, check=False).stdout.splitlines():
         key, _, value = line.partition(" ")
         have[key] = value.strip()  # the last one counts, as in git
-    have_name, have_mail = have.get("user.name", ""), have.get("user.email", "")
+    return have.get("user.name", ""), have.get("user.email", "")
+
+
+@cache
+def _identity_args(repo: Path) -> tuple[str, ...]:
+    have_name, have_mail = _identity(repo)
     args: list[str] = []
     if not have_name:
         args += ["-c", f"user.name={FALLBACK_IDENTITY[0]}"]
@@ -440,6 +446,32 @@ def _loose_commit_tree(repo: Path, sha: str) -> str | None:
         return None
     found = re.match(rb"commit \d+\0tree ([0-9a-f]{40}(?:[0-9a-f]{24})?)\n", start)
     return found.group(1).decode() if found else None
+
+
+def _over_ssh(ssh: list[str]) -> dict[str, str]:
+    """git's environment for a remote reached with this ssh argv (the executor's options)."""
+    return {**_env(), "GIT_SSH_COMMAND": " ".join(shlex.quote(a) for a in ssh), "GIT_SSH_VARIANT": "ssh"}
+
+
+def push(repo: Path, url: str, refspecs: list[str], ssh: list[str]) -> None:
+    """Push `refspecs` to `url` over ssh (forced: the remote copy is clanker's alone)."""
+    proc = subprocess.run(["git", "push", "-q", "--force", url, *refspecs], cwd=repo, env=_over_ssh(ssh),
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    if proc.returncode != 0:
+        raise GitError(["push", url, *refspecs], proc.stderr or proc.stdout, proc.returncode)
+
+
+def fetch(repo: Path, url: str, refspec: str, ssh: list[str]) -> None:
+    proc = subprocess.run(["git", "fetch", "-q", "--no-tags", url, refspec], cwd=repo, env=_over_ssh(ssh),
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    if proc.returncode != 0:
+        raise GitError(["fetch", url, refspec], proc.stderr or proc.stdout, proc.returncode)
+
+
+def identity(repo: Path) -> tuple[str, str]:
+    """This repository's committer (name, email), for commits made on its behalf elsewhere."""
+    name, mail = _identity(repo)
+    return name or FALLBACK_IDENTITY[0], mail or FALLBACK_IDENTITY[1]
 
 
 def update_ref(repo: Path, ref: str, new: str, old: str) -> bool:

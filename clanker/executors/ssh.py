@@ -1,0 +1,104 @@
+"""An OpenSSH host as an executor: code moves with git, over the same ssh.
+
+On the host, each slave has a clone of its own under `workdir` (`<workdir>/<repo>-<id>/<slave>`).
+Before a run, clanker pushes the task branch and `main` there and checks the branch out; the agent
+runs in that clone (launch.py); after it, what it left is committed there and fetched back into
+the task branch here, where the gate, the judge and mainlining go on as for a local run. What a
+run cut short left uncommitted is committed on the host before the next run there and kept under
+`refs/clanker/left/`, never thrown away.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..agents.launch import Process
+from ..config import ExecutorConfig
+from ..errors import GitError
+from ..system import git, remote
+from ..system.remote import RemoteError
+from . import launch
+
+# $1 clone, $2 name, $3 email: the clone exists, and what an earlier run left there is committed.
+PREPARE = r"""mkdir -p "$1" && cd "$1" || exit 1
+if [ ! -d .git ]; then git init -q && git symbolic-ref HEAD refs/heads/clanker-unborn; fi
+if git rev-parse -q --verify HEAD > /dev/null && [ -n "$(git status --porcelain)" ]; then
+  git add -A && git -c user.name="$2" -c user.email="$3" -c commit.gpgsign=false \
+    commit -q --no-verify -m "wip: left on this host when a run ended early" &&
+  git update-ref "refs/clanker/left/$(date +%s)" HEAD
+fi
+"""
+# $1 clone, $2 branch: the task branch as pushed, checked out.
+CHECKOUT = r"""cd "$1" && git checkout -q -f -B "$2" refs/clanker/in/task && git clean -q -fd"""
+# $1 clone, $2 message, $3 name, $4 email: what the agent left, committed; prints the head.
+COLLECT = r"""cd "$1" && git add -A &&
+{ git diff --cached --quiet || git -c user.name="$3" -c user.email="$4" -c commit.gpgsign=false \
+    commit -q --no-verify -m "$2"; } && git rev-parse HEAD"""
+
+
+def repo_id(repo: Path) -> str:
+    """A name for this repository on a host several projects may share."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", repo.name) or "repo"
+    return f"{name}-{hashlib.sha1(str(repo.resolve()).encode()).hexdigest()[:8]}"
+
+
+@dataclass(frozen=True)
+class SshHost:
+    x: ExecutorConfig
+    repo: Path  # the controller's repository
+    slave: str
+
+    @property
+    def clone(self) -> str:
+        return f"{self.x.workdir.rstrip('/')}/{repo_id(self.repo)}/{self.slave}"
+
+    @property
+    def url(self) -> str:
+        """The clone as a git remote: scp-like for a plain destination, a URL for ssh://."""
+        if self.x.host.startswith("ssh://"):
+            path = self.clone if self.clone.startswith("/") else f"~/{self.clone}"
+            return f"{self.x.host.rstrip('/')}/{path}"
+        return f"{self.x.host}:{self.clone}"
+
+    @property
+    def ssh(self) -> list[str]:
+        return ["ssh", *remote.BASE_OPTIONS, *self.x.ssh_options]
+
+    def _run(self, script: str, *args: str) -> str:
+        return remote.run(self.x.host, self.x.ssh_options, script, *args)
+
+    def up(self, branch: str, sha: str, main_branch: str, main_sha: str) -> None:
+        """The task branch at `sha` (and main) checked out in this slave's clone on the host."""
+        name, mail = git.identity(self.repo)
+        self._run(PREPARE, self.clone, name, mail)
+        try:
+            git.push(self.repo, self.url, [f"{sha}:refs/clanker/in/task", f"{main_sha}:refs/heads/{main_branch}"],
+                     self.ssh)  # fmt: skip
+        except GitError as e:
+            raise RemoteError(self.x.host, _kind(str(e)), f"git push: {_last(str(e))}") from None
+        self._run(CHECKOUT, self.clone, branch)
+
+    def down(self, branch: str, message: str) -> str:
+        """Commit what the agent left on the host and fetch it back; the commit's sha."""
+        name, mail = git.identity(self.repo)
+        sha = self._run(COLLECT, self.clone, message, name, mail).strip().splitlines()[-1]
+        try:
+            git.fetch(self.repo, self.url, f"+refs/heads/{branch}:refs/clanker/from/{self.slave}", self.ssh)
+        except GitError as e:
+            raise RemoteError(self.x.host, _kind(str(e)), f"git fetch: {_last(str(e))}") from None
+        return sha
+
+    def wrap(self, proc: Process, prompt: str | None) -> Process:
+        prefix = remote.argv(self.x.host, self.x.ssh_options, "")[:-1]
+        return launch.through(prefix, proc, self.clone, self.x.env, prompt, joined=True)
+
+
+def _last(text: str) -> str:
+    return " ".join(text.strip().splitlines()[-2:])[:300]
+
+
+def _kind(text: str) -> str:
+    return remote.kind_of(remote.SSH_FAILED, text) if "fatal: Could not read from remote" in text else "failed"

@@ -1,0 +1,84 @@
+"""The one module that runs `ssh` for clanker's own commands on an executor's host (agents run
+through system/proc like every agent, with an argv built here).
+
+`ssh` is OpenSSH as the user has it: their `~/.ssh/config` (aliases, keys, ProxyJump) applies,
+with `BatchMode` so a missing key fails at once instead of asking for a password no one types.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+SSH_FAILED = 255  # ssh's own exit code: it never reached (or lost) the host
+BASE_OPTIONS = ("-T", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=15")
+_AUTH = re.compile(r"permission denied \((?:publickey|password|keyboard)|host key verification failed|"
+                   r"no matching host key|too many authentication failures", re.I)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RemoteError(Exception):
+    """A command on a host failed: `kind` is transient (try again, maybe elsewhere), auth (fix
+    the key), or failed (the command itself)."""
+
+    host: str
+    kind: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.host}: {self.message}"
+
+
+def argv(host: str, options: Sequence[str], command: str) -> list[str]:
+    """ssh's argv for one remote shell command line (it reaches the login shell as one string)."""
+    return ["ssh", *BASE_OPTIONS, *options, host, command]
+
+
+def login_argv(script: str, *args: str) -> list[str]:
+    """`script` run by bash as a login shell (the host's PATH: npm globals, ~/.local/bin, mise
+    shims), with `args` as its positional parameters."""
+    return ["bash", "-lc", script, "clanker", *args]
+
+
+def joined(argv: Sequence[str]) -> str:
+    """One shell line for `argv`: what ssh hands the remote login shell."""
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def login(script: str, *args: str) -> str:
+    return joined(login_argv(script, *args))
+
+
+def kind_of(code: int, stderr: str) -> str:
+    if code == SSH_FAILED and _AUTH.search(stderr):
+        return "auth"
+    return "transient" if code == SSH_FAILED else "failed"
+
+
+def fix_for(host: str) -> str:
+    return f"make `ssh -o BatchMode=yes {host} true` work without a password (a key in ssh-agent or ~/.ssh/config)"
+
+
+def run(host: str, options: Sequence[str], script: str, *args: str, timeout: float = 120.0) -> str:
+    """Run `script` on `host` (a login shell) and return its stdout; RemoteError if it fails."""
+    try:
+        proc = subprocess.run(
+            argv(host, options, login(script, *args)),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise RemoteError(host, "transient", f"no answer in {timeout:.0f}s") from None
+    except OSError as e:
+        raise RemoteError(host, "failed", f"can't run ssh: {e.strerror}") from None
+    if proc.returncode != 0:
+        last = " ".join(proc.stderr.strip().splitlines()[-2:])[:300] or f"exit {proc.returncode}"
+        kind = kind_of(proc.returncode, proc.stderr)
+        raise RemoteError(host, kind, f"{last} — {fix_for(host)}" if kind == "auth" else last)
+    return proc.stdout
