@@ -5,6 +5,7 @@ what does not; the whole loop runs against real `sshd` servers on 127.0.0.1 (tes
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -25,8 +26,9 @@ from clanker.fleet import placement
 from clanker.state import events as ev
 from clanker.state.fold import fold
 from clanker.state.model import State
+from clanker.system.remote import RemoteError
 
-from .helpers import clanker, events, git, make_repo, status
+from .helpers import clanker, clanker_bg, events, git, make_repo, retry_until, status
 from .sshd import start_hosts
 
 # --- settings --------------------------------------------------------------------------------------
@@ -221,7 +223,7 @@ def test_a_container_sees_a_worktree_at_its_place_under_the_mount(tmp_path: Path
 # --- the whole loop over real ssh ---------------------------------------------------------------------
 
 
-def fleet(tmp: Path, hosts: Any, tasks: int, **extra: Any) -> Path:
+def fleet(tmp: Path, hosts: Any, tasks: int, sleep: float = 0.3, **extra: Any) -> Path:
     execs = [{"name": "here", "kind": "local", "slots": 1}]
     for alias, h in hosts.hosts.items():
         execs.append({"name": alias, "kind": "ssh", "host": alias, "workdir": str(h.workdir), "slots": 2,
@@ -230,7 +232,7 @@ def fleet(tmp: Path, hosts: Any, tasks: int, **extra: Any) -> Path:
            "gate": ["test ! -e GATE_FAIL"], "planner": {"agent": "none"}, "executors": execs, **extra}  # fmt: skip
     repo = make_repo(tmp / "r", yaml.safe_dump(cfg, sort_keys=False))
     for n in range(1, tasks + 1):
-        prompt = f"fake: sleep 0.3\nfake: write f{n}.txt {n}"
+        prompt = f"fake: sleep {sleep}\nfake: write f{n}.txt {n}"
         clanker(repo, "task", "add", f"file {n}", "--prompt", prompt, "--path", f"f{n}.txt", check=True)
     return repo
 
@@ -241,8 +243,12 @@ def test_twelve_tasks_land_from_two_ssh_hosts_and_this_machine(tmp_path: Path, s
     try:
         repo = fleet(tmp_path, hosts, 12)
         proc = clanker(repo, "run", "--until-done", "--timeout", "240", timeout=300)
+        checks = {c["check"]: c for c in json.loads(clanker(repo, "doctor", "--json").stdout)}
     finally:
         hosts.stop()
+    for name in ("executor here", "executor hostA", "executor hostB"):
+        assert checks[name]["status"] == "ok", checks[name]
+    assert "answers, 2 slots" in checks["executor hostA"]["detail"]
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert all(t["state"] == "done" for t in status(repo)["tasks"])
     for n in range(1, 13):
@@ -260,3 +266,136 @@ def test_twelve_tasks_land_from_two_ssh_hosts_and_this_machine(tmp_path: Path, s
         assert "GATE_FAIL" not in git(repo, "ls-tree", "--name-only", sha)
     landed = [e["task"] for e in log if e["type"] == "task.mainlined"]
     assert sorted(landed) == sorted(f"T{n}" for n in range(1, 13))  # each once
+
+
+@pytest.mark.e2e
+def test_a_host_that_dies_mid_run_loses_nothing_and_its_tasks_land_elsewhere(tmp_path: Path, socket_name: str) -> None:
+    hosts = start_hosts(tmp_path / "ssh", ["hostA", "hostB"])
+    try:
+        repo = fleet(tmp_path, hosts, 12, sleep=1.5)
+        run = clanker_bg(repo, "run", "--until-done", "--timeout", "240")
+
+        def busy_on_b() -> bool:
+            log = events(repo)
+            on_b = {e["slave"] for e in log if e["type"] == "slave.placed" and e["executor"] == "hostB"}
+            return any(e["type"] == "task.claimed" and e["slave"] in on_b for e in log)
+
+        retry_until(busy_on_b, 60)
+        hosts.hosts["hostB"].kill()
+        out, _ = run.communicate(timeout=300)
+    finally:
+        hosts.stop()
+    assert run.returncode == 0, out
+    log = events(repo)
+    assert all(t["state"] == "done" for t in status(repo)["tasks"])
+    for n in range(1, 13):
+        assert git(repo, "show", f"main:f{n}.txt") == str(n)  # nothing lost
+    landed = [e["task"] for e in log if e["type"] == "task.mainlined"]
+    assert sorted(landed) == sorted(f"T{n}" for n in range(1, 13))  # none twice
+    (down, *_) = [e for e in log if e["type"] == "executor.down"]
+    assert down["executor"] == "hostB" and down["until"] > down["ts"]
+    given_back = [e for e in log if e["type"] == "task.released" and "hostB failed" in e["reason"]]
+    assert given_back and all(e["refund"] for e in given_back)  # the attempt is not the task's
+    for e in given_back:  # each landed from somewhere else
+        workers = [w["slave"] for w in log if w["type"] == "task.submitted" and w["task"] == e["task"]]
+        assert workers, e["task"]
+
+
+@pytest.mark.e2e
+def test_a_host_that_refuses_the_key_is_an_auth_failure_with_the_fix(tmp_path: Path) -> None:
+    hosts = start_hosts(tmp_path / "ssh", ["hostA"])
+    try:
+        repo = make_repo(tmp_path / "r")
+        stranger = tmp_path / "stranger"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
+        key = str(hosts.root / "id_ed25519")
+        config = tmp_path / "stranger_config"
+        config.write_text(hosts.client_config.read_text().replace(key, str(stranger)))
+        opts = ("-F", str(config))  # the same host, with a key it does not know
+        bad = SshHost(ExecutorConfig("a", kind="ssh", host="hostA", workdir=str(tmp_path / "w"), slots=1,
+                                     ssh_options=opts), repo, "c1")  # fmt: skip
+        main = git(repo, "rev-parse", "main")
+        with pytest.raises(RemoteError) as err:
+            bad.up("clanker/T1", main, "main", main)
+        assert err.value.kind == "auth" and "Permission denied" in err.value.message
+        assert "ssh -o BatchMode=yes hostA true" in err.value.message  # the fix
+        hosts.hosts["hostA"].stop()
+        with pytest.raises(RemoteError) as gone:
+            x = ExecutorConfig("a", kind="ssh", host="hostA", workdir="w", slots=1, ssh_options=tuple(hosts.options))
+            SshHost(x, repo, "c1").up("clanker/T1", main, "main", main)
+        assert gone.value.kind == "transient" and "refused" in gone.value.message
+    finally:
+        hosts.stop()
+
+
+# --- kubernetes: on paper, and the argv and manifest it would use ----------------------------------
+
+
+def test_kubernetes_pods_are_slots_reached_by_kubectl_exec_and_git_over_it() -> None:
+    from clanker.executors.kubernetes import Pods
+
+    pods = Pods("agents", replicas=3, namespace="ci", context="prod")
+    assert [pods.pod(k) for k in range(5)] == ["agents-0", "agents-1", "agents-2", "agents-0", "agents-1"]
+    prefix = pods.exec_prefix(4)
+    assert prefix == ["kubectl", "--context", "prod", "-n", "ci", "exec", "-i", "agents-1", "-c", "agent", "--"]
+    clone = pods.clone("proj-1234abcd", "c5")
+    assert clone == "/work/proj-1234abcd/c5"
+    assert pods.git_url(4, clone) == "ext::kubectl --context prod -n ci exec -i agents-1 -c agent -- %S " + clone
+    wrapped = through(prefix, Process(["claude", "-p", "x"], Path("/r"), {}, None, extra={"K": "secret"}), clone, {},
+                      "x", joined=False)  # fmt: skip
+    assert wrapped.argv[: len(prefix)] == prefix and "secret" not in " ".join(wrapped.argv)
+    m = pods.manifest()
+    assert (m["kind"], m["spec"]["replicas"], m["metadata"]["namespace"]) == ("StatefulSet", 3, "ci")
+    (c,) = m["spec"]["template"]["spec"]["containers"]
+    assert c["command"] == ["sleep", "infinity"] and c["volumeMounts"][0]["mountPath"] == "/work"
+    assert m["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": "agents"}
+    assert yaml.safe_load(yaml.safe_dump(m)) == m  # plain data: `kubectl apply -f -` takes it
+    from clanker.config.model import EXECUTOR_KINDS
+
+    assert "kubernetes" not in EXECUTOR_KINDS  # not offered until it has run against a cluster
+
+
+def _engine_with_bash() -> tuple[str, str] | None:
+    """A container engine that answers, and an image it already has with bash in it."""
+    import shutil
+
+    for engine in ("docker", "podman"):
+        if shutil.which(engine) is None:
+            continue
+        if subprocess.run([engine, "info"], capture_output=True, timeout=30, check=False).returncode != 0:
+            continue
+        images = subprocess.run([engine, "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True,
+                                text=True, timeout=30, check=False).stdout.split()  # fmt: skip
+        for image in images:
+            probe = subprocess.run([engine, "run", "--rm", image, "bash", "-c", "true"], capture_output=True,
+                                   timeout=60, check=False)  # fmt: skip
+            if probe.returncode == 0:
+                return engine, image
+    return None
+
+
+@pytest.mark.e2e
+def test_a_command_agent_in_a_container_sees_its_worktree_through_the_mount(tmp_path: Path) -> None:
+    found = _engine_with_bash()
+    if found is None:
+        pytest.skip("no container engine answers here (docker/podman info fails, or no local image has bash)")
+    engine, image = found
+    repo = make_repo(tmp_path / "r")
+    wt = repo / ".clanker" / "worktrees" / "c1"
+    wt.mkdir(parents=True)
+    name = f"clanker-test-{os.getpid()}"
+    subprocess.run([engine, "run", "-d", "--name", name, "-v", f"{repo}:/workspace", image, "sleep", "600"],
+                   check=True, capture_output=True)  # fmt: skip
+    try:
+        box = Container(ExecutorConfig("dev", kind="container", exec=(engine, "exec", "-i", name), slots=1), repo)
+        agent = Process(["bash", "-c", 'echo "$PWD $SECRET" > out.txt'], wt, {}, None, extra={"SECRET": "s3"})
+        wrapped = box.wrap(agent, "the prompt")
+        proc = subprocess.Popen(wrapped.argv, stdin=subprocess.PIPE, text=True)
+        assert proc.stdin is not None and wrapped.stdin is not None
+        proc.stdin.write(wrapped.stdin)
+        proc.stdin.flush()
+        assert proc.wait(60) == 0
+        proc.stdin.close()
+        assert (wt / "out.txt").read_text().strip() == "/workspace/.clanker/worktrees/c1 s3"
+    finally:
+        subprocess.run([engine, "rm", "-f", name], capture_output=True, check=False)

@@ -68,6 +68,14 @@ def test_bench_scheduler_compares_adaptive_and_fixed_concurrency_on_a_simulated_
     assert heavy["median"] > free["median"]  # the workloads differ as they say
 
 
+def test_bench_ssh_times_a_fleet_on_an_ssh_executor_against_local() -> None:
+    proc = script("bench", "ssh", "--tasks", "2", "--reps", "1")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    per = out["wall_per_task_secs"]
+    assert per["ssh"]["median"] > 0 and per["local"]["median"] > 0 and out["ssh_ratio_to_local"] > 0
+
+
 def test_chaos_runs_a_faulted_fleet_and_checks_its_invariants(tmp_path: Path) -> None:
     keep = tmp_path / "failures"
     proc = script("chaos", "--runs", "1", "--seed", "3", "--tasks", "3", "--llm-every", "0", "--keep", str(keep))

@@ -79,7 +79,17 @@ def test_to_json_shape(paths: Paths) -> None:
     cfg = Config(repo=paths.repo)
     data = to_json(STATE, slave_rows(cfg, paths, STATE), cfg)
     assert json.loads(json.dumps(data)) == data  # plain JSON all the way down
-    assert set(data) == {"gate", "budget", "merge_queue", "scheduler", "tasks", "slaves", "counts", "archived"}
+    assert set(data) == {
+        "gate",
+        "budget",
+        "merge_queue",
+        "scheduler",
+        "executors",
+        "tasks",
+        "slaves",
+        "counts",
+        "archived",
+    }
     sched = data["scheduler"]
     assert {k: sched[k] for k in ("phase", "cap", "slaves", "advice")} == {
         "phase": "execute", "cap": cfg.slaves, "slaves": cfg.slaves, "advice": []
@@ -151,6 +161,7 @@ def test_slaves_without_a_heartbeat_are_absent(paths: Paths) -> None:
     assert data.pop("budget")["budgets"] == []  # no budget set
     assert data.pop("merge_queue")["landed"] == 0
     assert data.pop("scheduler")["phase"] == "execute"
+    assert data.pop("executors") == []  # no config given: nothing to say
     assert data == {
         "gate": {"preflight": None, "preflight_running": None, "setup_failed": {}},
         "tasks": [],
@@ -175,12 +186,24 @@ def test_status_json_through_the_cli(tmp_path: Path, socket_name: str) -> None:
     repo = make_repo(tmp_path / "repo", config="slaves: 2\n")
     clanker(repo, "task", "add", "first task", "--id", "A1", check=True)
     data = status(repo)  # on a private tmux socket with no server: no panes, no slaves running
-    assert set(data) == {"gate", "budget", "merge_queue", "scheduler", "tasks", "slaves", "counts", "archived"}
+    assert set(data) == {
+        "gate",
+        "budget",
+        "merge_queue",
+        "scheduler",
+        "executors",
+        "tasks",
+        "slaves",
+        "counts",
+        "archived",
+    }
     (t,) = data["tasks"]
     assert set(t) >= TASK_KEYS and t["id"] == "A1" and t["title"] == "first task" and t["state"] == "ready"
     assert [s["id"] for s in data["slaves"]] == ["c1", "c2"]
     assert all(set(s) == SLAVE_KEYS and s["state"] == "absent" for s in data["slaves"])
     assert (data["scheduler"]["cap"], data["scheduler"]["inputs"]["ready"]) == (2, 1)
+    (here,) = data["executors"]  # none configured: this machine, with a slot per slave
+    assert (here["name"], here["kind"], here["slots"], here["used"], here["down"]) == ("local", "local", 2, 0, None)
 
 
 def test_a_cap_lowers_concurrency_until_lifted_and_never_raises_it(tmp_path: Path, socket_name: str) -> None:

@@ -23,7 +23,7 @@ from ..state.events import Event, SetupRetry
 from ..state.locks import is_held
 from ..state.paths import Paths, prepare
 from ..state.store import Store
-from ..system import git, tmux
+from ..system import git, remote, tmux
 from . import Done, Echo
 
 
@@ -72,7 +72,37 @@ def run_checks(repo: Path, config_path: Path | None = None) -> list[Check]:
     checks += _repo_checks(cfg)
     checks += _environment_checks(cfg)
     checks += _fleet_checks(cfg)
+    checks += _executor_checks(cfg)
     return checks
+
+
+def _executor_checks(cfg: Config) -> list[Check]:
+    """Each executor answers (ssh: a login shell on the host with git there; a container: its
+    exec runs), with its slots and whether clanker marked it down."""
+    out = []
+    state = Store(Paths(cfg.repo, cfg.worktrees), "doctor").state() if cfg.executors else None
+    for x in cfg.executors:
+        name = f"executor {x.name}"
+        down = state.down.get(x.name) if state else None
+        slots = f"{cfg.slots_of(x)} slot{'s' if cfg.slots_of(x) != 1 else ''}"
+        if x.kind == "local":
+            out.append(Check(name, "ok", f"this machine, {slots}"))
+            continue
+        if x.kind == "ssh":
+            problem = remote.probe(x.host, x.ssh_options)
+            fix = remote.fix_for(x.host) if problem and "Permission denied" in problem else (
+                f"check the host answers: `ssh {x.host} git --version`")  # fmt: skip
+        else:
+            problem = remote.probe_exec(list(x.exec))
+            fix = f"start the container, then check `{' '.join(x.exec)} true` works"
+        if problem:
+            out.append(Check(name, "fail", f"{x.kind} {x.host or ' '.join(x.exec)}: {problem}", fix))
+        elif down is not None and down.until > time.time():
+            out.append(Check(name, "warn", f"answers now; marked down by the fleet: {down.reason}",
+                             "the fleet tries it again by itself after its backoff"))  # fmt: skip
+        else:
+            out.append(Check(name, "ok", f"{x.kind} {x.host or ' '.join(x.exec)} answers, {slots}"))
+    return out
 
 
 def _environment_checks(cfg: Config) -> list[Check]:

@@ -17,7 +17,7 @@ from typing import Any
 from ..config import BudgetConfig, Config
 from ..errors import ClankerError
 from ..fleet import panes as fleet
-from ..fleet import scheduler
+from ..fleet import placement, scheduler
 from ..fleet.rows import (
     HELD_AS,
     LOG_LINES,
@@ -115,6 +115,7 @@ def to_json(state: State, rows: list[SlaveRow], cfg: Config | None = None) -> di
         "gate": gate_json(state),
         "budget": budget.to_json(spend),
         "scheduler": scheduler.targets_json(inp, tg),
+        "executors": placement.to_json(cfg, state, _alive(rows), now) if cfg is not None else [],
         "merge_queue": dataclasses.asdict(flow(state, time.time())),
         "tasks": tasks_json(state),
         "counts": dict(state.counts()),  # archived tasks too, which "tasks" leaves out
@@ -130,6 +131,10 @@ def to_json(state: State, rows: list[SlaveRow], cfg: Config | None = None) -> di
             for r in rows
         ],
     }
+
+
+def _alive(rows: list[SlaveRow]) -> frozenset[str]:
+    return frozenset(r.id for r in rows if r.state not in ("absent", "stopped", "dead"))
 
 
 def _caps(state: State, cfg: Config | None) -> tuple[int, int]:
@@ -232,6 +237,13 @@ def render(
             on = f"  (waits on {', '.join(waits)})" if waits and t.state == TaskState.READY else ""
             lines.append(task_line(t, str(t.state), elapsed(now - (t.created or now)), on))
     lines += ["", _utilisation(rows)]
+    if cfg is not None and cfg.executors:
+        lines.append(f"EXECUTORS {placement.summary(cfg, state, _alive(rows), now, who=True)}")
+        for name, d in sorted(state.down.items()):
+            if d.until > now:
+                lines.append(
+                    f"  {name} is down ({_clip(d.reason, width - 40)}): tried again in {elapsed(d.until - now)}"
+                )
     lines.append("  SLAVE  STATE     TASK        PHASE            BEAT  PANE")
     for r in rows:
         beat = "-" if r.heartbeat_age_s is None else elapsed(r.heartbeat_age_s)

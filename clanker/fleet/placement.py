@@ -77,3 +77,26 @@ def no_room(cfg: Config, state: State, alive: frozenset[str], now: float) -> str
     parts = [f"{s.executor} down ({s.down})" if s.down else f"{s.executor} {s.used}/{s.slots}"
              for s in slots(cfg, state, alive, now)]  # fmt: skip
     return "no executor has a free slot: " + ", ".join(parts)
+
+
+def summary(cfg: Config, state: State, alive: frozenset[str], now: float, who: bool = False) -> str:
+    """`here 1/1 · hostA 2/2 · hostB down` — slots used of each executor, and the down ones;
+    `who`: with the slaves on each (`hostA 2/2 c2 c4`)."""
+    parts = []
+    for s in slots(cfg, state, alive, now):
+        on = sorted(sid for sid in alive if sid in state.slaves and state.slaves[sid].executor == s.executor)
+        text = f"{s.executor} down" if s.down else f"{s.executor} {s.used}/{s.slots}"
+        parts.append(f"{text} {' '.join(on)}" if who and on else text)
+    return " · ".join(parts)
+
+
+def to_json(cfg: Config, state: State, alive: frozenset[str], now: float) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+    for x, s in zip(cfg.placements, slots(cfg, state, alive, now), strict=True):
+        down = state.down.get(x.name)
+        out.append({
+            "name": x.name, "kind": x.kind, "host": x.host or None, "slots": s.slots, "used": s.used, "free": s.free,
+            "slaves": sorted(sid for sid in alive if sid in state.slaves and state.slaves[sid].executor == x.name),
+            "down": s.down, "retry_at": down.until if down and s.down else None,
+        })  # fmt: skip
+    return out

@@ -259,6 +259,10 @@ class JobContext:
             fields = {f.name: getattr(run, f.name) for f in dataclasses.fields(run)}
             # The planner's cost is the fleet's, not the cost of a task it happens to split.
             self.store.append(ev.PlanRan(**fields) if planner else ev.AttemptFinished(task=task_id, **fields))
+            if isinstance(self.away, SshHost) and res.exit_code == SSH_FAILED and not res.cancelled:
+                # ssh lost the host (not the agent failing): the task goes elsewhere rather than
+                # wait for this one.
+                raise RemoteError(self.executor.host, "transient", (res.result.error or "connection lost")[:300])
             if res.cancelled or self.stopping.is_set():
                 return None
             if res.stalled:
@@ -267,9 +271,6 @@ class JobContext:
             if res.outcome != Outcome.TRANSIENT:
                 res.credential = choice.name
                 return res
-            if isinstance(self.away, SshHost) and res.exit_code == SSH_FAILED:
-                # The host, not the agent: the task goes elsewhere rather than wait for this one.
-                raise RemoteError(self.executor.host, "transient", (res.result.error or "connection lost")[:300])
             waits += 1
             delay = self.backoff(waits, self.cfg.retry_base_secs, self.cfg.retry_cap_secs, announce=False)
             self.store.append(

@@ -82,3 +82,25 @@ def run(host: str, options: Sequence[str], script: str, *args: str, timeout: flo
         kind = kind_of(proc.returncode, proc.stderr)
         raise RemoteError(host, kind, f"{last} — {fix_for(host)}" if kind == "auth" else last)
     return proc.stdout
+
+
+def probe(host: str, options: Sequence[str]) -> str | None:
+    """None when `host` runs a login shell with git in it; else what went wrong, in one line."""
+    try:
+        run(host, options, "git --version > /dev/null || { echo 'git is not installed there' >&2; exit 1; }",
+            timeout=20)  # fmt: skip
+    except RemoteError as e:
+        return e.message
+    return None
+
+
+def probe_exec(prefix: list[str]) -> str | None:
+    """None when a container's exec runs a login shell; else what went wrong, in one line."""
+    try:
+        proc = subprocess.run([*prefix, "bash", "-lc", "true"], stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=20, check=False)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"can't run {prefix[0] if prefix else 'it'}: {e}"
+    if proc.returncode != 0:
+        return " ".join(proc.stderr.strip().splitlines()[-2:])[:300] or f"exit {proc.returncode}"
+    return None

@@ -237,6 +237,7 @@ class App:
             tail=tuple(self.feed.lines),
             status=self.ui.message or view.idle_line(state, self.rows, self.feed.last_event, now),
             status_style=self.ui.message_style if self.ui.message else "dim",
+            executors=view.executors(ctl.cfg, state, self.rows, now),
         )
 
     def screen(self) -> Screen:

@@ -71,6 +71,7 @@ class Screen:
     prompt: str | None = None  # the text after `/` while the prompt is open
     hint: str = ""  # completions or the usage of the command being typed
     overlay: Overlay | None = None
+    executors: str = ""  # `here 1/1 · hostA 2/2 · hostB down`, when executors are configured
 
 
 # --- cells ---------------------------------------------------------------------------------------
@@ -166,7 +167,10 @@ def header_rows(s: Screen, width: int, height: int) -> list[Row]:
         side = [
             [*label, ("  ", ""), (s.activity, "bold")],
             [(s.repo, "ice")],
-            [(f"{len(s.slaves)} slave{'s' if len(s.slaves) != 1 else ''} · cap {s.queue.cap}", "dim")],
+            [
+                (f"{len(s.slaves)} slave{'s' if len(s.slaves) != 1 else ''} · cap {s.queue.cap}", "dim"),
+                (f" · {s.executors}" if s.executors else "", "dim"),
+            ],
             [("? help  / commands  q quit", "dim")],
         ]
         room = width - header.BANNER_WIDTH - 2

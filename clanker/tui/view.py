@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..config import BudgetConfig
-from ..fleet import scheduler
+from ..config import BudgetConfig, Config
+from ..fleet import placement, scheduler
 from ..fleet.rows import HELD_AS, SlaveRow, flow, state_order, totals
 from ..state import budget
 from ..state.model import State
@@ -119,3 +119,11 @@ def idle_line(state: State, rows: list[SlaveRow], last_event: float, now: float)
         parts.append("PAUSED: /resume")
     parts.append("? help")
     return " · ".join(parts)
+
+
+def executors(cfg: Config, state: State, rows: list[SlaveRow], now: float) -> str:
+    """The header's executors: slots used of each, and the down ones ("" with none configured)."""
+    if not cfg.executors:
+        return ""
+    alive = frozenset(r.id for r in rows if r.state not in ("absent", "stopped", "dead"))
+    return placement.summary(cfg, state, alive, now)
