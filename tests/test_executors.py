@@ -5,6 +5,7 @@ what does not; the whole loop runs against real `sshd` servers on 127.0.0.1 (tes
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -237,11 +238,19 @@ def fleet(tmp: Path, hosts: Any, tasks: int, sleep: float = 0.3, **extra: Any) -
     return repo
 
 
+SECRET = "sk-team-key-9f8e7d6c5b4a-never-on-disk"
+
+
 @pytest.mark.e2e
-def test_twelve_tasks_land_from_two_ssh_hosts_and_this_machine(tmp_path: Path, socket_name: str) -> None:
+def test_twelve_tasks_land_from_two_ssh_hosts_and_this_machine(
+    tmp_path: Path, socket_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     hosts = start_hosts(tmp_path / "ssh", ["hostA", "hostB"])
+    monkeypatch.setenv("TEAM_KEY", SECRET)
     try:
-        repo = fleet(tmp_path, hosts, 12)
+        repo = fleet(tmp_path, hosts, 12, credentials=[{"name": "team", "env": "TEAM_KEY", "inject": "AGENT_KEY"}])
+        clanker(repo, "task", "add", "digest", "--prompt", "fake: digest-env AGENT_KEY key.txt", "--path", "key.txt",
+                check=True)  # fmt: skip
         proc = clanker(repo, "run", "--until-done", "--timeout", "240", timeout=300)
         checks = {c["check"]: c for c in json.loads(clanker(repo, "doctor", "--json").stdout)}
     finally:
@@ -256,6 +265,7 @@ def test_twelve_tasks_land_from_two_ssh_hosts_and_this_machine(tmp_path: Path, s
     log = events(repo)
     where = {e["slave"]: e["executor"] for e in log if e["type"] == "slave.placed"}
     assert sorted(where.values()) == ["here", "hostA", "hostA", "hostB", "hostB"]
+    assert all(e["credential"] == "team" for e in log if e["type"] == "attempt.finished")
     worked = {where[e["slave"]] for e in log if e["type"] == "attempt.finished" and e["role"] == "work"}
     assert worked == {"here", "hostA", "hostB"}  # work ran on each host and here
     for alias, h in hosts.hosts.items():
@@ -265,7 +275,12 @@ def test_twelve_tasks_land_from_two_ssh_hosts_and_this_machine(tmp_path: Path, s
     for sha in shas:  # main is green on every commit (the gate: no GATE_FAIL file)
         assert "GATE_FAIL" not in git(repo, "ls-tree", "--name-only", sha)
     landed = [e["task"] for e in log if e["type"] == "task.mainlined"]
-    assert sorted(landed) == sorted(f"T{n}" for n in range(1, 13))  # each once
+    assert sorted(landed) == sorted(f"T{n}" for n in range(1, 14))  # each once
+    # The credential reached the agent (wherever it ran) and was written nowhere on the way.
+    assert git(repo, "show", "main:key.txt") == hashlib.sha256(SECRET.encode()).hexdigest()[:16]
+    for place in (*[h.workdir for h in hosts.hosts.values()], repo / ".clanker"):
+        found = subprocess.run(["grep", "-rlF", SECRET, str(place)], capture_output=True, text=True, check=False)
+        assert found.stdout == "", f"the key was written to {found.stdout}"
 
 
 @pytest.mark.e2e

@@ -15,6 +15,7 @@ stream, log and classify path as a real agent. Worker directives (`fake: …`, o
   error KIND [MESSAGE…]   report an error of KIND (transient|out_of_budget|auth|permanent); a
                           MESSAGE containing `resets-in SECONDS` names a reset time
   print-env NAME          print the value of an environment variable (an agent leaking a secret)
+  digest-env NAME PATH    write the sha256 of an environment variable to PATH (it had it, not leaked)
   follow-up TITLE…        propose a follow-up task (a `FOLLOW-UP:` line in the final answer)
   title TEXT…             print an OSC terminal-title escape (clanker must not let it through)
   hang                    print nothing, forever (stall detection)
@@ -33,6 +34,7 @@ Planner directives (`fake-plan: TITLE :: PROMPT`, PROMPT with `\\n` for new line
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -196,6 +198,11 @@ def main() -> int:
                 break
             elif verb == "follow-up":
                 follow.append(" ".join(args))
+            elif verb == "digest-env":
+                digest = hashlib.sha256(os.environ.get(args[0], "").encode()).hexdigest()[:16]
+                (root / args[1]).write_text(digest + "\n", encoding="utf-8")
+                files.append(args[1])
+                emit({"type": "tool", "tool": "write", "path": args[1]})
             elif verb == "print-env":
                 emit({"type": "say", "text": f"{args[0]}={os.environ.get(args[0], '')}"})
                 sys.stderr.write(f"debug: {args[0]}={os.environ.get(args[0], '')}\n")

@@ -65,7 +65,7 @@ class SshHost:
 
     @property
     def ssh(self) -> list[str]:
-        return ["ssh", *remote.BASE_OPTIONS, *self.x.ssh_options]
+        return remote.ssh(self.x.ssh_options)
 
     def _run(self, script: str, *args: str) -> str:
         return remote.run(self.x.host, self.x.ssh_options, script, *args)

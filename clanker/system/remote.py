@@ -7,11 +7,14 @@ with `BatchMode` so a missing key fails at once instead of asking for a password
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 SSH_FAILED = 255  # ssh's own exit code: it never reached (or lost) the host
 BASE_OPTIONS = ("-T", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=15")
@@ -32,9 +35,23 @@ class RemoteError(Exception):
         return f"{self.host}: {self.message}"
 
 
+def shared() -> list[str]:
+    """One connection per host, shared by every command and run that goes there (OpenSSH's
+    ControlMaster): a job's push, run and fetch cost one handshake, not six. The sockets live in
+    a directory only this user can enter."""
+    where = Path(tempfile.gettempdir()) / f"clanker-ssh-{os.getuid()}"
+    where.mkdir(mode=0o700, exist_ok=True)
+    return ["-o", "ControlMaster=auto", "-o", f"ControlPath={where}/%C", "-o", "ControlPersist=60"]
+
+
+def ssh(options: Sequence[str]) -> list[str]:
+    """ssh and its options up to the destination (git's GIT_SSH_COMMAND too)."""
+    return ["ssh", *BASE_OPTIONS, *shared(), *options]
+
+
 def argv(host: str, options: Sequence[str], command: str) -> list[str]:
     """ssh's argv for one remote shell command line (it reaches the login shell as one string)."""
-    return ["ssh", *BASE_OPTIONS, *options, host, command]
+    return [*ssh(options), host, command]
 
 
 def login_argv(script: str, *args: str) -> list[str]:
