@@ -317,6 +317,30 @@ def test_a_host_that_dies_mid_run_loses_nothing_and_its_tasks_land_elsewhere(tmp
 
 
 @pytest.mark.e2e
+def test_what_a_cut_short_run_left_on_a_host_is_collected_when_it_answers_again(tmp_path: Path) -> None:
+    hosts = start_hosts(tmp_path / "ssh", ["hostA"])
+    try:
+        repo = make_repo(tmp_path / "r")
+        x = ExecutorConfig("a", kind="ssh", host="hostA", workdir=str(hosts.hosts["hostA"].workdir), slots=1,
+                           ssh_options=tuple(hosts.options))  # fmt: skip
+        host = SshHost(x, repo, "c1")
+        main = git(repo, "rev-parse", "main")
+        assert host.up("clanker/T1", main, "main", main) is None  # a fresh clone: nothing to collect
+        clone = Path(host.clone)
+        (clone / "half.txt").write_text("what the agent wrote before the connection dropped\n")
+        sha = host.down("clanker/T1", "wip(T1)")  # a whole run: committed there and fetched here
+        assert git(repo, "show", f"{sha}:half.txt").startswith("what the agent wrote")
+        assert host.up("clanker/T2", main, "main", main) is None  # it came back: nothing left over
+        (clone / "lost.txt").write_text("written, then the connection dropped\n")  # no down() this time
+        collected = host.up("clanker/T3", main, "main", main)
+        assert collected is not None and collected.startswith("refs/clanker/left/a/c1/")
+        assert git(repo, "show", f"{collected}:lost.txt") == "written, then the connection dropped"
+        assert not (clone / "lost.txt").exists()  # the clone is on T3 now; the work is kept here
+    finally:
+        hosts.stop()
+
+
+@pytest.mark.e2e
 def test_a_host_that_refuses_the_key_is_an_auth_failure_with_the_fix(tmp_path: Path) -> None:
     hosts = start_hosts(tmp_path / "ssh", ["hostA"])
     try:

@@ -22,13 +22,16 @@ from ..system import git, remote
 from ..system.remote import RemoteError
 from . import launch
 
-# $1 clone, $2 name, $3 email: the clone exists, and what an earlier run left there is committed.
+# $1 clone, $2 name, $3 email: the clone exists, what an earlier run left there is committed, and
+# its head is printed (clanker fetches it if it never came back: the run was cut short).
 PREPARE = r"""mkdir -p "$1" && cd "$1" || exit 1
 if [ ! -d .git ]; then git init -q && git symbolic-ref HEAD refs/heads/clanker-unborn; fi
-if git rev-parse -q --verify HEAD > /dev/null && [ -n "$(git status --porcelain)" ]; then
-  git add -A && git -c user.name="$2" -c user.email="$3" -c commit.gpgsign=false \
-    commit -q --no-verify -m "wip: left on this host when a run ended early" &&
-  git update-ref "refs/clanker/left/$(date +%s)" HEAD
+if git rev-parse -q --verify HEAD > /dev/null; then
+  if [ -n "$(git status --porcelain)" ]; then
+    git add -A && git -c user.name="$2" -c user.email="$3" -c commit.gpgsign=false \
+      commit -q --no-verify -m "wip: left on this host when a run ended early" || exit 1
+  fi
+  git update-ref refs/clanker/last HEAD && echo "head $(git rev-parse HEAD) $(git symbolic-ref -q --short HEAD)"
 fi
 """
 # $1 clone, $2 branch: the task branch as pushed, checked out.
@@ -70,16 +73,25 @@ class SshHost:
     def _run(self, script: str, *args: str) -> str:
         return remote.run(self.x.host, self.x.ssh_options, script, *args)
 
-    def up(self, branch: str, sha: str, main_branch: str, main_sha: str) -> None:
-        """The task branch at `sha` (and main) checked out in this slave's clone on the host."""
+    def up(self, branch: str, sha: str, main_branch: str, main_sha: str) -> str | None:
+        """The task branch at `sha` (and main) checked out in this slave's clone on the host.
+        Returns the ref here where work an earlier run left on the host was collected, if any."""
         name, mail = git.identity(self.repo)
-        self._run(PREPARE, self.clone, name, mail)
+        said = self._run(PREPARE, self.clone, name, mail).split()
+        collected = None
+        if len(said) >= 2 and said[0] == "head" and not git.has_object(self.repo, said[1]):
+            collected = f"refs/clanker/left/{self.x.name}/{self.slave}/{said[1][:12]}"
+            try:
+                git.fetch(self.repo, self.url, f"+refs/clanker/last:{collected}", self.ssh)
+            except GitError as e:
+                raise RemoteError(self.x.host, _kind(str(e)), f"git fetch: {_last(str(e))}") from None
         try:
             git.push(self.repo, self.url, [f"{sha}:refs/clanker/in/task", f"{main_sha}:refs/heads/{main_branch}"],
                      self.ssh)  # fmt: skip
         except GitError as e:
             raise RemoteError(self.x.host, _kind(str(e)), f"git push: {_last(str(e))}") from None
         self._run(CHECKOUT, self.clone, branch)
+        return collected
 
     def down(self, branch: str, message: str) -> str:
         """Commit what the agent left on the host and fetch it back; the commit's sha."""

@@ -161,7 +161,13 @@ def _up(ctx: JobContext, task: Task, host: SshHost) -> None:
     head, main_at = git.head(ctx.worktree), git.branch_head(ctx.repo, ctx.main)
     assert head is not None and main_at is not None
     ctx.heart.update(phase=f"push to {ctx.executor.name}")
-    host.up(task.branch, head, ctx.main, main_at)
+    collected = host.up(task.branch, head, ctx.main, main_at)
+    if collected is not None:
+        # A run here was cut short (the connection dropped) after its agent committed: kept.
+        where = ctx.executor.name
+        msg = f"work an earlier run left on {where} is kept at {collected} (not merged; `git log {collected}`)"
+        ctx.say(f"  ! {msg}")
+        ctx.store.append(ev.Risk(actor=ctx.sid, slave=ctx.sid, kind="executor", message=msg))
     if ctx.executor.name in ctx.store.state().down:
         ctx.store.append(ev.ExecutorUp(actor=ctx.sid, executor=ctx.executor.name))
     ctx.heart.update(phase="agent")
