@@ -317,6 +317,35 @@ def test_a_host_that_dies_mid_run_loses_nothing_and_its_tasks_land_elsewhere(tmp
 
 
 @pytest.mark.e2e
+def test_the_worktree_gate_and_setup_run_on_the_host_where_the_agent_worked(tmp_path: Path, socket_name: str) -> None:
+    hosts = start_hosts(tmp_path / "ssh", ["hostA"])
+    h = hosts.hosts["hostA"]
+    try:
+        cfg = {"slaves": 2, "heartbeat_secs": 0.5, "agent": {"kind": "fake"}, "planner": {"agent": "none"},
+               "gate": ["test -f .venv/ready", "test ! -e GATE_FAIL"],
+               "worktree": {"setup": ["mkdir -p .venv && touch .venv/ready && echo run >> .venv/setup-runs"]},
+               "executors": [{"name": "hostA", "kind": "ssh", "host": "hostA", "workdir": str(h.workdir),
+                              "slots": 2, "ssh_options": hosts.options}]}  # fmt: skip
+        repo = make_repo(tmp_path / "r", yaml.safe_dump(cfg, sort_keys=False), {".gitignore": ".venv/\n"})
+        clanker(repo, "task", "add", "flaky", "--prompt", "fake: fail-gate-once\nfake: write a.txt 1", check=True)
+        for n in (2, 3, 4):
+            clanker(repo, "task", "add", f"t{n}", "--prompt", f"fake: write f{n}.txt {n}", "--path", f"f{n}.txt",
+                    check=True)  # fmt: skip
+        proc = clanker(repo, "run", "--until-done", "--timeout", "180", timeout=240)
+    finally:
+        hosts.stop()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    log = events(repo)
+    work_gates = [e for e in log if e["type"] == "gate.ran" and e["role"] == "work" and e["task"] == "T1"]
+    assert [g["passed"] for g in work_gates][:1] == [False] and work_gates[-1]["passed"]
+    assert "GATE_FAIL" in work_gates[0]["failed"] and "(exit 1)" in work_gates[0]["tail"]
+    clones = list(h.workdir.glob("*/c*"))
+    assert clones
+    for clone in clones:  # setup ran there, once per clone: its fingerprint did not change
+        assert (clone / ".venv" / "setup-runs").read_text() == "run\n", clone
+
+
+@pytest.mark.e2e
 def test_what_a_cut_short_run_left_on_a_host_is_collected_when_it_answers_again(tmp_path: Path) -> None:
     hosts = start_hosts(tmp_path / "ssh", ["hostA"])
     try:

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..agents.launch import Process
 from ..config import ExecutorConfig
 from ..errors import GitError
+from ..project.gate import OUTPUT_TAIL, GateResult
+from ..state.secrets import redact
 from ..system import git, remote
 from ..system.remote import RemoteError
 from . import launch
@@ -40,6 +43,29 @@ CHECKOUT = r"""cd "$1" && git checkout -q -f -B "$2" refs/clanker/in/task && git
 COLLECT = r"""cd "$1" && git add -A &&
 { git diff --cached --quiet || git -c user.name="$3" -c user.email="$4" -c commit.gpgsign=false \
     commit -q --no-verify -m "$2"; } && git rev-parse HEAD"""
+
+
+# $1 clone, $2 setup fingerprint, $3 port base, $4 port span, $5 how many setup commands, then
+# the setup commands and the gate's: setup runs when its fingerprint changed, then the gate, each
+# command in bash; the last line says how it went (\036passed, \036failed CMD, \036setup CMD).
+GATE = r"""cd "$1" || exit 1
+key="$2"; export CLANKER_WORKTREE="$PWD" CLANKER_PORT_BASE="$3" CLANKER_PORT_SPAN="$4"; n="$5"; shift 5
+run() {
+  printf '$ %s\n' "$1"; bash -c "$1" 2>&1; code=$?
+  [ "$code" -eq 0 ] || printf '(exit %d)\n' "$code"; return "$code"
+}
+if [ "$n" -gt 0 ] && [ "$(cat .git/clanker-setup 2>/dev/null)" != "$key" ]; then
+  while [ "$n" -gt 0 ]; do
+    run "$1" || { printf '\036setup %s\n' "$1"; exit 0; }
+    shift; n=$((n - 1))
+  done
+  printf %s "$key" > .git/clanker-setup
+else
+  shift "$n"
+fi
+for c in "$@"; do run "$c" || { printf '\036failed %s\n' "$c"; exit 0; }; done
+printf '\036passed\n'
+"""
 
 
 def repo_id(repo: Path) -> str:
@@ -70,8 +96,8 @@ class SshHost:
     def ssh(self) -> list[str]:
         return remote.ssh(self.x.ssh_options)
 
-    def _run(self, script: str, *args: str) -> str:
-        return remote.run(self.x.host, self.x.ssh_options, script, *args)
+    def _run(self, script: str, *args: str, timeout: float = 120.0) -> str:
+        return remote.run(self.x.host, self.x.ssh_options, script, *args, timeout=timeout)
 
     def up(self, branch: str, sha: str, main_branch: str, main_sha: str) -> str | None:
         """The task branch at `sha` (and main) checked out in this slave's clone on the host.
@@ -102,6 +128,28 @@ class SshHost:
         except GitError as e:
             raise RemoteError(self.x.host, _kind(str(e)), f"git fetch: {_last(str(e))}") from None
         return sha
+
+    def gate(
+        self, commands: tuple[str, ...], setup: tuple[str, ...], fingerprint: str, ports: tuple[int, int],
+        timeout: float,
+    ) -> GateResult:  # fmt: skip
+        """The worktree gate in this slave's clone on the host (its `worktree.setup` first, when
+        its fingerprint changed): what the agent's environment there makes of the change."""
+        started = time.monotonic()
+        args = (self.clone, fingerprint, str(ports[0]), str(ports[1]), str(len(setup)), *setup, *commands)
+        try:
+            out = self._run(GATE, *args, timeout=timeout)
+        except RemoteError as e:
+            if "no answer in" not in e.message:
+                raise
+            return GateResult(False, f"(timed out after {timeout:.0f}s on {self.x.name})", timeout, commands[0])
+        body, _, verdict = out.rstrip("\n").rpartition("\036")
+        secs = time.monotonic() - started
+        tail = redact(body)[-OUTPUT_TAIL:]
+        if verdict == "passed":
+            return GateResult(True, tail, secs)
+        kind, _, cmd = verdict.partition(" ")
+        return GateResult(False, tail, secs, f"worktree.setup: {cmd}" if kind == "setup" else cmd or None)
 
     def wrap(self, proc: Process, prompt: str | None) -> Process:
         prefix = remote.argv(self.x.host, self.x.ssh_options, "")[:-1]

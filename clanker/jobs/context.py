@@ -119,6 +119,14 @@ class JobContext:
             creds = tuple(c for c in creds if c.name == self.executor.credential)  # the executor's own
         return credentials.choose(creds, agent, self.index, self.store.state(), self.clock.time())
 
+    def _workspace_env(self) -> dict[str, str]:
+        """The worktree's environment for an agent: paths here mean nothing on an ssh host, so an
+        agent there gets only its ports (its own environment is the host's)."""
+        env = self.workspace.env()
+        if isinstance(self.away, SshHost):
+            return {k: env[k] for k in ("CLANKER_PORT_BASE", "CLANKER_PORT_SPAN")}
+        return env
+
     def _wrap(self, prompt: str) -> Callable[[Process], Process] | None:
         away = self.away
         return None if away is None else (lambda proc: away.wrap(proc, prompt))
@@ -150,7 +158,7 @@ class JobContext:
             prompt_file,
             agent,
             resume,
-            env={**self.workspace.env(), **(env or {})},
+            env={**self._workspace_env(), **(env or {})},
             prices=self.cfg.prices,
         )
         log = self.paths.attempt_log(task_id, attempt, "work" if role == "worker" else role)

@@ -11,6 +11,7 @@ from ..agents import adapter_for
 from ..agents.base import Outcome
 from ..errors import GitError, UsageError
 from ..executors.ssh import SshHost
+from ..project.gate import GateResult
 from ..project.workspace import SetupFailed
 from ..state import events as ev
 from ..state.events import Event
@@ -64,7 +65,8 @@ def run_work(ctx: JobContext, task: Task) -> None:
     kind = "rework" if task.judge_rounds else "work"
     ctx.say(f"▶ {task.id} {kind}: {task.title} (attempt {attempt})")
     ctx.heart.update(job="work", task=task.id, phase="setup")
-    _environment(ctx)
+    if not ctx.executor.remote:
+        _environment(ctx)  # an ssh host's clone has its own, set up there by the gate
     ctx.heart.update(phase="agent")
     resume = task.sessions[-1] if task.judge_rounds and task.sessions else None
     prompt = _prompt(ctx, task, conflicts)
@@ -115,8 +117,12 @@ def run_work(ctx: JobContext, task: Task) -> None:
         ctx.say(f"  ✗ conflict markers left in {where}")
         _fail(ctx, task, f"conflict markers left in {where}: resolve them, keeping both sides' intent")
         return
-    ctx.say(f"  gate: {len(ctx.cfg.gate)} command(s)")
-    gate = ctx.gate()
+    ctx.say(f"  gate: {len(ctx.cfg.gate)} command(s)" + (f" on {ctx.executor.name}" if away is not None else ""))
+    try:
+        gate = _remote_gate(ctx, away) if isinstance(away, SshHost) else ctx.gate()
+    except RemoteError as lost:
+        _host_lost(ctx, task, lost)
+        return
     ctx.record_gate(task.id, "work", gate)
     touched = sorted(set(watch.left)) if plain else git.changed_files(ctx.repo, ctx.main, task.branch)
     summary = history.short(res.result.text) or "no summary"
@@ -181,6 +187,14 @@ def _down(ctx: JobContext, task: Task, host: SshHost, attempt: int) -> None:
         raise RemoteError(
             ctx.executor.host, "failed", f"the branch fetched from the host does not follow {task.branch}"
         )
+
+
+def _remote_gate(ctx: JobContext, host: SshHost) -> GateResult:
+    """The worktree gate where the agent worked (the judge's gate here decides what lands)."""
+    ctx.heart.update(phase=f"gate on {ctx.executor.name}")
+    w, ws = ctx.cfg.worktree, ctx.workspace
+    ports = (int(ws.env()["CLANKER_PORT_BASE"]), w.port_span)
+    return host.gate(ctx.cfg.gate, w.setup, ws.fingerprint(), ports, ctx.cfg.gate_timeout_secs)
 
 
 def _host_lost(ctx: JobContext, task: Task, e: RemoteError) -> None:
