@@ -121,6 +121,13 @@ def test_a_slave_goes_to_the_least_loaded_executor_that_is_up(
     assert placement.place(THREE, state, me, alive, now, wanted) == where
 
 
+def test_a_slave_typed_by_hand_names_an_executor_that_exists(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", "slaves: 2\nexecutors:\n  - {name: here, kind: local, slots: 2}\n")
+    proc = clanker(repo, "slave", "1", "--executor", "elsewhere")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "clanker: no executor named 'elsewhere' in clanker.yaml (there are: here)"
+
+
 def test_a_host_that_stops_answering_is_retried_with_a_backoff_that_doubles() -> None:
     st = State()
     waits = []

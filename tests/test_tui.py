@@ -65,6 +65,14 @@ def test_every_size_fills_the_screen_exactly(width: int, height: int) -> None:
         assert {layout.row_width(r) for r in rows} == {width}
 
 
+def test_the_header_names_the_executors_with_their_slots() -> None:
+    screen = dataclasses.replace(SCREEN, executors="here 1/1 · hostA 2/2 · hostB down")
+    text = layout.plain(layout.render(screen, 120, 30))
+    assert any("3 slaves · cap 3 · here 1/1 · hostA 2/2 · hostB down" in row for row in text[:4])
+    plain = layout.plain(layout.render(SCREEN, 120, 30))
+    assert any(row.rstrip().endswith("cap 3") for row in plain[:4])  # none configured: nothing added
+
+
 def test_80x24_shows_header_panels_tail_and_the_bottom_line() -> None:
     text = layout.plain(layout.render(SCREEN, 80, 24))
     assert text[0].startswith(header.BANNER[0]) and "RUN" in text[0] and "1 working · 1 judging" in text[0]
