@@ -275,9 +275,13 @@ def test_twelve_tasks_land_from_two_ssh_hosts_and_this_machine(
     assert all(e["credential"] == "team" for e in log if e["type"] == "attempt.finished")
     worked = {where[e["slave"]] for e in log if e["type"] == "attempt.finished" and e["role"] == "work"}
     assert worked == {"here", "hostA", "hostB"}  # work ran on each host and here
+    judged_there = []
     for alias, h in hosts.hosts.items():
         clones = list(h.workdir.glob("*/c*"))
         assert len(clones) == 2, (alias, clones)  # one clone per slave there
+        judged_there += [c for c in clones if git(c, "branch", "--list", "clanker-judging")]
+    judges = {where[e["slave"]] for e in log if e["type"] == "attempt.finished" and e["role"] == "judge"}
+    assert judged_there and judges - {"here"}  # judge agents ran on the hosts too, on the candidate pushed there
     shas = git(repo, "rev-list", "main").split()
     for sha in shas:  # main is green on every commit (the gate: no GATE_FAIL file)
         assert "GATE_FAIL" not in git(repo, "ls-tree", "--name-only", sha)

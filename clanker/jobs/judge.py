@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from .. import executors
 from ..agents import adapter_for
 from ..agents.base import Outcome, parse_verdict
+from ..executors.ssh import SshHost
 from ..state import events as ev
 from ..state.events import Event
 from ..state.model import State, Task, TaskState
 from ..system import git
+from ..system.remote import RemoteError
 from . import history, mainline
 from .base import Job, JobKind
 from .common import conflict, idle, let_go, main_is_red, out_of_budget, prepare_worktree, verdict
 from .context import JobContext
 from .prompts import judge_prompt
+
+JUDGING_BRANCH = "clanker-judging"  # where a judge agent on an ssh host finds the candidate
 
 
 def run_judge(ctx: JobContext, task: Task) -> None:
@@ -65,7 +70,24 @@ def _ask_judge(ctx: JobContext, task: Task, cand: mainline.Candidate, gate_outpu
     ctx.heart.update(phase="judge agent")
     diff = git.diff(ctx.repo, cand.base, cand.sha) if cand.sha else ""
     prompt = judge_prompt(task, diff, gate_output, ctx.cfg.prompt_templates.get("judge"))
-    res = ctx.run_agent_settled(agent, "judge", task.id, task.judge_rounds, prompt)
+    away = executors.of(ctx.executor, ctx.repo, ctx.sid) if cand.sha else None
+    try:
+        if isinstance(away, SshHost) and cand.sha:
+            # The judge agent reads the candidate where it runs: pushed there as a scratch branch.
+            main_at = git.branch_head(ctx.repo, ctx.main)
+            assert main_at is not None
+            away.up(JUDGING_BRANCH, cand.sha, ctx.main, main_at)
+        ctx.away = away
+        try:
+            res = ctx.run_agent_settled(agent, "judge", task.id, task.judge_rounds, prompt)
+        finally:
+            ctx.away = None
+    except RemoteError as e:
+        down = executors.down_event(ctx.store.state(), ctx.executor.name, f"{e.kind}: {e.message}",
+                                    ctx.clock.time(), ctx.sid)  # fmt: skip
+        ctx.store.append(down, ev.Risk(actor=ctx.sid, task=task.id, slave=ctx.sid, kind="executor",
+                                       message=f"{ctx.executor.name} failed: {e.message}"[:300]))  # fmt: skip
+        return None, f"{ctx.executor.name} failed: {e.message}"[:300]
     if res is None:
         return None, ctx.held or "the judge was asked to stop"
     if res.outcome == Outcome.OUT_OF_BUDGET:
