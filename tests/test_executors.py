@@ -121,6 +121,15 @@ def test_a_slave_goes_to_the_least_loaded_executor_that_is_up(
     assert placement.place(THREE, state, me, alive, now, wanted) == where
 
 
+def test_doctor_says_when_the_executors_have_fewer_slots_than_slaves(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", "slaves: 3\nexecutors:\n  - {name: here, kind: local, slots: 2}\n")
+    checks = {c["check"]: c for c in json.loads(clanker(repo, "doctor", "--json").stdout)}
+    assert checks["executor slots"]["status"] == "warn"
+    assert checks["executor slots"]["detail"] == "2 slot(s) for 3 slaves: 1 can only judge and land"
+    assert checks["executor here"] == {"check": "executor here", "status": "ok", "detail": "this machine, 2 slots",
+                                       "fix": ""}  # fmt: skip
+
+
 def test_a_slave_typed_by_hand_names_an_executor_that_exists(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "r", "slaves: 2\nexecutors:\n  - {name: here, kind: local, slots: 2}\n")
     proc = clanker(repo, "slave", "1", "--executor", "elsewhere")

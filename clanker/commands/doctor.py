@@ -81,6 +81,10 @@ def _executor_checks(cfg: Config) -> list[Check]:
     exec runs), with its slots and whether clanker marked it down."""
     out = []
     state = Store(Paths(cfg.repo, cfg.worktrees), "doctor").state() if cfg.executors else None
+    room = sum(cfg.slots_of(x) for x in cfg.executors)
+    if cfg.executors and room < cfg.slaves:
+        out.append(Check("executor slots", "warn", f"{room} slot(s) for {cfg.slaves} slaves: "
+                         f"{cfg.slaves - room} can only judge and land", "add slots, or lower `slaves`"))  # fmt: skip
     for x in cfg.executors:
         name = f"executor {x.name}"
         down = state.down.get(x.name) if state else None
