@@ -103,14 +103,20 @@ def controller_cmd(c: Ctx) -> None:
 
 
 @cli.command("run")
-@click.option("--until-done", is_flag=True, required=True, help="Exit when every task is done (0) or stuck (1).")
+@click.option("--until-done", is_flag=True, help="Exit when every task is done (0) or stuck (1).")
+@click.option("--dry-run", is_flag=True, help="Say what would start now and what is held back; start nothing.")
 @click.option("--timeout", type=float, default=None, help="Give up after this many seconds (exit 3).")
 @click.option("--keep", is_flag=True, help="Leave the slave panes running afterwards.")
 @pass_ctx
-def run_cmd(c: Ctx, until_done: bool, timeout: float | None, keep: bool) -> None:
+def run_cmd(c: Ctx, until_done: bool, dry_run: bool, timeout: float | None, keep: bool) -> None:
     """Headless controller for scripts and CI: spawn the slaves, run every task, report."""
     from .commands import run as run_cmd_
 
+    if dry_run:
+        finish(run_cmd_.dry_run(c.cfg, c.store(), click.echo))
+        return
+    if not until_done:
+        raise click.UsageError("clanker run needs --until-done (or --dry-run to see what it would start)")
     finish(run_cmd_.run_until_done(c.cfg, timeout, keep, click.echo))
 
 

@@ -4,12 +4,15 @@ that runs the controller's screen when `clanker` is typed outside tmux."""
 from __future__ import annotations
 
 import sys
+import time
 
 from ..config import Config
+from ..fleet import dryrun
 from ..fleet import panes as fleet
 from ..fleet.controller import Controller, summary
 from ..project import preflight
 from ..state.paths import prepare
+from ..state.store import Store
 from ..system.tmux import Tmux
 from . import Done, Echo
 
@@ -29,6 +32,12 @@ def run_until_done(cfg: Config, timeout: float | None, keep: bool, echo: Echo) -
             ctl.stop_spawned()
     st = ctl.store.state()
     return Done(code, summary(st, code, timeout, cfg.repo, preflight.key(cfg), cfg.slaves, ctl.tmux_error))
+
+
+def dry_run(cfg: Config, store: Store, echo: Echo) -> Done:
+    """What `run` would start now and what it would hold back (and why); nothing is started."""
+    echo(dryrun.render(cfg, store.state(), time.time()))
+    return Done(0)
 
 
 def controller_session(tm: Tmux, cfg: Config) -> str:

@@ -370,3 +370,25 @@ def why_idle(
                 shared = sorted(keys & theirs) or sorted(theirs)
                 return f"held: {shared[0]} locked by {other}"
     return "nothing to do"
+
+
+def held_back(state: State, task: Task, tg: Targets, owner_files: tuple[str, ...] = ()) -> str:
+    """Why a ready task is not started now (for `run --dry-run`): what a person would look for."""
+    if state.main_red and "regression" not in task.tags:
+        return "main is red: only regression tasks move"
+    deps = [d for d in task.depends_on if state.state_of(d) != TaskState.DONE]
+    if deps:
+        return "waits on " + ", ".join(f"{d} ({state.state_of(d) or 'unknown'})" for d in deps)
+    keys = task_keys(task, owner_files)
+    for other in state.tasks.values():
+        if other.id != task.id and other.state in HOLDS_KEYS and keys:
+            theirs = task_keys(other, owner_files)
+            if overlaps(keys, theirs):
+                shared = sorted(keys & theirs) or sorted(theirs)
+                return f"{shared[0]} locked by {other.id}"
+    if tg.work <= 0:
+        return f"held: {tg.why}"
+    working = sum(1 for t in state.tasks.values() if t.state == TaskState.CLAIMED)
+    if working >= tg.work:
+        return f"work target {tg.work} reached ({tg.phase} phase{'; ' + tg.why if tg.why else ''})"
+    return "no slave free for it"
