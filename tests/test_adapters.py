@@ -1518,7 +1518,7 @@ def write_history(paths: Paths, task_id: str, notes: list[tuple[str, str]]) -> N
 TEMPLATE = (
     "id={{task.id}} title={{ task.title }} branch={{task.branch}}\n"
     "prompt={{task.prompt}}\ndesc={{task.description}}\nsummary={{task.summary}}\n"
-    "{{prior_attempts}}{{judge_notes}}{{conflicts}}{{history}}unknown=[{{nope}}]\n"
+    "{{prior_attempts}}{{judge_notes}}{{conflicts}}{{history}}flocks=[{{prompt}}]\n"
 )
 
 
@@ -1553,7 +1553,10 @@ def test_worker_prompt_renders_a_template_with_history(tmp_path: Path) -> None:
     history = text.index("## History of this task")
     assert history < text.index("first try failed the gate") < text.index("rework: add tests"), "oldest first"
     assert "not a note" not in text
-    assert text.rstrip().endswith("unknown=[]") and "{{" not in text
+    assert text.rstrip().endswith(f"flocks=[{task.prompt}]") and "{{" not in text
+    template.write_text("{{task.id}} {{nope}}\n", encoding="utf-8")  # never an empty string for it
+    with pytest.raises(UsageError, match=r"unknown field \{\{nope\}\}"):
+        worker_prompt(task, template=template, paths=paths)
 
 
 def test_history_keeps_the_newest_notes_within_the_limit(tmp_path: Path) -> None:

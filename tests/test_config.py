@@ -367,3 +367,25 @@ def test_a_duplicate_key_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load(tmp_path, path)
     assert str(err.value) == f"{path}:4: slaves: duplicate key (first on line 1)"
+
+
+def test_a_flocks_prompt_template_works_and_an_unknown_field_is_an_error_at_its_line(tmp_path: Path) -> None:
+    from clanker.jobs.prompts import worker_prompt
+    from clanker.state.model import Task
+
+    (tmp_path / "flocks.md").write_text("Work on this:\n{{prompt}}\nBranch: {{ task.branch }}\n")
+    cfg = load(tmp_path, write(tmp_path, "prompts:\n  worker: flocks.md\n"))
+    task = Task(id="T1", title="t", prompt="make the tests pass", branch="clanker/T1")
+    text = worker_prompt(task, template=cfg.prompt_templates["worker"])
+    assert text.splitlines() == ["CLANKER-ROLE: worker", "Work on this:", "make the tests pass", "Branch: clanker/T1"]
+    (tmp_path / "typo.md").write_text("Task:\n{{task.prompt}}\nFix {{tsk.title}} today\n")
+    with pytest.raises(ConfigError) as err:
+        load(tmp_path, write(tmp_path, "prompts:\n  worker: typo.md\n"))
+    msg = str(err.value)
+    assert msg.startswith(f"{tmp_path / 'typo.md'}:3: prompts.worker: unknown field {{{{tsk.title}}}} (known: ")
+    assert "{{prompt}}" in msg and "\n" not in msg
+    (tmp_path / "judge.md").write_text("{{diff}} {{conflicts}}\n")  # a worker's field, not a judge's
+    with pytest.raises(ConfigError, match=r"judge.md:1: prompts.judge: unknown field \{\{conflicts\}\}"):
+        load(tmp_path, write(tmp_path, "prompts:\n  judge: judge.md\n"))
+    with pytest.raises(ConfigError, match="prompts.planner: can't read"):
+        load(tmp_path, write(tmp_path, "prompts:\n  planner: missing.md\n"))

@@ -4,13 +4,14 @@ against the schema and build a frozen Config."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ..errors import ConfigError
-from .model import CONFIG_NAME, AgentConfig, BudgetConfig, CapacityConfig, Config, WorktreeConfig
+from .model import CONFIG_NAME, TEMPLATE_FIELDS, AgentConfig, BudgetConfig, CapacityConfig, Config, WorktreeConfig
 from .schema import SCHEMA, validate
 
 
@@ -148,6 +149,25 @@ SPECIAL = {
 }
 
 
+FIELD = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+
+
+def _check_template(path: Path, role: str, shown: str, line: int | None) -> None:
+    """Every {{name}} in a prompt template is one clanker fills: an unknown one (a typo, another
+    tool's name) is an error naming the template's file and line, not an empty string later."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        problem = getattr(e, "strerror", None) or "not UTF-8 text"
+        raise ConfigError(shown, line, f"prompts.{role}", f"can't read {path}: {problem}") from None
+    fields = TEMPLATE_FIELDS[role]
+    for n, row in enumerate(text.splitlines(), 1):
+        for name in FIELD.findall(row):
+            if name not in fields:
+                known = ", ".join("{{" + f + "}}" for f in fields)
+                raise ConfigError(str(path), n, f"prompts.{role}", f"unknown field {{{{{name}}}}} (known: {known})")
+
+
 def _at(v: dict[str, Any], place: tuple[str, ...]) -> tuple[bool, Any]:
     for key in place:
         if not isinstance(v, dict) or key not in v:
@@ -171,6 +191,9 @@ def _build(repo: Path, path: Path | None, raw: dict[str, Any], lines: dict[tuple
         line = lines.get(("worktree", "root"))
         raise ConfigError(shown, line, "worktree.root", "give `worktree.root` or the older `worktrees`, not both")
     worktrees = root or v.get("worktrees")
+    templates = {role: repo / p for role, p in v.get("prompts", {}).items() if p}
+    for role, tpl in templates.items():
+        _check_template(tpl, role, shown, lines.get(("prompts", role)))
     known = {c.name for c in v.get("credentials", ())}
     for n, x in enumerate(v.get("executors", ())):
         if x.credential is not None and x.credential not in known:
@@ -187,7 +210,7 @@ def _build(repo: Path, path: Path | None, raw: dict[str, Any], lines: dict[tuple
         tmux_socket=os.environ.get("CLANKER_TMUX_SOCKET") or _at(v, ("tmux", "socket"))[1],
         worktrees=Path(os.path.normpath(repo / worktrees)) if worktrees else None,
         health_fix_prompt=_at(v, ("health", "fix_prompt"))[1] or "",
-        prompt_templates={role: repo / p for role, p in v.get("prompts", {}).items() if p},
+        prompt_templates=templates,
         worktree=WorktreeConfig(**wt),
         budget=BudgetConfig(**v.get("budget", {})),
         capacity=CapacityConfig(**v.get("capacity", {})),

@@ -10,6 +10,14 @@ DEFAULT_MAIN = "main"
 DEFAULT_BRANCH_PREFIX = "clanker/"  # task T3 works on clanker/T3 unless its import names a branch
 AGENT_KINDS = ("fake", "command", "claude", "codex", "aider", "gemini")
 EXECUTOR_KINDS = ("local", "ssh", "container")
+# What a prompt template (`prompts.ROLE`) may say, as {{name}}; `prompt` is flocks' name for the
+# task's prompt. Anything else is refused when clanker.yaml is read, never rendered as "".
+TASK_FIELDS = ("task.id", "task.title", "task.prompt", "task.description", "task.branch", "task.summary", "prompt")
+TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
+    "worker": (*TASK_FIELDS, "prior_attempts", "judge_notes", "conflicts", "history"),
+    "judge": (*TASK_FIELDS, "diff", "gate"),
+    "planner": (*TASK_FIELDS, "split", "docs", "tasks", "history", "slaves"),
+}
 
 
 @dataclass(frozen=True)

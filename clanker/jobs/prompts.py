@@ -1,9 +1,11 @@
 """Built-in prompts for each role. The first line is always the `CLANKER-ROLE:` marker.
 
 A template file (`prompts.worker`, `prompts.judge` in clanker.yaml) replaces the built-in text;
-its placeholders: {{task.id}}, {{task.title}}, {{task.prompt}}, {{task.description}},
-{{task.branch}}, {{task.summary}}, {{prior_attempts}}, {{judge_notes}}, {{conflicts}},
-{{history}}; judge templates also {{diff}} and {{gate}}.
+its placeholders are config.model.TEMPLATE_FIELDS: {{task.id}}, {{task.title}}, {{task.prompt}}
+(flocks' {{prompt}} too), {{task.description}}, {{task.branch}}, {{task.summary}}; worker
+templates also {{prior_attempts}}, {{judge_notes}}, {{conflicts}}, {{history}}; judge templates
+{{diff}} and {{gate}}; planner templates {{split}}, {{docs}}, {{tasks}}, {{history}}, {{slaves}}.
+An unknown one is refused when clanker.yaml is read.
 """
 
 from __future__ import annotations
@@ -76,9 +78,17 @@ def render(template: str, task: Task, **extra: str) -> str:
         "task.description": task.description,
         "task.branch": task.branch,
         "task.summary": task.summary or "(none)",
+        "prompt": task.prompt,  # flocks' name for it
         **extra,
     }
-    return _FIELD.sub(lambda m: values.get(m.group(1), ""), template)
+
+    def fill(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in values:  # a user's template was checked when clanker.yaml was read
+            raise UsageError(f"prompt template: unknown field {{{{{name}}}}}")
+        return values[name]
+
+    return _FIELD.sub(fill, template)
 
 
 MARKER = re.compile(r"^CLANKER-ROLE: (worker|judge|planner)\s*$")
