@@ -7,11 +7,13 @@ exits 130, and anything unexpected writes a crash log and says where it is (exit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +48,9 @@ class Ctx:
             self._cfg = load(self.repo, self.config_opt)
             secrets.register_names([*self._cfg.env_pass, *(c.env for c in self._cfg.credentials)])
         return self._cfg
+
+    def reload(self) -> None:
+        self._cfg = None
 
     def store(self) -> Store:
         prepare(self.cfg)
@@ -107,9 +112,36 @@ def controller_cmd(c: Ctx) -> None:
 @click.option("--dry-run", is_flag=True, help="Say what would start now and what is held back; start nothing.")
 @click.option("--timeout", type=float, default=None, help="Give up after this many seconds (exit 3).")
 @click.option("--keep", is_flag=True, help="Leave the slave panes running afterwards.")
+@click.option("--max-attempts", type=click.IntRange(min=1), default=None, help="max_attempts for this run's slaves.")
 @pass_ctx
-def run_cmd(c: Ctx, until_done: bool, dry_run: bool, timeout: float | None, keep: bool) -> None:
+def run_cmd(
+    c: Ctx, until_done: bool, dry_run: bool, timeout: float | None, keep: bool, max_attempts: int | None
+) -> None:
     """Headless controller for scripts and CI: spawn the slaves, run every task, report."""
+    for note in c.cfg.notes:
+        click.echo(f"note: {note}", err=True)
+    if max_attempts is not None:
+        with _env("CLANKER_MAX_ATTEMPTS", str(max_attempts)):  # read by this run's config and its slaves'
+            c.reload()
+            _run(c, until_done, dry_run, timeout, keep)
+        return
+    _run(c, until_done, dry_run, timeout, keep)
+
+
+@contextlib.contextmanager
+def _env(name: str, value: str) -> Iterator[None]:
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+def _run(c: Ctx, until_done: bool, dry_run: bool, timeout: float | None, keep: bool) -> None:
     from .commands import run as run_cmd_
 
     if dry_run:
@@ -330,13 +362,16 @@ def task_cancel(c: Ctx, task: str) -> None:
 
 
 @task_group.command("retry")
-@click.argument("task")
+@click.argument("task", required=False)
+@click.option("--all-failed", is_flag=True, help="Every blocked task (flocks' retry --all-failed).")
 @pass_ctx
-def task_retry(c: Ctx, task: str) -> None:
+def task_retry(c: Ctx, task: str | None, all_failed: bool) -> None:
     """Give a blocked or cancelled task another round of attempts."""
     from .commands import task as task_cmd
 
-    finish(task_cmd.retry(c.store(), task))
+    if all_failed == (task is not None):
+        raise click.UsageError("name one task to retry, or give --all-failed for every blocked one")
+    finish(task_cmd.retry_failed(c.store()) if all_failed else task_cmd.retry(c.store(), str(task)))
 
 
 @cli.command("cap")

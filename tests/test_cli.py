@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +120,25 @@ def test_failing_agent_is_retried_then_blocked_with_its_reason(tmp_path: Path, s
     assert t1["state"] == "blocked" and t1["attempts"] == 2
     retried = clanker(repo, "task", "retry", "T1")
     assert retried.returncode == 0 and json.loads(clanker(repo, "task", "list", "--json").stdout)[0]["state"] == "ready"
+
+
+@pytest.mark.e2e
+def test_run_max_attempts_is_for_one_run_and_retry_all_failed_requeues_every_blocked_task(
+    tmp_path: Path, socket_name: str
+) -> None:
+    repo = make_repo(tmp_path / "r", "slaves: 2\nheartbeat_secs: 0.5\nmax_attempts: 3\nagent:\n  kind: fake\n")
+    for title in ("Doomed", "Also doomed"):
+        clanker(repo, "task", "add", title, "--prompt", "fake: exit 3 the model refused", check=True)
+    clanker(repo, "task", "add", "Fine", "--prompt", "fake: write ok.txt fine", check=True)
+    proc = clanker(repo, "run", "--until-done", "--max-attempts", "1", "--timeout", "60", timeout=90)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    tasks = {t["id"]: t for t in status(repo)["tasks"]}
+    assert [(tasks[t]["state"], tasks[t]["attempts"]) for t in ("T1", "T2")] == [("blocked", 1)] * 2  # not 3
+    retried = clanker(repo, "task", "retry", "--all-failed")
+    assert retried.returncode == 0 and retried.stdout.strip() == "2 task(s) ready again: T1, T2"
+    states = {t["id"]: t["state"] for t in status(repo)["tasks"]}
+    assert states == {"T1": "ready", "T2": "ready", "T3": "done"}
+    assert clanker(repo, "task", "retry", "--all-failed").stdout.strip() == "no blocked task to retry"
+    bad = clanker(repo, "task", "retry")
+    assert bad.returncode == 2 and "name one task to retry, or give --all-failed" in bad.stderr
+    assert "CLANKER_MAX_ATTEMPTS" not in os.environ  # the override was for that run only

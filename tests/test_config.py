@@ -19,6 +19,7 @@ from clanker.config import (
     find_config,
     load,
 )
+from clanker.config.load import ALIASES
 from clanker.errors import ConfigError
 from tests.helpers import clanker, make_repo
 
@@ -81,7 +82,7 @@ def _leaves(schema: dict[str, object], prefix: tuple[str, ...] = ()) -> set[tupl
 
 def test_every_setting_reaches_a_field() -> None:
     # No key of the schema is validated and then dropped, and no field is filled from two places.
-    assert _leaves(SCHEMA) == set(PLACES) | SPECIAL
+    assert _leaves(SCHEMA) == set(PLACES) | SPECIAL | set(ALIASES)
     fields = {f.name for f in dataclasses.fields(Config)}
     assert set(PLACES.values()) <= fields and len(set(PLACES.values())) == len(PLACES)
     assert set(AGENT_SCHEMA) == {f.name for f in dataclasses.fields(AgentConfig)}
@@ -389,3 +390,27 @@ def test_a_flocks_prompt_template_works_and_an_unknown_field_is_an_error_at_its_
         load(tmp_path, write(tmp_path, "prompts:\n  judge: judge.md\n"))
     with pytest.raises(ConfigError, match="prompts.planner: can't read"):
         load(tmp_path, write(tmp_path, "prompts:\n  planner: missing.md\n"))
+
+
+def test_flocks_names_work_with_a_note_and_never_disagree_with_clanker_s(tmp_path: Path) -> None:
+    cfg = load_text(tmp_path, "max_agents: 5\nland_target: trunk\nworkspace:\n  branch_prefix: flocks/\n"
+                              "stagger_delay_secs: 2\n")  # fmt: skip
+    assert (cfg.slaves, cfg.mainline_branch, cfg.branch_prefix, cfg.agent.stagger_secs) == (5, "trunk", "flocks/", 2.0)
+    assert len(cfg.notes) == 4 and any("`max_agents` is clanker's `slaves`" in n for n in cfg.notes)
+    assert load_text(tmp_path, "slaves: 4\nmax_agents: 4\n").slaves == 4  # the same value twice is fine
+    with pytest.raises(ConfigError, match="max_agents: says 5 but slaves says 4: keep one"):
+        load_text(tmp_path, "slaves: 4\nmax_agents: 5\n")
+    assert load_text(tmp_path, "slaves: 2\n").notes == ()
+
+
+def test_run_max_attempts_is_read_from_the_environment_the_run_gives_its_slaves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLANKER_MAX_ATTEMPTS", "7")
+    assert load_text(tmp_path, "max_attempts: 2\n").max_attempts == 7
+    from clanker.fleet.panes import pane_env
+
+    assert pane_env(load_text(tmp_path, ""))["CLANKER_MAX_ATTEMPTS"] == "7"
+    monkeypatch.setenv("CLANKER_MAX_ATTEMPTS", "zero")
+    with pytest.raises(ConfigError, match="must be a whole number"):
+        load_text(tmp_path, "")

@@ -125,6 +125,20 @@ def retry(store: Store, task_id: str) -> Done:
     return Done(0, f"{task_id} is ready again")
 
 
+def retry_failed(store: Store) -> Done:
+    """Every blocked task back in the queue, with its earlier attempts' errors in its next
+    prompt (flocks' `retry --all-failed`)."""
+
+    def decide(st: State) -> list[Event]:
+        return [TaskRetried(actor=store.actor, task=t.id) for t in st.tasks.values() if t.state == TaskState.BLOCKED]
+
+    done = store.transact(decide)
+    if not done:
+        return Done(0, "no blocked task to retry")
+    ids = [e.task for e in done if isinstance(e, TaskRetried)]
+    return Done(0, f"{len(ids)} task(s) ready again: {', '.join(ids)}")
+
+
 def describe(t: Task) -> str:
     """Everything about one task (`clanker task show`, the TUI's details)."""
     lines = [

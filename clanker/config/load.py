@@ -3,6 +3,7 @@ against the schema and build a frozen Config."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -168,6 +169,30 @@ def _check_template(path: Path, role: str, shown: str, line: int | None) -> None
                 raise ConfigError(str(path), n, f"prompts.{role}", f"unknown field {{{{{name}}}}} (known: {known})")
 
 
+# flocks' names (and older ones) → clanker's: accepted, with a note saying the new name.
+ALIASES: dict[tuple[str, ...], tuple[str, str]] = {
+    ("workspace", "branch_prefix"): ("branch_prefix", "branch_prefix"),
+    ("land_target",): ("mainline_branch", "mainline.branch"),
+    ("max_agents",): ("slaves", "slaves"),
+    ("stagger_delay_secs",): ("", "agent.stagger_secs"),
+}
+
+
+def _aliases(v: dict[str, Any], kw: dict[str, Any], shown: str, lines: dict[tuple[str, ...], int]) -> tuple[str, ...]:
+    notes = []
+    for place, (name, new) in ALIASES.items():
+        found, value = _at(v, place)
+        if not found:
+            continue
+        old = ".".join(place)
+        if name and name in kw and kw[name] != value:
+            raise ConfigError(shown, lines.get(place), old, f"says {value!r} but {new} says {kw[name]!r}: keep one")
+        if name:
+            kw[name] = value
+        notes.append(f"{shown}: `{old}` is clanker's `{new}`: it works, and `{new}` is the name to use")
+    return tuple(notes)
+
+
 def _at(v: dict[str, Any], place: tuple[str, ...]) -> tuple[bool, Any]:
     for key in place:
         if not isinstance(v, dict) or key not in v:
@@ -184,7 +209,17 @@ def _build(repo: Path, path: Path | None, raw: dict[str, Any], lines: dict[tuple
         found, value = _at(v, place)
         if found:
             kw[name] = value
+    notes = _aliases(v, kw, shown, lines)
     agent = _agent(v.get("agent", {}), "agent", shown, lines.get(("agent",)))
+    if "stagger_delay_secs" in v:
+        agent = dataclasses.replace(agent, stagger_secs=v["stagger_delay_secs"])
+    override = os.environ.get("CLANKER_MAX_ATTEMPTS")  # `run --max-attempts N`, for that run's fleet
+    if override:
+        if not override.isdigit() or int(override) < 1:
+            raise ConfigError(
+                "CLANKER_MAX_ATTEMPTS", None, "max_attempts", f"must be a whole number ≥ 1, got {override!r}"
+            )
+        kw["max_attempts"] = int(override)
     wt = dict(v.get("worktree", {}))
     root = wt.pop("root", None)
     if root and v.get("worktrees"):
@@ -204,6 +239,7 @@ def _build(repo: Path, path: Path | None, raw: dict[str, Any], lines: dict[tuple
     return Config(
         repo=repo,
         path=path,
+        notes=notes,
         agent=agent,
         judge_agent=_pick_agent(_at(v, ("judge", "agent"))[1], agent, "judge.agent", shown, lines),
         planner_agent=_pick_agent(_at(v, ("planner", "agent"))[1], agent, "planner.agent", shown, lines),

@@ -139,6 +139,7 @@ LOCAL = ExecutorConfig("local")
 class Config:
     repo: Path
     path: Path | None = None
+    notes: tuple[str, ...] = ()  # things worth saying about the file (a flocks name used, …)
     slaves: int = 3
     heartbeat_secs: float = 5.0
     hung_secs: float = 300.0  # a live slave whose loop or heartbeat stood still this long is killed

@@ -198,6 +198,11 @@ SCHEMA: dict[str, Any] = {
     "gate_preflight": _bool,
     "gate_reuse": _bool,
     "branch_prefix": _prefix,
+    # flocks' names, accepted beside clanker's (load.ALIASES says which is which)
+    "workspace": {"branch_prefix": _prefix},
+    "land_target": _str,
+    "max_agents": _int(1, 64),
+    "stagger_delay_secs": _num(0),
     "owner_files": _strlist,
     "git_ignore": _choice("exclude", "gitignore"),
     "retry": {"base_secs": _num(0, positive=True), "cap_secs": _num(0, positive=True)},

@@ -53,6 +53,8 @@ def pane_env(cfg: Config) -> dict[str, str]:
     env = pass_env()
     if cfg.tmux_socket:
         env["CLANKER_TMUX_SOCKET"] = cfg.tmux_socket
+    if os.environ.get("CLANKER_MAX_ATTEMPTS"):
+        env["CLANKER_MAX_ATTEMPTS"] = os.environ["CLANKER_MAX_ATTEMPTS"]  # `run --max-attempts N`
     env.update(envpass.handoff(cfg))
     return env
 
