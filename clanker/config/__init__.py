@@ -17,6 +17,7 @@ from .model import (
     Config,
     Credential,
     ExecutorConfig,
+    NotifyConfig,
     Price,
     WorktreeConfig,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "Config",
     "Credential",
     "ExecutorConfig",
+    "NotifyConfig",
     "Price",
     "WorktreeConfig",
     "find_config",

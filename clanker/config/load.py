@@ -129,6 +129,7 @@ PLACES: dict[tuple[str, ...], str] = {
     ("retry", "cap_secs"): "retry_cap_secs",
     ("credentials",): "credentials",
     ("executors",): "executors",
+    ("notify",): "notify",
     ("prices",): "prices",
     ("land", "validate"): "land_validate",
     ("planner", "docs"): "planner_docs",

@@ -134,6 +134,26 @@ class ExecutorConfig:
 
 LOCAL = ExecutorConfig("local")
 
+# What a notification can be about (`notify: [{events: [...]}]`); all of them when not given.
+NOTIFY_KINDS = (
+    "task.blocked", "main.red", "main.green", "budget.warned", "budget.exceeded", "usage.paused", "usage.resumed",
+    "run.finished", "agent.waiting",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    """Where to tell a person: a command (the event's JSON on its stdin) or a webhook (POSTed
+    JSON with a Slack-compatible `text`)."""
+
+    command: tuple[str, ...] = ()
+    url: str = ""
+    events: tuple[str, ...] = NOTIFY_KINDS  # (not `on`: YAML reads that key as true)
+
+    @property
+    def target(self) -> str:
+        return self.url or " ".join(self.command)
+
 
 @dataclass(frozen=True)
 class Config:
@@ -179,6 +199,7 @@ class Config:
     budget: BudgetConfig = BudgetConfig()
     capacity: CapacityConfig = CapacityConfig()
     executors: tuple[ExecutorConfig, ...] = ()  # none: one implicit `local` with `slaves` slots
+    notify: tuple[NotifyConfig, ...] = ()
 
     @property
     def placements(self) -> tuple[ExecutorConfig, ...]:

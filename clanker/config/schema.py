@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import ConfigError
-from .model import AGENT_KINDS, EXECUTOR_KINDS, Credential, ExecutorConfig, Price
+from .model import AGENT_KINDS, EXECUTOR_KINDS, NOTIFY_KINDS, Credential, ExecutorConfig, NotifyConfig, Price
 
 
 def _int(lo: int, hi: int | None = None) -> Callable[[Any], int]:
@@ -159,6 +159,32 @@ def _prices(x: Any) -> dict[str, Price]:
     return out
 
 
+def _notify(x: Any) -> tuple[NotifyConfig, ...]:
+    if x is None:
+        return ()
+    if not isinstance(x, list):
+        raise ValueError("must be a list of {command: [argv…]} or {url: https://…}, each with optional `events`")
+    out = []
+    for n, item in enumerate(x):
+        if (
+            not isinstance(item, dict)
+            or set(item) - {"command", "url", "events"}
+            or ("command" in item) == ("url" in item)
+        ):
+            raise ValueError(f"item {n}: give `command` (a list) or `url`, and optionally `events` (a list of kinds)")
+        on = _strlist(item.get("events")) or NOTIFY_KINDS
+        wrong = [k for k in on if k not in NOTIFY_KINDS]
+        if wrong:
+            raise ValueError(f"item {n}: events: {', '.join(wrong)}: not a kind (one of {', '.join(NOTIFY_KINDS)})")
+        url = item.get("url", "")
+        if url and (not isinstance(url, str) or not url.startswith(("http://", "https://"))):
+            raise ValueError(f"item {n}: url must start with http:// or https://, got {url!r}")
+        out.append(NotifyConfig(command=_strlist(item.get("command")), url=url, events=tuple(on)))
+        if "command" in item and not out[-1].command:
+            raise ValueError(f"item {n}: command must be a non-empty list")
+    return tuple(out)
+
+
 def _clock(x: Any) -> str:
     if not isinstance(x, str) or not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", x):
         raise ValueError(f"must be a time of day like 00:00 or 07:30, got {x!r}")
@@ -208,6 +234,7 @@ SCHEMA: dict[str, Any] = {
     "retry": {"base_secs": _num(0, positive=True), "cap_secs": _num(0, positive=True)},
     "credentials": "credentials",
     "executors": "executors",
+    "notify": _notify,
     "prices": _prices,
     "prompts": {"worker": _opt(_str), "judge": _opt(_str), "planner": _opt(_str)},
     "land": {"validate": _strlist},

@@ -35,6 +35,7 @@ from ..system.fswatch import LogWaiter
 from ..system.signals import SignalRelay
 from ..system.tmux import Tmux
 from . import panes as fleet
+from .notify import Note, Notifier
 from .scheduler import gate_status
 
 TMUX_GIVE_UP_SECS = 30.0  # a tmux that fails this long is not coming back by itself
@@ -108,6 +109,7 @@ class Controller:
         self.tmux_error = ""  # the last tmux failure, for the summary
         self._sleep = SleepDetector(clock=clock)
         self._session: str | None = None
+        self.notifier: Notifier | None = None  # while it runs, with `notify:` set
 
     def session(self) -> str:
         """Where spawned slaves go: this pane's session, or clanker's own when headless."""
@@ -164,6 +166,8 @@ class Controller:
             self._kill_hung(now, beats)
             self._reconcile(fv, now, beats)
         self._say_stuck()
+        if self.notifier is not None:
+            self.notifier.poll(self.store.state())
         return fv
 
     def _close_dead_twins(self, fv: fleet.FleetView) -> None:
@@ -282,10 +286,17 @@ class Controller:
                     self.tm.mark(self.screen_pane, "ctl", str(self.cfg.repo), created=False)
                 self.heart.start()
                 self.waiter = LogWaiter(self.paths.state_dir, clock=self.clock) if wait_on_log else None
+                if self.cfg.notify:
+                    size = self.paths.events.stat().st_size if self.paths.events.exists() else 0
+                    self.notifier = Notifier(self.cfg, self.paths.events, size, self.store.append, self.clock)
                 try:
                     self.request_preflight()
                     yield
                 finally:
+                    if self.notifier is not None:
+                        self.notifier.poll(self.store.state())
+                        self.notifier.close()
+                        self.notifier = None
                     if self.waiter is not None:
                         self.waiter.close()
                     self.heart.stop()
@@ -348,6 +359,9 @@ class Controller:
                     code = 3
                     break
                 self.waiter.wait(self.cfg.heartbeat_secs)
+            if self.notifier is not None:
+                self.notifier.poll(self.store.state())
+                self.notifier.send(finished_note(self.store.state(), code))
         return code
 
     def _still_finished(self) -> bool:
@@ -386,6 +400,14 @@ class Controller:
             ours |= {sid for sid, p in fleet.view(self.tm, self.cfg.repo).panes.items() if p.created and sid != "ctl"}
         if ours:
             fleet.stop(self.cfg, self.tm, only=ours)
+
+
+def finished_note(state: State, code: int) -> Note:
+    counts = state.counts()
+    done, total = counts.get("done", 0), state.total
+    why = {0: "every task is done", 1: "some tasks are blocked", 3: "out of time", 4: "the gate preflight failed",
+           5: "tmux kept failing", 6: "a budget is spent"}.get(code, f"exit {code}")  # fmt: skip
+    return Note("run.finished", f"run finished: {done}/{total} tasks done — {why}", None, {"exit": code})
 
 
 def no_judge(state: State, slaves: int) -> list[str]:

@@ -144,3 +144,19 @@ def output(argv: list[str], timeout: float, cwd: Path | None = None) -> str:
         stop(proc, grace=1.0)
         raise
     return (out + err).decode("utf-8", "replace")
+
+
+def feed(argv: list[str], text: str, timeout: float, cwd: Path | None = None) -> tuple[int | None, str]:
+    """Run `argv` with `text` on its stdin; its exit code (None past `timeout`, when it is
+    stopped) and the tail of what it printed."""
+    proc = spawn(argv, cwd, child_env(), stdin=PIPE, stdout=PIPE, stderr=STDOUT)
+    try:
+        out, _ = proc.communicate(text.encode("utf-8"), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop(proc, grace=1.0)
+        out, _ = proc.communicate()
+        return None, out.decode("utf-8", "replace")[-300:]
+    except BaseException:
+        stop(proc, grace=1.0)
+        raise
+    return proc.returncode, out.decode("utf-8", "replace")[-300:]
