@@ -19,6 +19,7 @@ from .model import (
     ExecutorConfig,
     NotifyConfig,
     Price,
+    SourceConfig,
     WorktreeConfig,
 )
 from .schema import AGENT_SCHEMA, SCHEMA
@@ -39,6 +40,7 @@ __all__ = [
     "Credential",
     "ExecutorConfig",
     "NotifyConfig",
+    "SourceConfig",
     "Price",
     "WorktreeConfig",
     "find_config",

@@ -12,7 +12,16 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
-from .model import CONFIG_NAME, TEMPLATE_FIELDS, AgentConfig, BudgetConfig, CapacityConfig, Config, WorktreeConfig
+from .model import (
+    CONFIG_NAME,
+    TEMPLATE_FIELDS,
+    AgentConfig,
+    BudgetConfig,
+    CapacityConfig,
+    Config,
+    SourceConfig,
+    WorktreeConfig,
+)
 from .schema import SCHEMA, validate
 
 
@@ -148,6 +157,7 @@ SPECIAL = {
     ("prompts",),
     ("budget",),
     ("capacity",),
+    ("source",),
 }
 
 
@@ -194,6 +204,21 @@ def _aliases(v: dict[str, Any], kw: dict[str, Any], shown: str, lines: dict[tupl
     return tuple(notes)
 
 
+SOURCE_NEEDS = {"jsonl": ("path",), "markdown": ("path",), "script": ("command",), "github": ("repo",)}
+
+
+def _source(raw: dict[str, Any] | None, shown: str, line: int | None) -> SourceConfig | None:
+    if not raw:
+        return None
+    kind = raw.get("type")
+    if kind is None:
+        raise ConfigError(shown, line, "source", "needs a `type`: jsonl, script, markdown or github")
+    missing = [k for k in SOURCE_NEEDS[kind] if not raw.get(k)]
+    if missing:
+        raise ConfigError(shown, line, "source", f"a {kind} source needs {', '.join(missing)}")
+    return SourceConfig(**raw)
+
+
 def _at(v: dict[str, Any], place: tuple[str, ...]) -> tuple[bool, Any]:
     for key in place:
         if not isinstance(v, dict) or key not in v:
@@ -230,6 +255,7 @@ def _build(repo: Path, path: Path | None, raw: dict[str, Any], lines: dict[tuple
     templates = {role: repo / p for role, p in v.get("prompts", {}).items() if p}
     for role, tpl in templates.items():
         _check_template(tpl, role, shown, lines.get(("prompts", role)))
+    source = _source(v.get("source"), shown, lines.get(("source",)))
     known = {c.name for c in v.get("credentials", ())}
     for n, x in enumerate(v.get("executors", ())):
         if x.credential is not None and x.credential not in known:
@@ -251,5 +277,6 @@ def _build(repo: Path, path: Path | None, raw: dict[str, Any], lines: dict[tuple
         worktree=WorktreeConfig(**wt),
         budget=BudgetConfig(**v.get("budget", {})),
         capacity=CapacityConfig(**v.get("capacity", {})),
+        source=source,
         **kw,
     )

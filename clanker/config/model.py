@@ -141,6 +141,25 @@ NOTIFY_KINDS = (
 )  # fmt: skip
 
 
+SOURCE_TYPES = ("jsonl", "script", "markdown", "github")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where tasks come from besides `clanker task add` (`source:`), pulled by the controller on
+    start and every `poll_secs`; each task once, by the source's own id (a cancelled one too)."""
+
+    type: str
+    path: str = ""  # jsonl, markdown: a file in the repository (or an absolute path)
+    command: tuple[str, ...] = ()  # script: prints JSONL tasks
+    repo: str = ""  # github: owner/name
+    label: str = "clanker"  # github: issues with this label
+    token_env: str = "GITHUB_TOKEN"  # github: the variable holding the token
+    base_url: str = "https://api.github.com"  # github: or your GitHub Enterprise's API
+    close_on_land: bool = False  # github: close the issue when its task lands
+    poll_secs: float = 60.0
+
+
 @dataclass(frozen=True)
 class NotifyConfig:
     """Where to tell a person: a command (the event's JSON on its stdin) or a webhook (POSTed
@@ -200,6 +219,7 @@ class Config:
     capacity: CapacityConfig = CapacityConfig()
     executors: tuple[ExecutorConfig, ...] = ()  # none: one implicit `local` with `slaves` slots
     notify: tuple[NotifyConfig, ...] = ()
+    source: SourceConfig | None = None
 
     @property
     def placements(self) -> tuple[ExecutorConfig, ...]:

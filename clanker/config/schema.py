@@ -8,7 +8,16 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import ConfigError
-from .model import AGENT_KINDS, EXECUTOR_KINDS, NOTIFY_KINDS, Credential, ExecutorConfig, NotifyConfig, Price
+from .model import (
+    AGENT_KINDS,
+    EXECUTOR_KINDS,
+    NOTIFY_KINDS,
+    SOURCE_TYPES,
+    Credential,
+    ExecutorConfig,
+    NotifyConfig,
+    Price,
+)
 
 
 def _int(lo: int, hi: int | None = None) -> Callable[[Any], int]:
@@ -235,6 +244,17 @@ SCHEMA: dict[str, Any] = {
     "credentials": "credentials",
     "executors": "executors",
     "notify": _notify,
+    "source": {
+        "type": _choice(*SOURCE_TYPES),
+        "path": _str,
+        "command": _strlist,
+        "repo": _str,
+        "label": _str,
+        "token_env": _ident,
+        "base_url": _str,
+        "close_on_land": _bool,
+        "poll_secs": _num(1),
+    },
     "prices": _prices,
     "prompts": {"worker": _opt(_str), "judge": _opt(_str), "planner": _opt(_str)},
     "land": {"validate": _strlist},

@@ -25,6 +25,7 @@ from ..state import budget, heartbeat
 from ..state import events as ev
 from ..state.events import Event
 from ..state.heartbeat import Heart, SleepDetector
+from ..state.intake import Branches
 from ..state.model import LIVE, State, TaskState
 from ..state.paths import Paths
 from ..state.reconcile import dead_slaves, release_events
@@ -37,6 +38,7 @@ from ..system.tmux import Tmux
 from . import panes as fleet
 from .notify import Note, Notifier
 from .scheduler import gate_status
+from .sources import Puller, add_events
 
 TMUX_GIVE_UP_SECS = 30.0  # a tmux that fails this long is not coming back by itself
 SETTLE_SECS = 0.25  # a busy log is looked at in batches: at most this often
@@ -110,6 +112,7 @@ class Controller:
         self._sleep = SleepDetector(clock=clock)
         self._session: str | None = None
         self.notifier: Notifier | None = None  # while it runs, with `notify:` set
+        self.puller: Puller | None = None  # while it runs, with `source:` set
 
     def session(self) -> str:
         """Where spawned slaves go: this pane's session, or clanker's own when headless."""
@@ -168,7 +171,19 @@ class Controller:
         self._say_stuck()
         if self.notifier is not None:
             self.notifier.poll(self.store.state())
+        self._pull_tasks()
         return fv
+
+    def _pull_tasks(self) -> None:
+        """Tasks a source gave since the last look, added once each (by their origin)."""
+        if self.puller is None:
+            return
+        specs = self.puller.poll(self.store.state())
+        if specs:
+            branches = Branches.of(self.cfg)
+            added = self.store.transact(lambda st: add_events(st, specs, branches))
+            if added:
+                self.out(f"{len(added)} task(s) from the {self.cfg.source.type if self.cfg.source else ''} source")
 
     def _close_dead_twins(self, fv: fleet.FleetView) -> None:
         """A dead pane clanker made whose id a live pane now carries (a spawn raced a dying tmux
@@ -286,13 +301,20 @@ class Controller:
                     self.tm.mark(self.screen_pane, "ctl", str(self.cfg.repo), created=False)
                 self.heart.start()
                 self.waiter = LogWaiter(self.paths.state_dir, clock=self.clock) if wait_on_log else None
+                size = self.paths.events.stat().st_size if self.paths.events.exists() else 0
                 if self.cfg.notify:
-                    size = self.paths.events.stat().st_size if self.paths.events.exists() else 0
                     self.notifier = Notifier(self.cfg, self.paths.events, size, self.store.append, self.clock)
+                if self.cfg.source is not None:
+                    self.puller = Puller(self.cfg, self.paths.events, size, self.store.append)
+                    self._pull_tasks()
                 try:
                     self.request_preflight()
                     yield
                 finally:
+                    if self.puller is not None:
+                        self.puller.poll(self.store.state())  # what landed at the end is told too
+                        self.puller.close()
+                        self.puller = None
                     if self.notifier is not None:
                         self.notifier.poll(self.store.state())
                         self.notifier.close()

@@ -84,6 +84,7 @@ class TaskAdded(TaskEvent):
     parent: str | None = opt(None)
     branch: str | None = opt(None)
     signature: str = opt("")  # regression tasks: the failure they fix
+    origin: str = opt("")  # a task source's own id for it (`github:owner/repo#12`): never added twice
 
 
 @kind("task.claimed")

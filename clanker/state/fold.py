@@ -69,6 +69,8 @@ class _Draft:
     targets: tuple[str, int, int] | None
     caps: dict[str, tuple[int, str]]
     down: dict[str, Down]
+    origins: dict[str, str]
+    origins_own: bool = dataclasses.field(default=False, init=False)  # copied in this fold call yet
     view: State = dataclasses.field(init=False)  # what the legality check sees: these tasks as they go
 
     def __post_init__(self) -> None:
@@ -82,6 +84,7 @@ class _Draft:
             s.plan_started, s.plan_request, s.planner_usage, dict(s.preflights), s.preflight_slave, s.preflight_started,
             s.preflight_wanted, dict(s.setup_failed), dict(s.landing) if s.landing is not None else landing_of(s),
             s.archive, dict(s.spent), set(s.budget_said), s.recent, s.targets, dict(s.caps), dict(s.down),
+            s.origins,  # copied only when a sourced task is added: it grows with the history
         )  # fmt: skip
 
     def freeze(self, offset: int) -> State:
@@ -94,7 +97,7 @@ class _Draft:
             preflights=self.preflights, preflight_slave=self.preflight_slave, preflight_started=self.preflight_started,
             preflight_wanted=self.preflight_wanted, setup_failed=self.setup_failed, landing=self.landing,
             archive=self.archive, spent=self.spent, budget_said=frozenset(self.budget_said), recent=self.recent,
-            targets=self.targets, caps=self.caps, down=self.down,
+            targets=self.targets, caps=self.caps, down=self.down, origins=self.origins,
         )  # fmt: skip
 
 
@@ -158,6 +161,10 @@ def _apply_task(d: _Draft, e: Event, fn: Callable[[Task, Any], Task]) -> None:
         d.recent = (d.recent + "l")[-RECENT_OUTCOMES:]
     elif isinstance(e, ev.AttemptFinished):
         _spend(d, e)
+    if isinstance(e, ev.TaskAdded) and e.origin:
+        if not d.origins_own:
+            d.origins, d.origins_own = dict(d.origins), True
+        d.origins[e.origin] = task_id
     before = d.tasks.get(task_id)
     after = fn(before or NO_TASK, e)  # only task.added is legal without a task, and it makes its own
     moved: dict[str, Any] = {"updated": e.ts}

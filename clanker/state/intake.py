@@ -106,6 +106,7 @@ def added_event(
         # The default branch is not written: the fold names it, so lines stay as they were.
         branch=branch if branch != DEFAULT_BRANCH_PREFIX + task_id else None,
         parent=_text(fields, "parent") or None,
+        origin=_text(fields, "origin"),
     )
 
 

@@ -346,6 +346,7 @@ class State:
     targets: tuple[str, int, int] | None = None
     caps: dict[str, tuple[int, str]] = field(default_factory=dict)  # advice source → (cap, reason)
     down: dict[str, Down] = field(default_factory=dict)  # executors that stopped answering
+    origins: dict[str, str] = field(default_factory=dict)  # a task source's id → the task made of it
 
     @property
     def preflight(self) -> Preflight | None:

@@ -160,3 +160,22 @@ def feed(argv: list[str], text: str, timeout: float, cwd: Path | None = None) ->
         stop(proc, grace=1.0)
         raise
     return proc.returncode, out.decode("utf-8", "replace")[-300:]
+
+
+def capture(argv: list[str], timeout: float, cwd: Path | None = None) -> tuple[int | None, str, str]:
+    """Run a command for what it prints: its exit code (None past `timeout`: stopped), stdout and
+    stderr apart."""
+    try:
+        proc = spawn(argv, cwd, child_env())
+    except OSError as e:
+        return 127, "", f"can't run {argv[0]}: {e.strerror}"
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop(proc, grace=1.0)
+        out, err = proc.communicate()
+        return None, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+    except BaseException:
+        stop(proc, grace=1.0)
+        raise
+    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
