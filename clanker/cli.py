@@ -374,6 +374,18 @@ def task_retry(c: Ctx, task: str | None, all_failed: bool) -> None:
     finish(task_cmd.retry_failed(c.store()) if all_failed else task_cmd.retry(c.store(), str(task)))
 
 
+@cli.command("import-flocks")
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write (default: clanker.yaml here; - for stdout).")  # fmt: skip
+@pass_ctx
+def import_flocks_cmd(c: Ctx, source: Path, output: Path | None) -> None:
+    """Write the clanker.yaml equivalent to a flocks.toml (its comments kept)."""
+    from .commands import flocks
+
+    finish(flocks.import_flocks(c.repo, source, output))
+
+
 @cli.command("cap")
 @click.argument("n", metavar="N|off")
 @click.option("--reason", default="", help="Why (shown where an idle slave says what holds it).")

@@ -20,7 +20,7 @@ from clanker.config import (
     load,
 )
 from clanker.config.load import ALIASES
-from clanker.errors import ConfigError
+from clanker.errors import ConfigError, UsageError
 from tests.helpers import clanker, make_repo
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "clanker.yaml.example"
@@ -414,3 +414,50 @@ def test_run_max_attempts_is_read_from_the_environment_the_run_gives_its_slaves(
     monkeypatch.setenv("CLANKER_MAX_ATTEMPTS", "zero")
     with pytest.raises(ConfigError, match="must be a whole number"):
         load_text(tmp_path, "")
+
+
+FLOCKS = """# how many at once
+max_agents = 5
+stagger_delay_secs = 2
+agent_timeout_secs = 0
+max_retries = 4
+poll_interval = 7  # flocks-only
+
+[[containers]]
+name = "dev"
+max_worktrees = 3
+kap_project = "/src/proj"
+workspace_mount = "/workspace"
+credential = "default"
+
+[workspace]
+branch_prefix = "flocks/"
+land_target = "trunk"
+
+[validate]
+# after landing
+commands = ["make test"]
+"""
+
+
+def test_a_flocks_toml_converts_to_clanker_yaml_with_its_comments(tmp_path: Path) -> None:
+    from clanker.commands.flocks import convert, import_flocks
+
+    text, left = convert(FLOCKS)
+    assert "# how many at once\nslaves: 5" in text and "# after landing\ngate:\n- make test" in text
+    assert "# flocks' `poll_interval` has no clanker setting: left out" in text and left == ["poll_interval"]
+    (tmp_path / "flocks.toml").write_text(FLOCKS)
+    done = import_flocks(tmp_path, tmp_path / "flocks.toml", None)
+    assert done.code == 0 and "left out: poll_interval" in done.message
+    cfg = load(tmp_path, tmp_path / CONFIG_NAME)
+    assert (cfg.slaves, cfg.max_attempts, cfg.agent.kind, cfg.agent.stagger_secs) == (5, 4, "claude", 2.0)
+    assert (cfg.branch_prefix, cfg.mainline_branch, cfg.gate) == ("flocks/", "trunk", ("make test",))
+    (dev,) = cfg.executors
+    assert (dev.kind, dev.exec, dev.slots, dev.workspace_mount, dev.credential) == (
+        "container", ("devcontainer", "exec", "--workspace-folder", "/src/proj"), 3, "/workspace", None
+    )  # fmt: skip
+    with pytest.raises(UsageError, match="exists: move it away"):
+        import_flocks(tmp_path, tmp_path / "flocks.toml", None)
+    (tmp_path / "bad.toml").write_text("max_agents = = 3\n")
+    with pytest.raises(UsageError, match="bad.toml: not TOML"):
+        import_flocks(tmp_path, tmp_path / "bad.toml", tmp_path / "other.yaml")

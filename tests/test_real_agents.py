@@ -355,3 +355,65 @@ def test_codex_and_gemini_failures_are_classified(
     spent = [e for e in events(repo) if e["type"] == "credential.exhausted"]
     assert spent and spent[0]["until"] > started + 30
     assert status(repo)["tasks"][0]["state"] == "ready"
+
+
+# --- coming from flocks: its files, imported, run unchanged -------------------------------------------------------
+
+FLOCKS_TOML = """# two agents, one subscription each
+max_agents = 2
+max_retries = 2
+
+[[credentials]]
+name = "sub-1"
+env = "CLAUDE_TOKEN_1"
+
+[source]
+type = "jsonl"
+path = "tasks.jsonl"
+
+[workspace]
+branch_prefix = "flocks/"
+land_target = "main"
+
+[validate]
+commands = ["test -f flocks.toml"]
+
+[prompt]
+template = "flocks-prompt.md"
+"""
+
+
+def test_a_flocks_project_imported_runs_to_done_unchanged(
+    tmp_path: Path, socket_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tape: list[Step] = [
+        ToolCall.write("hello.txt", "hi from flocks\n", input_tokens=900, output_tokens=40),
+        Text("I wrote hello.txt.", input_tokens=1000, output_tokens=20),
+        Text("It does what the task asks.\nVERDICT: done", input_tokens=800, output_tokens=20),
+    ]
+    with MockLLM(tape) as llm:
+        for k, v in claude_env(llm.url, tmp_path / "home", api_key=None).items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setenv("CLAUDE_TOKEN_1", "sk-test-mockllm-0000000000000000")  # flocks' credential
+        monkeypatch.setenv("PATH", f"{BIN}:{os.environ['PATH']}")  # `claude` where flocks users have it
+        binary("claude")
+        files = {
+            "flocks.toml": FLOCKS_TOML,
+            "tasks.jsonl": '{"id": "greet", "title": "Say hello", "prompt": "Create hello.txt saying hi"}\n',
+            "flocks-prompt.md": "You work for a flocks fleet.\n\n{{prompt}}\n",
+        }
+        repo = make_repo(tmp_path / "r", None, files)
+        (repo / "clanker.yaml").unlink(missing_ok=True)
+        wrote = clanker(repo, "import-flocks", "flocks.toml")
+        assert wrote.returncode == 0, wrote.stderr
+        assert "wrote" in wrote.stdout and "left out" not in wrote.stdout
+        out = run_until_done(repo)
+    assert out.startswith("0\n"), out
+    (t,) = status(repo)["tasks"]
+    assert (t["title"], t["state"]) == ("Say hello", "done")
+    assert git(repo, "branch", "--list", "flocks/*").strip() == f"flocks/{t['id']}"  # flocks' branch prefix
+    assert git(repo, "show", "main:hello.txt") == "hi from flocks"
+    prompt = next((repo / ".clanker" / "prompts").glob(f"{t['id']}-worker-*.md")).read_text()
+    assert "You work for a flocks fleet." in prompt and "Create hello.txt saying hi" in prompt  # {{prompt}}
+    runs = [e for e in events(repo) if e["type"] == "attempt.finished"]
+    assert runs and all(e["credential"] == "sub-1" for e in runs)
