@@ -386,6 +386,18 @@ def import_flocks_cmd(c: Ctx, source: Path, output: Path | None) -> None:
     finish(flocks.import_flocks(c.repo, source, output))
 
 
+@cli.command("takeover")
+@click.argument("slave")
+@click.option("--release", is_flag=True, help="Give it back without your changes (they are stashed).")
+@pass_ctx
+def takeover_cmd(c: Ctx, slave: str, release: bool) -> None:
+    """Take over slave cN's agent session in its pane; the task goes on when you leave it."""
+    from .commands import fleet as fleet_cmd
+
+    sid = slave if slave.startswith("c") else f"c{slave}"
+    finish(fleet_cmd.takeover(c.store(), sid, release))
+
+
 @cli.command("cap")
 @click.argument("n", metavar="N|off")
 @click.option("--reason", default="", help="Why (shown where an idle slave says what holds it).")

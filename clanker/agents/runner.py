@@ -101,6 +101,10 @@ class AgentRun:
     def pgid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
+    @property
+    def cancel_asked(self) -> bool:
+        return self._cancelled
+
     def cancel(self) -> None:
         self._cancelled = True
         self._q.put(Cancel())

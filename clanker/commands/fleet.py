@@ -12,7 +12,8 @@ import yaml
 from ..config import CONFIG_NAME, Config, load
 from ..errors import UsageError
 from ..state import atomic
-from ..state.events import FleetPaused, FleetResumed, SchedulerCapped
+from ..state.events import FleetPaused, FleetResumed, SchedulerCapped, TakeoverAsked, TakeoverEnded
+from ..state.model import TaskState
 from ..state.store import Store
 from . import Done
 
@@ -57,6 +58,27 @@ def cap(store: Store, cfg: Config, n: int | None, reason: str = "") -> Done:
         return Done(0, f"the cap is {n} already")
     store.append(SchedulerCapped(actor=store.actor, source="user", cap=n, reason=reason))
     return Done(0, f"capped at {n} of {cfg.slaves} agents at once; jobs in hand finish (/cap off lifts it)")
+
+
+def takeover(store: Store, sid: str, release: bool = False) -> Done:
+    """Take over the agent session of the task slave `sid` has in hand (or give it back)."""
+    st = store.state()
+    if release:
+        if sid not in st.takeovers:
+            return Done(0, f"no takeover of {sid} to release")
+        store.append(TakeoverEnded(actor=store.actor, slave=sid, task=st.takeovers[sid] or None, released=True))
+        return Done(0, f"released {sid}: what you changed there is stashed, its task goes back to the fleet")
+    task = next((t for t in st.tasks.values() if t.slave == sid and t.state == TaskState.CLAIMED), None)
+    if task is None:
+        raise UsageError(f"{sid} is not working on a task now: a takeover opens the session of the task in hand")
+    if sid in st.takeovers:
+        return Done(0, f"{sid} is being taken over already: `clanker attach {sid}`")
+    store.append(TakeoverAsked(actor=store.actor, slave=sid, task=task.id))
+    return Done(
+        0,
+        f"{sid} stops its agent on {task.id} (work kept) and opens the session in its pane: `clanker attach {sid}`; "
+        f"exit it to hand back (`clanker takeover --release {sid}` gives it back unchanged)",
+    )
 
 
 def with_slaves(text: str, n: int) -> str:

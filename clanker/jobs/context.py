@@ -119,6 +119,10 @@ class JobContext:
             creds = tuple(c for c in creds if c.name == self.executor.credential)  # the executor's own
         return credentials.choose(creds, agent, self.index, self.store.state(), self.clock.time())
 
+    def taken_over(self) -> bool:
+        """A person asked to take over this slave's agent session (`clanker takeover cN`)."""
+        return self.sid in self.store.state().takeovers
+
     def _workspace_env(self) -> dict[str, str]:
         """The worktree's environment for an agent: paths here mean nothing on an ssh host, so an
         agent there gets only its ports (its own environment is the host's)."""
@@ -234,6 +238,8 @@ class JobContext:
         on_task = None if planner else task_id  # a planner run is about no task (yet)
         self.held = None
         while True:
+            if self.taken_over():
+                return None  # a person takes the session: no agent starts now
             self.held = self.budget_held(on_task)
             if self.held is not None:
                 # The breaker, checked before every launch: nothing more is spent once a budget is.
@@ -302,6 +308,10 @@ class JobContext:
         budget spent meanwhile (by this run's or other slaves' recorded spend) stops the agent
         (the caller checkpoints its work and gives the task back)."""
         self.heart.touch()
+        if self.sid in self.store.state().takeovers and not run.cancel_asked:
+            self.say("  ⏸ a person is taking this session over: stopping the agent (its work kept)")
+            run.cancel()
+            return
         spend = self.cfg.budget
         if spend.on_exceed != "stop" or not spend.any or self.held is not None:
             return

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from .. import executors
 from ..agents import adapter_for
-from ..agents.base import Outcome
+from ..agents.base import AgentResult, Outcome
+from ..agents.runner import RunResult
 from ..errors import GitError, UsageError
 from ..executors.ssh import SshHost
 from ..project.gate import GateResult
@@ -18,6 +21,7 @@ from ..state.events import Event
 from ..state.intake import Branches
 from ..state.model import State, Task, TaskState
 from ..system import git
+from ..system import proc as procs
 from ..system.remote import RemoteError
 from . import history, overlap
 from .base import Job, JobKind
@@ -87,6 +91,8 @@ def run_work(ctx: JobContext, task: Task) -> None:
     except RemoteError as lost:
         _host_lost(ctx, task, lost)
         return
+    if res is None and ctx.taken_over() and not ctx.stopping.is_set():
+        res = take_over(ctx, ctx.store.state().tasks[task.id])
     if res is None:
         checkpoint(ctx, task, ctx.held or "the slave was asked to stop")
         return
@@ -281,6 +287,46 @@ def _fail(ctx: JobContext, task: Task, error: str) -> None:
         )
     else:
         ctx.store.append(ev.TaskFailed(actor=ctx.sid, task=task.id, slave=ctx.sid, error=error))
+
+
+def interactive_argv(ctx: JobContext, session: str | None) -> list[str]:
+    """The agent's own session, interactive: `claude --resume ID`, `codex resume ID`; for agents
+    without sessions, a shell in the worktree."""
+    agent = ctx.cfg.agent
+    if agent.kind == "claude":
+        return [agent.binary or "claude", *(["--resume", session] if session else [])]
+    if agent.kind == "codex":
+        return [agent.binary or "codex", *(["resume", session] if session else [])]
+    return [os.environ.get("SHELL") or "bash"]
+
+
+def take_over(ctx: JobContext, task: Task) -> RunResult | None:
+    """A person works in the slave's pane (the agent's session, or a shell in the worktree) until
+    they leave it; what they changed is committed to the task branch and the task goes on through
+    the gate and the judge like an agent's work. Released (`takeover --release`): their changes
+    are stashed (kept) and the task is given back unspent (None)."""
+    session = task.sessions[-1] if task.sessions else None
+    argv = interactive_argv(ctx, session)
+    ctx.heart.update(phase="taken over by a person")
+    ctx.say(f"▶ {task.id} is yours: {' '.join(argv)} in {ctx.worktree} — leave it (exit) to hand back")
+    started = time.monotonic()
+    env = procs.child_env(ctx.workspace.env())
+    code = procs.interactive(argv, ctx.worktree, env, stop=lambda: not ctx.taken_over())
+    changed = bool(git.porcelain(ctx.worktree))
+    if code is None:  # released from outside while it ran
+        if changed:
+            git.stash(ctx.worktree, f"clanker {ctx.sid}: {task.id} taken over, then released without changes")
+        ctx.say(f"  takeover of {task.id} released: the person's changes are stashed, the task is given back")
+        return None
+    ctx.commit_held(task.id, f"wip({task.id}): changes by a person who took over {ctx.sid}")
+    history.write(ctx.paths, task.id, f"takeover-{task.attempts}", {
+        "Outcome": f"a person took over the session ({' '.join(argv)}) and left it (exit {code})",
+        "Files touched": "\n".join(f"- {f}" for f in git.changed_files(ctx.repo, ctx.main, task.branch)),
+    })  # fmt: skip
+    ctx.store.append(ev.TakeoverEnded(actor=ctx.sid, slave=ctx.sid, task=task.id, changed=changed))
+    ctx.say(f"  ✓ back from the person ({'changes committed' if changed else 'no changes'}): on to the gate")
+    text = "A person took over the session and finished the task by hand."
+    return RunResult(AgentResult(text=text), Outcome.OK, code, time.monotonic() - started)
 
 
 def checkpoint(ctx: JobContext, task: Task, why: str) -> None:

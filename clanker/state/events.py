@@ -344,6 +344,25 @@ class ExecutorUp(Event):
     executor: str = ""
 
 
+@kind("slave.takeover")
+@dataclass(frozen=True, kw_only=True)
+class TakeoverAsked(Event):
+    """A person wants the slave's agent session: the slave stops its agent (work kept) and opens
+    the session interactively in its pane."""
+
+    slave: str = ""
+    task: str | None = None
+
+
+@kind("slave.takeover_ended")
+@dataclass(frozen=True, kw_only=True)
+class TakeoverEnded(Event):
+    slave: str = ""
+    task: str | None = None
+    released: bool = opt(False)  # given back without the person's changes (stashed, not lost)
+    changed: bool = opt(False)  # the person changed files, committed to the task branch
+
+
 @kind("slave.paused")
 @dataclass(frozen=True, kw_only=True)
 class SlavePaused(Event):

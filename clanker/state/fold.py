@@ -70,6 +70,7 @@ class _Draft:
     caps: dict[str, tuple[int, str]]
     down: dict[str, Down]
     origins: dict[str, str]
+    takeovers: dict[str, str]
     origins_own: bool = dataclasses.field(default=False, init=False)  # copied in this fold call yet
     view: State = dataclasses.field(init=False)  # what the legality check sees: these tasks as they go
 
@@ -85,6 +86,7 @@ class _Draft:
             s.preflight_wanted, dict(s.setup_failed), dict(s.landing) if s.landing is not None else landing_of(s),
             s.archive, dict(s.spent), set(s.budget_said), s.recent, s.targets, dict(s.caps), dict(s.down),
             s.origins,  # copied only when a sourced task is added: it grows with the history
+            dict(s.takeovers),
         )  # fmt: skip
 
     def freeze(self, offset: int) -> State:
@@ -97,7 +99,7 @@ class _Draft:
             preflights=self.preflights, preflight_slave=self.preflight_slave, preflight_started=self.preflight_started,
             preflight_wanted=self.preflight_wanted, setup_failed=self.setup_failed, landing=self.landing,
             archive=self.archive, spent=self.spent, budget_said=frozenset(self.budget_said), recent=self.recent,
-            targets=self.targets, caps=self.caps, down=self.down, origins=self.origins,
+            targets=self.targets, caps=self.caps, down=self.down, origins=self.origins, takeovers=self.takeovers,
         )  # fmt: skip
 
 
@@ -204,6 +206,16 @@ def _slave_started(d: _Draft, e: ev.SlaveStarted) -> None:
 def _slave_placed(d: _Draft, e: ev.SlavePlaced) -> None:
     info = d.slaves.get(e.slave) or SlaveInfo(e.slave)
     d.slaves[e.slave] = evolve(info, executor=e.executor)
+
+
+@on(ev.TakeoverAsked)
+def _takeover(d: _Draft, e: ev.TakeoverAsked) -> None:
+    d.takeovers[e.slave] = e.task or ""
+
+
+@on(ev.TakeoverEnded)
+def _takeover_ended(d: _Draft, e: ev.TakeoverEnded) -> None:
+    d.takeovers.pop(e.slave, None)
 
 
 @on(ev.ExecutorDown)

@@ -347,6 +347,7 @@ class State:
     caps: dict[str, tuple[int, str]] = field(default_factory=dict)  # advice source → (cap, reason)
     down: dict[str, Down] = field(default_factory=dict)  # executors that stopped answering
     origins: dict[str, str] = field(default_factory=dict)  # a task source's id → the task made of it
+    takeovers: dict[str, str] = field(default_factory=dict)  # slave → its task, a person taking it over
 
     @property
     def preflight(self) -> Preflight | None:

@@ -56,6 +56,7 @@ def _live_to_json(state: State) -> dict[str, Any]:
         },
         "down": {k: dataclasses.asdict(v) for k, v in sorted(state.down.items())},
         "origins": dict(sorted(state.origins.items())),
+        "takeovers": dict(sorted(state.takeovers.items())),
         "tasks": [task_to_json(t) for t in state.tasks.values()],
         "slaves": [dataclasses.asdict(s) for s in state.slaves.values()],
     }
@@ -104,6 +105,7 @@ def state_from_json(raw: dict[str, Any], read: Callable[[int], Task | None] | No
         targets=_targets(raw),
         down={str(k): Down(**v) for k, v in (raw.get("down") or {}).items()},
         origins={str(k): str(v) for k, v in (raw.get("origins") or {}).items()},
+        takeovers={str(k): str(v) for k, v in (raw.get("takeovers") or {}).items()},
         caps={str(k): (int(v[0]), str(v[1])) for k, v in ((raw.get("scheduler") or {}).get("caps") or {}).items()},
     )
 

@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -179,3 +179,22 @@ def capture(argv: list[str], timeout: float, cwd: Path | None = None) -> tuple[i
         stop(proc, grace=1.0)
         raise
     return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+
+def interactive(argv: list[str], cwd: Path, env: Mapping[str, str], stop: Callable[[], bool]) -> int | None:
+    """Run `argv` on this process's own terminal (a person types into it) until it exits — its
+    exit code — or `stop()` says to end it (None). Not a session of its own: it must stay in
+    the terminal's foreground to read the keyboard."""
+    proc = subprocess.Popen(argv, cwd=cwd, env={k: v for k, v in env.items() if k not in SCRUBBED})
+    while True:
+        try:
+            return proc.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            if stop():
+                proc.terminate()
+                try:
+                    proc.wait(GRACE_SECS)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                return None

@@ -48,6 +48,8 @@ def _main(app: App, key: Keystroke) -> None:
         palette.toggle_pause(app, ui.selected)
     elif ch == "P":
         palette.toggle_pause(app, None)
+    elif ch == "t":
+        palette.take_over(app, ui.selected)
     elif ch == "q":
         app.ctl.stopping.set()
     elif name == "KEY_ESCAPE":

@@ -14,6 +14,7 @@ keys
   ↑ ↓        select a slave            Enter   its details
   a          attach: switch to its pane (Ctrl-b then l comes back)
   l          its task's log            p / P   pause or resume it / the fleet
+  t          take over its agent session in its pane (t again: give it back)
   /          command prompt (Tab completes commands and ids)
   ?          this help                 Esc     close an overlay
   q, Ctrl-C  quit this screen — the slaves keep running; `clanker` brings it back

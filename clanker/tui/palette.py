@@ -82,6 +82,16 @@ def attach(app: App, sid: str) -> None:
     app.say(f"switched to {sid} — Ctrl-b l (last window) or `clanker attach ctl` comes back")
 
 
+def take_over(app: App, sid: str) -> None:
+    """`t`: take over the selected slave's agent session (again: give it back), then switch to it."""
+    store = app.ctl.store
+    taken = sid in store.state().takeovers
+    show(app, fleet_cmd.takeover(store, sid, release=taken))
+    if not taken:
+        attach(app, sid)
+    app.log_dirty.set()
+
+
 def set_slaves(app: App, n: int) -> None:
     """`/slaves N`: clanker.yaml's `slaves:` line changes; extra slaves stop, new ones start."""
     ctl = app.ctl
