@@ -374,6 +374,18 @@ def task_retry(c: Ctx, task: str | None, all_failed: bool) -> None:
     finish(task_cmd.retry_failed(c.store()) if all_failed else task_cmd.retry(c.store(), str(task)))
 
 
+@cli.command("history")
+@click.argument("task", required=False)
+@click.option("--week", default=None, metavar="YYYY-Www", help="Only that ISO week's notes.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def history_cmd(c: Ctx, task: str | None, week: str | None, as_json: bool) -> None:
+    """The notes of every attempt and judgement: one task's in full, or a line each."""
+    from .commands import history
+
+    finish(history.history(c.cfg, task, week, as_json, click.echo))
+
+
 @cli.command("import-flocks")
 @click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,

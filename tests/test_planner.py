@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,8 @@ def test_the_planner_turns_the_plan_docs_into_tasks_that_land(tmp_path: Path, so
     assert len(ran) == 1 and ran[0]["usage"]["input"] > 0  # the planner's cost is kept, apart from tasks'
     prompt = next((repo / ".clanker" / "prompts").glob("plan-planner-*.md")).read_text()
     assert prompt.startswith("CLANKER-ROLE: planner") and "## Plan documents" in prompt and "Two small things" in prompt
+    manifest = json.loads((repo / ".clanker" / "prompts" / "plan-planner-context.json").read_text())
+    assert isinstance(manifest, list)  # what history went in, and why (none yet on a first plan)
     # Planning the same docs again adds nothing: the tasks exist.
     clanker(repo, "plan", check=True)
     assert clanker(repo, "run", "--until-done", "--timeout", "60", timeout=90).returncode == 0
@@ -61,6 +64,9 @@ def test_a_task_out_of_budget_is_split_by_the_planner(tmp_path: Path, socket_nam
     added = [e for e in events(repo) if e["type"] == "task.added" and e["task"].startswith("T1.")]
     assert all(e["parent"] == "T1" and e["tags"] == ["planned"] for e in added)
     assert git(repo, "show", "main:one.txt") == "1" and git(repo, "show", "main:two.txt") == "2"
+    manifest = json.loads((repo / ".clanker" / "prompts" / "T1-planner-context.json").read_text())
+    own = [e for e in manifest if e["key"].startswith("T1/")]
+    assert own and all(e["included"] and e["why"].startswith("the task's own history") for e in own)
 
 
 def test_the_planners_concurrency_advice_lowers_the_cap_until_its_next_answer(tmp_path: Path, socket_name: str) -> None:

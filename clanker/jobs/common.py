@@ -12,7 +12,7 @@ from ..state.events import Event
 from ..state.model import State, Task
 from ..state.reconcile import release_events
 from ..system import git
-from . import regressions
+from . import history, regressions
 from .context import JobContext
 
 
@@ -118,6 +118,12 @@ def out_of_budget(ctx: JobContext, task: Task, res: RunResult, judging: bool = F
         )
         ctx.say(f"  ⏸ credential {res.credential} is out of budget until {until}: pausing it")
         return
+    # What ran out is what the planner splitting the task most needs to know.
+    history.write(ctx.paths, task.id, f"{'judge' if judging else 'work'}-{task.attempts}", {
+        "Outcome": f"blocked: the agent ran out of budget with no reset in sight ({why})",
+        "Errors": why,
+        "Agent summary": res.result.text[-2000:],
+    })  # fmt: skip
     ctx.store.append(
         ev.TaskBlocked(actor=ctx.sid, task=task.id, slave=ctx.sid, reason=f"out_of_budget: {why}"),
         *replan(ctx, task.id),

@@ -109,8 +109,9 @@ def run_plan(ctx: JobContext, request: str) -> None:
     what = f"split {target.id}" if target else "plan from the docs"
     ctx.say(f"▶ planner: {what}")
     ctx.heart.update(job="plan", task=target.id if target else None, phase="planner agent")
-    prompt = planner_prompt(ctx.cfg, ctx.paths, st, target)
     run_id = target.id if target else "plan"
+    manifest = ctx.paths.prompts / f"{run_id}-planner-context.json"
+    prompt = planner_prompt(ctx.cfg, ctx.paths, st, target, manifest_to=manifest)
     res = ctx.run_agent_settled(agent, "planner", run_id, st.events, prompt)
     if res is None:
         stop = ctx.held or "the slave was asked to stop"

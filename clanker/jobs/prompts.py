@@ -10,13 +10,17 @@ An unknown one is refused when clanker.yaml is read.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 from pathlib import Path
 
 from ..config import Config
 from ..errors import UsageError
+from ..state import atomic
 from ..state.model import State, Task
 from ..state.paths import Paths
+from . import contextpack
 
 WORKER = """CLANKER-ROLE: worker
 You are a coding agent working on task {{task.id}}: {{task.title}}
@@ -151,8 +155,26 @@ def worker_prompt(
     )
 
 
-def planner_prompt(cfg: Config, paths: Paths, state: State, target: Task | None) -> str:
-    """The planner's bounded context pack: plan docs, current tasks, newest history summaries."""
+def history_notes(paths: Paths) -> list[contextpack.Note]:
+    """Every history note on disk, with the files it says it touched."""
+    out = []
+    for f in paths.history.glob("*/*.md"):
+        text = f.read_text(encoding="utf-8", errors="replace")
+        touched = re.search(r"^## Files touched\n(.*?)(?:\n## |\Z)", text, re.S | re.M)
+        files = tuple(line[2:].strip() for line in (touched.group(1) if touched else "").splitlines()
+                      if line.startswith("- "))  # fmt: skip
+        rollup = f.parent.name == "rollups"
+        out.append(contextpack.Note(f"{f.parent.name}/{f.stem}", "" if rollup else f.parent.name, text,
+                                    f.stat().st_mtime, files, rollup))  # fmt: skip
+    return out
+
+
+def planner_prompt(
+    cfg: Config, paths: Paths, state: State, target: Task | None, manifest_to: Path | None = None
+) -> str:
+    """The planner's bounded context pack: plan docs, current tasks, and the history that bears
+    on the work (contextpack: the task's own and the newest rollup first, then by relevance and
+    recency); `manifest_to`: where to write what went in and what was left out, and why."""
     budget = cfg.planner_max_chars
     docs = []
     for name in cfg.planner_docs:
@@ -163,8 +185,13 @@ def planner_prompt(cfg: Config, paths: Paths, state: State, target: Task | None)
     doc_text = _cut("\n\n".join(docs) or "(none configured: planner.docs in clanker.yaml)", budget // 2)
     rows = [f"- {t.id} [{t.state}] {t.title}" for t in state.tasks.values()][-200:]
     task_text = _cut("\n".join(rows) or "(none yet)", budget // 4)
-    notes = sorted(paths.history.glob("*/*.md"), key=lambda p: p.stat().st_mtime, reverse=True)[:10]
-    hist = _cut("\n\n".join(n.read_text(encoding="utf-8", errors="replace") for n in notes), budget // 4)
+    about = " ".join([target.title, target.prompt] if target else [doc_text[:4000]])
+    hist, manifest = contextpack.pack(
+        history_notes(paths), budget // 4, task=target.id if target else None,
+        paths=(*target.paths, *target.touched) if target else (), about=about,
+    )  # fmt: skip
+    if manifest_to is not None:
+        atomic.write_text(manifest_to, json.dumps([dataclasses.asdict(e) for e in manifest], indent=1) + "\n")
     split = ""
     if target is not None:
         split = (

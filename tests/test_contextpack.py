@@ -1,0 +1,94 @@
+"""The planner's context pack: never over its cap, always the newest rollup and the task's own
+history first, then what bears on the work, with a manifest of every note and why."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clanker.jobs.contextpack import Note, pack
+
+texts = st.text(alphabet="abcdefghij klmnop\n", min_size=0, max_size=400)
+notes_st = st.lists(
+    st.builds(
+        Note,
+        key=st.uuids().map(str),
+        task=st.sampled_from(["", "T1", "T2", "T3"]),
+        text=texts,
+        mtime=st.floats(min_value=0, max_value=1e6),
+        paths=st.lists(st.sampled_from(["src/a.py", "src/b.py", "docs/x.md", "lib/c.py"]), max_size=2).map(tuple),
+        rollup=st.booleans(),
+    ),
+    max_size=25,
+    unique_by=lambda n: n.key,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(notes=notes_st, limit=st.integers(min_value=0, max_value=3000), task=st.sampled_from([None, "T1", "T2"]))
+def test_the_pack_is_never_over_its_cap_and_puts_first_what_must_be_there(
+    notes: list[Note], limit: int, task: str | None
+) -> None:
+    text, manifest = pack(notes, limit, task=task, paths=("src/a.py",), about="fix the login form")
+    assert len(text) <= limit
+    assert sorted(e.key for e in manifest) == sorted(n.key for n in notes)  # every note accounted for
+    newest = max((n for n in notes if n.rollup), key=lambda n: n.mtime, default=None)
+    order = [e.key for e in manifest]
+    if newest is not None and limit > 2:
+        first = next(e for e in manifest if e.key == newest.key)
+        assert first.included and order[0] == newest.key  # the newest rollup is always in, first
+    if task is not None and limit >= 200 + sum(len(n.text) + 2 for n in notes if n.task == task or n.rollup):
+        for n in notes:
+            if n.task == task:
+                assert next(e for e in manifest if e.key == n.key).included  # the task's own history
+    for e in manifest:
+        assert e.why  # in or out, it says why
+
+
+def test_relevant_notes_beat_recent_ones_and_the_manifest_says_so() -> None:
+    notes = [
+        Note("T9/work-1", "T9", "touched the login form", 100.0, ("src/login.py",)),
+        Note("T8/work-1", "T8", "renamed the docs theme", 300.0, ("docs/theme.css",)),
+        Note("T7/work-1", "T7", "login form validation hazards", 200.0, ("lib/forms.py",)),
+        Note("rollups/2026-W48", "", "week 48: auth landed", 50.0, (), rollup=True),
+        Note("T1/work-1", "T1", "own attempt: failed on the form", 10.0, ("src/login.py",)),
+    ]
+    text, manifest = pack(notes, 110, task="T1", paths=("src/login.py",), about="login form")
+    why = {e.key: (e.included, e.why) for e in manifest}
+    assert why["rollups/2026-W48"] == (True, "the newest rollup")
+    assert why["T1/work-1"] == (True, "the task's own history")
+    assert why["T9/work-1"] == (True, "touched src, which the work touches")
+    assert why["T7/work-1"][0] and why["T7/work-1"][1].startswith("shares form, login")
+    assert why["T8/work-1"] == (False, "recent; no room left under 110 characters")
+    assert text.startswith("week 48") and len(text) <= 110
+
+
+def test_clanker_history_reads_the_notes_by_task_and_week(tmp_path: Path) -> None:
+    import json
+
+    from clanker.commands.history import week_of
+    from clanker.jobs import history as notes
+    from clanker.state.paths import Paths
+
+    from .helpers import clanker, make_repo
+
+    repo = make_repo(tmp_path / "r", "slaves: 2\n")
+    paths = Paths(repo)
+    notes.write(paths, "T1", "work-1", {"Outcome": "gate passed; agent: ok", "Files touched": "- src/a.py"})
+    notes.write(paths, "T2", "work-1", {"Outcome": "gate failed: `pytest`"})
+    lines = clanker(repo, "history").stdout.splitlines()
+    assert sorted(line.split()[0] for line in lines) == ["T1/work-1", "T2/work-1"]
+    assert any(line.endswith("gate failed: `pytest`") for line in lines)
+    one = clanker(repo, "history", "T1").stdout
+    assert one.startswith("# T1 · work-1") and "## Files touched\n- src/a.py" in one
+    data = json.loads(clanker(repo, "history", "--json", "--week", week_of(time.time())).stdout)
+    assert {d["key"] for d in data} == {"T1/work-1", "T2/work-1"}
+    assert next(d for d in data if d["key"] == "T1/work-1")["files"] == ["src/a.py"]
+    assert json.loads(clanker(repo, "history", "--json", "--week", "2001-W01").stdout) == []
+    bad = clanker(repo, "history", "--week", "last week")
+    assert bad.returncode == 2 and "ISO week like 2026-W48" in bad.stderr
+    missing = clanker(repo, "history", "T9")
+    assert missing.returncode == 2 and "no history for 'T9'" in missing.stderr
