@@ -92,3 +92,31 @@ def test_clanker_history_reads_the_notes_by_task_and_week(tmp_path: Path) -> Non
     assert bad.returncode == 2 and "ISO week like 2026-W48" in bad.stderr
     missing = clanker(repo, "history", "T9")
     assert missing.returncode == 2 and "no history for 'T9'" in missing.stderr
+
+
+def test_an_attempt_s_summary_block_and_facts_are_read_as_the_seed_names_them() -> None:
+    from clanker.jobs.history import commands_in, summary_block, test_results
+
+    text = """I changed the parser.
+SUMMARY:
+- decisions: kept the old API, because callers depend on it
+- Assumptions: inputs are UTF-8
+- hazards: the cache must be cleared after a schema change
+- todo: port the CLI
+- todo: remove the shim
+- missing tests: the error path
+FOLLOW-UP: port the CLI
+"""
+    assert summary_block(text) == {
+        "Decisions and rationale": "- kept the old API, because callers depend on it",
+        "Assumptions": "- inputs are UTF-8",
+        "Errors, fixes and known hazards": "- the cache must be cleared after a schema change",
+        "TODOs and follow-ups": "- port the CLI\n- remove the shim",
+        "Missing tests": "- the error path",
+    }
+    assert summary_block("no block here") is None
+    out = "FAILED tests/test_a.py::test_x - assert 1 == 2\nERROR tests/test_b.py\n=== 2 failed, 10 passed in 1.2s ==="
+    assert test_results(out) == "- 2 failed, 10 passed\n- failing: tests/test_a.py::test_x\n- failing: tests/test_b.py"
+    assert test_results("all good") == ""
+    log = "# worker T1\n  │ ✎ write a.py\n  │ $ pytest -q\n  │ $ git status\n  │ $ pytest -q\n"
+    assert commands_in(log) == ["pytest -q", "git status"]

@@ -119,6 +119,11 @@ def test_claude_writes_and_runs_and_its_numbers_reach_status(tmp_path: Path, soc
     # The pane showed a readable account of it.
     txt = (repo / ".clanker" / "logs" / "T1" / "1.txt").read_text()
     assert "✎ write" in txt and "hello.txt" in txt and "$ cat hello.txt" in txt
+    # The attempt's note has the seed's fields: facts from the stream and git, the block flagged.
+    note = (repo / ".clanker" / "history" / "T1" / "work-1.md").read_text()
+    assert "## Commands run\n- `cat hello.txt` (agent)\n- `test ! -e GATE_FAIL` (gate)" in note
+    assert "## Diffstat\nhello.txt | 1 +" in note and "## Files touched\n- hello.txt" in note
+    assert "## Summary block\nmissing: the agent wrote no SUMMARY block" in note
 
 
 def test_claude_transient_failures_are_retried_until_the_tape_succeeds(tmp_path: Path, socket_name: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -25,3 +26,58 @@ def short(text: str, limit: int = 300) -> str:
     """The first meaningful lines of an agent's answer, at most `limit` characters."""
     flat = " ".join(line.strip() for line in text.strip().splitlines() if line.strip())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+# The seed's summary fields an agent is asked for, as `- name: text` lines under `SUMMARY:`.
+FIELDS = {
+    "decisions": "Decisions and rationale",
+    "assumptions": "Assumptions",
+    "hazards": "Errors, fixes and known hazards",
+    "todo": "TODOs and follow-ups",
+    "missing tests": "Missing tests",
+}
+_BLOCK = re.compile(r"^\s*SUMMARY:\s*$", re.M)
+_ITEM = re.compile(r"^\s*[-*]\s*([a-z ]+?)\s*:\s*(.+?)\s*$", re.I)
+
+
+def summary_block(text: str) -> dict[str, str] | None:
+    """The agent's `SUMMARY:` block as {heading: text}; None when it wrote none."""
+    found = list(_BLOCK.finditer(text))
+    if not found:
+        return None
+    out: dict[str, list[str]] = {}
+    for line in text[found[-1].end() :].splitlines()[1:]:
+        m = _ITEM.match(line)
+        if m is None:
+            if line.strip():
+                break  # the block ends at the first line that is not an item
+            continue
+        heading = FIELDS.get(m.group(1).lower())
+        if heading:
+            out.setdefault(heading, []).append(m.group(2))
+    return {k: "\n".join(f"- {v}" for v in vs) for k, vs in out.items()}
+
+
+_COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)\b")
+_FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.M)
+
+
+def test_results(output: str) -> str:
+    """What a gate's output says of its tests: pytest-style counts and the failing tests' names."""
+    counts = {}
+    for n, kind in _COUNTS.findall(output):
+        counts[kind] = n  # the last summary line wins
+    failing = list(dict.fromkeys(_FAILED.findall(output)))[:10]
+    parts = [", ".join(f"{n} {k}" for k, n in counts.items())] if counts else []
+    parts += [f"failing: {name}" for name in failing]
+    return "\n".join(f"- {p}" for p in parts)
+
+
+def commands_in(log_text: str) -> list[str]:
+    """The shell commands an agent ran, as its readable log shows them (`$ cmd` lines)."""
+    seen = []
+    for line in log_text.splitlines():
+        body = line.strip().removeprefix("│").strip()
+        if body.startswith("$ "):
+            seen.append(body[2:].strip())
+    return list(dict.fromkeys(c for c in seen if c))[:20]

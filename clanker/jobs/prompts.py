@@ -31,8 +31,16 @@ branches. clanker commits what you leave and runs the gate (the project's checks
 {{task.prompt}}
 {{task.description}}
 {{prior_attempts}}{{judge_notes}}{{conflicts}}{{history}}
-When you are done, end with a short summary of what you changed and why. If you see work that
-should follow once this task is merged, add one line per task: `FOLLOW-UP: <title>`."""
+When you are done, end with a short summary of what you changed and why, then this block (one
+line per item, leave out what has none):
+SUMMARY:
+- decisions: what you chose, and why
+- assumptions: what you took for granted
+- hazards: errors you met and how you fixed them, and traps for whoever comes next
+- todo: what is left to do
+- missing tests: what should be tested and is not
+If you see work that should follow once this task is merged, add one line per task:
+`FOLLOW-UP: <title>`."""
 
 JUDGE = """CLANKER-ROLE: judge
 You are the judge for task {{task.id}}: {{task.title}}, built by another agent. Verify it independently:

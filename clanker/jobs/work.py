@@ -132,18 +132,7 @@ def run_work(ctx: JobContext, task: Task) -> None:
     ctx.record_gate(task.id, "work", gate)
     touched = sorted(set(watch.left)) if plain else git.changed_files(ctx.repo, ctx.main, task.branch)
     summary = history.short(res.result.text) or "no summary"
-    history.write(
-        ctx.paths,
-        task.id,
-        f"work-{attempt}",
-        {
-            "Outcome": ("gate passed" if gate.passed else f"gate failed: {gate.failed}") + f"; agent: {res.outcome}",
-            "Files touched": "\n".join(f"- {f}" for f in touched),
-            "Commands run": "\n".join(f"- `{c}`" for c in ctx.cfg.gate),
-            "Agent summary": res.result.text[-2000:],
-            "Test results": gate.output[-1500:],
-        },
-    )
+    history.write(ctx.paths, task.id, f"work-{attempt}", _note(ctx, task, res, gate, touched, attempt))
     if not gate.passed:
         ctx.say(f"  ✗ gate failed: {gate.failed} — {gate.last_line()}")
         last = gate.last_line()[:200]
@@ -193,6 +182,28 @@ def _down(ctx: JobContext, task: Task, host: SshHost, attempt: int) -> None:
         raise RemoteError(
             ctx.executor.host, "failed", f"the branch fetched from the host does not follow {task.branch}"
         )
+
+
+def _note(
+    ctx: JobContext, task: Task, res: RunResult, gate: GateResult, touched: list[str], attempt: int
+) -> dict[str, str]:
+    """The seed's summary of an attempt: what the agent's SUMMARY block says (decisions,
+    assumptions, hazards, TODOs, missing tests), and the facts clanker has — files and diffstat,
+    the commands the agent and the gate ran, earlier errors, the gate's test results. A missing
+    block is said so, never made up."""
+    log = ctx.paths.attempt_log(task.id, attempt, "work").with_suffix(".txt")
+    ran = history.commands_in(log.read_text(encoding="utf-8", errors="replace")) if log.exists() else []
+    block = history.summary_block(res.result.text)
+    return {
+        "Outcome": ("gate passed" if gate.passed else f"gate failed: {gate.failed}") + f"; agent: {res.outcome}",
+        "Files touched": "\n".join(f"- {f}" for f in touched),
+        "Diffstat": git.diffstat(ctx.repo, ctx.main, task.branch),
+        "Commands run": "\n".join([*(f"- `{c}` (agent)" for c in ran), *(f"- `{c}` (gate)" for c in ctx.cfg.gate)]),
+        **(block or {"Summary block": "missing: the agent wrote no SUMMARY block; these notes are facts only"}),
+        "Earlier errors": "\n".join(f"- attempt {i}: {e}" for i, e in enumerate(task.errors, 1)),
+        "Agent summary": res.result.text[-2000:],
+        "Test results": (history.test_results(gate.output) + "\n\n" + gate.output[-1500:]).strip(),
+    }
 
 
 def _remote_gate(ctx: JobContext, host: SshHost) -> GateResult:

@@ -368,6 +368,11 @@ def diff(repo: Path, base: str, head: str, max_chars: int = 20000) -> str:
     return text if len(text) <= max_chars else text[:max_chars] + "\n… (diff truncated)\n"
 
 
+def diffstat(repo: Path, base: str, head: str) -> str:
+    """`git diff --stat` of base...head (what the branch changed), at most 40 lines."""
+    return "\n".join(out(["diff", "--stat=100", f"{base}...{head}"], repo).splitlines()[-40:])
+
+
 def commits_ahead(repo: Path, base: str, head: str) -> int:
     return int(out(["rev-list", "--count", f"{base}..{head}"], repo) or 0)
 
