@@ -120,3 +120,43 @@ FOLLOW-UP: port the CLI
     assert test_results("all good") == ""
     log = "# worker T1\n  │ ✎ write a.py\n  │ $ pytest -q\n  │ $ git status\n  │ $ pytest -q\n"
     assert commands_in(log) == ["pytest -q", "git status"]
+
+
+def test_a_closed_week_is_rolled_up_and_its_notes_leave_the_planners_window(tmp_path: Path) -> None:
+    import os
+
+    from clanker.config import Config
+    from clanker.jobs import history as notes
+    from clanker.jobs import rollup
+    from clanker.jobs.prompts import history_notes, planner_prompt
+    from clanker.state import events as ev
+    from clanker.state.fold import fold
+    from clanker.state.model import State
+    from clanker.state.paths import Paths
+
+    paths = Paths(tmp_path)
+    last_week = time.time() - 8 * 86400
+    hazard = {"Errors, fixes and known hazards": "- the cache must be cleared after a migration"}
+    for task, extra in (("T1", {"Decisions and rationale": "- kept the old API, callers need it"}),
+                        ("T2", {"TODOs and follow-ups": "- port the CLI"})):  # fmt: skip
+        path = notes.write(paths, task, "work-1", {"Outcome": "gate passed", **hazard, **extra})
+        os.utime(path, (last_week, last_week))
+    fresh = notes.write(paths, "T3", "work-1", {"Outcome": "gate passed", "Agent summary": "this week's work"})
+    evs: list[ev.Event] = [ev.TaskAdded(actor="cli", task=t, title=f"title {t}") for t in ("T1", "T2", "T3")]
+    evs += [ev.TaskClaimed(actor="c1", task="T1", slave="c1"), ev.TaskSubmitted(actor="c1", task="T1", slave="c1"),
+            ev.JudgeClaimed(actor="c2", task="T1", slave="c2"), ev.Verdict(actor="c2", task="T1", slave="c2",
+            verdict="done"), ev.LandingClaimed(actor="c2", task="T1", slave="c2"),
+            ev.Mainlined(actor="c2", task="T1", slave="c2", sha="a" * 40)]  # fmt: skip
+    st = fold(State(), [(e, n) for n, e in enumerate(evs, 1)])
+    assert rollup.due(history_notes(paths), time.time()) == [rollup.week_of(last_week)]
+    prompt = planner_prompt(Config(repo=tmp_path), paths, st, None)
+    week = rollup.week_of(last_week)
+    text = (paths.history / "rollups" / f"{week}.md").read_text()
+    assert text.startswith(f"# Rollup {week}") and "## Landed\n- T1: title T1" in text
+    assert "## Still open\n- T2 (ready)" in text
+    assert "- the cache must be cleared after a migration (×2)" in text  # recurring
+    assert "## TODOs and follow-ups\n- port the CLI" in text and "- kept the old API, callers need it" in text
+    assert f"# Rollup {week}" in prompt and "this week's work" in prompt  # the rollup, and this week's notes
+    assert "# T1 · work-1" not in prompt  # a rolled-up note leaves the window (it stays on disk)
+    assert (paths.history / "T1" / "work-1.md").exists() and fresh.exists()
+    assert rollup.due(history_notes(paths), time.time()) == []  # written once

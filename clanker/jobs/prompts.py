@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import time
 from pathlib import Path
 
 from ..config import Config
@@ -20,7 +21,7 @@ from ..errors import UsageError
 from ..state import atomic
 from ..state.model import State, Task
 from ..state.paths import Paths
-from . import contextpack
+from . import contextpack, rollup
 
 WORKER = """CLANKER-ROLE: worker
 You are a coding agent working on task {{task.id}}: {{task.title}}
@@ -194,8 +195,15 @@ def planner_prompt(
     rows = [f"- {t.id} [{t.state}] {t.title}" for t in state.tasks.values()][-200:]
     task_text = _cut("\n".join(rows) or "(none yet)", budget // 4)
     about = " ".join([target.title, target.prompt] if target else [doc_text[:4000]])
+    notes = history_notes(paths)
+    if rollup.write_due(paths, notes, state, time.time()):
+        notes = history_notes(paths)
+    upto = rollup.covered(notes)
+    own = target.id if target else None
+    # Rolled up: a week's notes leave the window, its rollup speaks for them (a task's own stay).
+    notes = [n for n in notes if n.rollup or n.task == own or upto is None or rollup.week_of(n.mtime) > upto]
     hist, manifest = contextpack.pack(
-        history_notes(paths), budget // 4, task=target.id if target else None,
+        notes, budget // 4, task=own,
         paths=(*target.paths, *target.touched) if target else (), about=about,
     )  # fmt: skip
     if manifest_to is not None:
