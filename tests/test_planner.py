@@ -104,6 +104,23 @@ def test_the_planners_concurrency_advice_lowers_the_cap_until_its_next_answer(tm
     assert (lifted["source"], lifted["cap"]) == ("planner", 0)
 
 
+def test_a_task_that_used_up_its_attempts_is_rescoped_by_the_planner_and_lands(
+    tmp_path: Path, socket_name: str
+) -> None:
+    repo = repo_with(tmp_path, "max_attempts: 1\n")
+    prompt = "fake: exit 3 the model refused\nfake-rescope: fake: write fixed.txt rescoped"
+    clanker(repo, "task", "add", "Said badly", "--prompt", prompt, check=True)
+    proc = clanker(repo, "run", "--until-done", "--timeout", "90", timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (t,) = status(repo)["tasks"]
+    assert t["state"] == "done" and git(repo, "show", "main:fixed.txt") == "rescoped"
+    log = events(repo)
+    kinds = [e["type"] for e in log if e.get("task") == "T1" or e["type"].startswith("plan.")]
+    assert kinds.index("task.blocked") < kinds.index("plan.claimed") < kinds.index("task.rescoped")
+    (rescoped,) = [e for e in log if e["type"] == "task.rescoped"]
+    assert rescoped["prompt"] == "fake: write fixed.txt rescoped" and rescoped["reason"] == "said more simply"
+
+
 def test_plan_command_errors_are_one_line(tmp_path: Path) -> None:
     repo = repo_with(tmp_path)
     no_docs = clanker(repo, "plan")

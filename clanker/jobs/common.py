@@ -59,7 +59,8 @@ def replan(ctx: JobContext, task_id: str) -> list[Event]:
 
 def verdict(ctx: JobContext, task: Task, says: str, reasons: str, conflict: bool = False) -> None:
     ctx.store.append(
-        ev.Verdict(actor=ctx.sid, task=task.id, slave=ctx.sid, verdict=says, reasons=reasons, conflict=conflict)
+        ev.Verdict(actor=ctx.sid, task=task.id, slave=ctx.sid, verdict=says, reasons=reasons, conflict=conflict),
+        *(replan(ctx, task.id) if says == "blocked" else ()),  # the judge's block goes to the planner too
     )
     ctx.say(f"  {task.id}: {says} — {reasons[:160]}")
     idle(ctx)

@@ -23,6 +23,7 @@ from .context import JobContext
 from .prompts import planner_prompt
 
 TASK_LINE = re.compile(r"^\s*TASK:\s*(\{.*\})\s*$", re.MULTILINE)
+RESCOPE_LINE = re.compile(r"^\s*RESCOPE:\s*(\{.*\})\s*$", re.MULTILINE)
 ADVICE_LINE = re.compile(r"^\s*CONCURRENCY:\s*(\d+)\b[\s:—–-]*(.*?)\s*$", re.MULTILINE)
 MAX_NEW = 20
 
@@ -38,6 +39,30 @@ def parse_tasks(text: str) -> list[dict[str, Any]]:
         if isinstance(obj, dict) and isinstance(obj.get("title"), str) and obj["title"].strip():
             specs.append(obj)
     return specs[:MAX_NEW]
+
+
+def parse_rescope(text: str) -> dict[str, Any] | None:
+    """`RESCOPE: {"prompt": …, "title": …, "paths": […], "reason": …}`: the task rewritten."""
+    for raw in RESCOPE_LINE.findall(text)[-1:]:
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError:
+            return None
+        if isinstance(obj, dict) and isinstance(obj.get("prompt"), str) and obj["prompt"].strip():
+            return obj
+    return None
+
+
+def rescope_events(state: State, target: Task | None, spec: dict[str, Any] | None, actor: str) -> list[Event]:
+    """The blocked task rewritten by the planner and back in the queue (it keeps its history)."""
+    if target is None or spec is None:
+        return []
+    current = state.tasks.get(target.id)
+    if current is None or current.state != TaskState.BLOCKED:
+        return []
+    paths = tuple(p for p in spec.get("paths") or () if isinstance(p, str))
+    return [ev.TaskRescoped(actor=actor, task=target.id, title=str(spec.get("title") or ""), prompt=spec["prompt"],
+                            paths=paths, reason=str(spec.get("reason") or "")[:300])]  # fmt: skip
 
 
 def parse_advice(text: str) -> tuple[int, str] | None:
@@ -125,10 +150,13 @@ def run_plan(ctx: JobContext, request: str) -> None:
         return
     specs = parse_tasks(res.result.text)
     advice = parse_advice(res.result.text)
+    rescope = parse_rescope(res.result.text)
 
     def decide(state: State) -> list[Event]:
         target_task = state.tasks.get(request) if request else None
-        evs = new_task_events(state, specs, target_task, ctx.sid, Branches.of(ctx.cfg))
+        evs = rescope_events(state, target_task, rescope, ctx.sid)
+        if not evs:  # rewritten, or else split (a task is one or the other)
+            evs = new_task_events(state, specs, target_task, ctx.sid, Branches.of(ctx.cfg))
         evs += advice_events(state, advice, ctx.cfg.slaves, ctx.sid)
         added = tuple(e.task for e in evs if isinstance(e, ev.TaskAdded))
         return [*evs, ev.PlanDone(actor=ctx.sid, slave=ctx.sid, request=request, added=added)]

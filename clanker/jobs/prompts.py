@@ -212,7 +212,9 @@ def planner_prompt(
     if target is not None:
         split = (
             f"\n## Task to split\n{target.id} ({target.title}) is {target.state}: {target.reason}\n"
-            f"Its prompt:\n{target.prompt}\n\nReplace it with smaller tasks that together do the same.\n"
+            f"Its prompt:\n{target.prompt}\n\nReplace it with smaller tasks that together do the same, or, if it "
+            "only needs saying differently, rewrite it instead with one line\n"
+            'RESCOPE: {"prompt": "…", "title": "…", "paths": ["dir"], "reason": "why this will work"}\n'
         )
     body = load_template(cfg.prompt_templates.get("planner"), "planner", PLANNER)
     fake = Task(target.id if target else "plan", target.title if target else "plan")

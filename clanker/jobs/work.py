@@ -25,7 +25,7 @@ from ..system import proc as procs
 from ..system.remote import RemoteError
 from . import history, overlap
 from .base import Job, JobKind
-from .common import idle, out_of_budget, prepare_worktree
+from .common import idle, out_of_budget, prepare_worktree, replan
 from .context import JobContext
 from .prompts import worker_prompt
 from .watch import ConflictWatch
@@ -295,6 +295,7 @@ def _fail(ctx: JobContext, task: Task, error: str) -> None:
         ctx.store.append(
             ev.TaskFailed(actor=ctx.sid, task=task.id, slave=ctx.sid, error=error),
             ev.TaskBlocked(actor=ctx.sid, task=task.id, reason=f"{done_attempts} attempts failed; last: {error}"),
+            *replan(ctx, task.id),  # attempts used up: the planner may split or re-scope it
         )
     else:
         ctx.store.append(ev.TaskFailed(actor=ctx.sid, task=task.id, slave=ctx.sid, error=error))

@@ -189,6 +189,18 @@ class TaskSplit(TaskEvent):
     children: tuple[str, ...] = ()
 
 
+@kind("task.rescoped")
+@dataclass(frozen=True, kw_only=True)
+class TaskRescoped(TaskEvent):
+    """The planner rewrote a blocked task (its prompt, title, paths): back in the queue with the
+    same history, its attempts counted afresh."""
+
+    title: str = ""
+    prompt: str = ""
+    paths: tuple[str, ...] = ()
+    reason: str = opt("")
+
+
 @kind("task.refresh")
 @dataclass(frozen=True, kw_only=True)
 class TaskRefresh(TaskEvent):

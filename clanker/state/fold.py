@@ -537,6 +537,12 @@ def _retried(t: Task, e: ev.TaskRetried) -> Task:
     return evolve(t, slave=None, started=None, attempt_base=t.attempts, reason="")
 
 
+@on_task(ev.TaskRescoped)
+def _rescoped(t: Task, e: ev.TaskRescoped) -> Task:
+    return evolve(t, title=e.title or t.title, prompt=e.prompt or t.prompt, paths=e.paths or t.paths, slave=None,
+                  started=None, attempt_base=t.attempts, reason="")  # fmt: skip
+
+
 @on_task(ev.TaskSplit)
 def _split(t: Task, e: ev.TaskSplit) -> Task:
     return t

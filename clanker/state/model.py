@@ -70,6 +70,7 @@ TRANSITIONS: dict[tuple[TaskState | None, str], TaskState] = {
     (TaskState.LANDING, "task.mainlined"): TaskState.DONE,
     (TaskState.LANDING, "task.verdict:rework"): TaskState.REWORK,
     (TaskState.BLOCKED, "task.retried"): TaskState.READY,
+    (TaskState.BLOCKED, "task.rescoped"): TaskState.READY,
     (TaskState.CANCELLED, "task.retried"): TaskState.READY,
     (TaskState.READY, "task.retried"): TaskState.READY,
     (TaskState.REWORK, "task.retried"): TaskState.READY,

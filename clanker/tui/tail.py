@@ -30,7 +30,7 @@ heartbeats or other routine chatter):
 | task.failed | RISK | `attempt N failed: ERROR` |
 | task.released | RISK if its slave died, else INFO | the reason |
 | task.judge_released, task.cancelled, task.note | INFO | the reason / note |
-| task.retried, task.split | TODO | `back in the queue`, `split` |
+| task.retried, task.split, task.rescoped | TODO | `back in the queue`, `split`, `rescoped: WHY` |
 | attempt.finished | RISK (auth: BLOK) | only when it failed for good; transient ones show as retry.wait |
 | retry.wait | RISK | `retry N in 4s: REASON` (backoff) |
 | gate.ran, health.ran | TEST | `gate passed (work, 1.2s)` / `gate FAILED: CMD: LAST LINE` (+ test paths) |
@@ -298,6 +298,11 @@ def _capped(e: ev.SchedulerCapped, info: TaskInfo) -> Described:
     if e.cap <= 0:
         return "INFO", f"cap by {e.source} lifted", []
     return "INFO", f"cap {e.cap} agents at once by {e.source}" + (f": {e.reason}" if e.reason else ""), []
+
+
+@says(ev.TaskRescoped)
+def _rescoped(e: ev.TaskRescoped, info: TaskInfo) -> Described:
+    return "TODO", "rescoped by the planner" + (f": {e.reason}" if e.reason else "") + "; back in the queue", []
 
 
 @says(ev.MainRed)
