@@ -160,3 +160,26 @@ def test_a_closed_week_is_rolled_up_and_its_notes_leave_the_planners_window(tmp_
     assert "# T1 · work-1" not in prompt  # a rolled-up note leaves the window (it stays on disk)
     assert (paths.history / "T1" / "work-1.md").exists() and fresh.exists()
     assert rollup.due(history_notes(paths), time.time()) == []  # written once
+
+
+def test_the_details_view_shows_the_seed_fields_of_a_task_s_newest_note(tmp_path: Path) -> None:
+    from clanker.fleet.rows import SlaveRow
+    from clanker.jobs import history as notes
+    from clanker.state import events as ev
+    from clanker.state.fold import fold
+    from clanker.state.model import State
+    from clanker.state.paths import Paths
+    from clanker.tui.overlays import details_lines
+
+    paths = Paths(tmp_path)
+    notes.write(paths, "T1", "work-1", {"Outcome": "gate failed", "Agent summary": "long text " * 50})
+    time.sleep(0.01)
+    notes.write(paths, "T1", "work-2", {"Outcome": "gate passed", "Assumptions": "- inputs are UTF-8",
+                                        "Agent summary": "long text"})  # fmt: skip
+    st = fold(State(), [(ev.TaskAdded(actor="cli", task="T1", title="t"), 1),
+                        (ev.TaskClaimed(actor="c1", task="T1", slave="c1"), 2)])  # fmt: skip
+    row = SlaveRow("c1", "working", "T1", 1.0, "%1", "agent")
+    lines = details_lines(st, row, None, paths)
+    at = lines.index("latest note: work-2")
+    assert lines[at + 1 :] == ["## Outcome", "gate passed", "## Assumptions", "- inputs are UTF-8"]
+    assert "latest note" not in " ".join(details_lines(st, row, None))  # no paths: the task alone

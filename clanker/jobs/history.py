@@ -81,3 +81,21 @@ def commands_in(log_text: str) -> list[str]:
         if body.startswith("$ "):
             seen.append(body[2:].strip())
     return list(dict.fromkeys(c for c in seen if c))[:20]
+
+
+SEED_FIELDS = ("Outcome", *FIELDS.values(), "Summary block", "Files touched", "Commands run", "Test results")
+
+
+def newest_fields(paths: Paths, task: str, lines: int = 40) -> list[str]:
+    """The seed's fields of a task's newest note, as lines for a screen (its long sections out)."""
+    folder = paths.history / task
+    notes = sorted(folder.glob("*.md"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
+    if not notes:
+        return []
+    out, keep = [f"latest note: {notes[-1].stem}"], False
+    for line in notes[-1].read_text(encoding="utf-8", errors="replace").splitlines()[1:]:
+        if line.startswith("## "):
+            keep = line[3:] in SEED_FIELDS
+        if keep and line.strip():
+            out.append(line)
+    return out[:lines]

@@ -376,7 +376,7 @@ class App:
     def show_details(self) -> None:
         if self.ui.selected:
             r = self.row(self.ui.selected)
-            lines = overlays.details_lines(self.ctl.store.state(), r, self.feed.last_task.get(r.id))
+            lines = overlays.details_lines(self.ctl.store.state(), r, self.feed.last_task.get(r.id), self.ctl.paths)
             self.open("details", f"slave {r.id}", lines)
 
     def show_log(self, refresh: bool = False) -> None:

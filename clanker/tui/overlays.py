@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..commands.task import describe
 from ..fleet.rows import SlaveRow
+from ..jobs import history
 from ..state import logs
 from ..state.model import State
 from ..state.paths import Paths
@@ -27,7 +28,7 @@ def help_lines() -> list[str]:
     return [*HELP.splitlines(), *(f"  {u}" for u in prompt.USAGE.values())]
 
 
-def details_lines(state: State, row: SlaveRow, last_task: str | None) -> list[str]:
+def details_lines(state: State, row: SlaveRow, last_task: str | None, paths: Paths | None = None) -> list[str]:
     beat = "-" if row.heartbeat_age_s is None else f"{row.heartbeat_age_s:.0f}s ago"
     lines = [f"{row.id}  {row.state}  phase {row.phase or '-'}  heartbeat {beat}  pane {row.pane or '-'}", ""]
     task_id = row.task or last_task
@@ -36,7 +37,8 @@ def details_lines(state: State, row: SlaveRow, last_task: str | None) -> list[st
         return [*lines, "no task yet"]
     if not row.task:
         lines.append(f"(last task it touched: {t.id})")
-    return lines + describe(t).splitlines()
+    notes = history.newest_fields(paths, t.id) if paths is not None else []
+    return lines + describe(t).splitlines() + ([""] + notes if notes else [])
 
 
 def log_lines(paths: Paths, task_id: str) -> list[str]:
