@@ -121,6 +121,32 @@ def test_a_task_that_used_up_its_attempts_is_rescoped_by_the_planner_and_lands(
     assert rescoped["prompt"] == "fake: write fixed.txt rescoped" and rescoped["reason"] == "said more simply"
 
 
+def test_the_plan_is_compared_with_main_after_landings_or_a_docs_change_and_never_by_the_clock(
+    tmp_path: Path, socket_name: str
+) -> None:
+    repo = repo_with(tmp_path, "planner:\n  docs: [PLAN.md]\n  review_every: 2\n", {"PLAN.md": PLAN})
+    clanker(repo, "plan", check=True)
+    assert clanker(repo, "run", "--until-done", "--timeout", "90", timeout=120).returncode == 0
+    log = events(repo)
+    reviews = [e for e in log if e["type"] == "plan.requested" and e["request"] == "review"]
+    assert [r["reason"] for r in reviews] == ["2 landings since the plan was last compared with main"]
+    assert [e["mainlined"] for e in log if e["type"] == "plan.reviewed"] == [0, 2]
+    # Nothing changed since: a run adds no review and spends nothing.
+    runs = sum(1 for e in log if e["type"] == "plan.ran")
+    clanker(repo, "run", "--until-done", "--timeout", "30", timeout=60)
+    assert sum(1 for e in events(repo) if e["type"] == "plan.ran") == runs
+    # The plan grows: the review that follows finds what main lacks, and it lands.
+    (repo / "PLAN.md").write_text(PLAN + "fake-plan: Write the moral :: fake: write moral.txt be kind\n")
+    git(repo, "commit", "-qam", "the plan grows")
+    assert clanker(repo, "run", "--until-done", "--timeout", "90", timeout=120).returncode == 0
+    reviews = [e for e in events(repo) if e["type"] == "plan.requested" and e["request"] == "review"]
+    assert reviews[-1]["reason"] == "the plan documents changed"
+    assert git(repo, "show", "main:moral.txt") == "be kind"
+    asked = [p.read_text() for p in (repo / ".clanker" / "prompts").glob("plan-planner-*.md")]
+    review = [a for a in asked if "## Review: does main still do what the plan says?" in a]
+    assert review and "## Landed since the last review\n- T" in review[-1]
+
+
 def test_plan_command_errors_are_one_line(tmp_path: Path) -> None:
     repo = repo_with(tmp_path)
     no_docs = clanker(repo, "plan")

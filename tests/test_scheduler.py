@@ -874,3 +874,26 @@ def test_the_simulated_fleet_lands_every_task_with_the_real_scheduler() -> None:
     a, f = simulate(heavy, 4, adaptive=True), simulate(heavy, 4, adaptive=False)
     assert f.conflicts > 0 and a.agent_secs < f.agent_secs  # conflicts halve the work target: fewer wasted runs
     assert simulate(heavy, 4, adaptive=True) == a  # a seed is one workload: the same result every time
+
+
+@pytest.mark.parametrize(
+    ("mainlined", "reviewed", "docs", "asked", "due"),
+    [
+        (0, (0, ""), "abc", (), None),  # nothing landed, no baseline: nothing to compare
+        (9, (0, "abc"), "abc", (), None),
+        (10, (0, "abc"), "abc", (), "10 landings since the plan was last compared with main"),
+        (12, (10, "abc"), "abc", (), None),  # reviewed at 10: two more is not enough
+        (12, (10, "abc"), "abd", (), "the plan documents changed"),
+        (30, (0, "abc"), "abc", ("review",), None),  # asked already
+        (30, (0, "abc"), "", (), None),  # no plan documents
+    ],
+)
+def test_the_plan_is_reviewed_after_landings_or_a_docs_change(
+    mainlined: int, reviewed: tuple[int, str], docs: str, asked: tuple[str, ...], due: str | None
+) -> None:
+    import dataclasses
+
+    from clanker.jobs.plan import review_due
+
+    st = dataclasses.replace(State(), mainlined=mainlined, reviewed=reviewed, plan_requests=asked)
+    assert review_due(st, 10, docs) == due

@@ -143,6 +143,7 @@ PLACES: dict[tuple[str, ...], str] = {
     ("land", "validate"): "land_validate",
     ("planner", "docs"): "planner_docs",
     ("planner", "max_chars"): "planner_max_chars",
+    ("planner", "review_every"): "planner_review_every",
     ("env", "pass"): "env_pass",
 }
 # Settings that need more than a copy; they are built in _build.

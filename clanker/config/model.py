@@ -211,6 +211,7 @@ class Config:
     planner_agent: AgentConfig | None = AgentConfig()  # None: no planner (blocked tasks wait for you)
     planner_docs: tuple[str, ...] = ()  # plan documents the planner turns into tasks
     planner_max_chars: int = 40000  # the bounded context pack given to one planner run
+    planner_review_every: int = 10  # landings after which the planner compares the plan with main (0: never)
     worktree: WorktreeConfig = WorktreeConfig()
     env_pass: tuple[str, ...] = ()  # variables panes get from the shell that started the controller
     gate_preflight: bool = True  # run the gate on main in a fresh worktree before trusting it

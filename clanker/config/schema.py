@@ -258,7 +258,7 @@ SCHEMA: dict[str, Any] = {
     "prices": _prices,
     "prompts": {"worker": _opt(_str), "judge": _opt(_str), "planner": _opt(_str)},
     "land": {"validate": _strlist},
-    "planner": {"agent": "judge-agent", "docs": _strlist, "max_chars": _int(2000)},
+    "planner": {"agent": "judge-agent", "docs": _strlist, "max_chars": _int(2000), "review_every": _int(0)},
     "capacity": {"min_free_mb": _opt(_int(0)), "max_load": _opt(_num(0, positive=True))},
     "budget": {
         "daily_usd": _opt(_num(0, positive=True)),

@@ -20,6 +20,7 @@ from filelock import FileLock, Timeout
 
 from ..config import Config
 from ..errors import ClankerError, TmuxError
+from ..jobs.plan import REVIEW, docs_fingerprint, review_due
 from ..project import preflight
 from ..state import budget, heartbeat
 from ..state import events as ev
@@ -172,7 +173,18 @@ class Controller:
         if self.notifier is not None:
             self.notifier.poll(self.store.state())
         self._pull_tasks()
+        self._review_plan()
         return fv
+
+    def _review_plan(self) -> None:
+        """The planner compares the plan with main after enough landings or a change of the plan
+        documents (plan.review_due): event-driven, never a patrol that spends while nothing moved."""
+        if self.cfg.planner_agent is None or not self.cfg.planner_docs:
+            return
+        why = review_due(self.store.state(), self.cfg.planner_review_every, docs_fingerprint(self.cfg))
+        if why is not None:
+            self.store.append(ev.PlanRequested(actor="ctl", request=REVIEW, reason=why))
+            self.out(f"asking the planner to compare the plan with main: {why}")
 
     def _pull_tasks(self) -> None:
         """Tasks a source gave since the last look, added once each (by their origin)."""
@@ -392,6 +404,7 @@ class Controller:
         of a job that makes several; the end of a run is worth one short look again."""
         assert self.waiter is not None
         self.waiter.wait(min(0.3, self.cfg.heartbeat_secs))
+        self._review_plan()  # the last landings may make a review of the plan due: it runs first
         return progress(self.store.state()).finished
 
     def _tmux_failing(self, e: TmuxError) -> bool:

@@ -5,11 +5,13 @@ current tasks and the newest history summaries, cut to `planner.max_chars`."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 from typing import Any
 
 from ..agents.base import Outcome
+from ..config import Config
 from ..errors import UsageError
 from ..state import events as ev
 from ..state.events import Event
@@ -39,6 +41,34 @@ def parse_tasks(text: str) -> list[dict[str, Any]]:
         if isinstance(obj, dict) and isinstance(obj.get("title"), str) and obj["title"].strip():
             specs.append(obj)
     return specs[:MAX_NEW]
+
+
+REVIEW = "review"  # a plan request that compares the plan documents with what has landed
+
+
+def docs_fingerprint(cfg: Config) -> str:
+    """The plan documents' contents, as one short hash ("" without any)."""
+    h = hashlib.sha1()
+    for name in cfg.planner_docs:
+        try:
+            h.update(name.encode() + b"\0" + (cfg.repo / name).read_bytes())
+        except OSError:
+            h.update(name.encode() + b"\0missing")
+    return h.hexdigest()[:16] if cfg.planner_docs else ""
+
+
+def review_due(state: State, every: int, docs: str) -> str | None:
+    """Why the planner should compare the plan with main now, or None (pure): after `every`
+    landings since the last review, or when the plan documents changed since it — never on a
+    timer, so no tokens are spent while nothing changed."""
+    if not docs or state.plan_request == REVIEW or REVIEW in state.plan_requests:
+        return None
+    landed, seen = state.mainlined - state.reviewed[0], state.reviewed[1]
+    if every > 0 and landed >= every:
+        return f"{landed} landings since the plan was last compared with main"
+    if seen and docs != seen:
+        return "the plan documents changed"
+    return None
 
 
 def parse_rescope(text: str) -> dict[str, Any] | None:
@@ -130,13 +160,15 @@ def run_plan(ctx: JobContext, request: str) -> None:
     prepare_worktree(ctx)
     git.checkout_detached(ctx.worktree, ctx.main)  # the planner reads main as it is
     st = ctx.store.state()
-    target = st.tasks.get(request) if request else None
-    what = f"split {target.id}" if target else "plan from the docs"
+    target = st.tasks.get(request) if request and request != REVIEW else None
+    review = request == REVIEW
+    what = f"split {target.id}" if target else "compare the plan with main" if review else "plan from the docs"
     ctx.say(f"▶ planner: {what}")
     ctx.heart.update(job="plan", task=target.id if target else None, phase="planner agent")
     run_id = target.id if target else "plan"
     manifest = ctx.paths.prompts / f"{run_id}-planner-context.json"
-    prompt = planner_prompt(ctx.cfg, ctx.paths, st, target, manifest_to=manifest)
+    prompt = planner_prompt(ctx.cfg, ctx.paths, st, target, manifest_to=manifest, review=review)
+    fingerprint = docs_fingerprint(ctx.cfg)
     res = ctx.run_agent_settled(agent, "planner", run_id, st.events, prompt)
     if res is None:
         stop = ctx.held or "the slave was asked to stop"
@@ -159,6 +191,8 @@ def run_plan(ctx: JobContext, request: str) -> None:
             evs = new_task_events(state, specs, target_task, ctx.sid, Branches.of(ctx.cfg))
         evs += advice_events(state, advice, ctx.cfg.slaves, ctx.sid)
         added = tuple(e.task for e in evs if isinstance(e, ev.TaskAdded))
+        if review or not request:  # a plan made from the docs, or compared with main, is a review
+            evs.append(ev.PlanReviewed(actor=ctx.sid, mainlined=state.mainlined, docs=fingerprint))
         return [*evs, ev.PlanDone(actor=ctx.sid, slave=ctx.sid, request=request, added=added)]
 
     evs = ctx.store.transact(decide)

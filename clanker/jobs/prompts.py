@@ -19,7 +19,7 @@ from pathlib import Path
 from ..config import Config
 from ..errors import UsageError
 from ..state import atomic
-from ..state.model import State, Task
+from ..state.model import State, Task, TaskState
 from ..state.paths import Paths
 from . import contextpack, rollup
 
@@ -179,7 +179,7 @@ def history_notes(paths: Paths) -> list[contextpack.Note]:
 
 
 def planner_prompt(
-    cfg: Config, paths: Paths, state: State, target: Task | None, manifest_to: Path | None = None
+    cfg: Config, paths: Paths, state: State, target: Task | None, manifest_to: Path | None = None, review: bool = False
 ) -> str:
     """The planner's bounded context pack: plan docs, current tasks, and the history that bears
     on the work (contextpack: the task's own and the newest rollup first, then by relevance and
@@ -215,6 +215,16 @@ def planner_prompt(
             f"Its prompt:\n{target.prompt}\n\nReplace it with smaller tasks that together do the same, or, if it "
             "only needs saying differently, rewrite it instead with one line\n"
             'RESCOPE: {"prompt": "…", "title": "…", "paths": ["dir"], "reason": "why this will work"}\n'
+        )
+    if review:
+        done = sorted((t for t in state.tasks.values() if t.state == TaskState.DONE), key=lambda t: t.updated)
+        recent = done[-max(1, state.mainlined - state.reviewed[0]) :][-30:]
+        landed = "\n".join(f"- {t.id}: {t.title}" + (f" ({t.sha[:8]})" if t.sha else "") for t in recent)
+        split = (
+            "\n## Review: does main still do what the plan says?\nThe plan documents and what has landed since "
+            "the last review (below) may have drifted apart. Where main does not do what the plan says, or the plan "
+            "asks for more than main does, answer TASK lines for the follow-ups needed. If they agree, answer NO "
+            f"TASKS.\n\n## Landed since the last review\n{landed or '(nothing yet)'}\n"
         )
     body = load_template(cfg.prompt_templates.get("planner"), "planner", PLANNER)
     fake = Task(target.id if target else "plan", target.title if target else "plan")

@@ -534,6 +534,16 @@ class PlanReleased(Event):
     reason: str = ""
 
 
+@kind("plan.reviewed")
+@dataclass(frozen=True, kw_only=True)
+class PlanReviewed(Event):
+    """The planner compared the plan documents with what landed: at this many landings, with
+    the docs at this fingerprint (the next review is due after more landings or a docs change)."""
+
+    mainlined: int = 0
+    docs: str = ""
+
+
 @kind("plan.ran")
 @dataclass(frozen=True, kw_only=True)
 class PlanRan(AgentRun):

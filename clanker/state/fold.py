@@ -71,6 +71,7 @@ class _Draft:
     down: dict[str, Down]
     origins: dict[str, str]
     takeovers: dict[str, str]
+    reviewed: tuple[int, str]
     origins_own: bool = dataclasses.field(default=False, init=False)  # copied in this fold call yet
     view: State = dataclasses.field(init=False)  # what the legality check sees: these tasks as they go
 
@@ -86,7 +87,7 @@ class _Draft:
             s.preflight_wanted, dict(s.setup_failed), dict(s.landing) if s.landing is not None else landing_of(s),
             s.archive, dict(s.spent), set(s.budget_said), s.recent, s.targets, dict(s.caps), dict(s.down),
             s.origins,  # copied only when a sourced task is added: it grows with the history
-            dict(s.takeovers),
+            dict(s.takeovers), s.reviewed,
         )  # fmt: skip
 
     def freeze(self, offset: int) -> State:
@@ -100,6 +101,7 @@ class _Draft:
             preflight_wanted=self.preflight_wanted, setup_failed=self.setup_failed, landing=self.landing,
             archive=self.archive, spent=self.spent, budget_said=frozenset(self.budget_said), recent=self.recent,
             targets=self.targets, caps=self.caps, down=self.down, origins=self.origins, takeovers=self.takeovers,
+            reviewed=self.reviewed,
         )  # fmt: skip
 
 
@@ -206,6 +208,11 @@ def _slave_started(d: _Draft, e: ev.SlaveStarted) -> None:
 def _slave_placed(d: _Draft, e: ev.SlavePlaced) -> None:
     info = d.slaves.get(e.slave) or SlaveInfo(e.slave)
     d.slaves[e.slave] = evolve(info, executor=e.executor)
+
+
+@on(ev.PlanReviewed)
+def _reviewed(d: _Draft, e: ev.PlanReviewed) -> None:
+    d.reviewed = (e.mainlined, e.docs)
 
 
 @on(ev.TakeoverAsked)

@@ -349,6 +349,7 @@ class State:
     down: dict[str, Down] = field(default_factory=dict)  # executors that stopped answering
     origins: dict[str, str] = field(default_factory=dict)  # a task source's id → the task made of it
     takeovers: dict[str, str] = field(default_factory=dict)  # slave → its task, a person taking it over
+    reviewed: tuple[int, str] = (0, "")  # the plan's last review: landings then, the docs' fingerprint
 
     @property
     def preflight(self) -> Preflight | None:

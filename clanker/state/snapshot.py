@@ -57,6 +57,7 @@ def _live_to_json(state: State) -> dict[str, Any]:
         "down": {k: dataclasses.asdict(v) for k, v in sorted(state.down.items())},
         "origins": dict(sorted(state.origins.items())),
         "takeovers": dict(sorted(state.takeovers.items())),
+        "reviewed": list(state.reviewed),
         "tasks": [task_to_json(t) for t in state.tasks.values()],
         "slaves": [dataclasses.asdict(s) for s in state.slaves.values()],
     }
@@ -106,8 +107,14 @@ def state_from_json(raw: dict[str, Any], read: Callable[[int], Task | None] | No
         down={str(k): Down(**v) for k, v in (raw.get("down") or {}).items()},
         origins={str(k): str(v) for k, v in (raw.get("origins") or {}).items()},
         takeovers={str(k): str(v) for k, v in (raw.get("takeovers") or {}).items()},
+        reviewed=_reviewed(raw),
         caps={str(k): (int(v[0]), str(v[1])) for k, v in ((raw.get("scheduler") or {}).get("caps") or {}).items()},
     )
+
+
+def _reviewed(raw: dict[str, Any]) -> tuple[int, str]:
+    got = raw.get("reviewed") or [0, ""]
+    return int(got[0]), str(got[1])
 
 
 def _targets(raw: dict[str, Any]) -> tuple[str, int, int] | None:
