@@ -74,8 +74,15 @@ def _spec(kind: str, row: dict[str, Any]) -> Spec:
     return Spec(f"{kind}:{row.get('id') or title}", {"title": title, **fields})
 
 
+class Silent:
+    """A source that hears nothing back: nowhere to say a task landed or was blocked."""
+
+    def landed(self, origin: str, task: str, sha: str) -> None: ...
+    def blocked(self, origin: str, task: str, reason: str) -> None: ...
+
+
 @dataclass
-class Jsonl:
+class Jsonl(Silent):
     """A JSONL file of tasks (what `task import` reads), followed as it grows."""
 
     path: Path
@@ -85,12 +92,9 @@ class Jsonl:
             return []
         return [_spec("jsonl", r) for r in _rows(self.path.read_text(encoding="utf-8"), str(self.path))]
 
-    def landed(self, origin: str, task: str, sha: str) -> None: ...
-    def blocked(self, origin: str, task: str, reason: str) -> None: ...
-
 
 @dataclass
-class Script:
+class Script(Silent):
     """A command that prints JSONL tasks (flocks' script discovery)."""
 
     command: tuple[str, ...]
@@ -101,9 +105,6 @@ class Script:
         if code != 0:
             raise UsageError(f"source script `{' '.join(self.command)}` failed ({code}): {err.strip()[-200:]}")
         return [_spec("script", r) for r in _rows(out, " ".join(self.command))]
-
-    def landed(self, origin: str, task: str, sha: str) -> None: ...
-    def blocked(self, origin: str, task: str, reason: str) -> None: ...
 
 
 @dataclass
