@@ -147,6 +147,23 @@ def test_the_plan_is_compared_with_main_after_landings_or_a_docs_change_and_neve
     assert review and "## Landed since the last review\n- T" in review[-1]
 
 
+def test_the_planner_merges_two_queued_tasks_into_one_that_lands(tmp_path: Path, socket_name: str) -> None:
+    plan = "# Plan\nfake-merge: T2,T3 :: Both parts :: fake: write both.txt 23\n"
+    repo = repo_with(tmp_path, "planner:\n  docs: [PLAN.md]\n", {"PLAN.md": plan})
+    clanker(repo, "task", "add", "Never", check=True)
+    clanker(repo, "task", "cancel", "T1", check=True)  # what T2 and T3 wait on: they stay queued
+    for title in ("Part one", "Part two"):
+        clanker(repo, "task", "add", title, "--depends-on", "T1", check=True)
+    clanker(repo, "plan", check=True)
+    assert clanker(repo, "run", "--until-done", "--timeout", "90", timeout=120).returncode == 0
+    states = {t["id"]: (t["title"], t["state"]) for t in status(repo)["tasks"]}
+    assert states["T4"] == ("Both parts", "done") and git(repo, "show", "main:both.txt") == "23"
+    assert states["T2"][1] == states["T3"][1] == "cancelled"  # kept, with the reason
+    reasons = {e["task"]: e["reason"] for e in events(repo) if e["type"] == "task.cancelled"}
+    assert reasons["T2"] == reasons["T3"] == "merged into T4 by the planner"
+    assert next(e for e in events(repo) if e["type"] == "task.added" and e["task"] == "T4")["parent"] == "T2"
+
+
 def test_plan_command_errors_are_one_line(tmp_path: Path) -> None:
     repo = repo_with(tmp_path)
     no_docs = clanker(repo, "plan")

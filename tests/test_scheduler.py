@@ -22,7 +22,7 @@ from clanker.fleet.scheduler import (
 )
 from clanker.jobs.base import Job
 from clanker.jobs.plan import advice_events, parse_advice
-from clanker.state.events import AttemptFinished, SchedulerCapped, SchedulerTargets
+from clanker.state.events import AttemptFinished, SchedulerCapped, SchedulerTargets, TaskAdded, TaskCancelled
 from clanker.state.events import Event as Ev
 from clanker.state.fold import fold
 from clanker.state.legal import check
@@ -897,3 +897,22 @@ def test_the_plan_is_reviewed_after_landings_or_a_docs_change(
 
     st = dataclasses.replace(State(), mainlined=mainlined, reviewed=reviewed, plan_requests=asked)
     assert review_due(st, 10, docs) == due
+
+
+def test_the_planner_merges_queued_tasks_that_overlap_into_one_keeping_them() -> None:
+    from clanker.jobs.plan import merge_events, parse_merges
+    from clanker.state.intake import DEFAULT_BRANCHES
+
+    text = 'TASK: {"title": "x"}\nMERGE: {"tasks": ["T1", "T2"], "title": "Login, whole", "prompt": "do both"}\n'
+    text += 'MERGE: {"tasks": ["T3"], "title": "one is not a merge"}\nMERGE: not json\n'
+    specs = parse_merges(text)
+    assert specs == [{"tasks": ["T1", "T2"], "title": "Login, whole", "prompt": "do both"}]
+    st = build(added("T1", paths=["src/login"]), added("T2", paths=["src/login/form"]), working("T3", "c1"))
+    out = merge_events(st, specs, "c2", DEFAULT_BRANCHES)
+    assert [e.type for e in out] == ["task.added", "task.cancelled", "task.cancelled"]
+    new = out[0]
+    assert isinstance(new, TaskAdded) and (new.task, new.title, new.parent) == ("T4", "Login, whole", "T1")
+    assert new.paths == ("src/login", "src/login/form")  # the merged tasks' paths, when it names none
+    assert all(isinstance(e, TaskCancelled) and e.reason == "merged into T4 by the planner" for e in out[1:])
+    busy = [{"tasks": ["T1", "T3"], "title": "with one in hand"}]
+    assert merge_events(st, busy, "c2", DEFAULT_BRANCHES) == []  # T3 is being worked on: no merge

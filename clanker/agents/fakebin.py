@@ -30,7 +30,8 @@ Judge directives (`fake-judge: …`): `rework-once REASON…`, `rework REASON…
 Planner directives (`fake-plan: TITLE :: PROMPT`, PROMPT with `\\n` for new lines): each becomes a
 `TASK:` line. When the prompt asks to split a task, only the lines of that task count.
 `fake-concurrency: N WHY` becomes the planner's advice line, `CONCURRENCY: N — WHY`;
-`fake-rescope: PROMPT` its rewrite of the task being planned, `RESCOPE: {"prompt": PROMPT}`.
+`fake-rescope: PROMPT` its rewrite of the task being planned, `RESCOPE: {"prompt": PROMPT}`;
+`fake-merge: T1,T2 :: TITLE :: PROMPT` a merge of queued tasks, `MERGE: {…}`.
 """
 
 from __future__ import annotations
@@ -114,6 +115,12 @@ def main() -> int:
                 title, _, body = line.strip()[len("fake-plan:") :].partition("::")
                 spec = {"title": title.strip(), "prompt": body.strip().replace("\\n", "\n") or title.strip()}
                 specs.append("TASK: " + json.dumps(spec))
+            elif line.strip().startswith("fake-merge:"):
+                ids, _, rest = line.strip()[len("fake-merge:") :].partition("::")
+                title, _, body = rest.partition("::")
+                merged = {"tasks": [t.strip() for t in ids.split(",")], "title": title.strip(),
+                          "prompt": body.strip().replace("\\n", "\n") or title.strip()}  # fmt: skip
+                specs.append("MERGE: " + json.dumps(merged))
             elif line.strip().startswith("fake-rescope:"):
                 rewritten = line.strip()[len("fake-rescope:") :].strip().replace("\\n", "\n")
                 specs.append("RESCOPE: " + json.dumps({"prompt": rewritten, "reason": "said more simply"}))

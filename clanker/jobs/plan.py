@@ -25,6 +25,7 @@ from .context import JobContext
 from .prompts import planner_prompt
 
 TASK_LINE = re.compile(r"^\s*TASK:\s*(\{.*\})\s*$", re.MULTILINE)
+MERGE_LINE = re.compile(r"^\s*MERGE:\s*(\{.*\})\s*$", re.MULTILINE)
 RESCOPE_LINE = re.compile(r"^\s*RESCOPE:\s*(\{.*\})\s*$", re.MULTILINE)
 ADVICE_LINE = re.compile(r"^\s*CONCURRENCY:\s*(\d+)\b[\s:—–-]*(.*?)\s*$", re.MULTILINE)
 MAX_NEW = 20
@@ -69,6 +70,47 @@ def review_due(state: State, every: int, docs: str) -> str | None:
     if seen and docs != seen:
         return "the plan documents changed"
     return None
+
+
+def parse_merges(text: str) -> list[dict[str, Any]]:
+    """`MERGE: {"tasks": ["T3", "T4"], "title": …, "prompt": …, "paths": […]}` lines."""
+    out = []
+    for raw in MERGE_LINE.findall(text):
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError:
+            continue
+        tasks = obj.get("tasks") if isinstance(obj, dict) else None
+        if isinstance(tasks, list) and len(tasks) >= 2 and all(isinstance(t, str) for t in tasks) and obj.get("title"):
+            out.append(obj)
+    return out
+
+
+MERGEABLE = (TaskState.READY, TaskState.BLOCKED)  # not in anyone's hands
+
+
+def merge_events(state: State, specs: list[dict[str, Any]], actor: str, branches: Branches) -> list[Event]:
+    """Overlapping tasks merged into one (pure): the new task, its first source as its parent,
+    and each merged one cancelled naming it — kept, never deleted."""
+    evs: list[Event] = []
+    st = state
+    for spec in specs:
+        ids = list(dict.fromkeys(spec["tasks"]))
+        if not all(st.tasks.get(t) is not None and st.tasks[t].state in MERGEABLE for t in ids):
+            continue  # one is gone or in someone's hands: not this merge
+        fields = {"title": spec["title"], "prompt": spec.get("prompt") or spec["title"],
+                  "paths": spec.get("paths") or [p for t in ids for p in st.tasks[t].paths],
+                  "tags": ["planned"], "parent": ids[0]}  # fmt: skip
+        try:
+            added = dataclasses.replace(added_event(st, fields, branches=branches), actor=actor)
+        except UsageError:
+            continue
+        batch: list[Event] = [added]
+        batch += [ev.TaskCancelled(actor=actor, task=t, reason=f"merged into {added.task} by the planner") for t in ids]
+        for e in batch:
+            st = fold(st, [(e, st.offset)])
+        evs += batch
+    return evs
 
 
 def parse_rescope(text: str) -> dict[str, Any] | None:
@@ -183,12 +225,14 @@ def run_plan(ctx: JobContext, request: str) -> None:
     specs = parse_tasks(res.result.text)
     advice = parse_advice(res.result.text)
     rescope = parse_rescope(res.result.text)
+    merges = parse_merges(res.result.text)
 
     def decide(state: State) -> list[Event]:
         target_task = state.tasks.get(request) if request else None
         evs = rescope_events(state, target_task, rescope, ctx.sid)
         if not evs:  # rewritten, or else split (a task is one or the other)
             evs = new_task_events(state, specs, target_task, ctx.sid, Branches.of(ctx.cfg))
+        evs += merge_events(fold(state, [(e, state.offset) for e in evs]), merges, ctx.sid, Branches.of(ctx.cfg))
         evs += advice_events(state, advice, ctx.cfg.slaves, ctx.sid)
         added = tuple(e.task for e in evs if isinstance(e, ev.TaskAdded))
         if review or not request:  # a plan made from the docs, or compared with main, is a review

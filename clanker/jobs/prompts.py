@@ -76,7 +76,9 @@ it will touch (`paths`), so tasks that would collide are not run at the same tim
 {{history}}
 Answer with one line per new task, exactly in this form (JSON on one line):
 TASK: {"title": "…", "prompt": "what to do, precisely", "paths": ["dir"], "priority": 0, "depends_on": []}
-Don't repeat tasks that exist already. If nothing needs doing, answer NO TASKS.
+Don't repeat tasks that exist already. Tasks waiting in the queue that overlap so much they
+should be one may be merged: `MERGE: {"tasks": ["T3", "T4"], "title": "…", "prompt": "…"}`.
+If nothing needs doing, answer NO TASKS.
 If fewer agents at once would do better for now (the tasks overlap, or one area is fragile), add a
 line `CONCURRENCY: n — why` with n below {{slaves}}; it stands until your next answer."""
 
