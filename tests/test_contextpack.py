@@ -69,8 +69,8 @@ def test_relevant_notes_beat_recent_ones_and_the_manifest_says_so() -> None:
 def test_clanker_history_reads_the_notes_by_task_and_week(tmp_path: Path) -> None:
     import json
 
-    from clanker.commands.history import week_of
     from clanker.jobs import history as notes
+    from clanker.jobs.rollup import week_of
     from clanker.state.paths import Paths
 
     from .helpers import clanker, make_repo

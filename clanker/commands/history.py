@@ -11,15 +11,11 @@ from ..config import Config
 from ..errors import UsageError
 from ..jobs.contextpack import Note
 from ..jobs.prompts import history_notes
+from ..jobs.rollup import week_of
 from ..state.paths import Paths
 from . import Done, Echo
 
 WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
-
-
-def week_of(ts: float) -> str:
-    year, week, _ = dt.datetime.fromtimestamp(ts).isocalendar()
-    return f"{year}-W{week:02d}"
 
 
 def _outcome(note: Note) -> str:

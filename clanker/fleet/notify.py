@@ -89,13 +89,10 @@ def deliver(target: NotifyConfig, body: dict[str, Any], cwd: Path) -> str | None
             return f"HTTP {e.code}"
         except (urllib.error.URLError, OSError) as e:
             return str(getattr(e, "reason", e))[:200]
-    try:
-        code, out = procs.feed(list(target.command), data.decode("utf-8"), TIMEOUT_SECS, cwd)
-    except OSError as e:
-        return f"can't run {target.command[0]}: {e.strerror}"
+    code, out, err = procs.capture(list(target.command), TIMEOUT_SECS, cwd, stdin=data.decode("utf-8"))
     if code is None:
         return f"no answer in {TIMEOUT_SECS:.0f}s"
-    return None if code == 0 else f"exit {code}: {out.strip()[-200:]}"
+    return None if code == 0 else f"exit {code}: {(out + err).strip()[-200:]}"
 
 
 class Notifier:

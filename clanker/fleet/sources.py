@@ -33,7 +33,7 @@ from ..state import atomic, log
 from ..state import events as ev
 from ..state.events import Event
 from ..state.fold import fold
-from ..state.intake import Branches, added_event
+from ..state.intake import Branches, added_event, parse_jsonl, parse_jsonl_text
 from ..state.model import State
 from ..system import proc as procs
 
@@ -53,25 +53,12 @@ class Source(Protocol):
     def blocked(self, origin: str, task: str, reason: str) -> None: ...
 
 
-def _rows(text: str, where: str) -> list[dict[str, Any]]:
-    out = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            raise UsageError(f"{where}:{n}: not a JSON object") from None
-        if not isinstance(row, dict) or not isinstance(row.get("title") or row.get("prompt"), str):
-            raise UsageError(f"{where}:{n}: a task needs a title (or a prompt)")
-        out.append(row)
-    return out
-
-
 def _spec(kind: str, row: dict[str, Any]) -> Spec:
-    title = str(row.get("title") or str(row["prompt"]).strip().splitlines()[0][:80])
-    fields: dict[str, Any] = {k: row[k] for k in ("prompt", "description", "paths", "priority", "tags") if k in row}
-    return Spec(f"{kind}:{row.get('id') or title}", {"title": title, **fields})
+    """A row `task import` would take (intake checked it), keyed by the source's own id for it."""
+    fields: dict[str, Any] = {
+        k: row[k] for k in ("title", "prompt", "description", "paths", "priority", "tags") if k in row
+    }
+    return Spec(f"{kind}:{row.get('id') or row['title']}", fields)
 
 
 class Silent:
@@ -90,7 +77,7 @@ class Jsonl(Silent):
     def pull(self) -> list[Spec]:
         if not self.path.exists():
             return []
-        return [_spec("jsonl", r) for r in _rows(self.path.read_text(encoding="utf-8"), str(self.path))]
+        return [_spec("jsonl", r) for r in parse_jsonl(self.path)]
 
 
 @dataclass
@@ -104,7 +91,7 @@ class Script(Silent):
         code, out, err = procs.capture(list(self.command), TIMEOUT_SECS, self.cwd)
         if code != 0:
             raise UsageError(f"source script `{' '.join(self.command)}` failed ({code}): {err.strip()[-200:]}")
-        return [_spec("script", r) for r in _rows(out, " ".join(self.command))]
+        return [_spec("script", r) for r in parse_jsonl_text(out, " ".join(self.command))]
 
 
 @dataclass

@@ -31,16 +31,22 @@ ADVICE_LINE = re.compile(r"^\s*CONCURRENCY:\s*(\d+)\b[\s:—–-]*(.*?)\s*$", re
 MAX_NEW = 20
 
 
-def parse_tasks(text: str) -> list[dict[str, Any]]:
-    """`TASK: {"title": …, "prompt": …, "paths": […], "priority": n, "depends_on": […]}` lines."""
-    specs = []
-    for raw in TASK_LINE.findall(text):
+def _objects(line: re.Pattern[str], text: str) -> list[dict[str, Any]]:
+    """The JSON objects of the planner's `NAME: {…}` lines (ones that don't parse are skipped)."""
+    out = []
+    for raw in line.findall(text):
         try:
             obj = json.loads(raw)
         except json.JSONDecodeError:
             continue
-        if isinstance(obj, dict) and isinstance(obj.get("title"), str) and obj["title"].strip():
-            specs.append(obj)
+        if isinstance(obj, dict):
+            out.append(obj)
+    return out
+
+
+def parse_tasks(text: str) -> list[dict[str, Any]]:
+    """`TASK: {"title": …, "prompt": …, "paths": […], "priority": n, "depends_on": […]}` lines."""
+    specs = [o for o in _objects(TASK_LINE, text) if isinstance(o.get("title"), str) and o["title"].strip()]
     return specs[:MAX_NEW]
 
 
@@ -74,16 +80,11 @@ def review_due(state: State, every: int, docs: str) -> str | None:
 
 def parse_merges(text: str) -> list[dict[str, Any]]:
     """`MERGE: {"tasks": ["T3", "T4"], "title": …, "prompt": …, "paths": […]}` lines."""
-    out = []
-    for raw in MERGE_LINE.findall(text):
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError:
-            continue
-        tasks = obj.get("tasks") if isinstance(obj, dict) else None
-        if isinstance(tasks, list) and len(tasks) >= 2 and all(isinstance(t, str) for t in tasks) and obj.get("title"):
-            out.append(obj)
-    return out
+    return [
+        o for o in _objects(MERGE_LINE, text)
+        if isinstance(o.get("tasks"), list) and len(o["tasks"]) >= 2 and all(isinstance(t, str) for t in o["tasks"])
+        and o.get("title")
+    ]  # fmt: skip
 
 
 MERGEABLE = (TaskState.READY, TaskState.BLOCKED)  # not in anyone's hands
@@ -115,14 +116,8 @@ def merge_events(state: State, specs: list[dict[str, Any]], actor: str, branches
 
 def parse_rescope(text: str) -> dict[str, Any] | None:
     """`RESCOPE: {"prompt": …, "title": …, "paths": […], "reason": …}`: the task rewritten."""
-    for raw in RESCOPE_LINE.findall(text)[-1:]:
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError:
-            return None
-        if isinstance(obj, dict) and isinstance(obj.get("prompt"), str) and obj["prompt"].strip():
-            return obj
-    return None
+    found = [o for o in _objects(RESCOPE_LINE, text) if isinstance(o.get("prompt"), str) and o["prompt"].strip()]
+    return found[-1] if found else None
 
 
 def rescope_events(state: State, target: Task | None, spec: dict[str, Any] | None, actor: str) -> list[Event]:

@@ -147,6 +147,11 @@ def parse_jsonl(path: Path, branches: Branches = DEFAULT_BRANCHES) -> list[dict[
     except UnicodeDecodeError as e:
         at = path.read_bytes()[: e.start].count(b"\n") + 1
         raise UsageError(f"{path}:{at}: not UTF-8 text (byte {e.start}): save the file as UTF-8") from None
+    return parse_jsonl_text(text, str(path), branches)
+
+
+def parse_jsonl_text(text: str, path: str, branches: Branches = DEFAULT_BRANCHES) -> list[dict[str, Any]]:
+    """The rows of JSONL task text (`path` names it in errors: a file, or the command that printed it)."""
     rows = []
     seen: dict[str, int] = {}
     for n, line in enumerate(text.splitlines(), 1):

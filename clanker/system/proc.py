@@ -146,31 +146,17 @@ def output(argv: list[str], timeout: float, cwd: Path | None = None) -> str:
     return (out + err).decode("utf-8", "replace")
 
 
-def feed(argv: list[str], text: str, timeout: float, cwd: Path | None = None) -> tuple[int | None, str]:
-    """Run `argv` with `text` on its stdin; its exit code (None past `timeout`, when it is
-    stopped) and the tail of what it printed."""
-    proc = spawn(argv, cwd, child_env(), stdin=PIPE, stdout=PIPE, stderr=STDOUT)
+def capture(
+    argv: list[str], timeout: float, cwd: Path | None = None, stdin: str | None = None
+) -> tuple[int | None, str, str]:
+    """Run a command (with `stdin` as its input) for what it prints: its exit code (None past
+    `timeout`: stopped), stdout and stderr apart."""
     try:
-        out, _ = proc.communicate(text.encode("utf-8"), timeout=timeout)
-    except subprocess.TimeoutExpired:
-        stop(proc, grace=1.0)
-        out, _ = proc.communicate()
-        return None, out.decode("utf-8", "replace")[-300:]
-    except BaseException:
-        stop(proc, grace=1.0)
-        raise
-    return proc.returncode, out.decode("utf-8", "replace")[-300:]
-
-
-def capture(argv: list[str], timeout: float, cwd: Path | None = None) -> tuple[int | None, str, str]:
-    """Run a command for what it prints: its exit code (None past `timeout`: stopped), stdout and
-    stderr apart."""
-    try:
-        proc = spawn(argv, cwd, child_env())
+        proc = spawn(argv, cwd, child_env(), stdin=PIPE if stdin is not None else DEVNULL)
     except OSError as e:
         return 127, "", f"can't run {argv[0]}: {e.strerror}"
     try:
-        out, err = proc.communicate(timeout=timeout)
+        out, err = proc.communicate(stdin.encode("utf-8") if stdin is not None else None, timeout=timeout)
     except subprocess.TimeoutExpired:
         stop(proc, grace=1.0)
         out, err = proc.communicate()
