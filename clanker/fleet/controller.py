@@ -22,7 +22,7 @@ from ..config import Config
 from ..errors import ClankerError, TmuxError
 from ..jobs.plan import REVIEW, docs_fingerprint, review_due
 from ..project import preflight
-from ..state import budget, heartbeat
+from ..state import budget, heartbeat, log
 from ..state import events as ev
 from ..state.events import Event
 from ..state.heartbeat import Heart, SleepDetector
@@ -114,6 +114,7 @@ class Controller:
         self._session: str | None = None
         self.notifier: Notifier | None = None  # while it runs, with `notify:` set
         self.puller: Puller | None = None  # while it runs, with `source:` set
+        self._tail = 0  # how far both have seen events.log: one read of new events serves them
 
     def session(self) -> str:
         """Where spawned slaves go: this pane's session, or clanker's own when headless."""
@@ -170,9 +171,7 @@ class Controller:
             self._kill_hung(now, beats)
             self._reconcile(fv, now, beats)
         self._say_stuck()
-        if self.notifier is not None:
-            self.notifier.poll(self.store.state())
-        self._pull_tasks()
+        self._tell()
         self._review_plan()
         return fv
 
@@ -186,11 +185,21 @@ class Controller:
             self.store.append(ev.PlanRequested(actor="ctl", request=REVIEW, reason=why))
             self.out(f"asking the planner to compare the plan with main: {why}")
 
-    def _pull_tasks(self) -> None:
-        """Tasks a source gave since the last look, added once each (by their origin)."""
+    def _tell(self) -> None:
+        """The events appended since the last look — read once — to the notifier and the
+        source; and the tasks the source gave meanwhile, added once each (by their origin)."""
+        if self.notifier is None and self.puller is None:
+            return
+        got = list(log.read_from(self.paths.events, self._tail))
+        if got:
+            self._tail = got[-1][1]
+        new = [e for e, _ in got]
+        state = self.store.state()
+        if self.notifier is not None:
+            self.notifier.poll(state, new)
         if self.puller is None:
             return
-        specs = self.puller.poll(self.store.state())
+        specs = self.puller.poll(state, new)
         if specs:
             branches = Branches.of(self.cfg)
             added = self.store.transact(lambda st: add_events(st, specs, branches))
@@ -313,22 +322,21 @@ class Controller:
                     self.tm.mark(self.screen_pane, "ctl", str(self.cfg.repo), created=False)
                 self.heart.start()
                 self.waiter = LogWaiter(self.paths.state_dir, clock=self.clock) if wait_on_log else None
-                size = self.paths.events.stat().st_size if self.paths.events.exists() else 0
+                self._tail = self.paths.events.stat().st_size if self.paths.events.exists() else 0
                 if self.cfg.notify:
-                    self.notifier = Notifier(self.cfg, self.paths.events, size, self.store.append, self.clock)
+                    self.notifier = Notifier(self.cfg, self.store.append, self.clock)
                 if self.cfg.source is not None:
-                    self.puller = Puller(self.cfg, self.paths.events, size, self.store.append)
-                    self._pull_tasks()
+                    self.puller = Puller(self.cfg, self.store.append)
+                self._tell()
                 try:
                     self.request_preflight()
                     yield
                 finally:
+                    self._tell()  # what happened at the end is told too
                     if self.puller is not None:
-                        self.puller.poll(self.store.state())  # what landed at the end is told too
                         self.puller.close()
                         self.puller = None
                     if self.notifier is not None:
-                        self.notifier.poll(self.store.state())
                         self.notifier.close()
                         self.notifier = None
                     if self.waiter is not None:
@@ -394,7 +402,7 @@ class Controller:
                     break
                 self.waiter.wait(self.cfg.heartbeat_secs)
             if self.notifier is not None:
-                self.notifier.poll(self.store.state())
+                self._tell()
                 self.notifier.send(finished_note(self.store.state(), code))
         return code
 

@@ -21,7 +21,6 @@ from typing import Any
 
 from ..config import Config, NotifyConfig
 from ..state import events as ev
-from ..state import log
 from ..state.codec import to_json
 from ..state.events import Event
 from ..state.model import State
@@ -96,14 +95,10 @@ def deliver(target: NotifyConfig, body: dict[str, Any], cwd: Path) -> str | None
 
 
 class Notifier:
-    """Reads new events from `events.log` (from where it was when it started) and delivers."""
+    """Delivers what the events the controller hands it (the new ones of each tick) are worth."""
 
-    def __init__(
-        self, cfg: Config, log_path: Path, offset: int, append: Callable[[Event], None], clock: Clock = SYSTEM
-    ) -> None:
+    def __init__(self, cfg: Config, append: Callable[[Event], None], clock: Clock = SYSTEM) -> None:
         self.cfg = cfg
-        self.log_path = log_path
-        self.offset = offset
         self.append = append
         self.clock = clock
         self._q: queue.Queue[tuple[NotifyConfig, Note] | None] = queue.Queue()
@@ -113,8 +108,8 @@ class Notifier:
         self._thread = threading.Thread(target=self._work, name="notify", daemon=True)
         self._thread.start()
 
-    def poll(self, state: State) -> None:
-        notes = [n for e, _ in self._read() if (n := note_for(e)) is not None]
+    def poll(self, state: State, new: list[Event]) -> None:
+        notes = [n for e in new if (n := note_for(e)) is not None]
         notes += resumed(state, self._said, self.clock.time())
         for n in notes:
             self.send(n)
@@ -123,12 +118,6 @@ class Notifier:
         for target in self.cfg.notify:
             if note.kind in target.events:
                 self._q.put((target, note))
-
-    def _read(self) -> list[tuple[Event, int]]:
-        got = list(log.read_from(self.log_path, self.offset))
-        if got:
-            self.offset = got[-1][1]
-        return got
 
     def close(self, drain_secs: float = 5.0) -> None:
         """Deliver what is queued (for up to `drain_secs`), then stop."""

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from ..config import Config, SourceConfig
 from ..errors import UsageError
-from ..state import atomic, log
+from ..state import atomic
 from ..state import events as ev
 from ..state.events import Event
 from ..state.fold import fold
@@ -212,10 +212,10 @@ class Puller:
     """Runs the source in a thread: pulls every `poll_secs`, tells it what landed or was
     blocked. The controller drains `pulled` into the log and calls `poll` with the state."""
 
-    def __init__(self, cfg: Config, log_path: Path, offset: int, append: Callable[..., Any]) -> None:
+    def __init__(self, cfg: Config, append: Callable[..., Any]) -> None:
         src = source_of(cfg)
         assert src is not None and cfg.source is not None
-        self.src, self.cfg, self.log_path, self.offset, self.append = src, cfg, log_path, offset, append
+        self.src, self.cfg, self.append = src, cfg, append
         self.pulled: queue.Queue[list[Spec]] = queue.Queue()
         self._tell: queue.Queue[tuple[str, str, str, str]] = queue.Queue()
         self._stop = threading.Event()
@@ -231,22 +231,22 @@ class Puller:
         except UsageError as e:
             self._fail(f"pulling tasks: {e}")
 
-    def poll(self, state: State) -> list[Spec]:
+    def poll(self, state: State, new: list[Event]) -> list[Spec]:
         """The tasks pulled since the last look (for `add_events` under the queue lock); and
-        what to tell the source about the sourced tasks that landed or were blocked meanwhile."""
+        what to tell the source about the sourced tasks among the `new` events that landed or
+        were blocked."""
         specs: list[Spec] = []
         while not self.pulled.empty():
             specs += self.pulled.get_nowait()
-        mine = {task: origin for origin, task in state.origins.items()}
-        got = list(log.read_from(self.log_path, self.offset))
-        if got:
-            self.offset = got[-1][1]
-        for e, _ in got:
-            origin = mine.get(e.task_id or "")
-            if origin and isinstance(e, ev.Mainlined):
-                self._tell.put(("landed", origin, e.task, e.sha))
-            elif origin and isinstance(e, ev.TaskBlocked):
-                self._tell.put(("blocked", origin, e.task, e.reason))
+        ends = [e for e in new if isinstance(e, ev.Mainlined | ev.TaskBlocked)]
+        if ends:  # looked up only then: the origins grow with the history
+            mine = {task: origin for origin, task in state.origins.items()}
+            for e in ends:
+                origin = mine.get(e.task_id or "")
+                if origin and isinstance(e, ev.Mainlined):
+                    self._tell.put(("landed", origin, e.task, e.sha))
+                elif origin and isinstance(e, ev.TaskBlocked):
+                    self._tell.put(("blocked", origin, e.task, e.reason))
         return specs
 
     def close(self) -> None:
