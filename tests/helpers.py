@@ -19,6 +19,10 @@ from clanker.state.events import Event
 T = TypeVar("T")
 
 
+# The top-level keys of `clanker status --json`.
+STATUS_KEYS = {"gate", "budget", "merge_queue", "scheduler", "executors", "tasks", "slaves", "counts", "archived"}
+
+
 def retry_until(predicate: Callable[[], T], seconds: float = 30.0, interval: float = 0.05) -> T:
     """Return the first truthy value of `predicate`, or fail the test after `seconds`."""
     deadline = time.monotonic() + seconds

@@ -122,7 +122,7 @@ def test_claude_writes_and_runs_and_its_numbers_reach_status(tmp_path: Path, soc
     # The attempt's note has the seed's fields: facts from the stream and git, the block flagged.
     note = (repo / ".clanker" / "history" / "T1" / "work-1.md").read_text()
     assert "## Commands run\n- `cat hello.txt` (agent)\n- `test ! -e GATE_FAIL` (gate)" in note
-    assert "## Diffstat\nhello.txt | 1 +" in note and "## Files touched\n- hello.txt" in note
+    assert "## Diffstat\n1 file changed, 1 insertion(+)" in note and "## Files touched\n- hello.txt" in note
     assert "## Summary block\nmissing: the agent wrote no SUMMARY block" in note
 
 

@@ -19,7 +19,7 @@ from clanker.state.heartbeat import Heart
 from clanker.state.legal import check
 from clanker.state.model import State
 from clanker.state.paths import Paths
-from tests.helpers import clanker, events, make_repo, status
+from tests.helpers import STATUS_KEYS, clanker, events, make_repo, status
 
 from .helpers import event
 
@@ -79,17 +79,7 @@ def test_to_json_shape(paths: Paths) -> None:
     cfg = Config(repo=paths.repo)
     data = to_json(STATE, slave_rows(cfg, paths, STATE), cfg)
     assert json.loads(json.dumps(data)) == data  # plain JSON all the way down
-    assert set(data) == {
-        "gate",
-        "budget",
-        "merge_queue",
-        "scheduler",
-        "executors",
-        "tasks",
-        "slaves",
-        "counts",
-        "archived",
-    }
+    assert set(data) == STATUS_KEYS
     sched = data["scheduler"]
     assert {k: sched[k] for k in ("phase", "cap", "slaves", "advice")} == {
         "phase": "execute", "cap": cfg.slaves, "slaves": cfg.slaves, "advice": []
@@ -186,17 +176,7 @@ def test_status_json_through_the_cli(tmp_path: Path, socket_name: str) -> None:
     repo = make_repo(tmp_path / "repo", config="slaves: 2\n")
     clanker(repo, "task", "add", "first task", "--id", "A1", check=True)
     data = status(repo)  # on a private tmux socket with no server: no panes, no slaves running
-    assert set(data) == {
-        "gate",
-        "budget",
-        "merge_queue",
-        "scheduler",
-        "executors",
-        "tasks",
-        "slaves",
-        "counts",
-        "archived",
-    }
+    assert set(data) == STATUS_KEYS
     (t,) = data["tasks"]
     assert set(t) >= TASK_KEYS and t["id"] == "A1" and t["title"] == "first task" and t["state"] == "ready"
     assert [s["id"] for s in data["slaves"]] == ["c1", "c2"]

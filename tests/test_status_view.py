@@ -22,7 +22,7 @@ from clanker.state.model import State
 from clanker.state.paths import Paths
 from clanker.state.store import Store
 
-from .helpers import clanker, event, make_repo
+from .helpers import STATUS_KEYS, clanker, event, make_repo
 
 NOW = 1_700_100_000.0
 WORK = {"input": 1000, "output": 200, "cost_usd": 0.30}
@@ -143,17 +143,7 @@ def test_status_through_the_cli_shows_logs_of_blocked_tasks(tmp_path: Path, sock
     assert "│ context window exhausted" in out
     assert "SLAVES 0/2 busy (0 %)" in out
     data = json.loads(clanker(repo, "status", "--json", check=True).stdout)
-    assert set(data) == {
-        "gate",
-        "budget",
-        "merge_queue",
-        "scheduler",
-        "executors",
-        "tasks",
-        "slaves",
-        "counts",
-        "archived",
-    }
+    assert set(data) == STATUS_KEYS
     assert set(data["tasks"][0]) == {"id", "title", "state", "slave", "attempts", "tokens", "cost_usd",
                                      "peak_rss_mb", "work", "judge", "reason", "sha"}  # fmt: skip
     assert [set(s) for s in data["slaves"]] == [{"id", "state", "task", "heartbeat_age_s", "pane"}] * 2

@@ -115,6 +115,8 @@ class Controller:
         self.notifier: Notifier | None = None  # while it runs, with `notify:` set
         self.puller: Puller | None = None  # while it runs, with `source:` set
         self._tail = 0  # how far both have seen events.log: one read of new events serves them
+        self._docs_seen: list[tuple[str, int, int]] = []
+        self._docs_fp = ""
 
     def session(self) -> str:
         """Where spawned slaves go: this pane's session, or clanker's own when headless."""
@@ -175,12 +177,26 @@ class Controller:
         self._review_plan()
         return fv
 
+    def _docs_fingerprint(self) -> str:
+        """The plan documents' fingerprint, read again only when one of them changed on disk (a
+        tick looks at their sizes and times, not their contents)."""
+        seen = []
+        for name in self.cfg.planner_docs:
+            try:
+                st = (self.cfg.repo / name).stat()
+                seen.append((name, st.st_mtime_ns, st.st_size))
+            except OSError:
+                seen.append((name, 0, -1))
+        if seen != self._docs_seen:
+            self._docs_seen, self._docs_fp = seen, docs_fingerprint(self.cfg)
+        return self._docs_fp
+
     def _review_plan(self) -> None:
         """The planner compares the plan with main after enough landings or a change of the plan
         documents (plan.review_due): event-driven, never a patrol that spends while nothing moved."""
         if self.cfg.planner_agent is None or not self.cfg.planner_docs:
             return
-        why = review_due(self.store.state(), self.cfg.planner_review_every, docs_fingerprint(self.cfg))
+        why = review_due(self.store.state(), self.cfg.planner_review_every, self._docs_fingerprint())
         if why is not None:
             self.store.append(ev.PlanRequested(actor="ctl", request=REVIEW, reason=why))
             self.out(f"asking the planner to compare the plan with main: {why}")

@@ -203,7 +203,9 @@ class JobContext:
         with self.store.locked() as st:
             yield all((t := st.tasks.get(i)) is not None and t.slave == self.sid and t.state == state for i in task_ids)
 
-    def commit_held(self, task_id: str, message: str, changes: bool | None = None) -> str | None:
+    def commit_held(
+        self, task_id: str, message: str, changes: bool | None = None, stat: list[str] | None = None
+    ) -> str | None:
         """Commit the worktree to the task's branch, only while this slave still holds the task as
         its worker — checked under the queue lock, where any reclaim is decided, so a slave that
         lost the task while it was hung or cut off can never move its branch. Then its changes are
@@ -213,7 +215,7 @@ class JobContext:
             t = st.tasks.get(task_id)
             on = git.current_branch(self.worktree)
             if t is not None and t.slave == self.sid and t.state == TaskState.CLAIMED and on == t.branch:
-                return git.commit_all(self.worktree, message, changes)
+                return git.commit_all(self.worktree, message, changes, stat)
         if git.porcelain(self.worktree):
             git.stash(self.worktree, f"clanker {self.sid}: {task_id} was taken from this slave ({message})")
         holder = f"{t.state} by {t.slave}" if t is not None and t.slave else (t.state if t else "gone")

@@ -110,8 +110,12 @@ def run_work(ctx: JobContext, task: Task) -> None:
     # A branch that started at main's commit and still sits there changes exactly what that
     # last look shows (unless the agent committed something itself): no diff needed to know.
     plain = watch.fresh and branch_at == main_at and not conflicts and git.head(ctx.worktree) == branch_at
+    shortstat: list[str] = []  # the commit's own summary: what a plain branch changed, no git run for it
     ctx.commit_held(
-        task.id, f"wip({task.id}): {task.title} (attempt {attempt})", bool(watch.left) if watch.fresh else None
+        task.id,
+        f"wip({task.id}): {task.title} (attempt {attempt})",
+        bool(watch.left) if watch.fresh else None,
+        shortstat if plain else None,
     )
     if res.outcome != Outcome.OK:
         _fail(ctx, task, f"agent failed: {history.short(res.result.error or res.result.text, 200)}")
@@ -130,9 +134,14 @@ def run_work(ctx: JobContext, task: Task) -> None:
         _host_lost(ctx, task, lost)
         return
     ctx.record_gate(task.id, "work", gate)
-    touched = sorted(set(watch.left)) if plain else git.changed_files(ctx.repo, ctx.main, task.branch)
+    if plain:
+        touched, stat = sorted(set(watch.left)), "\n".join(shortstat)
+    else:  # one git run for the files and their line counts
+        rows = git.numstat(ctx.repo, ctx.main, task.branch)
+        touched = [path for _a, _d, path in rows]
+        stat = "\n".join(f"{path} +{a} -{d}" for a, d, path in rows[:40])
     summary = history.short(res.result.text) or "no summary"
-    history.write(ctx.paths, task.id, f"work-{attempt}", _note(ctx, task, res, gate, touched, attempt))
+    history.write(ctx.paths, task.id, f"work-{attempt}", _note(ctx, task, res, gate, touched, stat, attempt))
     if not gate.passed:
         ctx.say(f"  ✗ gate failed: {gate.failed} — {gate.last_line()}")
         last = gate.last_line()[:200]
@@ -185,7 +194,7 @@ def _down(ctx: JobContext, task: Task, host: SshHost, attempt: int) -> None:
 
 
 def _note(
-    ctx: JobContext, task: Task, res: RunResult, gate: GateResult, touched: list[str], attempt: int
+    ctx: JobContext, task: Task, res: RunResult, gate: GateResult, touched: list[str], stat: str, attempt: int
 ) -> dict[str, str]:
     """The seed's summary of an attempt: what the agent's SUMMARY block says (decisions,
     assumptions, hazards, TODOs, missing tests), and the facts clanker has — files and diffstat,
@@ -197,7 +206,7 @@ def _note(
     return {
         "Outcome": ("gate passed" if gate.passed else f"gate failed: {gate.failed}") + f"; agent: {res.outcome}",
         "Files touched": "\n".join(f"- {f}" for f in touched),
-        "Diffstat": git.diffstat(ctx.repo, ctx.main, task.branch),
+        "Diffstat": stat,
         "Commands run": "\n".join([*(f"- `{c}` (agent)" for c in ran), *(f"- `{c}` (gate)" for c in ctx.cfg.gate)]),
         **(block or {"Summary block": "missing: the agent wrote no SUMMARY block; these notes are facts only"}),
         "Earlier errors": "\n".join(f"- attempt {i}: {e}" for i, e in enumerate(task.errors, 1)),

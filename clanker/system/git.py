@@ -322,9 +322,10 @@ def porcelain(wt: Path) -> list[str]:
 NO_AUTO = ("-c", "maintenance.auto=false")
 
 
-def commit_all(wt: Path, message: str, changes: bool | None = None) -> str | None:
+def commit_all(wt: Path, message: str, changes: bool | None = None, stat: list[str] | None = None) -> str | None:
     """Commit everything in `wt` (new, changed, deleted). Returns the sha, or None if nothing changed.
-    `changes` is what a `porcelain()` of `wt` just said (True: something to commit), if known."""
+    `changes` is what a `porcelain()` of `wt` just said (True: something to commit), if known;
+    `stat` gets the commit's summary (`2 files changed, 9 insertions(+)`), from the same process."""
     # A merge in progress is committed even when its tree equals HEAD's: the commit records main
     # as a parent, which is what makes the next rebase onto main clean.
     if changes is False and not merge_in_progress(wt):
@@ -332,8 +333,11 @@ def commit_all(wt: Path, message: str, changes: bool | None = None) -> str | Non
     run(["add", "-A"], wt)
     if not changes and not _staged(wt) and not merge_in_progress(wt):
         return None
-    args = [*_identity_args(wt), *NO_AUTO, "commit", "-q", "--no-verify", "-F", "-"]
+    quiet = ["-q"] if stat is None else []
+    args = [*_identity_args(wt), *NO_AUTO, "commit", *quiet, "--no-verify", "-F", "-"]
     proc = run(args, wt, input=message, check=False)
+    if stat is not None:
+        stat += [ln.strip() for ln in proc.stdout.splitlines() if " changed" in ln and ("file" in ln)]
     if proc.returncode != 0:
         if changes and not _staged(wt) and not merge_in_progress(wt):
             return None  # what status showed adds nothing (a submodule's own edits, say)
@@ -368,9 +372,13 @@ def diff(repo: Path, base: str, head: str, max_chars: int = 20000) -> str:
     return text if len(text) <= max_chars else text[:max_chars] + "\n… (diff truncated)\n"
 
 
-def diffstat(repo: Path, base: str, head: str) -> str:
-    """`git diff --stat` of base...head (what the branch changed), at most 40 lines."""
-    return "\n".join(out(["diff", "--stat=100", f"{base}...{head}"], repo).splitlines()[-40:])
+def numstat(repo: Path, base: str, head: str) -> list[tuple[str, str, str]]:
+    """(added, deleted, path) of each file base...head changed; a renamed file at both its paths."""
+    rows = []
+    for line in out(["diff", "--numstat", "--no-renames", f"{base}...{head}"], repo).splitlines():
+        added, deleted, path = line.split("\t", 2)
+        rows.append((added, deleted, path))
+    return rows
 
 
 def commits_ahead(repo: Path, base: str, head: str) -> int:
