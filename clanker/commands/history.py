@@ -19,8 +19,11 @@ WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 
 
 def _outcome(note: Note) -> str:
-    m = re.search(r"^## Outcome\n(.+)$", note.text, re.M)
-    return m.group(1).strip() if m else note.text.strip().splitlines()[0] if note.text.strip() else ""
+    """A note's line in the list: its outcome (a judgement's verdict), else its first line of text."""
+    m = re.search(r"^## (?:Outcome|Verdict)\n(.+)$", note.text, re.M)
+    if m:
+        return m.group(1).strip()
+    return next((ln.strip() for ln in note.text.splitlines() if ln.strip() and not ln.startswith("#")), "")
 
 
 def history(cfg: Config, task: str | None, week: str | None, as_json: bool, echo: Echo) -> Done:
