@@ -19,7 +19,7 @@ import pytest
 
 from clanker.agents import adapter_for, prices
 from clanker.agents.aider import AiderAdapter, AiderParser, parse_tokens
-from clanker.agents.base import AgentRequest, AgentResult, Outcome, StreamParser
+from clanker.agents.base import AgentRequest, AgentResult, Outcome, Ran, StreamParser
 from clanker.agents.classify import classify_text, reset_time
 from clanker.agents.claude import ClaudeAdapter, ClaudeParser, classify_claude, describe_tool
 from clanker.agents.codex import CodexAdapter
@@ -1616,6 +1616,7 @@ SCENARIO_OUTCOMES: list[tuple[str, Outcome]] = [
     ("apply-patch", OK),
     ("exec-command", OK),
     ("shell", OK),
+    ("bash", OK),
 ]
 
 
@@ -1744,6 +1745,34 @@ def test_scenario(tmp_path: Path, path: Path) -> None:
     info = rejected[-1].get("rate_limit_info") if rejected else None
     if isinstance(info, dict) and info.get("status") == "rejected" and "resetsAt" in info:
         assert r.reset_at == float(info["resetsAt"]), "the rate-limit event's reset time wins"
+
+
+@pytest.mark.parametrize(
+    ("recording", "ran"),
+    [
+        ("claude-success", [Ran("echo ran > ran.txt", 0)]),
+        ("claude-bash-exit-3", [Ran("echo broken >&2; exit 3", 3)]),
+        ("codex-exec-command", [Ran("echo ran > ran.txt", 0)]),
+        ("codex-exec-command-exit-3", [Ran("echo broken >&2; exit 3", 3)]),
+        ("gemini-shell", [Ran("echo ran > ran.txt", None)]),
+        ("gemini-shell-exit-3", [Ran("echo broken >&2; exit 3", None)]),  # the stream does not say
+        ("claude-max-turns", [Ran("true", 0), Ran("true", 0)]),  # the same command twice: two runs
+    ],
+)
+def test_the_commands_an_agent_ran_and_their_exit_codes_come_from_its_stream(recording: str, ran: list[Ran]) -> None:
+    agent = recording.split("-")[0]
+    adapter = adapter_for(AgentConfig(kind=agent))
+    lines = (DATA / "streams" / f"{recording}.jsonl").read_text().splitlines()
+    _, result = feed(adapter.parser(), lines)
+    assert result.commands == ran
+
+
+def test_a_bash_error_without_a_code_is_a_failure_whose_code_is_unsaid() -> None:
+    parser = ClaudeParser()
+    parser.feed(c_assistant({"type": "tool_use", "id": "toolu_x", "name": "Bash", "input": {"command": "sleep 999"}}))
+    parser.feed(c_tool_result("Command timed out after 2m", is_error=True))
+    parser.feed(c_assistant({"type": "tool_use", "id": "toolu_y", "name": "Bash", "input": {"command": "make"}}))
+    assert parser.result().commands == [Ran("sleep 999", None), Ran("make", None)]  # make: no result yet
 
 
 def test_claude_usage_so_far_is_each_api_response_once_then_the_final_report() -> None:

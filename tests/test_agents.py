@@ -11,6 +11,7 @@ import pytest
 
 from clanker.agents import adapter_for
 from clanker.agents.base import Adapter, AgentRequest, Outcome, parse_verdict, sanitize
+from clanker.agents.base import Ran as Command
 from clanker.agents.command import CommandAdapter
 from clanker.agents.fake import FakeAdapter
 from clanker.agents.fakebin import PRICE_IN, PRICE_OUT
@@ -179,6 +180,16 @@ def run_agent(env: Env, prompt: str, cfg: AgentConfig | None = None, role: str =
 
 def fake_prompt(*directives: str) -> str:
     return worker_prompt(Task("T1", "a task", prompt="\n".join(f"fake: {d}" for d in directives)))
+
+
+def test_the_fake_agent_s_commands_are_reported_with_their_exit_codes(env: Env) -> None:
+    ran = run_agent(env, fake_prompt("run echo hi > said.txt", "run test -e nowhere", "run exit 7"))
+    assert ran.res.outcome == Outcome.OK
+    assert (env.wt / "said.txt").read_text() == "hi\n"
+    assert ran.res.result.commands == [
+        Command("echo hi > said.txt", 0), Command("test -e nowhere", 1), Command("exit 7", 7),
+    ]  # fmt: skip
+    assert "$ test -e nowhere" in ran.log.with_suffix(".txt").read_text()
 
 
 def test_fake_agent_writes_files_and_reports_usage(env: Env) -> None:

@@ -122,6 +122,32 @@ FOLLOW-UP: port the CLI
     assert commands_in(log) == ["pytest -q", "git status"]
 
 
+def test_commands_run_say_how_each_ended_the_agent_s_as_its_stream_said() -> None:
+    from clanker.agents.base import Ran
+    from clanker.jobs.history import commands_run
+    from clanker.project.gate import GateResult
+
+    agent = [Ran("pytest -q", 1), Ran("make", None), Ran("pytest -q", 1), Ran("pytest -q", 0)]
+    gate = ("ruff check .", "pytest -q", "mypy")
+    passed = GateResult(True, "$ ruff check .\n$ pytest -q\n3 passed\n$ mypy\n", 1.0)
+    assert commands_run(agent, gate, passed).splitlines() == [
+        "- `pytest -q` (agent, exit 1)",
+        "- `make` (agent, exit code not reported)",
+        "- `pytest -q` (agent, exit 0)",
+        "- `ruff check .` (gate, exit 0)",
+        "- `pytest -q` (gate, exit 0)",
+        "- `mypy` (gate, exit 0)",
+    ]
+    failed = GateResult(False, "$ ruff check .\n$ pytest -q\n1 failed\n(exit 2)\n", 1.0, failed="pytest -q")
+    assert commands_run([], gate, failed).splitlines() == [
+        "- `ruff check .` (gate, exit 0)",
+        "- `pytest -q` (gate, exit 2)",
+        "- `mypy` (gate, not run)",
+    ]
+    slow = GateResult(False, "$ ruff check .\n(timed out after 60s)\n", 60.0, failed="ruff check .")
+    assert commands_run([], gate, slow).splitlines()[0] == "- `ruff check .` (gate, timed out)"
+
+
 def test_a_closed_week_is_rolled_up_and_its_notes_leave_the_planners_window(tmp_path: Path) -> None:
     import os
 

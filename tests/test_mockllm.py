@@ -276,6 +276,18 @@ def test_claude_write_bash_text(mock: MockLLM, repo: Path, home: Path, tmp_path:
     assert uses[1]["id"] in third.text
 
 
+@agents
+def test_claude_bash_exit_code(mock: MockLLM, repo: Path, home: Path, tmp_path: Path) -> None:
+    """A command that exits 3: its tool_result is an error whose text carries the exit code."""
+    mock.tape = [ToolCall.shell("echo broken >&2; exit 3"), Text("It failed.")]
+    run = claude(mock, repo, home, "run something", max_turns=5)
+    record(run, "bash-exit-3", tmp_path, mock.url)
+
+    assert run.rc == 0 and run.result["subtype"] == "success"
+    (result,) = [c for e in run.of("user") for c in e["message"]["content"] if c["type"] == "tool_result"]
+    assert result["is_error"] is True and result["content"] == "Exit code 3\nbroken"
+
+
 @dataclass(frozen=True)
 class ClaudeFailure:
     scenario: str
@@ -462,6 +474,19 @@ def test_codex_exec_command(mock: MockLLM, repo: Path, home: Path, tmp_path: Pat
 
 
 @agents
+def test_codex_exec_command_exit_code(mock: MockLLM, repo: Path, home: Path, tmp_path: Path) -> None:
+    """A command that exits 3: its item says so, with the login shell codex wrapped it in."""
+    mock.tape = [ToolCall.shell("echo broken >&2; exit 3"), Text("It failed.")]
+    run = codex(mock, repo, home, "run something")
+    record(run, "exec-command-exit-3", tmp_path, mock.url)
+
+    assert run.rc == 0
+    cmd = run.of("item.completed")[0]["item"]
+    assert cmd["type"] == "command_execution" and cmd["exit_code"] == 3 and cmd["status"] == "failed"
+    assert cmd["command"] == "/bin/bash -lc 'echo broken >&2; exit 3'"
+
+
+@agents
 def test_codex_resume(mock: MockLLM, repo: Path, home: Path, tmp_path: Path) -> None:
     mock.tape = [Text("first answer MARK-1"), Text("second answer")]
     first = codex(mock, repo, home, "first prompt")
@@ -573,6 +598,24 @@ def test_gemini_shell(mock: MockLLM, repo: Path, home: Path, tmp_path: Path) -> 
     assert (repo / "ran.txt").read_text() == "ran\n"
     assert run.one("tool_use")["tool_name"] == "run_shell_command"
     assert run.one("tool_result")["status"] == "success"
+
+
+@agents
+def test_gemini_shell_exit_code_is_not_in_the_stream(mock: MockLLM, repo: Path, home: Path, tmp_path: Path) -> None:
+    """A command that exits 3: stream-json's tool_result says "success" with its output only, so
+    clanker cannot know the code (the model is told it; the stream is not)."""
+    mock.tape = [ToolCall.shell("echo broken >&2; exit 3"), Text("It failed.")]
+    run = gemini(mock, repo, home, "run something")
+    record(run, "shell-exit-3", tmp_path, mock.url)
+
+    assert run.rc == 0
+    result = run.one("tool_result")
+    assert (
+        result["status"] == "success"
+        and result["output"] == "broken"
+        and "3" not in json.dumps({k: v for k, v in result.items() if k not in ("timestamp", "tool_id")})
+    )
+    assert "Exit Code: 3" in mock.main_requests()[1].text
 
 
 GEMINI_FAILURES: list[tuple[str, tuple[Step, ...], int, str]] = [

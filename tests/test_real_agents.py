@@ -96,6 +96,7 @@ def test_claude_writes_and_runs_and_its_numbers_reach_status(tmp_path: Path, soc
     tape: list[Step] = [
         ToolCall.write("hello.txt", "hi from claude\n", input_tokens=1200, output_tokens=60, cache_read=300),
         ToolCall.shell("cat hello.txt", input_tokens=1400, output_tokens=40),
+        ToolCall.shell("ls missing.txt", input_tokens=1450, output_tokens=20),
         Text("I wrote hello.txt and checked it.", input_tokens=1500, output_tokens=30),
         Text("The file is there and correct.\nVERDICT: done", input_tokens=900, output_tokens=25),
     ]
@@ -105,7 +106,7 @@ def test_claude_writes_and_runs_and_its_numbers_reach_status(tmp_path: Path, soc
         out = run_until_done(repo)
     assert out.startswith("0\n"), out
     assert git(repo, "show", "main:hello.txt") == "hi from claude"
-    assert llm.consumed == 4 and llm.errors == []
+    assert llm.consumed == 5 and llm.errors == []
     reported = result_line(repo / ".clanker" / "logs" / "T1" / "1.jsonl")
     task = status(repo)["tasks"][0]
     u = reported["usage"]
@@ -121,7 +122,10 @@ def test_claude_writes_and_runs_and_its_numbers_reach_status(tmp_path: Path, soc
     assert "✎ write" in txt and "hello.txt" in txt and "$ cat hello.txt" in txt
     # The attempt's note has the seed's fields: facts from the stream and git, the block flagged.
     note = (repo / ".clanker" / "history" / "T1" / "work-1.md").read_text()
-    assert "## Commands run\n- `cat hello.txt` (agent)\n- `test ! -e GATE_FAIL` (gate)" in note
+    assert (
+        "## Commands run\n- `cat hello.txt` (agent, exit 0)\n- `ls missing.txt` (agent, exit 2)\n"
+        "- `test ! -e GATE_FAIL` (gate, exit 0)"
+    ) in note
     assert "## Diffstat\n1 file changed, 1 insertion(+)" in note and "## Files touched\n- hello.txt" in note
     assert "## Summary block\nmissing: the agent wrote no SUMMARY block" in note
 

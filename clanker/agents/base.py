@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ..config import AgentConfig, Price
 from ..state.usage import Usage
@@ -51,6 +51,13 @@ class Launch:
     stdin: str | None = None  # None: stdin is /dev/null
 
 
+class Ran(NamedTuple):
+    """A shell command the agent ran, and its exit code when the agent's stream says it (None: not said)."""
+
+    command: str
+    exit: int | None
+
+
 @dataclass
 class AgentResult:
     text: str = ""
@@ -60,6 +67,7 @@ class AgentResult:
     error: str = ""
     error_kind: str | None = None  # a kind the agent itself stated (the fake agent does)
     files: list[str] = field(default_factory=list)
+    commands: list[Ran] = field(default_factory=list)  # in the order the agent ran them
     reset_at: float | None = None  # out of budget until then (epoch seconds), when the agent says
     model: str | None = None
     api_status: int | None = None  # the HTTP status of the API error the agent reported

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 from ..state.usage import Usage
-from .base import AgentRequest, AgentResult, Launch, Outcome
+from .base import AgentRequest, AgentResult, Launch, Outcome, Ran
 from .classify import classify_text, reset_time
 from .runner import json_line
 
 MAX_LINE = 200
+_EXIT = re.compile(r"^(?:Error: )?Exit code (\d+)")  # how Bash's failing tool_result begins
 
 
 def _short(text: str, limit: int = MAX_LINE) -> str:
@@ -36,6 +38,7 @@ class ClaudeParser:
         self.r = AgentResult(complete=False)
         self.stderr: list[str] = []
         self._turns: dict[str, Usage] = {}  # API message id → its usage (the events of one repeat it)
+        self._bash: dict[str, int] = {}  # a Bash tool_use id → its place in r.commands
 
     def feed(self, line: str) -> list[str]:
         ev = json_line(line)
@@ -86,6 +89,9 @@ class ClaudeParser:
             elif block.get("type") == "tool_use":
                 args = block.get("input") if isinstance(block.get("input"), dict) else {}
                 out.append(describe_tool(str(block.get("name")), args or {}))
+                if block.get("name") == "Bash" and args and "command" in args:
+                    self._bash[str(block.get("id"))] = len(self.r.commands)
+                    self.r.commands.append(Ran(str(args["command"]), None))
                 if block.get("name") in ("Write", "Edit", "MultiEdit") and args and args.get("file_path"):
                     self.r.files.append(str(args["file_path"]))
         return out
@@ -95,8 +101,17 @@ class ClaudeParser:
         content = msg.get("content", []) if isinstance(msg, dict) else []
         out = []
         for block in content if isinstance(content, list) else []:
-            if isinstance(block, dict) and block.get("type") == "tool_result" and block.get("is_error"):
-                text = block.get("content")
+            if not isinstance(block, dict) or block.get("type") != "tool_result":
+                continue
+            text = block.get("content")
+            at = self._bash.pop(str(block.get("tool_use_id")), None)
+            if at is not None:
+                # Bash says a failure's code first ("Exit code 3"); an error without one (a
+                # timeout, a refusal) is a failure whose code it did not say.
+                m = _EXIT.match(text) if isinstance(text, str) else None
+                code = (int(m.group(1)) if m else None) if block.get("is_error") else 0
+                self.r.commands[at] = Ran(self.r.commands[at].command, code)
+            if block.get("is_error"):
                 out.append(f"  ↳ tool error: {_short(str(text), 160)}")
         return out
 

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 from typing import Any
 
 from ..state.usage import Usage
-from .base import AgentRequest, AgentResult, Launch, Outcome
+from .base import AgentRequest, AgentResult, Launch, Outcome, Ran
 from .classify import classify_text, reset_time
 from .claude import _short
 from .prices import PricedAdapter, cost
 from .runner import json_line
 
 DEFAULT_MODEL = "gpt-5"
+_WRAPPED = re.compile(r"^(?:/\S*/)?(?:ba|z)?sh -lc (.+)$", re.S)  # how codex runs a command
+
+
+def unwrap(command: str) -> str:
+    """The command the model asked for, without the login shell codex wraps it in."""
+    m = _WRAPPED.match(command)
+    if m is None:
+        return command
+    try:
+        words = shlex.split(m.group(1))
+    except ValueError:
+        return command
+    return words[0] if len(words) == 1 else command
 
 
 class CodexParser:
@@ -69,7 +84,9 @@ class CodexParser:
             self.messages.append(text)
             return [f"· {_short(text)}"] if text.strip() else []
         if t == "command_execution":
-            return [f"  ↳ exit {item.get('exit_code')}"]
+            code = item.get("exit_code")
+            self.r.commands.append(Ran(unwrap(str(item.get("command") or "")), code if isinstance(code, int) else None))
+            return [f"  ↳ exit {code}"]
         if t == "file_change":
             out = []
             for ch in item.get("changes") or []:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..state.usage import Usage
-from .base import AgentRequest, AgentResult, Launch, Outcome
+from .base import AgentRequest, AgentResult, Launch, Outcome, Ran
 from .runner import json_line
 
 
@@ -29,6 +29,10 @@ class FakeParser:
             if ev.get("tool") in ("write", "append", "edit", "delete") and ev.get("path"):
                 self._written.append(str(ev.get("path")))
             return [f"✎ {ev.get('tool')} {ev.get('path', '')}".rstrip()]
+        if kind == "shell":
+            code = ev.get("exit_code")
+            self._result.commands.append(Ran(str(ev.get("command")), code if isinstance(code, int) else None))
+            return [f"$ {ev.get('command')}", *([f"  ↳ exit {code}"] if code else [])]
         if kind == "usage":  # a turn's usage, mid-run
             raw = ev.get("usage")
             turn = Usage.from_json(raw if isinstance(raw, dict) else None)

@@ -8,6 +8,7 @@ stream, log and classify path as a real agent. Worker directives (`fake: …`, o
   delete PATH             remove a file
   sleep SECONDS           take this long
   say TEXT…               print a progress message
+  run COMMAND…            run a shell command in the worktree (reported with its exit code)
   fail-gate-once [PATH]   attempt 1 leaves PATH (default GATE_FAIL) behind, later attempts remove it
   on-attempt N DIRECTIVE  run DIRECTIVE only on attempt N
   times N DIRECTIVE       run DIRECTIVE only in the first N runs of an attempt (retries are runs too)
@@ -41,6 +42,7 @@ import json
 import os
 import re
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -186,6 +188,10 @@ def main() -> int:
                     emit({"type": "tool", "tool": "delete", "path": marker.name})
             elif verb == "sleep":
                 time.sleep(float(args[0]))
+            elif verb == "run":  # a shell command, as the real agents' shell tools run one
+                command = " ".join(args)
+                done = subprocess.run(["sh", "-c", command], cwd=root, capture_output=True, check=False)
+                emit({"type": "shell", "command": command, "exit_code": done.returncode})
             elif verb == "say":
                 emit({"type": "say", "text": " ".join(args)})
             elif verb == "title":

@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..state.usage import Usage
-from .base import AgentRequest, AgentResult, Launch, Outcome
+from .base import AgentRequest, AgentResult, Launch, Outcome, Ran
 from .classify import classify_text, reset_time
 from .claude import _short
 from .prices import PricedAdapter, cost
@@ -75,6 +75,9 @@ class GeminiParser:
                 self.r.files.append(str(path))
                 return [f"✎ {name} {path}"]
             if name in ("run_shell_command", "shell") and params.get("command"):
+                # stream-json reports a command's output, not its exit code (a failing command's
+                # result is status "success" too), so the code stays unsaid.
+                self.r.commands.append(Ran(str(params["command"]), None))
                 return [f"$ {_short(str(params['command']), 160)}"]
             return [f"⚙ {name} {_short(json.dumps(params, ensure_ascii=False), 120)}"]
         if kind == "tool_result" and ev.get("status") == "error":

@@ -6,6 +6,8 @@ import re
 import time
 from pathlib import Path
 
+from ..agents.base import Ran
+from ..project.gate import GateResult
 from ..state import atomic
 from ..state.paths import Paths
 from ..state.secrets import redact
@@ -81,6 +83,25 @@ def commands_in(log_text: str) -> list[str]:
         if body.startswith("$ "):
             seen.append(body[2:].strip())
     return list(dict.fromkeys(c for c in seen if c))[:20]
+
+
+def _exit(code: int | None) -> str:
+    return "exit code not reported" if code is None else f"exit {code}"
+
+
+def commands_run(agent: list[Ran], gate_commands: tuple[str, ...], gate: GateResult) -> str:
+    """The note's "Commands run": the agent's commands with the exit codes its stream gave
+    (unsaid ones said so), then the gate's, each with how it ended (it stops at the first failure)."""
+    lines = [f"- `{r.command}` (agent, {_exit(r.exit)})" for r in list(dict.fromkeys(agent))[:20]]
+    ended = "passed"
+    for cmd in gate_commands:
+        if ended == "passed" and cmd == gate.failed:
+            m = re.search(r"^\(exit (\d+)\)$", gate.output, re.M)
+            ended = "timed out" if "(timed out after" in gate.output else f"exit {m.group(1) if m else '≠ 0'}"
+            lines.append(f"- `{cmd}` (gate, {ended})")
+            continue
+        lines.append(f"- `{cmd}` (gate, {'exit 0' if ended == 'passed' else 'not run'})")
+    return "\n".join(lines)
 
 
 SEED_FIELDS = ("Outcome", *FIELDS.values(), "Summary block", "Files touched", "Commands run", "Test results")

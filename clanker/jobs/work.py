@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .. import executors
 from ..agents import adapter_for
-from ..agents.base import AgentResult, Outcome
+from ..agents.base import AgentResult, Outcome, Ran
 from ..agents.runner import RunResult
 from ..errors import GitError, UsageError
 from ..executors.ssh import SshHost
@@ -201,13 +201,15 @@ def _note(
     the commands the agent and the gate ran, earlier errors, the gate's test results. A missing
     block is said so, never made up."""
     log = ctx.paths.attempt_log(task.id, attempt, "work").with_suffix(".txt")
-    ran = history.commands_in(log.read_text(encoding="utf-8", errors="replace")) if log.exists() else []
+    ran = res.result.commands  # with their exit codes, from agents whose streams report commands
+    if not ran and log.exists():  # any other agent: its readable log's `$ cmd` lines, codes unknown
+        ran = [Ran(c, None) for c in history.commands_in(log.read_text(encoding="utf-8", errors="replace"))]
     block = history.summary_block(res.result.text)
     return {
         "Outcome": ("gate passed" if gate.passed else f"gate failed: {gate.failed}") + f"; agent: {res.outcome}",
         "Files touched": "\n".join(f"- {f}" for f in touched),
         "Diffstat": stat,
-        "Commands run": "\n".join([*(f"- `{c}` (agent)" for c in ran), *(f"- `{c}` (gate)" for c in ctx.cfg.gate)]),
+        "Commands run": history.commands_run(ran, ctx.cfg.gate, gate),
         **(block or {"Summary block": "missing: the agent wrote no SUMMARY block; these notes are facts only"}),
         "Earlier errors": "\n".join(f"- attempt {i}: {e}" for i, e in enumerate(task.errors, 1)),
         "Agent summary": res.result.text[-2000:],
