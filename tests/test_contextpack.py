@@ -209,3 +209,67 @@ def test_the_details_view_shows_the_seed_fields_of_a_task_s_newest_note(tmp_path
     at = lines.index("latest note: work-2")
     assert lines[at + 1 :] == ["## Outcome", "gate passed", "## Assumptions", "- inputs are UTF-8"]
     assert "latest note" not in " ".join(details_lines(st, row, None))  # no paths: the task alone
+
+
+def test_who_rolls_up_which_week() -> None:
+    from clanker.jobs.rollup import split
+
+    weeks = ["2026-W45", "2026-W46", "2026-W47"]
+    assert split(weeks, planner=True, pending=set()) == ("2026-W47", ["2026-W45", "2026-W46"])
+    assert split(weeks, planner=False, pending=set()) == (None, weeks)
+    assert split(weeks, planner=True, pending={"2026-W47"}) == (None, ["2026-W45", "2026-W46"])
+    assert split(["2026-W48"], planner=True, pending={"2026-W47"}) == ("2026-W48", [])
+    assert split([], planner=True, pending=set()) == (None, [])
+
+
+def test_the_planner_writes_a_closed_week_s_rollup_or_the_summariser_stands_in(tmp_path: Path) -> None:
+    """The plan job for `rollup:<week>` runs the (fake) planner agent on the week's notes with the
+    summariser's facts; an answer without the rollup's sections is replaced by the summariser's."""
+    import os
+
+    from clanker.config import load
+    from clanker.jobs import history as notes
+    from clanker.jobs import rollup
+    from clanker.jobs.context import JobContext
+    from clanker.jobs.plan import run_plan
+    from clanker.jobs.prompts import history_notes
+    from clanker.state import events as ev
+    from clanker.state.heartbeat import Heart
+    from clanker.state.paths import Paths, prepare
+    from clanker.state.store import Store
+    from clanker.system import git as gitw
+
+    from .helpers import events, make_repo
+
+    repo = make_repo(tmp_path / "r", "slaves: 2\nagent:\n  kind: fake\n")
+    cfg = load(repo)
+    prepare(cfg)
+    paths = Paths(repo)
+    ctx = JobContext(cfg=cfg, paths=paths, store=Store(paths, "c1"), sid="c1", worktree=paths.worktree("c1"),
+                     heart=Heart(paths, "c1", 60), say=lambda _s: None)  # fmt: skip
+    gitw.ensure_worktree(repo, ctx.worktree, "main")
+    one, two = time.time() - 8 * 86400, time.time() - 15 * 86400
+    for task, when, extra in (("T1", one, "- kept the API"), ("T2", two, "fake-rollup: I have nothing to add")):
+        ctx.store.append(ev.TaskAdded(actor="cli", task=task, title=f"title {task}"))
+        note = notes.write(paths, task, "work-1", {"Outcome": "gate passed", "Decisions and rationale": extra})
+        os.utime(note, (when, when))
+    last, before = rollup.week_of(one), rollup.week_of(two)
+
+    for week in (last, before):
+        request = rollup.ASK + week
+        ctx.store.append(ev.PlanRequested(actor="ctl", request=request),
+                         ev.PlanClaimed(actor="c1", slave="c1", request=request))  # fmt: skip
+        run_plan(ctx, request)
+        assert ctx.store.state().plan_request is None and not ctx.store.state().plan_requests
+
+    by_planner = (paths.history / "rollups" / f"{last}.md").read_text()
+    assert by_planner.startswith(f"# Rollup {last}\n\nWritten by the planner (fake") and "from 1 note." in by_planner
+    assert "## Decisions still in force\n- the fake planner's: keep it simple" in by_planner
+    prompt = next(paths.prompts.glob(f"rollup-{last}-planner-*.md")).read_text()
+    assert prompt.startswith("CLANKER-ROLE: planner") and "- kept the API" in prompt and "T2" not in prompt
+    stood_in = (paths.history / "rollups" / f"{before}.md").read_text()
+    assert stood_in == f"# Rollup {before}\n\n1 note about 1 task.\n\n## Still open\n- T2 (ready)\n"
+    rolled = [(e["week"], e["by"], e.get("why", "")) for e in events(repo) if e["type"] == "history.rolled_up"]
+    why = "the planner's answer had none of the rollup's sections"
+    assert rolled == [(last, "planner", ""), (before, "summariser", why)]
+    assert rollup.due(history_notes(paths), time.time()) == []

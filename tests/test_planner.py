@@ -164,6 +164,39 @@ def test_the_planner_merges_two_queued_tasks_into_one_that_lands(tmp_path: Path,
     assert next(e for e in events(repo) if e["type"] == "task.added" and e["task"] == "T4")["parent"] == "T2"
 
 
+def test_a_closed_week_is_rolled_up_by_the_planner_once_and_older_ones_by_the_summariser(
+    tmp_path: Path, socket_name: str
+) -> None:
+    import os
+    import time
+
+    from clanker.jobs.rollup import week_of
+
+    repo = repo_with(tmp_path)
+    history = repo / ".clanker" / "history"
+    last, before = time.time() - 8 * 86400, time.time() - 15 * 86400
+    for task, when, note in (("T8", last, "- kept the old API"), ("T9", before, "- cache cleared by hand")):
+        path = history / task / "work-1.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"# {task} · work-1\n\n## Outcome\ngate passed\n\n## Decisions and rationale\n{note}\n")
+        os.utime(path, (when, when))
+    clanker(repo, "task", "add", "Now", "--prompt", "fake: write now.txt now", check=True)
+    assert clanker(repo, "run", "--until-done", "--timeout", "90", timeout=120).returncode == 0
+    log = events(repo)
+    asked = [e["request"] for e in log if e["type"] == "plan.requested"]
+    assert asked == [f"rollup:{week_of(last)}"]  # the week that just closed, asked of the planner once
+    rolled = {e["week"]: (e["by"], e.get("why", "")) for e in log if e["type"] == "history.rolled_up"}
+    assert rolled == {week_of(last): ("planner", ""),
+                      week_of(before): ("summariser", "older than the week the planner rolls up")}  # fmt: skip
+    text = (history / "rollups" / f"{week_of(last)}.md").read_text()
+    assert "Written by the planner (fake" in text and "## Decisions still in force" in text
+    assert "- cache cleared by hand" in (history / "rollups" / f"{week_of(before)}.md").read_text()
+    assert git(repo, "show", "main:now.txt") == "now"
+    # Written once: the next run asks nothing.
+    assert clanker(repo, "run", "--until-done", "--timeout", "30", timeout=60).returncode == 0
+    assert sum(1 for e in events(repo) if e["type"] == "plan.requested") == 1
+
+
 def test_plan_command_errors_are_one_line(tmp_path: Path) -> None:
     repo = repo_with(tmp_path)
     no_docs = clanker(repo, "plan")

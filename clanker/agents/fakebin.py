@@ -32,7 +32,9 @@ Planner directives (`fake-plan: TITLE :: PROMPT`, PROMPT with `\\n` for new line
 `TASK:` line. When the prompt asks to split a task, only the lines of that task count.
 `fake-concurrency: N WHY` becomes the planner's advice line, `CONCURRENCY: N — WHY`;
 `fake-rescope: PROMPT` its rewrite of the task being planned, `RESCOPE: {"prompt": PROMPT}`;
-`fake-merge: T1,T2 :: TITLE :: PROMPT` a merge of queued tasks, `MERGE: {…}`.
+`fake-merge: T1,T2 :: TITLE :: PROMPT` a merge of queued tasks, `MERGE: {…}`. Asked to roll up
+a week, it answers the facts' landed tasks and a decision, or, when a note has a `fake-rollup:
+TEXT` line, TEXT.
 """
 
 from __future__ import annotations
@@ -42,7 +44,6 @@ import json
 import os
 import re
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -109,7 +110,20 @@ def main() -> int:
     error: tuple[str, str] | None = None
     text = ""
 
-    if role == "planner":
+    if role == "planner" and "## Week to roll up" in prompt:
+        facts = prompt.split("## Facts clanker gathered", 1)[1].split("## The week's notes", 1)[0]
+        landed = facts.split("## Landed\n", 1)[1].split("\n\n", 1)[0] if "## Landed\n" in facts else ""
+        odd = [ln.strip()[len("fake-rollup:") :].strip() for ln in prompt.splitlines()
+               if ln.strip().startswith("fake-rollup:")]  # fmt: skip
+        text = (
+            odd[-1]
+            if odd
+            else (
+                f"## Landed\n{landed or '- nothing'}\n\n## Decisions still in force\n- the fake planner's: keep it simple"
+            )
+        )
+        emit({"type": "say", "text": "rolled up the week"})
+    elif role == "planner":
         part = prompt.split("## Task to split", 1)[1] if "## Task to split" in prompt else prompt
         specs = []
         for line in part.splitlines():
@@ -190,8 +204,10 @@ def main() -> int:
                 time.sleep(float(args[0]))
             elif verb == "run":  # a shell command, as the real agents' shell tools run one
                 command = " ".join(args)
-                done = subprocess.run(["sh", "-c", command], cwd=root, capture_output=True, check=False)
-                emit({"type": "shell", "command": command, "exit_code": done.returncode})
+                from ..system import proc as procs  # here: the fake agent starts fast without it
+
+                code, _, _ = procs.capture(["sh", "-c", command], 600.0, cwd=root)
+                emit({"type": "shell", "command": command, "exit_code": code})
             elif verb == "say":
                 emit({"type": "say", "text": " ".join(args)})
             elif verb == "title":

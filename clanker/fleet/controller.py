@@ -20,7 +20,9 @@ from filelock import FileLock, Timeout
 
 from ..config import Config
 from ..errors import ClankerError, TmuxError
+from ..jobs import rollup
 from ..jobs.plan import REVIEW, docs_fingerprint, review_due
+from ..jobs.prompts import history_notes
 from ..project import preflight
 from ..state import budget, heartbeat, log
 from ..state import events as ev
@@ -117,6 +119,7 @@ class Controller:
         self._tail = 0  # how far both have seen events.log: one read of new events serves them
         self._docs_seen: list[tuple[str, int, int]] = []
         self._docs_fp = ""
+        self._week = ""  # the ISO week whose closed predecessors were last rolled up
 
     def session(self) -> str:
         """Where spawned slaves go: this pane's session, or clanker's own when headless."""
@@ -175,6 +178,7 @@ class Controller:
         self._say_stuck()
         self._tell()
         self._review_plan()
+        self._roll_up()
         return fv
 
     def _docs_fingerprint(self) -> str:
@@ -200,6 +204,27 @@ class Controller:
         if why is not None:
             self.store.append(ev.PlanRequested(actor="ctl", request=REVIEW, reason=why))
             self.out(f"asking the planner to compare the plan with main: {why}")
+
+    def _roll_up(self) -> None:
+        """Closed weeks get their rollup (jobs/rollup.py): the newest one asked of the planner, the
+        rest — or all, without a planner — written by the summariser now. Looked at when the
+        week changes (and once at start), not every tick: it reads every note."""
+        now = self.clock.time()
+        week = rollup.week_of(now)
+        if week == self._week:
+            return
+        self._week = week
+        notes, state = history_notes(self.paths), self.store.state()
+        planner = self.cfg.planner_agent is not None
+        ask, write = rollup.split(rollup.due(notes, now), planner, rollup.asked(state))
+        why = "older than the week the planner rolls up" if planner else "no planner agent is configured"
+        for w in write:
+            rollup.save(self.paths, w, rollup.text(w, notes, state))
+            n = len(rollup.of_week(notes, w))
+            self.store.append(ev.RolledUp(actor="ctl", week=w, by="summariser", notes=n, why=why))
+        if ask is not None:
+            self.store.append(ev.PlanRequested(actor="ctl", request=rollup.ASK + ask, reason=f"the week {ask} closed"))
+            self.out(f"asking the planner to roll up the week {ask}")
 
     def _tell(self) -> None:
         """The events appended since the last look — read once — to the notifier and the

@@ -19,10 +19,11 @@ from ..state.fold import fold
 from ..state.intake import DEFAULT_BRANCHES, Branches, added_event
 from ..state.model import State, Task, TaskState
 from ..system import git
+from . import rollup
 from .base import JobKind, release_all
 from .common import idle, prepare_worktree
 from .context import JobContext
-from .prompts import planner_prompt
+from .prompts import history_notes, planner_prompt, rollup_prompt
 
 TASK_LINE = re.compile(r"^\s*TASK:\s*(\{.*\})\s*$", re.MULTILINE)
 MERGE_LINE = re.compile(r"^\s*MERGE:\s*(\{.*\})\s*$", re.MULTILINE)
@@ -191,9 +192,45 @@ def new_task_events(
     return evs
 
 
+def run_rollup(ctx: JobContext, request: str, week: str) -> None:
+    """The planner writes a closed week's rollup; when its answer is not one (or it failed), the
+    summariser's is written instead, and said — a week is never left without one."""
+    agent = ctx.cfg.planner_agent
+    assert agent is not None
+    ctx.say(f"▶ planner: roll up {week}")
+    prepare_worktree(ctx)
+    git.checkout_detached(ctx.worktree, ctx.main)  # it may look at main as it is
+    ctx.heart.update(job="plan", task=None, phase="planner agent")
+    st = ctx.store.state()
+    notes = rollup.of_week(history_notes(ctx.paths), week)
+    manifest = ctx.paths.prompts / f"rollup-{week}-context.json"
+    prompt = rollup_prompt(ctx.cfg, ctx.paths, st, week, manifest_to=manifest)
+    res = ctx.run_agent_settled(agent, "planner", f"rollup-{week}", st.events, prompt)
+    if res is None:
+        stop = ctx.held or "the slave was asked to stop"
+        ctx.store.append(ev.PlanReleased(actor=ctx.sid, slave=ctx.sid, request=request, reason=stop))
+        return
+    who = " ".join(x for x in (agent.kind, res.result.model or agent.model) if x)
+    body = rollup.from_planner(week, res.result.text, who, len(notes)) if res.outcome == Outcome.OK else None
+    why = "" if body else (f"the planner failed: {res.result.error[:200]}" if res.outcome != Outcome.OK
+                           else "the planner's answer had none of the rollup's sections")  # fmt: skip
+    rollup.save(ctx.paths, week, body or rollup.text(week, notes, ctx.store.state()))
+    by = "planner" if body else "summariser"
+    failed = res.result.error[:300] if res.outcome != Outcome.OK else ""
+    risk = [ev.Risk(actor=ctx.sid, kind="planner", message=f"planner failed: {failed[:200]}")] if failed else []
+    done = ev.PlanDone(actor=ctx.sid, slave=ctx.sid, request=request, error=failed)
+    ctx.store.append(ev.RolledUp(actor=ctx.sid, week=week, by=by, notes=len(notes), why=why), *risk, done)
+    ctx.say(f"  ✓ rollup of {week} written by the {by}" + (f" ({why})" if why else ""))
+    idle(ctx)
+
+
 def run_plan(ctx: JobContext, request: str) -> None:
     agent = ctx.cfg.planner_agent
     assert agent is not None
+    week = rollup.week_asked(request)
+    if week is not None:
+        run_rollup(ctx, request, week)
+        return
     prepare_worktree(ctx)
     git.checkout_detached(ctx.worktree, ctx.main)  # the planner reads main as it is
     st = ctx.store.state()

@@ -198,7 +198,7 @@ def planner_prompt(
     task_text = _cut("\n".join(rows) or "(none yet)", budget // 4)
     about = " ".join([target.title, target.prompt] if target else [doc_text[:4000]])
     notes = history_notes(paths)
-    if rollup.write_due(paths, notes, state, time.time()):
+    if rollup.write_due(paths, notes, state, time.time(), skip=rollup.asked(state)):  # the planner's are its own
         notes = history_notes(paths)
     upto = rollup.covered(notes)
     own = target.id if target else None
@@ -232,6 +232,45 @@ def planner_prompt(
     fake = Task(target.id if target else "plan", target.title if target else "plan")
     history_text = f"\n## Recent history\n{hist}\n" if hist else ""
     return render(body, fake, split=split, docs=doc_text, tasks=task_text, history=history_text, slaves=str(cfg.slaves))
+
+
+ROLLUP = """CLANKER-ROLE: planner
+You are the planner. The ISO week {week} has closed. Sum up its history notes for whoever plans
+next: the notes leave the planning context once this rollup covers them, so what is not here is
+forgotten. Say only what the notes and the facts below support.
+
+## Week to roll up
+{week}: {count} notes about {tasks} tasks.
+
+## Facts clanker gathered
+{draft}
+
+## The week's notes
+{notes}
+
+Answer with these sections, each a list of `- ` lines (leave out a section with nothing in it):
+## Landed
+(what landed, one line per task with what it changed)
+## Recurring hazards
+(errors and traps met more than once, or likely to be met again, with the fix)
+## Open TODOs
+(what is left to do, and follow-ups not yet done)
+## Decisions still in force
+(choices later work must respect, with why)
+Write no TASK lines: this answer is a summary, not a plan."""
+
+
+def rollup_prompt(cfg: Config, paths: Paths, state: State, week: str, manifest_to: Path | None = None) -> str:
+    """The planner's prompt to roll up a closed week: the summariser's draft as the facts, and
+    the week's notes, newest first, under `planner.max_chars`."""
+    notes = rollup.of_week(history_notes(paths), week)
+    draft = rollup.text(week, notes, state)
+    budget = max(1000, cfg.planner_max_chars - len(ROLLUP) - len(draft))
+    packed, manifest = contextpack.pack(notes, budget)
+    if manifest_to is not None:
+        atomic.write_text(manifest_to, json.dumps([dataclasses.asdict(e) for e in manifest], indent=1) + "\n")
+    tasks = len({n.task for n in notes})
+    return ROLLUP.format(week=week, count=len(notes), tasks=tasks, draft=draft, notes=packed or "(none)")
 
 
 def _cut(text: str, limit: int) -> str:

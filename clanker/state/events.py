@@ -544,6 +544,18 @@ class PlanReviewed(Event):
     docs: str = ""
 
 
+@kind("history.rolled_up")
+@dataclass(frozen=True, kw_only=True)
+class RolledUp(Event):
+    """A closed week's notes were summed up in `history/rollups/<week>.md`: by the planner agent,
+    or by the deterministic summariser (no planner, an older week, or the planner's answer failed)."""
+
+    week: str = ""
+    by: str = ""  # planner | summariser
+    notes: int = 0
+    why: str = opt("")  # the summariser standing in for the planner: why
+
+
 @kind("plan.ran")
 @dataclass(frozen=True, kw_only=True)
 class PlanRan(AgentRun):
