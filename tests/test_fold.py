@@ -288,6 +288,23 @@ def test_fold_of_a_lifecycle() -> None:
     assert st1.offset == len(sample_log())
 
 
+def test_the_judge_s_reworks_are_counted_apart_from_conflicts_and_start_again_when_rescoped() -> None:
+    evs = [event("task.added", "cli", "T1", {"title": "t"})]
+    for conflict in (False, True, False):
+        evs += [
+            event("task.claimed", "c1", "T1", {"slave": "c1"}),
+            event("task.submitted", "c1", "T1", {"slave": "c1"}),
+            event("task.judge_claimed", "c2", "T1", {"slave": "c2"}),
+            event("task.verdict", "c2", "T1", {"slave": "c2", "verdict": "rework", "conflict": conflict}),
+        ]
+    t = fold(State(), with_offsets(evs)).tasks["T1"]
+    assert (t.reworks, t.conflicts, t.judge_rounds) == (2, 1, 3)
+    evs += [event("task.blocked", "c2", "T1", {"reason": "2 rework verdicts"}),
+            event("task.rescoped", "c3", "T1", {"prompt": "said better"})]  # fmt: skip
+    t = fold(State(), with_offsets(evs)).tasks["T1"]
+    assert t.reworks == 0 and t.state == TaskState.READY and t.prompt == "said better"
+
+
 def test_fold_is_deterministic_and_pure() -> None:
     evs = sample_log()
     evs_copy = copy.deepcopy(evs)

@@ -104,11 +104,15 @@ def test_the_planners_concurrency_advice_lowers_the_cap_until_its_next_answer(tm
     assert (lifted["source"], lifted["cap"]) == ("planner", 0)
 
 
-def test_a_task_that_used_up_its_attempts_is_rescoped_by_the_planner_and_lands(
-    tmp_path: Path, socket_name: str
-) -> None:
-    repo = repo_with(tmp_path, "max_attempts: 1\n")
-    prompt = "fake: exit 3 the model refused\nfake-rescope: fake: write fixed.txt rescoped"
+@pytest.mark.parametrize(
+    "first",
+    ["fake: exit 3 the model refused", "fake: write first.txt try\nfake-judge: rework the approach is wrong"],
+    ids=["attempts-used-up", "rework-verdict"],
+)
+def test_a_blocked_task_is_rescoped_by_the_planner_and_lands(tmp_path: Path, socket_name: str, first: str) -> None:
+    """Blocked by using up its attempts, or by the judge's rework verdicts: the planner rewrites it."""
+    repo = repo_with(tmp_path, "max_attempts: 1\njudge:\n  max_reworks: 1\n")
+    prompt = f"{first}\nfake-rescope: fake: write fixed.txt rescoped"
     clanker(repo, "task", "add", "Said badly", "--prompt", prompt, check=True)
     proc = clanker(repo, "run", "--until-done", "--timeout", "90", timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr

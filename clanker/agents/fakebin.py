@@ -115,13 +115,10 @@ def main() -> int:
         landed = facts.split("## Landed\n", 1)[1].split("\n\n", 1)[0] if "## Landed\n" in facts else ""
         odd = [ln.strip()[len("fake-rollup:") :].strip() for ln in prompt.splitlines()
                if ln.strip().startswith("fake-rollup:")]  # fmt: skip
-        text = (
-            odd[-1]
-            if odd
-            else (
-                f"## Landed\n{landed or '- nothing'}\n\n## Decisions still in force\n- the fake planner's: keep it simple"
-            )
+        made = (
+            "## Landed\n" + (landed or "- nothing") + "\n\n## Decisions still in force\n- the fake planner's: keep it"
         )
+        text = odd[-1] if odd else made
         emit({"type": "say", "text": "rolled up the week"})
     elif role == "planner":
         part = prompt.split("## Task to split", 1)[1] if "## Task to split" in prompt else prompt

@@ -119,6 +119,7 @@ PLACES: dict[tuple[str, ...], str] = {
     ("hung_secs",): "hung_secs",
     ("max_attempts",): "max_attempts",
     ("judge", "max_parallel"): "judge_max_parallel",
+    ("judge", "max_reworks"): "judge_max_reworks",
     ("gate",): "gate",
     ("gate_timeout_secs",): "gate_timeout_secs",
     ("gate_preflight",): "gate_preflight",

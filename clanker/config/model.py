@@ -186,6 +186,7 @@ class Config:
     agent: AgentConfig = AgentConfig()
     judge_agent: AgentConfig | None = AgentConfig()  # None: the gate alone decides
     judge_max_parallel: int = 1
+    judge_max_reworks: int = 5  # the judge's rework verdicts before the task is blocked (and re-planned)
     gate: tuple[str, ...] = ()
     gate_timeout_secs: float = 600.0
     mainline_branch: str = DEFAULT_MAIN

@@ -206,7 +206,7 @@ SCHEMA: dict[str, Any] = {
     "hung_secs": _num(1),
     "max_attempts": _int(1),
     "agent": AGENT_SCHEMA,
-    "judge": {"agent": "judge-agent", "max_parallel": _int(1, 64)},
+    "judge": {"agent": "judge-agent", "max_parallel": _int(1, 64), "max_reworks": _int(1)},
     "gate": _strlist,
     "gate_timeout_secs": _num(1),
     "mainline": {

@@ -58,10 +58,16 @@ def replan(ctx: JobContext, task_id: str) -> list[Event]:
 
 
 def verdict(ctx: JobContext, task: Task, says: str, reasons: str, conflict: bool = False) -> None:
-    ctx.store.append(
-        ev.Verdict(actor=ctx.sid, task=task.id, slave=ctx.sid, verdict=says, reasons=reasons, conflict=conflict),
-        *(replan(ctx, task.id) if says == "blocked" else ()),  # the judge's block goes to the planner too
-    )
+    """The judge's verdict. Its block goes to the planner, and so does a task the judge sent back
+    `judge.max_reworks` times: one more round of the same would likely spend as much for as little."""
+    said = ev.Verdict(actor=ctx.sid, task=task.id, slave=ctx.sid, verdict=says, reasons=reasons, conflict=conflict)
+    worn = says == "rework" and not conflict and task.reworks + 1 >= ctx.cfg.judge_max_reworks
+    if worn:
+        why = f"{task.reworks + 1} rework verdicts from the judge; last: {reasons}"
+        ctx.store.append(said, ev.TaskBlocked(actor=ctx.sid, task=task.id, reason=why[:500]), *replan(ctx, task.id))
+        ctx.say(f"  {task.id}: blocked — {why[:160]}")
+        return idle(ctx)
+    ctx.store.append(said, *(replan(ctx, task.id) if says == "blocked" else ()))
     ctx.say(f"  {task.id}: {says} — {reasons[:160]}")
     idle(ctx)
 

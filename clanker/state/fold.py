@@ -511,7 +511,8 @@ def _verdict(t: Task, e: ev.Verdict) -> Task:
     if e.verdict == "done":
         return evolve(t, slave=None, started=None, reason=e.reasons, accepted=e.ts, candidate=e.candidate)
     conflicts = t.conflicts + (1 if e.conflict else 0)
-    return evolve(t, slave=None, started=None, reason=e.reasons, conflicts=conflicts, candidate=())
+    reworks = t.reworks + (1 if e.verdict == "rework" and not e.conflict else 0)
+    return evolve(t, slave=None, started=None, reason=e.reasons, conflicts=conflicts, reworks=reworks, candidate=())
 
 
 @on_task(ev.LandingClaimed)
@@ -541,13 +542,13 @@ def _cancelled(t: Task, e: ev.TaskCancelled) -> Task:
 
 @on_task(ev.TaskRetried)
 def _retried(t: Task, e: ev.TaskRetried) -> Task:
-    return evolve(t, slave=None, started=None, attempt_base=t.attempts, reason="")
+    return evolve(t, slave=None, started=None, attempt_base=t.attempts, reworks=0, reason="")
 
 
 @on_task(ev.TaskRescoped)
 def _rescoped(t: Task, e: ev.TaskRescoped) -> Task:
     return evolve(t, title=e.title or t.title, prompt=e.prompt or t.prompt, paths=e.paths or t.paths, slave=None,
-                  started=None, attempt_base=t.attempts, reason="")  # fmt: skip
+                  started=None, attempt_base=t.attempts, reworks=0, reason="")  # fmt: skip
 
 
 @on_task(ev.TaskSplit)

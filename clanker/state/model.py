@@ -140,6 +140,7 @@ class Task:
     attempts: int = 0  # work attempts started, ever
     attempt_base: int = 0  # attempts at the last `task retry` (max_attempts counts from here)
     judge_rounds: int = 0
+    reworks: int = 0  # rework verdicts for what the change does (not for conflicts with main)
     touched: tuple[str, ...] = ()
     summary: str = ""
     reason: str = ""  # the last judge reasons, block reason or error
