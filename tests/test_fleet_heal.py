@@ -173,7 +173,7 @@ def test_killing_the_tmux_server_while_slaves_print_stops_their_agents_and_the_r
 
 @pytest.mark.e2e
 def test_a_controller_that_cannot_reach_tmux_stops_with_its_own_code(tmp_path: Path) -> None:
-    repo = fleet_repo(tmp_path, 2, "hung_secs: 30\n")
+    repo = fleet_repo(tmp_path, 2, "hung_secs: 30\ntmux_give_up_secs: 3\n")
     add(repo, "One", "fake: write one/a.txt 1")
     (tmp_path / "not-a-dir").write_text("")  # tmux can't make its socket directory under a file
     env = {**os.environ, "CLANKER_TMUX_SOCKET": "clanker-test-unused", "TMUX_TMPDIR": str(tmp_path / "not-a-dir")}

@@ -117,6 +117,7 @@ PLACES: dict[tuple[str, ...], str] = {
     ("slaves",): "slaves",
     ("heartbeat_secs",): "heartbeat_secs",
     ("hung_secs",): "hung_secs",
+    ("tmux_give_up_secs",): "tmux_give_up_secs",
     ("max_attempts",): "max_attempts",
     ("judge", "max_parallel"): "judge_max_parallel",
     ("judge", "max_reworks"): "judge_max_reworks",

@@ -182,6 +182,7 @@ class Config:
     slaves: int = 3
     heartbeat_secs: float = 5.0
     hung_secs: float = 300.0  # a live slave whose loop or heartbeat stood still this long is killed
+    tmux_give_up_secs: float = 30.0  # a tmux that fails this long is not coming back by itself
     max_attempts: int = 3
     agent: AgentConfig = AgentConfig()
     judge_agent: AgentConfig | None = AgentConfig()  # None: the gate alone decides

@@ -204,6 +204,7 @@ SCHEMA: dict[str, Any] = {
     "slaves": _int(1, 64),
     "heartbeat_secs": _num(0.2),
     "hung_secs": _num(1),
+    "tmux_give_up_secs": _num(1),
     "max_attempts": _int(1),
     "agent": AGENT_SCHEMA,
     "judge": {"agent": "judge-agent", "max_parallel": _int(1, 64), "max_reworks": _int(1)},

@@ -43,7 +43,6 @@ from .notify import Note, Notifier
 from .scheduler import gate_status
 from .sources import Puller, add_events
 
-TMUX_GIVE_UP_SECS = 30.0  # a tmux that fails this long is not coming back by itself
 SETTLE_SECS = 0.25  # a busy log is looked at in batches: at most this often
 
 
@@ -458,14 +457,14 @@ class Controller:
 
     def _tmux_failing(self, e: TmuxError) -> bool:
         """A tmux command failed (its server died, or is restarting): said once, tried again each
-        tick — spawning starts a new server — and given up on after TMUX_GIVE_UP_SECS."""
+        tick — spawning starts a new server — and given up on after `tmux_give_up_secs`."""
         now = self.clock.monotonic()
         self.tmux_error = str(e)
         if self._tmux_failed_at is None:
             self._tmux_failed_at = now
             self.out(f"tmux failed ({e}): trying again")
             self.store.append(ev.Risk(actor="ctl", kind="tmux", message=f"tmux failed: {e}"))
-        return now - self._tmux_failed_at > max(TMUX_GIVE_UP_SECS, 10 * self.cfg.heartbeat_secs)
+        return now - self._tmux_failed_at > max(self.cfg.tmux_give_up_secs, 10 * self.cfg.heartbeat_secs)
 
     def _on_signal(self, _signum: int) -> None:
         """SIGTERM, SIGINT, SIGHUP: stop (in the signal relay's thread, system/signals.py)."""

@@ -77,18 +77,27 @@ def reader(path: Path) -> Callable[[int], Task | None]:
 
     def read(offset: int) -> Task | None:
         try:
-            fd = descriptor()
-            raw = os.pread(fd, 1 << 16, offset)
-            while b"\n" not in raw:
-                more = os.pread(fd, 1 << 20, offset + len(raw))
-                if not more:
-                    break
-                raw += more
-            return task_from_json(orjson.loads(raw.split(b"\n", 1)[0]))
+            return task_from_json(orjson.loads(_line_at(descriptor(), offset)))
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
     return read
+
+
+def _line_at(fd: int, offset: int) -> bytes:
+    """The line that starts at `offset`, without its newline."""
+    raw = os.pread(fd, 1 << 16, offset)
+    while b"\n" not in raw:
+        more = os.pread(fd, 1 << 20, offset + len(raw))
+        if not more:
+            break
+        raw += more
+    return raw.split(b"\n", 1)[0]
+
+
+def line_of(t: Task) -> bytes:
+    """A task's archive line, without its newline: what `append` writes, byte for byte."""
+    return orjson.dumps(task_to_json(t))
 
 
 def valid_size(path: Path, log_head: str) -> int | None:
@@ -118,7 +127,7 @@ def append(path: Path, log_head: str, tasks: list[Task]) -> tuple[list[int], int
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(_header(log_head))
         os.replace(tmp, path)
-    lines = [orjson.dumps(task_to_json(t)) + b"\n" for t in tasks]
+    lines = [line_of(t) + b"\n" for t in tasks]
     data = b"".join(lines)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND)
     try:
@@ -135,27 +144,34 @@ def append(path: Path, log_head: str, tasks: list[Task]) -> tuple[list[int], int
     return offsets, end
 
 
-def _appended(path: Path, since: int) -> Iterator[tuple[dict[str, Any], int]]:
-    """The task lines other processes archived after byte `since`, parsed, with their offsets
-    (one at a time: a cold rebuild meets a whole archive here and keeps none of it in memory)."""
+def _id_of(raw: bytes) -> str | None:
+    """The task id of an archive line: read off its start (`{"id":"T7",…`, how append writes
+    it), else parsed; None for a line that is not a task."""
+    if raw.startswith(b'{"id":"'):
+        tid = raw[7 : raw.find(b'"', 7)]
+        if b"\\" not in tid:
+            return tid.decode("utf-8", "replace")
+    with contextlib.suppress(ValueError):  # not JSON: skipped
+        found = orjson.loads(raw)
+        if isinstance(found, dict) and isinstance(found.get("id"), str):
+            return str(found["id"])
+    return None
+
+
+def _appended(path: Path, since: int) -> Iterator[tuple[str, bytes, int]]:
+    """The task lines other processes archived after byte `since` — id, line (without its
+    newline), offset — one at a time: a cold rebuild meets a whole archive here and keeps none
+    of it in memory."""
     with open(path, "rb") as f:
         f.seek(since)
         pos = since
         for raw in f:
             if not raw.endswith(b"\n"):
                 break  # a write in progress
-            with contextlib.suppress(ValueError):  # not JSON: skipped
-                found = orjson.loads(raw)
-                if isinstance(found, dict) and isinstance(found.get("id"), str):
-                    yield found, pos
+            tid = _id_of(raw)
+            if tid is not None:
+                yield tid, raw[:-1], pos
             pos += len(raw)
-
-
-def _same(task: Task, raw: dict[str, Any]) -> bool:
-    try:
-        return task_from_json(raw) == task
-    except (ValueError, KeyError, TypeError):
-        return False
 
 
 def move_finished(state: State, path: Path, log_head: str, keep: int = KEEP_FINISHED) -> State:
@@ -170,24 +186,30 @@ def move_finished(state: State, path: Path, log_head: str, keep: int = KEEP_FINI
     size = valid_size(path, log_head)
     pending = dict(a.pending)
     taken: dict[str, int] = {}
+    # Another process's line stands for a live task only if it is that task exactly: compared as
+    # the bytes `append` would write for it (a cold rebuild meets every line of the archive here).
     if size is not None and size > a.size:
-        for raw, offset in _appended(path, a.size or len(_header(log_head))):
-            tid = raw["id"]
+        for tid, line, offset in _appended(path, a.size or len(_header(log_head))):
             live = state.tasks.get(tid)
-            if live is not None and live.state in TERMINAL and _same(live, raw):
+            if live is not None and live.state in TERMINAL and line == line_of(live):
                 taken[tid] = offset
             elif tid not in a.entries:
                 pending[tid] = offset
     finished.sort(key=lambda t: (t.updated, t.id))
     old = []
-    for t in finished[: len(finished) - keep]:
-        if t.id in taken:
-            continue
-        theirs_at = pending.get(t.id)
-        if theirs_at is not None and a.reader is not None and a.reader(theirs_at) == t:
-            taken[t.id] = theirs_at
-        else:
-            old.append(t)
+    fd = os.open(path, os.O_RDONLY) if pending and size is not None else None
+    try:
+        for t in finished[: len(finished) - keep]:
+            if t.id in taken:
+                continue
+            theirs_at = pending.get(t.id)
+            if theirs_at is not None and fd is not None and _line_at(fd, theirs_at) == line_of(t):
+                taken[t.id] = theirs_at
+            else:
+                old.append(t)
+    finally:
+        if fd is not None:
+            os.close(fd)
     if old:
         offsets, size = append(path, log_head, old)
         taken.update(zip((t.id for t in old), offsets, strict=True))

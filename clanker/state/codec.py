@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from .events import REGISTRY, Event, TaskEvent
 from .usage import Usage
 
@@ -144,6 +146,38 @@ def from_json(raw: dict[str, Any]) -> Event:
     ev.__dict__.update(values)
     if isinstance(ev, TaskEvent) and not ev.task:
         raise BadEvent(f"{name} without a task")
+    return ev
+
+
+_CANONICAL = b'{"v":1,"ts":'  # how every line clanker writes begins (envelope first, in order)
+_TYPE_KEY = b'"type":"'
+_DECODERS: dict[bytes, tuple[msgspec.json.Decoder[Any], bool]] = {}  # type name → (decoder, a task event?)
+
+
+def decode_line(raw: bytes) -> Event | None:
+    """The event on a line clanker wrote, parsed and built in one compiled pass (msgspec), or None
+    when the line needs from_json's forgiving path: a form clanker does not write (hand-edited,
+    another order), a value of another type than declared, an unknown type. Either way the event
+    is the same (tests/test_codec.py checks it); this path is ~4× faster, and a cold rebuild
+    decodes every line of a year of history."""
+    if not raw.startswith(_CANONICAL):
+        return None
+    at = raw.find(_TYPE_KEY)
+    if at < 0 or raw.find(b"{", 1, at) >= 0:  # the envelope's own "type", not a nested one
+        return None
+    name = raw[at + 8 : raw.find(b'"', at + 8)]  # 8: len(_TYPE_KEY)
+    found = _DECODERS.get(name)
+    if found is None:
+        cls = REGISTRY.get(name.decode("utf-8", "replace"))
+        if cls is None:
+            return None
+        found = _DECODERS[name] = (msgspec.json.Decoder(cls), issubclass(cls, TaskEvent))
+    try:
+        ev: Event = found[0].decode(raw)
+    except msgspec.DecodeError:  # a value from_json would coerce (a number for a string, …)
+        return None
+    if found[1] and not ev.task:  # type: ignore[attr-defined]  # a TaskEvent
+        return None
     return ev
 
 

@@ -34,28 +34,32 @@ def _task_checked(e: Event) -> bool:
 def check(state: State, e: Event) -> TaskState | None:
     """Raise IllegalTransition unless `e` may be applied to `state`. Returns the state a task
     event moves its task to (None for other events and for annotations)."""
-    if ev.REGISTRY.get(e.TYPE) is not type(e):
-        raise IllegalTransition("?", f"unregistered event {type(e).__name__}", None)
-    if e.TYPE in JOB_EVENTS:
-        _check_job(state, e, next(name for prefix, name in JOBS.items() if e.TYPE.startswith(prefix)))
+    # A cold rebuild checks every event of the history: the common path is kept short.
+    cls, name = type(e), e.TYPE
+    if ev.REGISTRY.get(name) is not cls:
+        raise IllegalTransition("?", f"unregistered event {cls.__name__}", None)
+    if name in JOB_EVENTS:
+        _check_job(state, e, next(job for prefix, job in JOBS.items() if name.startswith(prefix)))
         return None
-    if not _task_checked(e):
+    task_id = getattr(e, "task", None)
+    if not isinstance(task_id, str) or not _task_checked(e):
         return None
-    task_id = str(e.task_id)
     task = state.tasks.get(task_id) or state.archive.load(task_id)
-    if e.TYPE in ANNOTATIONS:
+    if name in ANNOTATIONS:
         if task is None:
-            raise IllegalTransition(task_id, e.TYPE, None)
+            raise IllegalTransition(task_id, name, None)
         return None
     current = task.state if task else None
-    after = TRANSITIONS.get((current, trigger(e)))
+    moved = trigger(e) if cls is ev.Verdict else name
+    after = TRANSITIONS.get((current, moved))
     if after is None:
-        raise IllegalTransition(task_id, trigger(e), current)
+        raise IllegalTransition(task_id, moved, current)
     # Only the slave holding a task may move it on: a slave that was presumed dead and released
     # can't later submit or land the task another slave now holds.
-    holder = getattr(e, "slave", None)
-    if task is not None and type(e) in HOLDER_ONLY and holder and task.slave != holder:
-        raise IllegalTransition(task_id, f"{trigger(e)} by {holder} (held by {task.slave or 'nobody'})", current)
+    if task is not None and cls in HOLDER_ONLY:
+        holder = getattr(e, "slave", None)
+        if holder and task.slave != holder:
+            raise IllegalTransition(task_id, f"{moved} by {holder} (held by {task.slave or 'nobody'})", current)
     if isinstance(e, ev.LandingClaimed):
         # One mainline job at a time: a batch is claimed by one slave.
         if state.landing is not None:  # kept by the fold: no scan of every task
