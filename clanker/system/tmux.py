@@ -12,8 +12,6 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-import libtmux
-
 from ..errors import ClankerError, TmuxError
 
 SEP = "\x1f"  # unit separator: cannot appear in a pane title typed by a person
@@ -100,16 +98,41 @@ def pass_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k in PASS_ENV}
 
 
+@dataclass(frozen=True)
+class Ran:
+    returncode: int
+    stdout: list[str]  # its lines, trailing empty ones dropped
+    stderr: list[str]  # its non-empty lines
+
+
+class Server:
+    """One tmux server's command line: `tmux [-L name | -S path] ARGS`, run, its output in lines.
+    (What clanker used libtmux's Server.cmd for, here: importing libtmux cost each clanker
+    process ~70 ms — a fleet starts many — and it looked tmux up on PATH for every command.)"""
+
+    def __init__(self, binary: str, socket: str | None) -> None:
+        where = [] if not socket else ["-S", socket] if "/" in socket else ["-L", socket]
+        self.prefix = [binary, *where]  # no socket: tmux uses $TMUX inside tmux, else the default server
+
+    def cmd(self, *args: str) -> Ran:
+        try:
+            proc = subprocess.run([*self.prefix, *args], capture_output=True, text=True, encoding="utf-8",
+                                  errors="backslashreplace", check=False)  # fmt: skip
+        except FileNotFoundError:
+            raise ClankerError("tmux is not installed: install it (e.g. `apt-get install tmux`) and retry") from None
+        out = proc.stdout.split("\n")
+        while out and out[-1] == "":
+            out.pop()
+        return Ran(proc.returncode, out, [line for line in proc.stderr.split("\n") if line])
+
+
 class Tmux:
     def __init__(self, socket: str | None = None) -> None:
-        if not available():
+        binary = shutil.which("tmux")
+        if binary is None:
             raise ClankerError("tmux is not installed: install it (e.g. `apt-get install tmux`) and retry")
         self.socket = socket
-        if socket and "/" in socket:
-            self.server = libtmux.Server(socket_path=socket)
-        else:
-            # No socket: tmux itself uses $TMUX when we run inside it, else the default server.
-            self.server = libtmux.Server(socket_name=socket) if socket else libtmux.Server()
+        self.server = Server(binary, socket)
 
     def run(self, *args: str) -> list[str]:
         proc = self.server.cmd(*args)
