@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -362,6 +363,27 @@ def test_handoff_writes_a_private_file_that_the_pane_reads_once(
     assert envpass.seen(cfg) == ["ANTHROPIC_API_KEY", "MY_SETTING"]
     assert envpass.handoff(Config(repo=tmp_path, env_pass=())) != {}  # the key is still there
     secrets.clear()
+
+
+def test_files_no_pane_picked_up_are_cleared_once_per_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A killed server leaves its unread files: an hour old, they go at the next process's first
+    spawn — once per process, not at each of its spawns (a fleet spawns many at once)."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    monkeypatch.setattr(envpass, "_swept", set())
+    _no_handed_vars(monkeypatch)
+    monkeypatch.setenv("MY_SETTING", "on")
+    cfg = Config(repo=tmp_path, env_pass=("MY_SETTING",))
+    d = envpass._dir()
+    stale, recent = d / "env-stale.json", d / "env-recent.json"
+    for path, age in ((stale, 2 * 3600), (recent, 600)):
+        path.write_text("{}")
+        os.utime(path, (time.time() - age, time.time() - age))
+    first = Path(envpass.handoff(cfg)[envpass.ENV_FILE])
+    assert not stale.exists() and recent.exists() and first.exists()
+    stale.write_text("{}")
+    os.utime(stale, (time.time() - 2 * 3600, time.time() - 2 * 3600))
+    envpass.handoff(cfg)
+    assert stale.exists()  # this process swept already
 
 
 def test_nothing_to_hand_over_writes_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -52,7 +52,8 @@ AGENT_VARS = (
     "NODE_EXTRA_CA_CERTS",
     "SSH_AUTH_SOCK",
 )
-STALE_SECS = 24 * 3600  # a file no pane picked up (the spawn failed) is removed after this
+STALE_SECS = 3600  # a file no pane picked up (the spawn failed, the server was killed) is removed after this
+_swept: set[Path] = set()  # directories this process has cleared of stale files already
 
 
 def wanted(cfg: Config) -> list[str]:
@@ -91,11 +92,13 @@ def handoff(cfg: Config) -> dict[str, str]:
     if not values:
         return {}
     d = _dir()
-    now = time.time()
-    for old in d.glob("env-*.json"):
-        with contextlib.suppress(OSError):
-            if now - old.stat().st_mtime > STALE_SECS:
-                old.unlink()
+    if d not in _swept:  # once per process, not per spawn: a controller spawns a fleet at once
+        _swept.add(d)
+        now = time.time()
+        for old in d.glob("env-*.json"):
+            with contextlib.suppress(OSError):
+                if now - old.stat().st_mtime > STALE_SECS:
+                    old.unlink()
     fd, path = tempfile.mkstemp(dir=d, prefix="env-", suffix=".json")
     try:
         os.fchmod(fd, 0o600)

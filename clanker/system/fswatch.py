@@ -1,16 +1,22 @@
-"""Watching files for changes, one way: a watchdog (inotify) observer on a directory calling back
-on the writes that matter. The slaves and the controller wait on events.log with it (never a
-sleep loop), the TUI wakes its screen with it, and the conflict watch follows a worktree with it.
+"""Watching files for changes. Waiting on the log — the slaves, the controller, the TUI, `logs -f`
+— is a wait on an inotify descriptor (LogWaiter): no thread, and writes that come while nobody
+waits are merged by the kernel, so a waiter that looks four times a second pays for four looks,
+not for the fifty writes of a busy fleet. Following a worktree (the conflict watch: recursive,
+deletes too) is a watchdog observer calling back (Watch).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import select
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from inotify_simple import INotify, flags
 from watchdog.events import (
     FileCreatedEvent,
     FileDeletedEvent,
@@ -78,8 +84,13 @@ class Watch:
         self.close()
 
 
+LOG_FLAGS = flags.MODIFY | flags.CREATE | flags.MOVED_TO | flags.ONLYDIR  # writes, new files, renames in
+
+
 class LogWaiter:
-    """`wait(timeout)` returns as soon as a matching file in `directory` changes, or at timeout."""
+    """`wait(timeout)` returns True as soon as a matching file in `directory` changed since the
+    last wait, or False at timeout. `fileno()` is a descriptor that is readable then, for a loop
+    that selects on other things too (the TUI's keyboard)."""
 
     def __init__(
         self,
@@ -88,17 +99,43 @@ class LogWaiter:
         clock: Clock = SYSTEM,
     ) -> None:
         self.clock = clock
-        self.flag = threading.Event()
-        self._watch = Watch(directory, lambda _p: self.flag.set(), lambda p: match(p.name))
+        self.match = match
+        self.flag = threading.Event()  # poked
+        self._ino = INotify()
+        self._ino.add_watch(str(directory), LOG_FLAGS)
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._r, False)
+        os.set_blocking(self._w, False)
+
+    def fileno(self) -> int:
+        return int(self._ino.fileno())
+
+    def changed(self) -> bool:
+        """Whether a matching file changed since the last look (without waiting)."""
+        return any((e.name and self.match(e.name)) or e.mask & flags.Q_OVERFLOW for e in self._ino.read(timeout=0))
 
     def wait(self, timeout: float | None) -> bool:
-        fired = self.clock.wait(self.flag, timeout)
+        if self.changed():
+            return True
+        if self.clock is SYSTEM:
+            ready, _, _ = select.select([self._ino.fileno(), self._r], [], [], timeout)
+            if self._r in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._r, 512)
+            poked = self.flag.is_set()
+        else:  # a test's clock: its time passes at once, the log is looked at after
+            poked = self.clock.wait(self.flag, timeout)
         self.flag.clear()
-        return fired
+        return self.changed() or poked
 
     def poke(self) -> None:
-        """Wake a waiter now (e.g. from a signal handler)."""
+        """Wake a waiter now (e.g. from a signal handler or another thread)."""
         self.flag.set()
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._w, b"!")
 
     def close(self) -> None:
-        self._watch.close()
+        self._ino.close()
+        for fd in (self._r, self._w):
+            with contextlib.suppress(OSError):
+                os.close(fd)

@@ -32,15 +32,15 @@ from ..fleet import rows as fleet_rows
 from ..fleet.controller import Controller
 from ..project import preflight
 from ..state import heartbeat
-from ..system.fswatch import Watch
+from ..system.fswatch import LogWaiter
 from ..text import sanitize
 from . import frame, keys, layout, overlays, prompt, view
 from .feed import Feed
 from .layout import Overlay, Screen
 from .styles import Styles
 
-FPS = 8  # frames a second of the RUN label, only while work runs
-REFRESH_SECS = 0.25  # the panels follow the log at most this often
+FPS = 4  # frames a second of the RUN label, only while work runs (each is a header row redrawn)
+REFRESH_SECS = 0.5  # the panels follow the log at most this often (twice a second: faster is not read)
 MESSAGE_SECS = 12.0  # how long a command's answer stays on the bottom line
 
 
@@ -97,7 +97,8 @@ class App:
         self.feed = Feed(ctl.paths.events)
         self.ui = Ui()
         self.wake = Wake()
-        self.log_dirty = threading.Event()
+        self.log_dirty = threading.Event()  # the log grew since the panels were last refreshed
+        self.log_watch: LogWaiter | None = None
         self.resized = True
         self.prev: list[str] = []
         self.prev_cells: list[list[frame.Cell]] = []  # the same rows, cell by cell
@@ -118,7 +119,7 @@ class App:
     # --- the loop ---------------------------------------------------------------------------------
 
     def run(self) -> None:
-        watch = Watch(self.ctl.paths.state_dir, lambda _p: self._log_written(), lambda p: p.name == "events.log")
+        self.log_watch = LogWaiter(self.ctl.paths.state_dir)
         old_wakeup = signal.set_wakeup_fd(self.wake.w)
         self.ctl.wake = self.wake.poke
         # A resize, or coming back from Ctrl-Z, means the whole screen must be drawn again.
@@ -130,12 +131,9 @@ class App:
             for sig, handler in old.items():
                 signal.signal(sig, handler)
             signal.set_wakeup_fd(old_wakeup)
-            watch.close()
+            self.log_watch.close()
+            self.log_watch = None
             self.wake.close()
-
-    def _log_written(self) -> None:
-        self.log_dirty.set()
-        self.wake.poke()
 
     def _redraw(self, _signum: int, _frame: FrameType | None) -> None:
         self.resized = True
@@ -153,10 +151,9 @@ class App:
                 next_tick = now + self.ctl.cfg.heartbeat_secs
                 next_data = 0.0
             if self.log_dirty.is_set():
-                self.log_dirty.clear()
-                self.feed.poll()
-                # A busy fleet appends many events a second: the panels follow at most every
-                # REFRESH_SECS (a person can't read faster), not once per line of the log.
+                # A busy fleet appends many events a second: the panels — the tail too, read
+                # when they are — follow at most every REFRESH_SECS (a person can't read
+                # faster), not once per line of the log.
                 next_data = min(next_data, last_data + REFRESH_SECS)
                 # The fleet itself (one tmux query, the heartbeats, respawns) is kept every
                 # heartbeat_secs, as headless: what the log says needs no tick, only a refresh.
@@ -164,6 +161,7 @@ class App:
                 self.done_jobs.get()()
                 next_data = 0.0
             if now >= next_data:
+                self.log_dirty.clear()
                 self._refresh()
                 self.dirty = True
                 last_data, next_data = now, now + 1.0
@@ -180,9 +178,14 @@ class App:
             elif stepped:
                 self._draw(header_only=True)
             due = min(next_tick, next_data, next_frame if self.base.mode == "run" else next_data)
-            readable, _, _ = select.select([keyboard, self.wake.r], [], [], max(0.0, due - time.monotonic()))
+            # The log is watched only while no refresh is due: the writes until then are merged
+            # by the kernel, not woken for one by one.
+            log = [] if self.log_dirty.is_set() or self.log_watch is None else [self.log_watch.fileno()]
+            readable, _, _ = select.select([keyboard, self.wake.r, *log], [], [], max(0.0, due - time.monotonic()))
             if self.wake.r in readable:
                 self.wake.drain()
+            if log and log[0] in readable and self.log_watch is not None and self.log_watch.changed():
+                self.log_dirty.set()
             if keyboard in readable:
                 key = self.term.inkey(timeout=0)
                 while key:
@@ -197,10 +200,10 @@ class App:
             self.ctl.store.save_snapshot_if_behind()
         except ClankerError as e:  # tmux or git hiccup: say it and carry on; the next tick retries
             self.say(f"controller: {e}", "red")
-        self.feed.poll()
 
     def _refresh(self) -> None:
         """Rebuild what the panels show from the state, heartbeats and the tail."""
+        self.feed.poll()
         ctl = self.ctl
         state = ctl.store.state()
         self.rows = fleet_rows.slave_rows(ctl.cfg, ctl.paths, state, self.fv.panes if self.fv else None)
