@@ -460,30 +460,26 @@ def test_codex_apply_patch(mock: MockLLM, repo: Path, home: Path, tmp_path: Path
 
 
 @agents
-def test_codex_exec_command(mock: MockLLM, repo: Path, home: Path, tmp_path: Path) -> None:
-    mock.tape = [ToolCall.shell("echo ran > ran.txt"), Text("Ran it.")]
+@pytest.mark.parametrize(
+    ("scenario", "command", "code", "status"),
+    [("exec-command", "echo ran > ran.txt", 0, "completed"), ("exec-command-exit-3", "echo broken >&2; exit 3", 3,
+      "failed")],
+)  # fmt: skip
+def test_codex_exec_command(
+    scenario: str, command: str, code: int, status: str, mock: MockLLM, repo: Path, home: Path, tmp_path: Path
+) -> None:
+    """A command's item has its exit code and status, and the login shell codex wrapped it in."""
+    mock.tape = [ToolCall.shell(command), Text("Ran it.")]
     run = codex(mock, repo, home, "run something")
-    record(run, "exec-command", tmp_path, mock.url)
+    record(run, scenario, tmp_path, mock.url)
 
     assert run.rc == 0
-    assert (repo / "ran.txt").read_text() == "ran\n"
     cmd = run.of("item.completed")[0]["item"]
-    assert cmd["type"] == "command_execution" and cmd["exit_code"] == 0 and cmd["status"] == "completed"
-    assert "echo ran > ran.txt" in cmd["command"]
+    assert cmd["type"] == "command_execution" and cmd["exit_code"] == code and cmd["status"] == status
+    assert cmd["command"] == f"/bin/bash -lc '{command}'"
     assert "function_call_output" in [i.get("type") for i in mock.main_requests()[1].body["input"]]
-
-
-@agents
-def test_codex_exec_command_exit_code(mock: MockLLM, repo: Path, home: Path, tmp_path: Path) -> None:
-    """A command that exits 3: its item says so, with the login shell codex wrapped it in."""
-    mock.tape = [ToolCall.shell("echo broken >&2; exit 3"), Text("It failed.")]
-    run = codex(mock, repo, home, "run something")
-    record(run, "exec-command-exit-3", tmp_path, mock.url)
-
-    assert run.rc == 0
-    cmd = run.of("item.completed")[0]["item"]
-    assert cmd["type"] == "command_execution" and cmd["exit_code"] == 3 and cmd["status"] == "failed"
-    assert cmd["command"] == "/bin/bash -lc 'echo broken >&2; exit 3'"
+    if code == 0:
+        assert (repo / "ran.txt").read_text() == "ran\n"
 
 
 @agents

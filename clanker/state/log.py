@@ -42,8 +42,12 @@ def append(path: Path, events: list[Event], locked: bool = False) -> int:
 def _parse(raw: bytes) -> Event | str:
     """The event on one line, or what is wrong with the line."""
     fast = decode_line(raw)
-    if fast is not None:
-        return fast
+    return fast if fast is not None else forgiving(raw)
+
+
+def forgiving(raw: bytes) -> Event | str:
+    """`_parse` without the compiled path: any line clanker can make sense of, coerced as the
+    fold always did (codec.from_json), or what is wrong with it."""
     try:
         obj = orjson.loads(raw)  # a cold rebuild parses every line: orjson does it ~4x faster
     except orjson.JSONDecodeError:
