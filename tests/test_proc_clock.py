@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -131,6 +133,43 @@ def test_log_waiter_waits_on_its_clock(tmp_path: Path) -> None:
         assert clock.monotonic() - before == 600
         (tmp_path / "events.log").write_text("x\n")
         assert retry_until(lambda: waiter.wait(600)), "a write wakes it at once"
+    finally:
+        waiter.close()
+
+
+def test_a_log_waiter_without_inotify_waits_out_its_timeouts_and_can_be_poked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clanker.system import fswatch
+
+    def no_inotify() -> None:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(fswatch, "INotify", no_inotify)
+    waiter = LogWaiter(tmp_path)
+    try:
+        assert waiter.blind
+        (tmp_path / "events.log").write_text("x\n")
+        started = time.monotonic()
+        assert not waiter.wait(0.2) and time.monotonic() - started >= 0.2  # blind, but not stuck
+        threading.Timer(0.05, waiter.poke).start()
+        assert waiter.wait(5) and time.monotonic() - started < 4
+    finally:
+        waiter.close()
+
+
+def test_a_log_waiter_wakes_at_each_write_and_merges_writes_made_between_waits(tmp_path: Path) -> None:
+    waiter = LogWaiter(tmp_path)
+    try:
+        log = tmp_path / "events.log"
+        for n in range(50):
+            with open(log, "a") as f:
+                f.write(f"{n}\n")  # nobody waits: fifty writes are one wake
+        assert waiter.wait(5) and not waiter.wait(0)
+        (tmp_path / "state.json").write_text("{}")
+        assert not waiter.wait(0.1), "another file's write is not the log's"
+        threading.Timer(0.05, lambda: log.write_text("y\n")).start()
+        assert waiter.wait(5)
     finally:
         waiter.close()
 

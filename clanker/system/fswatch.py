@@ -90,7 +90,8 @@ LOG_FLAGS = flags.MODIFY | flags.CREATE | flags.MOVED_TO | flags.ONLYDIR  # writ
 class LogWaiter:
     """`wait(timeout)` returns True as soon as a matching file in `directory` changed since the
     last wait, or False at timeout. `fileno()` is a descriptor that is readable then, for a loop
-    that selects on other things too (the TUI's keyboard)."""
+    that selects on other things too (the TUI's keyboard). Without inotify (out of instances,
+    say: `fs.inotify.max_user_instances`) it still waits out its timeouts: slower, never stuck."""
 
     def __init__(
         self,
@@ -101,24 +102,33 @@ class LogWaiter:
         self.clock = clock
         self.match = match
         self.flag = threading.Event()  # poked
-        self._ino = INotify()
-        self._ino.add_watch(str(directory), LOG_FLAGS)
+        self.blind = False  # no inotify here: only timeouts and pokes wake it
+        self._ino: INotify | None = None
+        try:
+            self._ino = INotify()
+            self._ino.add_watch(str(directory), LOG_FLAGS)
+        except OSError:
+            if self._ino is not None:
+                self._ino.close()
+            self._ino, self.blind = None, True
         self._r, self._w = os.pipe()
         os.set_blocking(self._r, False)
         os.set_blocking(self._w, False)
 
     def fileno(self) -> int:
-        return int(self._ino.fileno())
+        return int(self._ino.fileno()) if self._ino is not None else self._r
 
     def changed(self) -> bool:
         """Whether a matching file changed since the last look (without waiting)."""
+        if self._ino is None:
+            return False
         return any((e.name and self.match(e.name)) or e.mask & flags.Q_OVERFLOW for e in self._ino.read(timeout=0))
 
     def wait(self, timeout: float | None) -> bool:
         if self.changed():
             return True
         if self.clock is SYSTEM:
-            ready, _, _ = select.select([self._ino.fileno(), self._r], [], [], timeout)
+            ready, _, _ = select.select([self.fileno(), self._r], [], [], timeout)
             if self._r in ready:
                 with contextlib.suppress(BlockingIOError):
                     os.read(self._r, 512)
@@ -135,7 +145,8 @@ class LogWaiter:
             os.write(self._w, b"!")
 
     def close(self) -> None:
-        self._ino.close()
+        if self._ino is not None:
+            self._ino.close()
         for fd in (self._r, self._w):
             with contextlib.suppress(OSError):
                 os.close(fd)
