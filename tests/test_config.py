@@ -55,7 +55,7 @@ def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert cfg.path is None and cfg.repo == repo
     assert cfg.slaves == 3
     assert cfg.mainline_branch == "main"
-    assert cfg.max_attempts == 3 and cfg.conflict_budget == 3 and cfg.judge_max_parallel == 1
+    assert cfg.max_attempts == 3 and cfg.conflict_budget == 3 and cfg.judge_max_parallel is None and cfg.judges == 1
     assert cfg.agent == AgentConfig() and cfg.agent.kind == "fake"
     assert cfg.judge_agent == cfg.agent
     assert cfg.gate == () and cfg.owner_files == ()
@@ -461,3 +461,9 @@ def test_a_flocks_toml_converts_to_clanker_yaml_with_its_comments(tmp_path: Path
     (tmp_path / "bad.toml").write_text("max_agents = = 3\n")
     with pytest.raises(UsageError, match="bad.toml: not TOML"):
         import_flocks(tmp_path, tmp_path / "bad.toml", tmp_path / "other.yaml")
+
+
+@pytest.mark.parametrize(("slaves", "judges"), [(1, 1), (3, 1), (4, 1), (5, 2), (8, 2), (32, 8)])
+def test_judges_at_once_are_a_quarter_of_the_slaves_unless_set(tmp_path: Path, slaves: int, judges: int) -> None:
+    assert Config(repo=tmp_path, slaves=slaves).judges == judges
+    assert Config(repo=tmp_path, slaves=slaves, judge_max_parallel=1).judges == 1

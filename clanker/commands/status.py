@@ -140,7 +140,7 @@ def _alive(rows: list[SlaveRow]) -> frozenset[str]:
 def _caps(state: State, cfg: Config | None) -> tuple[int, int]:
     """The hard cap and the judge cap (without a config: the fleet as it is)."""
     if cfg is not None:
-        return cfg.slaves, cfg.judge_max_parallel
+        return cfg.slaves, cfg.judges
     return max(1, len(state.slaves)), 1
 
 

@@ -48,9 +48,9 @@ def plan(cfg: Config, state: State, now: float) -> tuple[list[Dispatch], list[He
         if sid in busy:
             continue  # holds a job already
         where = placement.place(cfg, st, sid, alive, now)
-        inp, tg = scheduler.fleet_targets(st, cfg.slaves, cfg.judge_max_parallel, cfg.budget, now)
+        inp, tg = scheduler.fleet_targets(st, cfg.slaves, cfg.judges, cfg.budget, now)
         job = scheduler.choose_job(
-            st, sid, slaves=cfg.slaves, alive=alive, owner_files=cfg.owner_files, judge_cap=cfg.judge_max_parallel,
+            st, sid, slaves=cfg.slaves, alive=alive, owner_files=cfg.owner_files, judge_cap=cfg.judges,
             now=now, batch_max=cfg.batch_max, batch_wait_secs=cfg.batch_wait_secs,
             health_every_secs=cfg.health_every_minutes * 60, can_plan=cfg.planner_agent is not None, gate=gate,
             held=inp.held is not None, judge_agent=cfg.judge_agent is not None, tg=tg, can_work=where is not None,
@@ -65,7 +65,7 @@ def plan(cfg: Config, state: State, now: float) -> tuple[list[Dispatch], list[He
             check(st, e)
             n += 1
             st = fold(st, [(e, n)])
-    _, tg = scheduler.fleet_targets(st, cfg.slaves, cfg.judge_max_parallel, cfg.budget, now)
+    _, tg = scheduler.fleet_targets(st, cfg.slaves, cfg.judges, cfg.budget, now)
     held = [
         Held(t.id, scheduler.held_back(st, t, tg, cfg.owner_files))
         for t in sorted(st.tasks.values(), key=lambda t: (-t.priority, t.created))

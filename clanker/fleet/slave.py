@@ -396,7 +396,7 @@ class Slave:
             if credentials.choose(self.cfg.credentials, self.cfg.agent, self.ctx.index, st, now).wait_until:
                 return []  # out of budget since the last look: claim nothing, the loop pauses
             gate = gate_status(st, preflight.key(self.cfg), preflight.needed(self.cfg))
-            inp, tg = scheduler.fleet_targets(st, self.cfg.slaves, self.cfg.judge_max_parallel, spend, now, room)
+            inp, tg = scheduler.fleet_targets(st, self.cfg.slaves, self.cfg.judges, spend, now, room)
             holds = inp.held
             where = placement.place(self.cfg, st, self.sid, alive, now, self.wanted_executor)
             self.ctx.executor = (self.cfg.executor(where) if where else None) or LOCAL
@@ -408,7 +408,7 @@ class Slave:
                 slaves=self.cfg.slaves,
                 alive=alive,
                 owner_files=self.cfg.owner_files,
-                judge_cap=self.cfg.judge_max_parallel,
+                judge_cap=self.cfg.judges,
                 can_judge=True,
                 now=now,
                 batch_max=self.cfg.batch_max,
@@ -428,7 +428,7 @@ class Slave:
                         self.sid,
                         slaves=self.cfg.slaves,
                         owner_files=self.cfg.owner_files,
-                        judge_cap=self.cfg.judge_max_parallel,
+                        judge_cap=self.cfg.judges,
                         gate=gate,
                         held=holds or (None if where else placement.no_room(self.cfg, st, alive, now)),
                         tg=tg,

@@ -236,7 +236,7 @@ class App:
             mode="env" if gate == "failed" else "budget" if ctl.budget_held() else view.mode(state, self.rows),
             activity=view.activity(self.rows),
             slaves=view.slave_lines(state, self.rows, now, ctl.cfg.heartbeat_secs, ctl.cfg.agent.stall_secs, quiet),
-            queue=view.queue(state, ctl.cfg.slaves, ctl.cfg.judge_max_parallel, ctl.cfg.budget, now),
+            queue=view.queue(state, ctl.cfg.slaves, ctl.cfg.judges, ctl.cfg.budget, now),
             tail=tuple(self.feed.lines),
             status=self.ui.message or view.idle_line(state, self.rows, self.feed.last_event, now),
             status_style=self.ui.message_style if self.ui.message else "dim",
