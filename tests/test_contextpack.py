@@ -175,6 +175,7 @@ def test_a_closed_week_is_rolled_up_and_its_notes_leave_the_planners_window(tmp_
             ev.Mainlined(actor="c2", task="T1", slave="c2", sha="a" * 40)]  # fmt: skip
     st = fold(State(), [(e, n) for n, e in enumerate(evs, 1)])
     assert rollup.due(history_notes(paths), time.time()) == [rollup.week_of(last_week)]
+    rollup.write_closed(paths, history_notes(paths), st, time.time(), planner=False)  # the controller's step
     prompt = planner_prompt(Config(repo=tmp_path), paths, st, None)
     week = rollup.week_of(last_week)
     text = (paths.history / "rollups" / f"{week}.md").read_text()

@@ -213,13 +213,10 @@ class Controller:
         if week == self._week:
             return
         self._week = week
-        notes, state = history_notes(self.paths), self.store.state()
         planner = self.cfg.planner_agent is not None
-        ask, write = rollup.split(rollup.due(notes, now), planner, rollup.asked(state))
+        ask, written = rollup.write_closed(self.paths, history_notes(self.paths), self.store.state(), now, planner)
         why = "older than the week the planner rolls up" if planner else "no planner agent is configured"
-        for w in write:
-            rollup.save(self.paths, w, rollup.text(w, notes, state))
-            n = len(rollup.of_week(notes, w))
+        for w, n in written:
             self.store.append(ev.RolledUp(actor="ctl", week=w, by="summariser", notes=n, why=why))
         if ask is not None:
             self.store.append(ev.PlanRequested(actor="ctl", request=rollup.ASK + ask, reason=f"the week {ask} closed"))

@@ -204,7 +204,7 @@ def run_rollup(ctx: JobContext, request: str, week: str) -> None:
     st = ctx.store.state()
     notes = rollup.of_week(history_notes(ctx.paths), week)
     manifest = ctx.paths.prompts / f"rollup-{week}-context.json"
-    prompt = rollup_prompt(ctx.cfg, ctx.paths, st, week, manifest_to=manifest)
+    prompt = rollup_prompt(ctx.cfg, st, week, notes, manifest_to=manifest)
     res = ctx.run_agent_settled(agent, "planner", f"rollup-{week}", st.events, prompt)
     if res is None:
         stop = ctx.held or "the slave was asked to stop"

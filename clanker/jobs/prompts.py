@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import time
 from pathlib import Path
 
 from ..config import Config
@@ -197,9 +196,7 @@ def planner_prompt(
     rows = [f"- {t.id} [{t.state}] {t.title}" for t in state.tasks.values()][-200:]
     task_text = _cut("\n".join(rows) or "(none yet)", budget // 4)
     about = " ".join([target.title, target.prompt] if target else [doc_text[:4000]])
-    notes = history_notes(paths)
-    if rollup.write_due(paths, notes, state, time.time(), skip=rollup.asked(state)):  # the planner's are its own
-        notes = history_notes(paths)
+    notes = history_notes(paths)  # closed weeks' rollups are the controller's to see to (fleet/controller.py)
     upto = rollup.covered(notes)
     own = target.id if target else None
     # Rolled up: a week's notes leave the window, its rollup speaks for them (a task's own stay).
@@ -208,8 +205,7 @@ def planner_prompt(
         notes, budget // 4, task=own,
         paths=(*target.paths, *target.touched) if target else (), about=about,
     )  # fmt: skip
-    if manifest_to is not None:
-        atomic.write_text(manifest_to, json.dumps([dataclasses.asdict(e) for e in manifest], indent=1) + "\n")
+    _save_manifest(manifest_to, manifest)
     split = ""
     if target is not None:
         split = (
@@ -260,17 +256,23 @@ Answer with these sections, each a list of `- ` lines (leave out a section with 
 Write no TASK lines: this answer is a summary, not a plan."""
 
 
-def rollup_prompt(cfg: Config, paths: Paths, state: State, week: str, manifest_to: Path | None = None) -> str:
-    """The planner's prompt to roll up a closed week: the summariser's draft as the facts, and
-    the week's notes, newest first, under `planner.max_chars`."""
-    notes = rollup.of_week(history_notes(paths), week)
+def rollup_prompt(
+    cfg: Config, state: State, week: str, notes: list[contextpack.Note], manifest_to: Path | None = None
+) -> str:
+    """The planner's prompt to roll up a closed week from its `notes`: the summariser's draft as
+    the facts, and the notes, newest first, under `planner.max_chars`."""
     draft = rollup.text(week, notes, state)
     budget = max(1000, cfg.planner_max_chars - len(ROLLUP) - len(draft))
     packed, manifest = contextpack.pack(notes, budget)
-    if manifest_to is not None:
-        atomic.write_text(manifest_to, json.dumps([dataclasses.asdict(e) for e in manifest], indent=1) + "\n")
+    _save_manifest(manifest_to, manifest)
     tasks = len({n.task for n in notes})
     return ROLLUP.format(week=week, count=len(notes), tasks=tasks, draft=draft, notes=packed or "(none)")
+
+
+def _save_manifest(path: Path | None, manifest: list[contextpack.Entry]) -> None:
+    """What a planning run's context pack took in and left out, and why (when asked where)."""
+    if path is not None:
+        atomic.write_text(path, json.dumps([dataclasses.asdict(e) for e in manifest], indent=1) + "\n")
 
 
 def _cut(text: str, limit: int) -> str:

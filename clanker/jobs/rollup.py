@@ -101,12 +101,15 @@ def save(paths: Paths, week: str, body: str) -> None:
     atomic.write_text(paths.history / "rollups" / f"{week}.md", redact(body))
 
 
-def write_due(paths: Paths, notes: list[Note], state: State, now: float, skip: set[str] | None = None) -> list[str]:
-    """Write the summariser's rollup of every week that is due but `skip`; the weeks written."""
-    weeks = [w for w in due(notes, now) if w not in (skip or set())]
-    for week in weeks:
+def write_closed(
+    paths: Paths, notes: list[Note], state: State, now: float, planner: bool
+) -> tuple[str | None, list[tuple[str, int]]]:
+    """The closed weeks without a rollup, seen to (split decides who writes which): the week to
+    ask the planner for (None: none), and the weeks the summariser wrote now, with their notes."""
+    ask, write = split(due(notes, now), planner, asked(state))
+    for week in write:
         save(paths, week, text(week, notes, state))
-    return weeks
+    return ask, [(w, len(of_week(notes, w))) for w in write]
 
 
 def of_week(notes: list[Note], week: str) -> list[Note]:
