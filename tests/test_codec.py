@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import typing
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -66,8 +66,7 @@ def _value(tp: Any) -> st.SearchStrategy[Any]:
 @st.composite
 def events(draw: st.DrawFn) -> Event:
     cls = draw(st.sampled_from(sorted(REGISTRY.values(), key=lambda c: c.TYPE)))
-    hints = typing.get_type_hints(cls)
-    values = {f.name: draw(_value(hints[f.name])) for f in dataclasses.fields(cls) if f.name != "ts"}
+    values = {f.name: draw(_value(f.type)) for f in msgspec.structs.fields(cls) if f.name != "ts"}
     if "task" in values and not values["task"]:
         values["task"] = "T1"
     return cls(ts=draw(st.floats(0, 2e9, allow_nan=False).map(lambda f: round(f, 3))), **values)

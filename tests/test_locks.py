@@ -10,10 +10,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from filelock import Timeout
 
 from clanker.state.heartbeat import pid_alive
-from clanker.state.locks import is_held, keys_for, mainline_lock, overlaps, slave_lock
+from clanker.state.locks import LockTimeout, is_held, keys_for, mainline_lock, overlaps, slave_lock
 from clanker.state.paths import Paths
 from tests.helpers import retry_until
 
@@ -103,7 +102,7 @@ def test_mainline_lock_is_exclusive_and_freed_when_the_holder_is_killed(paths: P
     holder = start_holder(paths.repo)
     try:
         lock = mainline_lock(paths)
-        with pytest.raises(Timeout):
+        with pytest.raises(LockTimeout):
             lock.acquire(timeout=0.3)
         assert is_held(str(paths.locks / "mainline.lock"))
         os.kill(holder.pid, signal.SIGKILL)
@@ -139,7 +138,7 @@ def test_a_second_process_waits_for_the_lock(paths: Paths) -> None:
             waiter.wait(0.5)
         lock.release()
         assert waiter.stdout.readline().strip() == "held"
-        with pytest.raises(Timeout):
+        with pytest.raises(LockTimeout):
             mainline_lock(paths).acquire(timeout=0.2)
     finally:
         if lock.is_locked:
@@ -155,7 +154,7 @@ def test_slave_locks_are_per_slave(paths: Paths) -> None:
     try:
         assert is_held(str(paths.locks / "slave-c1.lock"))
         assert not is_held(str(paths.locks / "slave-c2.lock"))
-        with pytest.raises(Timeout):
+        with pytest.raises(LockTimeout):
             slave_lock(paths, "c1").acquire(timeout=0.1)
         c2 = slave_lock(paths, "c2")
         c2.acquire(timeout=1)

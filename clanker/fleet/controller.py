@@ -16,8 +16,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from ..config import Config
 from ..errors import ClankerError, TmuxError
 from ..jobs import rollup
@@ -29,6 +27,7 @@ from ..state import events as ev
 from ..state.events import Event
 from ..state.heartbeat import Heart, SleepDetector
 from ..state.intake import Branches
+from ..state.locks import LockTimeout, controller_lock
 from ..state.model import LIVE, State, TaskState
 from ..state.paths import Paths
 from ..state.reconcile import dead_slaves, release_events
@@ -346,10 +345,10 @@ class Controller:
         """For as long as this controller runs: hold the controller lock, mark its pane, beat, and
         stop on SIGTERM/SIGINT/SIGHUP. With `wait_on_log`, `self.waiter` wakes on events.log writes
         (the TUI has its own waking instead)."""
-        lock = FileLock(str(self.paths.locks / "controller.lock"))
+        lock = controller_lock(self.paths)
         try:
             lock.acquire(timeout=0)
-        except Timeout:
+        except LockTimeout:
             raise ClankerError(
                 "a controller is already running for this repo: attach to it, or `clanker stop`"
             ) from None

@@ -14,8 +14,6 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from filelock import Timeout
-
 from ..config import LOCAL, Config, load
 from ..errors import ClankerError, UsageError
 from ..jobs.base import Job
@@ -28,7 +26,7 @@ from ..state import budget, credentials, heartbeat, secrets
 from ..state import events as ev
 from ..state.events import Event
 from ..state.heartbeat import Heart, SleepDetector
-from ..state.locks import slave_lock
+from ..state.locks import LockTimeout, slave_lock
 from ..state.model import HELD, State
 from ..state.paths import Paths
 from ..state.reconcile import alive_slaves, dead_slaves, leftovers, release_events
@@ -121,7 +119,7 @@ class Slave:
         lock = slave_lock(self.paths, self.sid)
         try:
             lock.acquire(timeout=0)
-        except Timeout:
+        except LockTimeout:
             beat = heartbeat.read(self.paths, self.sid)
             pid = f" (pid {beat.pid})" if beat else ""
             raise ClankerError(

@@ -12,7 +12,6 @@ each, like GitHub's here).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import queue
@@ -26,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+import msgspec
 
 from ..config import Config, SourceConfig
 from ..errors import UsageError
@@ -202,7 +203,7 @@ def add_events(state: State, specs: list[Spec], branches: Branches, actor: str =
             e = added_event(st, {**spec.fields, "origin": spec.origin, "tags": ["sourced"]}, branches=branches)
         except UsageError:
             continue  # a row clanker can't make a task of: the source's problem, not the fleet's
-        e = dataclasses.replace(e, actor=actor)
+        e = msgspec.structs.replace(e, actor=actor)
         out.append(e)
         st = fold(st, [(e, st.offset)])
     return out

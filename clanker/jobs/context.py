@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
+
 from ..agents import adapter_for
 from ..agents.base import AgentRequest, AgentResult, Outcome
 from ..agents.launch import Process
@@ -272,7 +274,7 @@ class JobContext:
                 error=res.result.error[:500] or None,
                 peak_rss_mb=res.peak_rss_mb,
             )
-            fields = {f.name: getattr(run, f.name) for f in dataclasses.fields(run)}
+            fields = msgspec.structs.asdict(run)
             # The planner's cost is the fleet's, not the cost of a task it happens to split.
             self.store.append(ev.PlanRan(**fields) if planner else ev.AttemptFinished(task=task_id, **fields))
             if isinstance(self.away, SshHost) and res.exit_code == SSH_FAILED and not res.cancelled:

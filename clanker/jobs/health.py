@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import msgspec
 
 from ..state.events import HealthClaimed, HealthRan
 from ..system import git
@@ -36,7 +36,7 @@ def run_health(ctx: JobContext) -> None:
     if regressions.stale(ctx.store.state(), sha, head, lambda a, b: git.is_ancestor(ctx.repo, a, b)):
         # A landing (gated, so green) moved main while this ran: the failure is history, and
         # filing it would re-mark a fixed main red and duplicate the regression just fixed.
-        ctx.store.append(dataclasses.replace(ran, stale=True))
+        ctx.store.append(msgspec.structs.replace(ran, stale=True))
         ctx.say(f"  {sha[:10]} fails, but {ctx.main} is at {head[:10]} now, which landed green: result dropped")
     else:
         ctx.store.transact(

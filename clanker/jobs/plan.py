@@ -4,11 +4,12 @@ current tasks and the newest history summaries, cut to `planner.max_chars`."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import re
 from typing import Any
+
+import msgspec
 
 from ..agents.base import Outcome
 from ..config import Config
@@ -104,7 +105,7 @@ def merge_events(state: State, specs: list[dict[str, Any]], actor: str, branches
                   "paths": spec.get("paths") or [p for t in ids for p in st.tasks[t].paths],
                   "tags": ["planned"], "parent": ids[0]}  # fmt: skip
         try:
-            added = dataclasses.replace(added_event(st, fields, branches=branches), actor=actor)
+            added = msgspec.structs.replace(added_event(st, fields, branches=branches), actor=actor)
         except UsageError:
             continue
         batch: list[Event] = [added]
@@ -177,7 +178,7 @@ def new_task_events(
             "parent": parent.id if parent else None,
         }
         try:
-            added = dataclasses.replace(added_event(st, fields, branches=branches), actor=actor)
+            added = msgspec.structs.replace(added_event(st, fields, branches=branches), actor=actor)
         except UsageError:
             continue  # the planner wrote a task clanker can't make (a list that is not one, …)
         evs.append(added)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import msgspec
 
 from ..project import preflight
 from ..project.gate import GateResult
@@ -39,7 +39,7 @@ def run_preflight_job(ctx: JobContext) -> None:
         result = GateResult(False, found.tail, found.seconds, found.failed or None)
         where = "the gate preflight of a new run"
         return [
-            dataclasses.replace(ran, kind="regression", trusted=True),
+            msgspec.structs.replace(ran, kind="regression", trusted=True),
             *regressions.events(st, ctx.sid, result, found.sha, where, ctx.cfg.health_fix_prompt),
         ]
 

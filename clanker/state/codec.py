@@ -12,7 +12,6 @@ turns into a warning and a skip rather than a crash.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 import types
@@ -23,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from .events import REGISTRY, Event, TaskEvent
+from .events import REGISTRY, Event
 from .usage import Usage
 
 VERSION = 1
@@ -64,16 +63,28 @@ def _coercer(tp: Any) -> Callable[[Any], Any]:
     raise TypeError(f"no coercion for {tp!r}")
 
 
+def _declared(cls: type[Event]) -> list[msgspec.structs.FieldInfo]:
+    """A class's fields in the order its classes declare them, base first (a struct lists
+    keyword-only fields of a base after its own): the order lines have always had."""
+    by_name = {f.name: f for f in msgspec.structs.fields(cls)}
+    order: dict[str, None] = {}
+    for klass in reversed(cls.__mro__):
+        if issubclass(klass, Event):
+            for name in vars(klass).get("__annotations__", {}):
+                if name in by_name:
+                    order.setdefault(name)
+    return [by_name[name] for name in order]
+
+
 def _fields(cls: type[Event]) -> list[_Field]:
     found = _FIELDS.get(cls)
     if found is None:
-        hints = typing.get_type_hints(cls)
         found = []
-        for f in dataclasses.fields(cls):
+        for f in _declared(cls):
             if f.name in ("actor", "ts"):
                 continue
-            default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
-            found.append(_Field(f.name, _coercer(hints[f.name]), default, bool(f.metadata.get("omit"))))
+            default = f.default if f.default_factory is msgspec.NODEFAULT else f.default_factory()
+            found.append(_Field(f.name, _coercer(f.type), default, f.name in cls.OMIT))
         _FIELDS[cls] = found
     return found
 
@@ -140,11 +151,8 @@ def from_json(raw: dict[str, Any]) -> Event:
                 values[key] = None
     except (TypeError, ValueError) as e:
         raise BadEvent(f"{name}: {e}") from None
-    # The instance without the frozen dataclass's __init__ (a setattr per field, through
-    # object.__setattr__): it only stores what is here; a cold rebuild builds a million of them.
-    ev = object.__new__(cls)
-    ev.__dict__.update(values)
-    if isinstance(ev, TaskEvent) and not ev.task:
+    ev = cls(**values)
+    if cls.ABOUT_TASK and not ev.task_id:
         raise BadEvent(f"{name} without a task")
     return ev
 
@@ -171,12 +179,12 @@ def decode_line(raw: bytes) -> Event | None:
         cls = REGISTRY.get(name.decode("utf-8", "replace"))
         if cls is None:
             return None
-        found = _DECODERS[name] = (msgspec.json.Decoder(cls), issubclass(cls, TaskEvent))
+        found = _DECODERS[name] = (msgspec.json.Decoder(cls), cls.ABOUT_TASK)
     try:
         ev: Event = found[0].decode(raw)
     except msgspec.DecodeError:  # a value from_json would coerce (a number for a string, …)
         return None
-    if found[1] and not ev.task:  # type: ignore[attr-defined]  # a TaskEvent
+    if found[1] and not ev.task_id:
         return None
     return ev
 

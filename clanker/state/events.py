@@ -1,4 +1,4 @@
-"""The event catalogue: one frozen dataclass per kind of fact clanker records (DESIGN §3).
+"""The event catalogue: one frozen struct (msgspec) per kind of fact clanker records (DESIGN §3).
 
 Each class is registered under its type name (`task.claimed`); state/codec.py writes an event as
 one flat JSON line and reads it back. A field declared with `opt(...)` is left out of the line
@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, dataclass_transform
+
+import msgspec
 
 from .usage import Usage
 
@@ -31,18 +32,43 @@ def kind(name: str) -> Callable[[type[E]], type[E]]:
     return register
 
 
+class _Omitted:
+    def __init__(self, default: Any) -> None:
+        self.default = default
+
+
 def opt(default: Any) -> Any:
     """A field written only when it differs from `default`."""
-    return field(default=default, metadata={"omit": True})
+    return _Omitted(default)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Event:
+class _EventMeta(msgspec.StructMeta):
+    """Collects the `opt(...)` fields of each class into its OMIT set (a struct field has no
+    metadata of its own) and gives the struct their plain defaults."""
+
+    def __new__(mcls, name: str, bases: tuple[type, ...], ns: dict[str, Any], **kw: Any) -> _EventMeta:
+        omit = set().union(*(getattr(b, "OMIT", ()) for b in bases))
+        for key, value in list(ns.items()):
+            if isinstance(value, _Omitted):
+                ns[key] = value.default
+                omit.add(key)
+        ns["OMIT"] = frozenset(omit)
+        return super().__new__(mcls, name, bases, ns, **kw)
+
+
+# Structs rather than dataclasses: every clanker process builds these ~60 classes at start, in
+# under a millisecond where dataclasses took ~45 ms (a slave's start-up, each `clanker` command),
+# and a cold rebuild decodes a million lines straight into them. No event refers to another, so
+# they need no cycle collection (gc=False), which a rebuild holding many of them would pay for.
+@dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(msgspec.field,))
+class Event(msgspec.Struct, metaclass=_EventMeta, frozen=True, kw_only=True, gc=False):
     """What every event has: who recorded it, and when."""
 
     TYPE: ClassVar[str] = ""
+    OMIT: ClassVar[frozenset[str]] = frozenset()  # the opt(...) fields
+    ABOUT_TASK: ClassVar[bool] = False  # has a `task` it cannot be without
     actor: str = "?"
-    ts: float = field(default_factory=time.time)
+    ts: float = msgspec.field(default_factory=time.time)
 
     @property
     def type(self) -> str:
@@ -61,10 +87,10 @@ class Event:
         return payload(self)
 
 
-@dataclass(frozen=True, kw_only=True)
 class TaskEvent(Event):
     """An event about one task."""
 
+    ABOUT_TASK: ClassVar[bool] = True
     task: str = ""
 
 
@@ -72,7 +98,6 @@ class TaskEvent(Event):
 
 
 @kind("task.added")
-@dataclass(frozen=True, kw_only=True)
 class TaskAdded(TaskEvent):
     title: str = ""
     prompt: str = ""
@@ -88,13 +113,11 @@ class TaskAdded(TaskEvent):
 
 
 @kind("task.claimed")
-@dataclass(frozen=True, kw_only=True)
 class TaskClaimed(TaskEvent):
     slave: str = ""
 
 
 @kind("task.released")
-@dataclass(frozen=True, kw_only=True)
 class TaskReleased(TaskEvent):
     slave: str = ""
     reason: str = ""
@@ -102,14 +125,12 @@ class TaskReleased(TaskEvent):
 
 
 @kind("task.failed")
-@dataclass(frozen=True, kw_only=True)
 class TaskFailed(TaskEvent):
     slave: str = ""
     error: str = "failed"
 
 
 @kind("task.submitted")
-@dataclass(frozen=True, kw_only=True)
 class TaskSubmitted(TaskEvent):
     slave: str = ""
     summary: str = ""
@@ -118,20 +139,17 @@ class TaskSubmitted(TaskEvent):
 
 
 @kind("task.judge_claimed")
-@dataclass(frozen=True, kw_only=True)
 class JudgeClaimed(TaskEvent):
     slave: str = ""
 
 
 @kind("task.judge_released")
-@dataclass(frozen=True, kw_only=True)
 class JudgeReleased(TaskEvent):
     slave: str = ""
     reason: str = ""
 
 
 @kind("task.verdict")
-@dataclass(frozen=True, kw_only=True)
 class Verdict(TaskEvent):
     slave: str | None = opt(None)
     verdict: str = ""  # done | rework | blocked
@@ -143,20 +161,17 @@ class Verdict(TaskEvent):
 
 
 @kind("task.landing")
-@dataclass(frozen=True, kw_only=True)
 class LandingClaimed(TaskEvent):
     slave: str = ""
 
 
 @kind("task.landing_released")
-@dataclass(frozen=True, kw_only=True)
 class LandingReleased(TaskEvent):
     slave: str = ""
     reason: str = ""
 
 
 @kind("task.mainlined")
-@dataclass(frozen=True, kw_only=True)
 class Mainlined(TaskEvent):
     slave: str = ""
     sha: str = ""
@@ -165,32 +180,27 @@ class Mainlined(TaskEvent):
 
 
 @kind("task.blocked")
-@dataclass(frozen=True, kw_only=True)
 class TaskBlocked(TaskEvent):
     slave: str | None = opt(None)
     reason: str = "blocked"
 
 
 @kind("task.cancelled")
-@dataclass(frozen=True, kw_only=True)
 class TaskCancelled(TaskEvent):
     reason: str = "cancelled"
 
 
 @kind("task.retried")
-@dataclass(frozen=True, kw_only=True)
 class TaskRetried(TaskEvent):
     pass
 
 
 @kind("task.split")
-@dataclass(frozen=True, kw_only=True)
 class TaskSplit(TaskEvent):
     children: tuple[str, ...] = ()
 
 
 @kind("task.rescoped")
-@dataclass(frozen=True, kw_only=True)
 class TaskRescoped(TaskEvent):
     """The planner rewrote a blocked task (its prompt, title, paths): back in the queue with the
     same history, its attempts counted afresh."""
@@ -202,7 +212,6 @@ class TaskRescoped(TaskEvent):
 
 
 @kind("task.refresh")
-@dataclass(frozen=True, kw_only=True)
 class TaskRefresh(TaskEvent):
     """main moved under a submitted task and it no longer merges: back to its author."""
 
@@ -215,14 +224,12 @@ class TaskRefresh(TaskEvent):
 
 
 @kind("task.touched")
-@dataclass(frozen=True, kw_only=True)
 class TaskTouched(TaskEvent):
     slave: str = ""
     files: tuple[str, ...] = ()
 
 
 @kind("task.conflicted")
-@dataclass(frozen=True, kw_only=True)
 class TaskConflicted(TaskEvent):
     """Merging main into the task's branch left conflicts in these files for its agent to resolve."""
 
@@ -231,19 +238,16 @@ class TaskConflicted(TaskEvent):
 
 
 @kind("task.held")
-@dataclass(frozen=True, kw_only=True)
 class TaskHeld(TaskEvent):
     slave: str = ""
     behind: tuple[str, ...] = ()
 
 
 @kind("task.note")
-@dataclass(frozen=True, kw_only=True)
 class TaskNote(TaskEvent):
     note: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
 class AgentRun(Event):
     """One agent run's outcome and usage."""
 
@@ -260,13 +264,15 @@ class AgentRun(Event):
 
 
 @kind("attempt.finished")
-@dataclass(frozen=True, kw_only=True)
-class AttemptFinished(AgentRun, TaskEvent):
-    """A work or judge run of the agent on a task."""
+class AttemptFinished(AgentRun):
+    """A work or judge run of the agent on a task (a struct has one base: it is about a task
+    the way a TaskEvent is, and written like one, `task` first)."""
+
+    ABOUT_TASK: ClassVar[bool] = True
+    task: str = ""
 
 
 @kind("gate.ran")
-@dataclass(frozen=True, kw_only=True)
 class GateRan(TaskEvent):
     slave: str = ""
     role: str = ""  # work | judge | mainline
@@ -280,7 +286,6 @@ class GateRan(TaskEvent):
 
 
 @kind("risk")
-@dataclass(frozen=True, kw_only=True)
 class Risk(Event):
     """Something that may go wrong: a conflict, a stall, a crash, an auth problem."""
 
@@ -293,7 +298,6 @@ class Risk(Event):
 
 
 @kind("retry.wait")
-@dataclass(frozen=True, kw_only=True)
 class RetryWait(Event):
     """A transient agent failure: the next try waits `delay` seconds (no task: a planner run)."""
 
@@ -310,13 +314,11 @@ class RetryWait(Event):
 
 
 @kind("slave.spawned")
-@dataclass(frozen=True, kw_only=True)
 class SlaveSpawned(Event):
     slave: str = ""
 
 
 @kind("slave.started")
-@dataclass(frozen=True, kw_only=True)
 class SlaveStarted(Event):
     slave: str = ""
     pid: int = 0
@@ -324,13 +326,11 @@ class SlaveStarted(Event):
 
 
 @kind("slave.stopped")
-@dataclass(frozen=True, kw_only=True)
 class SlaveStopped(Event):
     slave: str = ""
 
 
 @kind("slave.placed")
-@dataclass(frozen=True, kw_only=True)
 class SlavePlaced(Event):
     """The slave's agents run on this executor (`executors:`) from now on."""
 
@@ -339,7 +339,6 @@ class SlavePlaced(Event):
 
 
 @kind("executor.down")
-@dataclass(frozen=True, kw_only=True)
 class ExecutorDown(Event):
     """An executor's host stopped answering: nothing is placed there until `until`, when it is
     tried again."""
@@ -351,13 +350,11 @@ class ExecutorDown(Event):
 
 
 @kind("executor.up")
-@dataclass(frozen=True, kw_only=True)
 class ExecutorUp(Event):
     executor: str = ""
 
 
 @kind("slave.takeover")
-@dataclass(frozen=True, kw_only=True)
 class TakeoverAsked(Event):
     """A person wants the slave's agent session: the slave stops its agent (work kept) and opens
     the session interactively in its pane."""
@@ -367,7 +364,6 @@ class TakeoverAsked(Event):
 
 
 @kind("slave.takeover_ended")
-@dataclass(frozen=True, kw_only=True)
 class TakeoverEnded(Event):
     slave: str = ""
     task: str | None = None
@@ -376,7 +372,6 @@ class TakeoverEnded(Event):
 
 
 @kind("slave.paused")
-@dataclass(frozen=True, kw_only=True)
 class SlavePaused(Event):
     """Every credential the slave could use is spent: it waits until `until`."""
 
@@ -386,19 +381,16 @@ class SlavePaused(Event):
 
 
 @kind("fleet.paused")
-@dataclass(frozen=True, kw_only=True)
 class FleetPaused(Event):
     slave: str | None = None  # None: the whole fleet
 
 
 @kind("fleet.resumed")
-@dataclass(frozen=True, kw_only=True)
 class FleetResumed(Event):
     slave: str | None = None
 
 
 @kind("credential.exhausted")
-@dataclass(frozen=True, kw_only=True)
 class CredentialExhausted(Event):
     credential: str = ""
     until: float = 0.0
@@ -409,7 +401,6 @@ class CredentialExhausted(Event):
 
 
 @kind("budget.warned")
-@dataclass(frozen=True, kw_only=True)
 class BudgetWarned(Event):
     """A budget is 80 % spent (said once per budget and period)."""
 
@@ -420,7 +411,6 @@ class BudgetWarned(Event):
 
 
 @kind("budget.exceeded")
-@dataclass(frozen=True, kw_only=True)
 class BudgetExceeded(BudgetWarned):
     """A budget is spent: no new agent run starts until the period ends or the limit is raised."""
 
@@ -429,7 +419,6 @@ class BudgetExceeded(BudgetWarned):
 
 
 @kind("scheduler.targets")
-@dataclass(frozen=True, kw_only=True)
 class SchedulerTargets(Event):
     """The scheduler's targets changed; with the inputs they came from, so "why is c3 idle?" has
     an answer in the log."""
@@ -448,7 +437,6 @@ class SchedulerTargets(Event):
 
 
 @kind("scheduler.capped")
-@dataclass(frozen=True, kw_only=True)
 class SchedulerCapped(Event):
     """An advice that lowers concurrency: a person's `/cap N`, or the planner's `CONCURRENCY: n`.
     It can only lower the hard cap (`slaves`); a cap of 0 lifts that source's advice."""
@@ -462,13 +450,11 @@ class SchedulerCapped(Event):
 
 
 @kind("health.claimed")
-@dataclass(frozen=True, kw_only=True)
 class HealthClaimed(Event):
     slave: str = ""
 
 
 @kind("health.ran")
-@dataclass(frozen=True, kw_only=True)
 class HealthRan(Event):
     slave: str = ""
     passed: bool = True
@@ -480,14 +466,12 @@ class HealthRan(Event):
 
 
 @kind("health.released")
-@dataclass(frozen=True, kw_only=True)
 class HealthReleased(Event):
     slave: str = ""
     reason: str = ""
 
 
 @kind("main.red")
-@dataclass(frozen=True, kw_only=True)
 class MainRed(Event):
     sha: str = ""
     signature: str = ""
@@ -495,7 +479,6 @@ class MainRed(Event):
 
 
 @kind("main.green")
-@dataclass(frozen=True, kw_only=True)
 class MainGreen(Event):
     sha: str = ""
 
@@ -504,21 +487,18 @@ class MainGreen(Event):
 
 
 @kind("plan.requested")
-@dataclass(frozen=True, kw_only=True)
 class PlanRequested(Event):
     request: str = ""  # "" = plan from the docs, else the task to split
     reason: str = ""
 
 
 @kind("plan.claimed")
-@dataclass(frozen=True, kw_only=True)
 class PlanClaimed(Event):
     slave: str = ""
     request: str = ""
 
 
 @kind("plan.done")
-@dataclass(frozen=True, kw_only=True)
 class PlanDone(Event):
     slave: str = ""
     request: str = ""
@@ -527,7 +507,6 @@ class PlanDone(Event):
 
 
 @kind("plan.released")
-@dataclass(frozen=True, kw_only=True)
 class PlanReleased(Event):
     slave: str = ""
     request: str | None = opt(None)
@@ -535,7 +514,6 @@ class PlanReleased(Event):
 
 
 @kind("plan.reviewed")
-@dataclass(frozen=True, kw_only=True)
 class PlanReviewed(Event):
     """The planner compared the plan documents with what landed: at this many landings, with
     the docs at this fingerprint (the next review is due after more landings or a docs change)."""
@@ -545,7 +523,6 @@ class PlanReviewed(Event):
 
 
 @kind("history.rolled_up")
-@dataclass(frozen=True, kw_only=True)
 class RolledUp(Event):
     """A closed week's notes were summed up in `history/rollups/<week>.md`: by the planner agent,
     or by the deterministic summariser (no planner, an older week, or the planner's answer failed)."""
@@ -557,7 +534,6 @@ class RolledUp(Event):
 
 
 @kind("plan.ran")
-@dataclass(frozen=True, kw_only=True)
 class PlanRan(AgentRun):
     """A planner run's usage: the fleet's cost, not a task's."""
 
@@ -566,20 +542,17 @@ class PlanRan(AgentRun):
 
 
 @kind("preflight.requested")
-@dataclass(frozen=True, kw_only=True)
 class PreflightRequested(Event):
     reason: str = ""
 
 
 @kind("preflight.claimed")
-@dataclass(frozen=True, kw_only=True)
 class PreflightClaimed(Event):
     slave: str = ""
     key: str = ""
 
 
 @kind("preflight.ran")
-@dataclass(frozen=True, kw_only=True)
 class PreflightRan(Event):
     slave: str = ""  # or "doctor": `clanker doctor --gate`, which holds no claim
     key: str = ""
@@ -598,14 +571,12 @@ class PreflightRan(Event):
 
 
 @kind("preflight.released")
-@dataclass(frozen=True, kw_only=True)
 class PreflightReleased(Event):
     slave: str = ""
     reason: str = ""
 
 
 @kind("setup.failed")
-@dataclass(frozen=True, kw_only=True)
 class SetupFailed(Event):
     """A slave's worktree setup failed on main's own inputs: the environment, not the task."""
 
@@ -621,13 +592,11 @@ class SetupFailed(Event):
 
 
 @kind("setup.ok")
-@dataclass(frozen=True, kw_only=True)
 class SetupOk(Event):
     slave: str = ""
 
 
 @kind("setup.retry")
-@dataclass(frozen=True, kw_only=True)
 class SetupRetry(Event):
     slave: str | None = opt(None)  # None: every slave whose setup failed
     reason: str = ""

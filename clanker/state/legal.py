@@ -28,7 +28,7 @@ JOB_EVENTS = frozenset(t for _, t in JOB_TRANSITIONS)
 
 def _task_checked(e: Event) -> bool:
     """Task events, and risks and retries about a task, must fit the task they name."""
-    return isinstance(e, ev.TaskEvent) or (isinstance(e, ev.Risk | ev.RetryWait) and e.task is not None)
+    return e.ABOUT_TASK or (isinstance(e, ev.Risk | ev.RetryWait) and e.task is not None)
 
 
 def check(state: State, e: Event) -> TaskState | None:

@@ -10,11 +10,10 @@ import fcntl
 import fnmatch
 import os
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
-
-from filelock import FileLock, Timeout
 
 from .paths import Paths
 
@@ -51,10 +50,17 @@ def overlaps(a: Iterable[str], b: Iterable[str]) -> bool:
     return any(x == y or x.startswith(y + "/") or y.startswith(x + "/") for x in a for y in bs)
 
 
+class LockTimeout(TimeoutError):
+    """Someone else holds the lock (it was asked for with a timeout)."""
+
+
 class BlockingLock:
     """An exclusive flock that waits in the kernel — the holder's release wakes the next one at
-    once, where a polling lock sleeps 50 ms between tries — and that this process's threads may
-    take again while they hold it (like filelock's). The kernel frees it when the holder dies."""
+    once, where a polling lock sleeps 50 ms between tries — and that the thread holding it may
+    take again. The kernel frees it when the holder dies, so a SIGKILLed judge never wedges main.
+
+    `acquire(timeout=…)` is for "take it unless someone has it" (a second controller, a slave
+    number in use): it tries without blocking until the timeout, then raises LockTimeout."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -62,24 +68,45 @@ class BlockingLock:
         self._depth = 0
         self._mutex = threading.RLock()
 
-    def __enter__(self) -> BlockingLock:
-        self._mutex.acquire()
+    @property
+    def is_locked(self) -> bool:
+        return self._depth > 0
+
+    def acquire(self, timeout: float | None = None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._mutex.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
+            raise LockTimeout(str(self.path))
         try:
             if self._depth == 0:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-                except BaseException:
-                    os.close(fd)
-                    raise
-                self._fd = fd
+                self._fd = self._take(deadline)
             self._depth += 1
         except BaseException:
             self._mutex.release()
             raise
-        return self
 
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+    def _take(self, deadline: float | None) -> int:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # a fresh checkout's .clanker/locks
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if deadline is None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                return fd
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return fd
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LockTimeout(str(self.path)) from None
+                    time.sleep(0.01)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def release(self) -> None:
         self._depth -= 1
         if self._depth == 0 and self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -87,29 +114,39 @@ class BlockingLock:
             self._fd = None
         self._mutex.release()
 
+    def __enter__(self) -> BlockingLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.release()
+
 
 def queue_lock(paths: Paths) -> BlockingLock:
     return BlockingLock(paths.locks / "queue.lock")
 
 
-def mainline_lock(paths: Paths) -> FileLock:
-    # flock: the kernel frees it when a holder is SIGKILLed, so a crashed judge never wedges main.
-    return FileLock(str(paths.locks / "mainline.lock"))
+def mainline_lock(paths: Paths) -> BlockingLock:
+    return BlockingLock(paths.locks / "mainline.lock")
 
 
-def slave_lock(paths: Paths, slave: str) -> FileLock:
-    return FileLock(str(paths.locks / f"slave-{slave}.lock"))
+def slave_lock(paths: Paths, slave: str) -> BlockingLock:
+    return BlockingLock(paths.locks / f"slave-{slave}.lock")
 
 
-def launch_lock(paths: Paths) -> FileLock:
-    return FileLock(str(paths.locks / "launch.lock"))
+def launch_lock(paths: Paths) -> BlockingLock:
+    return BlockingLock(paths.locks / "launch.lock")
+
+
+def controller_lock(paths: Paths) -> BlockingLock:
+    return BlockingLock(paths.locks / "controller.lock")
 
 
 def is_held(lock_path: str) -> bool:
-    probe = FileLock(lock_path)
+    probe = BlockingLock(Path(lock_path))
     try:
         probe.acquire(timeout=0)
-    except Timeout:
+    except LockTimeout:
         return True
     probe.release()
     return False
