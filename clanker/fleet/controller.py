@@ -423,7 +423,7 @@ class Controller:
                     code = 4  # the environment, not the tasks: nothing was dispatched
                     break
                 result = progress(self.store.state())
-                if result.finished and self._still_finished():
+                if result.finished and self._still_finished(result):
                     code = 1 if result.blocked else 0
                     break
                 held = self.budget_held()
@@ -442,12 +442,15 @@ class Controller:
                 self.notifier.send(finished_note(self.store.state(), code))
         return code
 
-    def _still_finished(self) -> bool:
-        """Is the run still over a moment later? A job that blocks a task appends what follows
-        from it (a planner request) in the same write, but a reader can land between two writes
-        of a job that makes several; the end of a run is worth one short look again."""
+    def _still_finished(self, result: Outcome) -> bool:
+        """Is the run really over? With every task done, yes (unless a review of the plan is now
+        due): the job that lands the last task writes its follow-ups in the same append, and a
+        plan job its tasks with its end. With tasks blocked, a job that blocks one appends the
+        planner request with it too, but a reader can land between two writes of a job that makes
+        several: that end is worth one short look again. (Every run paid that look, 0.3 s.)"""
         assert self.waiter is not None
-        self.waiter.wait(min(0.3, self.cfg.heartbeat_secs))
+        if result.blocked:
+            self.waiter.wait(min(0.3, self.cfg.heartbeat_secs))
         self._review_plan()  # the last landings may make a review of the plan due: it runs first
         return progress(self.store.state()).finished
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from inotify_simple import INotify, flags
 from watchdog.events import (
     FileCreatedEvent,
     FileDeletedEvent,
@@ -28,6 +27,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 
 from .clock import SYSTEM, Clock
+from .inotify import INotify, flags
 
 # Only writes wake anyone. watchdog also reports opens and no-write closes; waking on those made
 # every reader of events.log wake every other reader, in a loop.

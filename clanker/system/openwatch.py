@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
-from inotify_simple import INotify, flags
+from .inotify import INotify, flags
 
 
 class OpenWatch:
