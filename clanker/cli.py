@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import platform
 import sys
 import time
 import traceback
@@ -482,6 +481,8 @@ def _crash_log() -> Path:
         base = Path.home() / ".clanker"
     base.mkdir(parents=True, exist_ok=True)
     path = base / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    import platform  # only a crash needs it: every slave would pay for it at start
+
     path.write_text(
         f"clanker {__version__}, python {platform.python_version()}, {platform.platform()}\n"
         f"argv: {sys.argv}\n\n{traceback.format_exc()}",

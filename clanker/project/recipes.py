@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,8 @@ class Recipe:
 
 
 def _toml(path: Path) -> dict[str, Any]:
+    import tomllib  # only `clanker init` and a preflight read a pyproject.toml: not every slave's start
+
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError):
