@@ -158,6 +158,33 @@ def test_a_log_waiter_without_inotify_waits_out_its_timeouts_and_can_be_poked(
         waiter.close()
 
 
+WAIT_WITHOUT_LDCONFIG = """
+import ctypes.util, sys
+from pathlib import Path
+
+def refuse(name):
+    raise AssertionError("find_library runs ldconfig -p: a child process at every start")
+
+ctypes.util.find_library = refuse
+from clanker.system.fswatch import LogWaiter
+
+waiter = LogWaiter(Path(sys.argv[1]))
+(Path(sys.argv[1]) / "events.log").write_text("x")
+print("woke" if waiter.wait(5) and not waiter.blind else "blind")
+"""
+
+
+def test_a_log_waiter_takes_libc_from_the_process_instead_of_looking_it_up(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", WAIT_WITHOUT_LDCONFIG, str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "woke"
+
+
 def test_a_log_waiter_wakes_at_each_write_and_merges_writes_made_between_waits(tmp_path: Path) -> None:
     waiter = LogWaiter(tmp_path)
     try:

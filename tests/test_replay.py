@@ -11,7 +11,7 @@ import pytest
 
 from clanker.errors import IllegalTransition
 from clanker.state import log as events
-from clanker.state.codec import BadEvent, from_json, make, to_json
+from clanker.state.codec import BadEvent, decode_line, from_json, make, to_json
 from clanker.state.events import TaskEvent
 from clanker.state.fold import fold
 from clanker.state.model import State
@@ -56,6 +56,16 @@ def test_recorded_lines_are_written_back_byte_for_byte() -> None:
                 differ[raw["type"]] = differ.get(raw["type"], 0) + 1
     assert set(differ) <= CANONICAL_DIFFERS, differ
     assert sum(differ.values()) <= total // 50, (differ, total)  # 98 % of the lines are the same bytes
+
+
+@pytest.mark.parametrize("kind", ["task.claimed", "attempt.finished", "gate.ran"])
+def test_an_event_about_a_task_is_refused_without_one(kind: str) -> None:
+    # attempt.finished is about a task without being a TaskEvent (a struct has one base).
+    line = {"v": 1, "ts": 1, "actor": "c1", "type": kind, "slave": "c1"}
+    with pytest.raises(BadEvent, match="without a task"):
+        from_json(line)
+    assert decode_line(json.dumps(line, separators=(",", ":")).encode()) is None
+    assert from_json({**line, "task": "T1"}).task_id == "T1"
 
 
 def test_an_unknown_type_is_skipped_with_a_warning_and_can_not_be_appended(
