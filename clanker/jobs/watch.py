@@ -19,7 +19,7 @@ from ..state.locks import keys_for, overlaps
 from ..state.model import HOLDS_KEYS
 from ..state.store import Store
 from ..system import git
-from ..system.fswatch import Watch
+from ..system.treewatch import Watch
 from .overlap import relative, shared_files
 
 IGNORED_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "__pycache__", ".mypy_cache", ".pytest_cache"})
