@@ -98,12 +98,16 @@ def main_is_red(ctx: JobContext, base: str, task: Task, failure: GateResult, whe
     on_main = ctx.gate(sha=base)
     if on_main.passed:
         return False
-    head = git.branch_head(ctx.repo, ctx.main) or base
-    if regressions.stale(ctx.store.state(), base, head, lambda a, b: git.is_ancestor(ctx.repo, a, b)):
+
+    def decide(st: State) -> list[Event]:
+        if regressions.moved_on(st, ctx.repo, ctx.main, base):
+            return []  # not the task's fault, and not main's any more: the caller lets go, to redo it
+        return regressions.events(st, ctx.sid, on_main, base, where, ctx.cfg.health_fix_prompt)
+
+    if not ctx.store.transact(decide):
         ctx.say(f"  {base[:10]} fails the gate, but {ctx.main} moved on green: {task.id} is tried on it again")
-        return True  # not the task's fault, and not main's any more: the caller lets go, to redo it
-    ctx.store.transact(lambda st: regressions.events(st, ctx.sid, on_main, base, where, ctx.cfg.health_fix_prompt))
-    ctx.say(f"  ✗ {ctx.main} itself fails the gate: regression filed; {task.id} waits")
+    else:
+        ctx.say(f"  ✗ {ctx.main} itself fails the gate: regression filed; {task.id} waits")
     return True
 
 

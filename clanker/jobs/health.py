@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
-from ..state.events import HealthClaimed, HealthRan
+from ..state.events import Event, HealthClaimed, HealthRan
+from ..state.model import State
 from ..system import git
 from . import regressions
 from .base import JobKind, release_all
@@ -32,19 +33,19 @@ def run_health(ctx: JobContext) -> None:
         ctx.store.append(ran)
         ctx.say(f"  ✓ {ctx.main} is healthy")
         return idle(ctx)
-    head = git.branch_head(ctx.repo, ctx.main) or sha
-    if regressions.stale(ctx.store.state(), sha, head, lambda a, b: git.is_ancestor(ctx.repo, a, b)):
-        # A landing (gated, so green) moved main while this ran: the failure is history, and
-        # filing it would re-mark a fixed main red and duplicate the regression just fixed.
-        ctx.store.append(msgspec.structs.replace(ran, stale=True))
+
+    def decide(st: State) -> list[Event]:
+        if regressions.moved_on(st, ctx.repo, ctx.main, sha):
+            # A landing (gated, so green) moved main while this ran: the failure is history, and
+            # filing it would re-mark a fixed main red and duplicate the regression just fixed.
+            return [msgspec.structs.replace(ran, stale=True)]
+        return [ran, *regressions.events(st, ctx.sid, result, sha, "the health check", ctx.cfg.health_fix_prompt)]
+
+    sent = ctx.store.transact(decide)
+    if any(isinstance(e, HealthRan) and e.stale for e in sent):
+        head = git.branch_head(ctx.repo, ctx.main) or sha
         ctx.say(f"  {sha[:10]} fails, but {ctx.main} is at {head[:10]} now, which landed green: result dropped")
     else:
-        ctx.store.transact(
-            lambda st: [
-                ran,
-                *regressions.events(st, ctx.sid, result, sha, "the health check", ctx.cfg.health_fix_prompt),
-            ]
-        )
         ctx.say(f"  ✗ {ctx.main} fails `{result.failed}`: regression task filed (unless one is open)")
     idle(ctx)
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 from ..project.gate import GateResult
 from ..state import events as ev
 from ..state.events import Event
 from ..state.model import TERMINAL, State
+from ..system import git
 
 PRIORITY = 1000
 _VOLATILE = re.compile(r"\d+(?:\.\d+)?(?:s|ms)?|0x[0-9a-f]+|/tmp/\S+", re.I)
@@ -73,6 +75,15 @@ def stale(state: State, tested: str, head: str, older: Callable[[str, str], bool
         return False
     landed = {t.sha for t in state.tasks.values() if t.sha}
     return (head in landed or head in state.archive.shas) and older(tested, head)
+
+
+def moved_on(state: State, repo: Path, main: str, tested: str) -> bool:
+    """`stale`, with main's head read now. Call it in the transaction that would file the
+    regression (under the queue lock, where landings are recorded): looked at before it, a fix
+    landing in between makes the old failure look new — its regression is done, so not open — and
+    files it a second time. (A git process runs only when main moved to a landed commit.)"""
+    head = git.branch_head(repo, main) or tested
+    return stale(state, tested, head, lambda a, b: git.is_ancestor(repo, a, b))
 
 
 def mentioned_files(output: str, candidates: set[str]) -> set[str]:
