@@ -52,6 +52,17 @@ def test_respawner_backs_off_a_crash_loop_and_forgives_a_long_run() -> None:
     assert max(r.record("c2", float(t)) for t in range(0, 20)) == 60.0, "the delay is capped"
 
 
+def test_kill_panes_kills_them_in_one_call_and_each_one_when_one_is_gone(tm: Tmux) -> None:
+    tm.run("new-session", "-d", "-s", "users-own", "sleep 600")
+    [users] = [p.id for p in tm.panes()]
+    mine = [tm.split(users, "/", ["sleep", "600"], {}) for _ in range(4)]
+    tm.kill_panes(mine[:2])
+    assert {p.id for p in tm.panes()} == {users, *mine[2:]}
+    # %999 does not exist: tmux stops a sequence at its first failure, so the others go one by one.
+    tm.kill_panes(["%999", *mine[2:]])
+    assert [p.id for p in tm.panes()] == [users]
+
+
 @pytest.mark.e2e
 def test_nothing_global_is_touched_on_the_tmux_server(tmp_path: Path, tm: Tmux) -> None:
     tm.run("new-session", "-d", "-s", "users-own", "sh")

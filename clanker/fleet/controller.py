@@ -49,6 +49,7 @@ SETTLE_SECS = 0.25  # a busy log is looked at in batches: at most this often
 class Outcome:
     finished: bool
     blocked: list[str]
+    left: int = 0  # tasks (and the planner) that can still move
 
 
 def progress(state: State) -> Outcome:
@@ -66,7 +67,7 @@ def progress(state: State) -> Outcome:
     if state.plan_requests or state.plan_slave:
         movable.append("planner")  # the planner may still add tasks
     blocked = [t.id for t in state.tasks.values() if t.state == TaskState.BLOCKED]
-    return Outcome(not movable, blocked)
+    return Outcome(not movable, blocked, len(movable))
 
 
 def agents_running(state: State) -> bool:
@@ -390,13 +391,16 @@ class Controller:
         code = 0
         fv: fleet.FleetView | None = None
         ticked = looked = float("-inf")
+        left = 0  # tasks that can still move, at the last look
         with self.running():
             assert self.waiter is not None
             while not self.stopping.is_set():
                 # Eight busy slaves append dozens of events a second: one look per batch of them
-                # (a person reads the counts line no faster, and the end waits a moment anyway).
+                # (a person reads the counts line no faster). Once no more tasks are left than
+                # slaves, any event may be the last one, and the run ends the moment it comes.
                 gap = self.clock.monotonic() - looked
-                if gap < SETTLE_SECS and self.clock.wait(self.stopping, SETTLE_SECS - gap):
+                settle = left > self.cfg.slaves and gap < SETTLE_SECS
+                if settle and self.clock.wait(self.stopping, SETTLE_SECS - gap):
                     break
                 looked = self.clock.monotonic()
                 st = self.store.state()
@@ -423,6 +427,7 @@ class Controller:
                     code = 4  # the environment, not the tasks: nothing was dispatched
                     break
                 result = progress(self.store.state())
+                left = result.left
                 if result.finished and self._still_finished(result):
                     code = 1 if result.blocked else 0
                     break

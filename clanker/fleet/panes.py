@@ -179,8 +179,7 @@ def stop(cfg: Config, tm: Tmux | None, grace: float = 30.0, only: set[str] | Non
         ]
         if dead_or_ours:
             wait_until_dead(tm, cfg.repo, {p.id for p in dead_or_ours}, 5.0)
-        for p in dead_or_ours:
-            tm.kill_pane(p.id)
+        tm.kill_panes([p.id for p in dead_or_ours])
     return [sid for sid, _ in targets]
 
 

@@ -318,6 +318,16 @@ class Tmux:
     def kill_pane(self, pane: str) -> None:
         self.try_run("kill-pane", "-t", pane)
 
+    def kill_panes(self, panes: list[str]) -> None:
+        """One tmux call for all of them. A pane already gone fails the command and tmux skips
+        the rest of the sequence: then each is killed on its own."""
+        args: list[str] = []
+        for pane in panes:
+            args += [";", "kill-pane", "-t", pane] if args else ["kill-pane", "-t", pane]
+        if args and not self.try_run(*args):
+            for pane in panes:
+                self.kill_pane(pane)
+
     def kill_session(self, name: str) -> None:
         self.try_run("kill-session", "-t", f"={name}")
 
