@@ -5,11 +5,13 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from clanker.config import load
+from clanker.fleet import panes
 from clanker.fleet.panes import Respawner, is_slave_id, session_name
 from clanker.system.tmux import FIELDS, SEP, Tmux, parse_panes
 
@@ -50,6 +52,53 @@ def test_respawner_backs_off_a_crash_loop_and_forgives_a_long_run() -> None:
     assert not r.due("c1", 20.0) and r.due("c1", 31.0)
     assert r.record("c1", 200.0) == 0.0, "a slave that ran for minutes starts a fresh count"
     assert max(r.record("c2", float(t)) for t in range(0, 20)) == 60.0, "the delay is capped"
+
+
+def test_spawning_a_fleet_fills_a_window_in_one_tmux_call_and_opens_another_when_it_is_full(
+    tmp_path: Path, tm: Tmux, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = make_repo(tmp_path / "r", "slaves: 9\nagent:\n  kind: fake\n")
+    cfg = load(repo)
+    monkeypatch.setattr(panes, "slave_command", lambda _cfg, n: ["sleep", "600"])
+    calls: list[str] = []
+    run = tm.server.cmd
+    monkeypatch.setattr(tm.server, "cmd", lambda *args: calls.append(args[0]) or run(*args))
+
+    tm.run("new-session", "-d", "-s", "users-own", "sleep 600")
+    before = panes.view(tm, repo)
+    calls.clear()
+    spawned = panes.spawn_slaves(tm, cfg, [1, 2, 3, 4, 5], before, "roomy")
+    assert [sid for sid, _ in spawned] == ["c1", "c2", "c3", "c4", "c5"]
+    # Is there a session, is the server up, make it; one call for the four splits, one to mark all.
+    assert calls == ["has-session", "list-sessions", "new-session", "set-option", "set-option"]
+    fleet = panes.view(tm, repo).panes
+    assert sorted(fleet) == ["c1", "c2", "c3", "c4", "c5"] and all(p.created for p in fleet.values())
+    assert {fleet[sid].id for sid, _ in spawned} == {pane for _, pane in spawned}
+
+    # A window too small for another pane: the splits that fit are made, the rest go to a new one.
+    tm.run("new-session", "-d", "-s", "tiny", "-x", "20", "-y", "6", "sleep 600")
+    [tiny] = [p.id for p in tm.panes() if p.session == "tiny"]
+    tm.mark(tiny, "c6", str(repo), created=True)
+    small = panes.FleetView({"c6": panes.view(tm, repo).panes["c6"]}, tm.panes())
+    spawned = panes.spawn_slaves(tm, cfg, [7, 8, 9], small, "tiny")
+    assert [sid for sid, _ in spawned] == ["c7", "c8", "c9"]
+    fleet = panes.view(tm, repo).panes
+    assert sorted(fleet) == [f"c{n}" for n in range(1, 10)] and all(p.created for p in fleet.values())
+    windows = tm.run("list-panes", "-s", "-t", "=tiny", "-F", "#{window_id}")
+    assert len(windows) == 4 and len(set(windows)) > 1
+
+
+def test_a_value_ending_in_a_semicolon_reaches_the_pane_whole(tmp_path: Path, tm: Tmux) -> None:
+    tm.run("new-session", "-d", "-s", "s", "sleep 600")
+    [first] = [p.id for p in tm.panes()]
+    out = tmp_path / "out"
+    # tmux takes an argument ending in ";" for a command separator, unless it is escaped.
+    [made] = tm.split_many(first, str(tmp_path), [(["sh", "-c", f'echo "[$X]" > {out};'], {"X": "a;b;"})])
+    assert made.startswith("%")
+    deadline = time.monotonic() + 10
+    while not out.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert out.read_text() == "[a;b;]\n"
 
 
 def test_kill_panes_kills_them_in_one_call_and_each_one_when_one_is_gone(tm: Tmux) -> None:

@@ -146,6 +146,7 @@ class Controller:
             self._watching_since = now
         session = self.session()
         beats = heartbeat.read_all(self.paths)  # once per tick, for every decision below
+        missing: list[int] = []
         for n in range(1, self.cfg.slaves + 1):
             if self.stopping.is_set():
                 break  # `clanker stop` is stopping the slaves: don't start them again
@@ -155,11 +156,7 @@ class Controller:
             if pane is None:
                 if beat and not beat.stopped and heartbeat.pid_alive(beat.pid):
                     continue  # a slave running outside tmux (or on another server): leave it be
-                fleet.spawn_slave(self.tm, self.cfg, n, fv, session)
-                self._spawned.add(sid)
-                self.respawner.record(sid, now)
-                self.store.append(ev.SlaveSpawned(actor="ctl", slave=sid))
-                fv = fleet.view(self.tm, self.cfg.repo)
+                missing.append(n)
             elif pane.dead and pane.created and self.respawner.due(sid, now):
                 delay = self.respawner.record(sid, now)
                 self.tm.respawn(pane.id, str(self.cfg.repo), fleet.slave_command(self.cfg, n), fleet.pane_env(self.cfg))
@@ -170,6 +167,13 @@ class Controller:
                 else:
                     died = f"slave {sid} died; respawned (next backoff {delay:.0f}s)"
                     self.store.append(ev.Risk(actor="ctl", slave=sid, kind="crash", message=died))
+        if missing and not self.stopping.is_set():
+            spawned = fleet.spawn_slaves(self.tm, self.cfg, missing, fv, session)
+            for sid, _pane in spawned:
+                self._spawned.add(sid)
+                self.respawner.record(sid, now)
+            self.store.append(*(ev.SlaveSpawned(actor="ctl", slave=sid) for sid, _ in spawned))
+            fv = fleet.view(self.tm, self.cfg.repo)
         self._close_dead_twins(fv)
         if not slept:
             self._kill_hung(now, beats)

@@ -108,6 +108,13 @@ def handoff(cfg: Config) -> dict[str, str]:
     return {ENV_FILE: path}
 
 
+def discard(env: dict[str, str]) -> None:
+    """The handoff in `env` will not be taken (its pane was never made): remove its file."""
+    if env.get(ENV_FILE):
+        with contextlib.suppress(OSError):
+            os.unlink(env[ENV_FILE])
+
+
 def adopt() -> list[str]:
     """In a process started with CLANKER_ENV_FILE: take the variables in, delete the file.
     Returns the names taken. The handed-over values win over the (older) tmux server's."""

@@ -80,26 +80,37 @@ def view(tm: Tmux, repo: Path) -> FleetView:
     return FleetView(mine, panes)
 
 
-def spawn_slave(tm: Tmux, cfg: Config, number: int, fv: FleetView, session: str) -> str:
-    """Start `clanker slave N` in a new pane next to the other slaves; returns the pane id."""
-    sid = f"c{number}"
-    cmd = slave_command(cfg, number)
-    env = pane_env(cfg)
+def spawn_slaves(tm: Tmux, cfg: Config, numbers: list[int], fv: FleetView, session: str) -> list[tuple[str, str]]:
+    """Start `clanker slave N` for each of `numbers` in new panes next to the other slaves;
+    returns (slave id, pane id) pairs. A window is filled in one tmux call and all are marked in
+    one more: eight slaves start in two or three calls, not forty (each call a process the
+    starting slaves wait on)."""
     cwd = str(cfg.repo)
-    sibling = next((p for p in fv.panes.values() if p.created and is_slave_id(p.clanker_id)), None)
-    pane: str | None = None
-    if sibling is not None:
-        try:
-            pane = tm.split(sibling.id, cwd, cmd, env)
-        except TmuxError:
-            pane = None  # no space left in that window: open another one
-    if pane is None:
-        if tm.has_session(session):
-            pane = tm.new_window(session, SLAVES_WINDOW, cwd, cmd, env)
-        else:
-            pane = tm.new_session(session, SLAVES_WINDOW, cwd, cmd, env, hidden(cfg))
-    tm.mark(pane, sid, cwd, created=True)
-    return pane
+    sibling = next((p.id for p in fv.panes.values() if p.created and is_slave_id(p.clanker_id)), None)
+    made: list[tuple[int, str]] = []
+    todo = list(numbers)
+    try:
+        while todo:
+            if sibling is not None:
+                wanted = [(slave_command(cfg, n), pane_env(cfg)) for n in todo]
+                ids = tm.split_many(sibling, cwd, wanted)
+                for _, env in wanted[len(ids) :]:
+                    envpass.discard(env)  # a split that did not happen hands nothing over
+                made += zip(todo, ids, strict=False)
+                todo = todo[len(ids) :]
+                if not todo:
+                    break
+            n = todo.pop(0)  # no window yet, or this one is full: open another one
+            cmd, env = slave_command(cfg, n), pane_env(cfg)
+            if tm.has_session(session):
+                sibling = tm.new_window(session, SLAVES_WINDOW, cwd, cmd, env)
+            else:
+                sibling = tm.new_session(session, SLAVES_WINDOW, cwd, cmd, env, hidden(cfg))
+            made.append((n, sibling))
+    finally:
+        if made:  # what was started is ours to stop, even when tmux failed on the next one
+            tm.mark_many([(pane, f"c{n}") for n, pane in made], cwd, created=True)
+    return [(f"c{n}", pane) for n, pane in made]
 
 
 class Respawner:

@@ -187,13 +187,13 @@ class Tmux:
             "-n",
             window,
             "-c",
-            cwd,
+            _arg(cwd),
             "-x",
             "200",
             "-y",
             "50",
             *_env_args(env),
-            *command,
+            *map(_arg, command),
             ";",
             "set-option",
             "-w",
@@ -229,9 +229,9 @@ class Tmux:
             "-n",
             name,
             "-c",
-            cwd,
+            _arg(cwd),
             *_env_args(env),
-            *command,
+            *map(_arg, command),
             ";",
             "set-option",
             "-w",
@@ -245,67 +245,53 @@ class Tmux:
     def split(self, target_pane: str, cwd: str, command: list[str], env: dict[str, str]) -> str:
         """Split the window of `target_pane`; remain-on-exit is set on that window first."""
         self.run("set-option", "-w", "-t", target_pane, "remain-on-exit", "on")
-        out = self.run(
-            "split-window",
-            "-d",
-            "-P",
-            "-F",
-            "#{pane_id}",
-            "-t",
-            target_pane,
-            "-c",
-            cwd,
-            *_env_args(env),
-            *command,
-        )
+        out = self.run(*_split_args(target_pane, cwd, command, env))
         self.try_run("select-layout", "-t", target_pane, "tiled")
         return out[0]
 
+    def split_many(self, target_pane: str, cwd: str, panes: list[tuple[list[str], dict[str, str]]]) -> list[str]:
+        """`split` once per (command, environment), tiling the window after each, in one tmux
+        call; returns the new panes' ids. A full window fails its split and tmux skips the rest of
+        the sequence: the ids are then those of the splits before it (none, if tmux failed)."""
+        args = ["set-option", "-w", "-t", target_pane, "remain-on-exit", "on"]
+        for command, env in panes:
+            args += [
+                ";",
+                *_split_args(target_pane, cwd, command, env),
+                ";",
+                "select-layout",
+                "-t",
+                target_pane,
+                "tiled",
+            ]
+        return [line for line in self.server.cmd(*args).stdout if line.startswith("%")]
+
     def mark(self, pane: str, clanker_id: str, repo: str, created: bool) -> None:
         """Give a pane its identity and the title `clanker:<id>`, kept by a pane-scoped hook."""
-        title = f"clanker:{clanker_id}"
-        keep_title = (
-            f"if-shell -F '#{{!=:#{{pane_title}},#{{@clanker_title}}}}' "
-            f"'select-pane -t {pane} -T \"#{{@clanker_title}}\"'"
-        )
-        args = [
-            "set-option",
-            "-p",
-            "-t",
-            pane,
-            "@clanker_id",
-            clanker_id,
-            ";",
-            "set-option",
-            "-p",
-            "-t",
-            pane,
-            "@clanker_repo",
-            repo,
-            ";",
-            "set-option",
-            "-p",
-            "-t",
-            pane,
-            "@clanker_title",
-            title,
-            ";",
-            "select-pane",
-            "-t",
-            pane,
-            "-T",
-            title,
-            ";",
-            "set-hook",
-            "-p",
-            "-t",
-            pane,
-            "pane-title-changed",
-            keep_title,
-        ]
-        if created:
-            args += [";", "set-option", "-p", "-t", pane, "@clanker_created", "1"]
-        self.run(*args)
+        self.mark_many([(pane, clanker_id)], repo, created)
+
+    def mark_many(self, panes: list[tuple[str, str]], repo: str, created: bool) -> None:
+        """`mark` for several (pane, clanker id) pairs, in one tmux call."""
+        args: list[str] = []
+        for pane, clanker_id in panes:
+            title = f"clanker:{clanker_id}"
+            keep_title = (
+                f"if-shell -F '#{{!=:#{{pane_title}},#{{@clanker_title}}}}' "
+                f"'select-pane -t {pane} -T \"#{{@clanker_title}}\"'"
+            )
+            if args:
+                args.append(";")
+            args += [
+                "set-option", "-p", "-t", pane, "@clanker_id", _arg(clanker_id), ";",
+                "set-option", "-p", "-t", pane, "@clanker_repo", _arg(repo), ";",
+                "set-option", "-p", "-t", pane, "@clanker_title", _arg(title), ";",
+                "select-pane", "-t", pane, "-T", _arg(title), ";",
+                "set-hook", "-p", "-t", pane, "pane-title-changed", keep_title,
+            ]  # fmt: skip
+            if created:
+                args += [";", "set-option", "-p", "-t", pane, "@clanker_created", "1"]
+        if args:
+            self.run(*args)
 
     def unmark(self, pane: str) -> None:
         self.try_run("set-option", "-p", "-u", "-t", pane, "@clanker_id")
@@ -313,7 +299,7 @@ class Tmux:
         self.try_run("set-hook", "-p", "-u", "-t", pane, "pane-title-changed")
 
     def respawn(self, pane: str, cwd: str, command: list[str], env: dict[str, str]) -> None:
-        self.run("respawn-pane", "-t", pane, "-c", cwd, *_env_args(env), *command)
+        self.run("respawn-pane", "-t", pane, "-c", _arg(cwd), *_env_args(env), *map(_arg, command))
 
     def kill_pane(self, pane: str) -> None:
         self.try_run("kill-pane", "-t", pane)
@@ -376,11 +362,22 @@ class Tmux:
         ]
 
 
+def _split_args(target_pane: str, cwd: str, command: list[str], env: dict[str, str]) -> list[str]:
+    return ["split-window", "-d", "-P", "-F", "#{pane_id}", "-t", target_pane, "-c", _arg(cwd),
+            *_env_args(env), *map(_arg, command)]  # fmt: skip
+
+
 def _env_args(env: dict[str, str]) -> list[str]:
     args: list[str] = []
     for k, v in sorted(env.items()):
-        args += ["-e", f"{k}={v}"]
+        args += ["-e", _arg(f"{k}={v}")]
     return args
+
+
+def _arg(value: str) -> str:
+    """tmux ends a command at any argument ending in `;` (`a;` is `a` and a separator): a value
+    of ours that ends so keeps it escaped, as `\\;`."""
+    return value[:-1] + "\\;" if value.endswith(";") else value
 
 
 def exec_attach(tm: Tmux, pane: str) -> None:
