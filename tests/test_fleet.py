@@ -13,7 +13,7 @@ import pytest
 from clanker.config import load
 from clanker.fleet import panes
 from clanker.fleet.panes import Respawner, is_slave_id, session_name
-from clanker.system.tmux import FIELDS, SEP, Tmux, parse_panes
+from clanker.system.tmux import FIELDS, SEP, Ran, Tmux, parse_panes
 
 from .helpers import clanker, make_repo
 
@@ -62,7 +62,12 @@ def test_spawning_a_fleet_fills_a_window_in_one_tmux_call_and_opens_another_when
     monkeypatch.setattr(panes, "slave_command", lambda _cfg, n: ["sleep", "600"])
     calls: list[str] = []
     run = tm.server.cmd
-    monkeypatch.setattr(tm.server, "cmd", lambda *args: calls.append(args[0]) or run(*args))
+
+    def counted(*args: str) -> Ran:
+        calls.append(args[0])
+        return run(*args)
+
+    monkeypatch.setattr(tm.server, "cmd", counted)
 
     tm.run("new-session", "-d", "-s", "users-own", "sleep 600")
     before = panes.view(tm, repo)
