@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from clanker.fleet import panes
 from clanker.fleet.panes import Respawner, is_slave_id, session_name
 from clanker.system.tmux import FIELDS, SEP, Ran, Tmux, parse_panes
 
-from .helpers import clanker, make_repo
+from .helpers import clanker, events, make_repo
 
 
 def test_parse_panes_keeps_identity_fields() -> None:
@@ -131,6 +132,20 @@ def test_nothing_global_is_touched_on_the_tmux_server(tmp_path: Path, tm: Tmux) 
     [still] = [p for p in tm.panes() if p.id == users_pane.id]
     assert not still.dead and still.clanker_id == "" and still.repo == ""
     assert tm.run("show-options", "-w", "-t", users_pane.id, "remain-on-exit") in ([], ["remain-on-exit off"])
+
+
+@pytest.mark.e2e
+def test_no_more_slaves_start_at_once_than_there_are_cores(
+    tmp_path: Path, tm: Tmux, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0})  # the controller's machine: one core
+    repo = make_repo(tmp_path / "r", "slaves: 3\nheartbeat_secs: 5\nagent:\n  kind: fake\n")
+    for n in (1, 2, 3):
+        clanker(repo, "task", "add", f"t{n}", "--prompt", f"fake: write f{n}.txt {n}", check=True)
+    assert clanker(repo, "run", "--until-done", "--timeout", "60", timeout=90).returncode == 0
+    starts = [(e["type"], e["slave"]) for e in events(repo) if e["type"] in ("slave.spawned", "slave.started")]
+    # Each slave is spawned once the one before it beats: one import at a time on one core.
+    assert starts == [(kind, f"c{n}") for n in (1, 2, 3) for kind in ("slave.spawned", "slave.started")]
 
 
 @pytest.mark.e2e

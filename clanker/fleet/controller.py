@@ -8,6 +8,7 @@ heartbeat interval as the safety net, so an idle fleet costs almost nothing.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 import time
@@ -43,6 +44,7 @@ from .scheduler import gate_status
 from .sources import Puller, add_events
 
 SETTLE_SECS = 0.25  # a busy log is looked at in batches: at most this often
+START_GRACE_SECS = 5.0  # a spawned slave not beating by then holds no other back
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ class Controller:
         self.tm = Tmux(cfg.tmux_socket)
         self.out = out or (lambda s: print(s, flush=True))
         self.respawner = fleet.Respawner()
+        self._starting: dict[str, float] = {}  # spawned slave -> when (monotonic), until it beats
+        self.held_back = 0  # slaves left to spawn when the starting ones are up
         self.stopping = threading.Event()
         self.waiter: LogWaiter | None = None
         self.wake: Callable[[], None] | None = None  # a screen's own way to wake up (the TUI's)
@@ -167,10 +171,13 @@ class Controller:
                 else:
                     died = f"slave {sid} died; respawned (next backoff {delay:.0f}s)"
                     self.store.append(ev.Risk(actor="ctl", slave=sid, kind="crash", message=died))
+        room = self._room_to_start(fv, beats)
+        missing, self.held_back = missing[:room], max(0, len(missing) - room)
         if missing and not self.stopping.is_set():
             spawned = fleet.spawn_slaves(self.tm, self.cfg, missing, fv, session)
             for sid, _pane in spawned:
                 self._spawned.add(sid)
+                self._starting[sid] = self.clock.monotonic()
                 self.respawner.record(sid, now)
             self.store.append(*(ev.SlaveSpawned(actor="ctl", slave=sid) for sid, _ in spawned))
             fv = fleet.view(self.tm, self.cfg.repo)
@@ -183,6 +190,20 @@ class Controller:
         self._review_plan()
         self._roll_up()
         return fv
+
+    def _room_to_start(self, fv: fleet.FleetView, beats: dict[str, heartbeat.Beat]) -> int:
+        """How many slaves may be spawned now. Slaves starting together share the cores: on two,
+        eight took a second each to be ready where one takes a quarter. So no more start at once
+        than there are cores, and the next follow as those beat (their `slave.started` wakes the
+        loop). A slave is up when its pane's process is the one beating; one not up within
+        START_GRACE_SECS, or whose pane died, holds nothing back."""
+        now = self.clock.monotonic()
+        for sid, at in list(self._starting.items()):
+            pane, beat = fv.panes.get(sid), beats.get(sid)
+            up = pane is not None and beat is not None and beat.pid == pane.pid and not beat.stopped
+            if up or pane is None or pane.dead or now - at > START_GRACE_SECS:
+                del self._starting[sid]
+        return max(0, len(os.sched_getaffinity(0)) - len(self._starting))
 
     def _docs_fingerprint(self) -> str:
         """The plan documents' fingerprint, read again only when one of them changed on disk (a
@@ -403,7 +424,7 @@ class Controller:
                 # (a person reads the counts line no faster). Once no more tasks are left than
                 # slaves, any event may be the last one, and the run ends the moment it comes.
                 gap = self.clock.monotonic() - looked
-                settle = left > self.cfg.slaves and gap < SETTLE_SECS
+                settle = left > self.cfg.slaves and gap < SETTLE_SECS and not self.held_back
                 if settle and self.clock.wait(self.stopping, SETTLE_SECS - gap):
                     break
                 looked = self.clock.monotonic()
@@ -414,7 +435,8 @@ class Controller:
                 # Woken by the log, only the counts and the end are looked at; the fleet itself
                 # (one tmux query, the heartbeats, spawning) is kept every heartbeat_secs: a busy
                 # fleet appends many events a second, and each used to cost a whole tick.
-                if fv is None or self.clock.monotonic() - ticked >= self.cfg.heartbeat_secs:
+                # While slaves are held back, the next event may be a starting one's first.
+                if fv is None or self.held_back or self.clock.monotonic() - ticked >= self.cfg.heartbeat_secs:
                     try:
                         fv = self.tick()
                     except TmuxError as e:

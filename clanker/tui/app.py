@@ -186,6 +186,8 @@ class App:
                 self.wake.drain()
             if log and log[0] in readable and self.log_watch is not None and self.log_watch.changed():
                 self.log_dirty.set()
+                if self.ctl.held_back:
+                    next_tick = 0.0  # slaves wait to be spawned: the log may say the starting ones are up
             if keyboard in readable:
                 key = self.term.inkey(timeout=0)
                 while key:
