@@ -5,11 +5,15 @@ tree; and the fallbacks to git where the files can't say."""
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from clanker.jobs.overlap import may_meet
+from clanker.jobs.watch import ConflictWatch
+from clanker.state.paths import Paths
+from clanker.state.store import Store
 from clanker.system import git as cgit
 from tests.helpers import git, make_repo
 
@@ -194,3 +198,21 @@ def test_a_commit_takes_the_repositorys_identity_and_falls_back_only_for_what_is
     (repo / "a.txt").write_text("a\n")
     assert cgit.commit_all(repo, "a")
     assert git(repo, "log", "-1", "--format=%an <%ae>") == f"Person <{cgit.FALLBACK_IDENTITY[1]}>"
+
+
+def test_the_conflict_watch_reads_the_worktree_once_when_the_agent_ends_right_after_a_write(
+    repo: Path, tmp_path: Path, spawned: list[list[str]]
+) -> None:
+    state = Paths(make_repo(tmp_path / "state"))
+    state.ensure()
+    with ConflictWatch(Store(state, "c1"), "T1", repo, (), "c1") as watch:
+        (repo / "src" / "b.py").write_text("b = 2\n")
+        deadline = time.monotonic() + 10
+        while not watch._flag.is_set() and time.monotonic() < deadline:  # the watcher saw the write
+            time.sleep(0.01)
+        assert watch._flag.is_set()
+    # The agent ended within the debounce: its look mid-run gives way to the one at the end.
+    assert [a for a in spawned if "status" in a] == [
+        ["--no-optional-locks", "status", "--porcelain", "-z", "--untracked-files=all"]
+    ]
+    assert watch.left == ["src/b.py"] and watch.fresh

@@ -74,7 +74,8 @@ class ConflictWatch:
             self._flag.wait()
             if self._done.is_set():
                 return
-            self._done.wait(DEBOUNCE_SECS)  # let a burst of writes settle
+            if self._done.wait(DEBOUNCE_SECS):  # let a burst of writes settle
+                return  # the agent ended meanwhile: the look at exit is the one that counts
             self._flag.clear()
             self.check()
 
