@@ -13,8 +13,10 @@ import pytest
 
 from clanker.config import load
 from clanker.fleet import panes
+from clanker.fleet.controller import Controller
 from clanker.fleet.panes import Respawner, is_slave_id, session_name
-from clanker.system.tmux import FIELDS, SEP, Ran, Tmux, parse_panes
+from clanker.state.heartbeat import Beat
+from clanker.system.tmux import FIELDS, SEP, Pane, Ran, Tmux, parse_panes
 
 from .helpers import clanker, events, make_repo
 
@@ -169,3 +171,28 @@ def test_run_until_done_with_no_tasks_spawns_nothing(tmp_path: Path, tm: Tmux) -
     proc = clanker(repo, "run", "--until-done", timeout=60)
     assert proc.returncode == 0 and "no tasks" in proc.stdout
     assert tm.panes() == []
+
+
+def test_a_spawned_slave_holds_the_next_back_until_it_beats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0})  # one core: one slave starts at a time
+    ctl = Controller(load(make_repo(tmp_path / "r", "slaves: 3\nagent:\n  kind: fake\n")))
+    spawned_at = time.time()
+    ctl._starting = {"c1": (ctl.clock.monotonic(), spawned_at)}
+
+    def fleet(pid: int, dead: bool = False) -> panes.FleetView:
+        pane = Pane("%1", dead, str(ctl.cfg.repo), "c1", True, pid, "", "s", "@1", "", "python", 80, 24)
+        return panes.FleetView({"c1": pane}, [pane])
+
+    def beat(pid: int, wall: float) -> dict[str, Beat]:
+        return {"c1": Beat("c1", pid, wall, None, None, "idle", "%1", None, False)}
+
+    me = os.getpid()  # a live process standing in for the slave
+    assert ctl._room_to_start(fleet(me), {}) == 0, "not beating yet"
+    assert ctl._room_to_start(fleet(me), beat(me + 10**6, spawned_at - 60)) == 0, "an earlier slave's old beat"
+    assert ctl._room_to_start(fleet(4242), beat(me, spawned_at + 0.1)) == 1, "a shell between tmux and it"
+    ctl._starting = {"c1": (ctl.clock.monotonic(), spawned_at)}
+    assert ctl._room_to_start(fleet(me), beat(me, spawned_at - 60)) == 1, "its pane's own process beats"
+    ctl._starting = {"c1": (ctl.clock.monotonic(), spawned_at)}
+    assert ctl._room_to_start(fleet(me, dead=True), {}) == 1, "a pane that died holds nothing back"
+    ctl._starting = {"c1": (ctl.clock.monotonic() - 6, spawned_at)}
+    assert ctl._room_to_start(fleet(me), {}) == 1, "nor one that is not up after START_GRACE_SECS"

@@ -100,7 +100,7 @@ class Controller:
         self.tm = Tmux(cfg.tmux_socket)
         self.out = out or (lambda s: print(s, flush=True))
         self.respawner = fleet.Respawner()
-        self._starting: dict[str, float] = {}  # spawned slave -> when (monotonic), until it beats
+        self._starting: dict[str, tuple[float, float]] = {}  # spawned slave -> when (monotonic, wall), until it beats
         self.held_back = 0  # slaves left to spawn when the starting ones are up
         self.stopping = threading.Event()
         self.waiter: LogWaiter | None = None
@@ -177,7 +177,7 @@ class Controller:
             spawned = fleet.spawn_slaves(self.tm, self.cfg, missing, fv, session)
             for sid, _pane in spawned:
                 self._spawned.add(sid)
-                self._starting[sid] = self.clock.monotonic()
+                self._starting[sid] = (self.clock.monotonic(), now)
                 self.respawner.record(sid, now)
             self.store.append(*(ev.SlaveSpawned(actor="ctl", slave=sid) for sid, _ in spawned))
             fv = fleet.view(self.tm, self.cfg.repo)
@@ -195,12 +195,18 @@ class Controller:
         """How many slaves may be spawned now. Slaves starting together share the cores: on two,
         eight took a second each to be ready where one takes a quarter. So no more start at once
         than there are cores, and the next follow as those beat (their `slave.started` wakes the
-        loop). A slave is up when its pane's process is the one beating; one not up within
+        loop). A slave is up when its pane's process is the one beating (or, where a shell stands
+        between tmux and it, when it beat since it was spawned); one not up within
         START_GRACE_SECS, or whose pane died, holds nothing back."""
         now = self.clock.monotonic()
-        for sid, at in list(self._starting.items()):
+        for sid, (at, wall) in list(self._starting.items()):
             pane, beat = fv.panes.get(sid), beats.get(sid)
-            up = pane is not None and beat is not None and beat.pid == pane.pid and not beat.stopped
+            up = (
+                pane is not None
+                and beat is not None
+                and not beat.stopped
+                and (beat.pid == pane.pid or (beat.wall >= wall and heartbeat.pid_alive(beat.pid)))
+            )
             if up or pane is None or pane.dead or now - at > START_GRACE_SECS:
                 del self._starting[sid]
         return max(0, len(os.sched_getaffinity(0)) - len(self._starting))
