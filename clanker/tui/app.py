@@ -179,8 +179,10 @@ class App:
                 self._draw(header_only=True)
             due = min(next_tick, next_data, next_frame if self.base.mode == "run" else next_data)
             # The log is watched only while no refresh is due: the writes until then are merged
-            # by the kernel, not woken for one by one.
-            log = [] if self.log_dirty.is_set() or self.log_watch is None else [self.log_watch.fileno()]
+            # by the kernel, not woken for one by one. While slaves are held back (the fleet's
+            # first second or so), each write may be a starting slave's first: it is watched.
+            merged = self.log_dirty.is_set() and not self.ctl.held_back
+            log = [] if merged or self.log_watch is None else [self.log_watch.fileno()]
             readable, _, _ = select.select([keyboard, self.wake.r, *log], [], [], max(0.0, due - time.monotonic()))
             if self.wake.r in readable:
                 self.wake.drain()
