@@ -15,5 +15,9 @@ def sanitize(text: str) -> str:
 
 def one_line(text: str) -> str:
     """An error message as exactly one line: control characters (newlines, carriage returns, escapes)
-    from a user's file or argument are shown escaped (`\\r`) instead of acting."""
-    return re.sub(r"[\x00-\x1f\x7f]", lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    from a user's file or argument are shown escaped (`\\r`) instead of acting. That is C1 too
+    (NEL, U+0085, ends a line for Python; CSI, U+009B, starts an escape in a terminal) and the
+    Unicode line and paragraph separators."""
+    return re.sub(
+        r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", lambda m: m.group().encode("unicode_escape").decode("ascii"), text
+    )

@@ -45,6 +45,16 @@ def _import(repo: Path, tmp_path: Path, content: bytes) -> subprocess.CompletedP
     return clanker(repo, "task", "import", str(f))
 
 
+@pytest.mark.parametrize("char", ["\x85", "\u2028", "\x9b"])
+def test_a_key_with_a_line_break_python_knows_stays_on_one_line(repo: Path, char: str) -> None:
+    # NEL and U+2028 end a line for Python's splitlines (hypothesis found NEL); CSI starts a
+    # terminal escape. Each is shown escaped.
+    code = f"{ord(char):04x}"
+    (repo / "clanker.yaml").write_text(f'agent:\n  kind: fake\n  "a\\u{code}b": 1\n', encoding="utf-8")
+    line = one_line_exit_2(clanker(repo, "status"), "unknown key")
+    assert char not in line and char.encode("unicode_escape").decode("ascii") in line
+
+
 @pytest.mark.parametrize(
     ("content", "needles"),
     [
