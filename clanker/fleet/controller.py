@@ -279,15 +279,13 @@ class Controller:
         server, and the second slave found the first holding its lock) is closed: it is ours, and
         nothing would ever respawn or stop it."""
         live = {sid: p.id for sid, p in fv.panes.items() if not p.dead}
-        for p in fv.all_panes:
-            if (
-                p.dead
-                and p.created
-                and p.repo == str(self.cfg.repo)
-                and p.clanker_id in live
-                and live[p.clanker_id] != p.id
-            ):
-                self.tm.kill_pane(p.id)
+        twins = [
+            p.id
+            for p in fv.all_panes
+            if p.dead and p.created and p.repo == str(self.cfg.repo) and live.get(p.clanker_id, p.id) != p.id
+        ]
+        if twins:
+            self.tm.kill_panes(twins)
 
     def _say_stuck(self) -> None:
         """Work no slave of this fleet can move (only its author could judge it): said once, as a

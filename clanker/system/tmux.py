@@ -244,27 +244,22 @@ class Tmux:
 
     def split(self, target_pane: str, cwd: str, command: list[str], env: dict[str, str]) -> str:
         """Split the window of `target_pane`; remain-on-exit is set on that window first."""
-        self.run("set-option", "-w", "-t", target_pane, "remain-on-exit", "on")
-        out = self.run(*_split_args(target_pane, cwd, command, env))
-        self.try_run("select-layout", "-t", target_pane, "tiled")
-        return out[0]
+        ran = self._splits(target_pane, cwd, [(command, env)])
+        ids = _pane_ids(ran)
+        if not ids:
+            raise TmuxError(["split-window", "-t", target_pane], "\n".join(ran.stderr))
+        return ids[0]
 
     def split_many(self, target_pane: str, cwd: str, panes: list[tuple[list[str], dict[str, str]]]) -> list[str]:
         """`split` once per (command, environment), tiling the window after each, in one tmux
         call; returns the new panes' ids. A full window fails its split and tmux skips the rest of
         the sequence: the ids are then those of the splits before it (none, if tmux failed)."""
-        args = ["set-option", "-w", "-t", target_pane, "remain-on-exit", "on"]
-        for command, env in panes:
-            args += [
-                ";",
-                *_split_args(target_pane, cwd, command, env),
-                ";",
-                "select-layout",
-                "-t",
-                target_pane,
-                "tiled",
-            ]
-        return [line for line in self.server.cmd(*args).stdout if line.startswith("%")]
+        return _pane_ids(self._splits(target_pane, cwd, panes))
+
+    def _splits(self, target_pane: str, cwd: str, panes: list[tuple[list[str], dict[str, str]]]) -> Ran:
+        tile = ["select-layout", "-t", target_pane, "tiled"]
+        splits = [part for command, env in panes for part in (_split_args(target_pane, cwd, command, env), tile)]
+        return self.server.cmd(*_sequence([["set-option", "-w", "-t", target_pane, "remain-on-exit", "on"], *splits]))
 
     def mark(self, pane: str, clanker_id: str, repo: str, created: bool) -> None:
         """Give a pane its identity and the title `clanker:<id>`, kept by a pane-scoped hook."""
@@ -272,26 +267,24 @@ class Tmux:
 
     def mark_many(self, panes: list[tuple[str, str]], repo: str, created: bool) -> None:
         """`mark` for several (pane, clanker id) pairs, in one tmux call."""
-        args: list[str] = []
+        commands: list[list[str]] = []
         for pane, clanker_id in panes:
             title = f"clanker:{clanker_id}"
             keep_title = (
                 f"if-shell -F '#{{!=:#{{pane_title}},#{{@clanker_title}}}}' "
                 f"'select-pane -t {pane} -T \"#{{@clanker_title}}\"'"
             )
-            if args:
-                args.append(";")
-            args += [
-                "set-option", "-p", "-t", pane, "@clanker_id", _arg(clanker_id), ";",
-                "set-option", "-p", "-t", pane, "@clanker_repo", _arg(repo), ";",
-                "set-option", "-p", "-t", pane, "@clanker_title", _arg(title), ";",
-                "select-pane", "-t", pane, "-T", _arg(title), ";",
-                "set-hook", "-p", "-t", pane, "pane-title-changed", keep_title,
-            ]  # fmt: skip
+            commands += [
+                ["set-option", "-p", "-t", pane, "@clanker_id", _arg(clanker_id)],
+                ["set-option", "-p", "-t", pane, "@clanker_repo", _arg(repo)],
+                ["set-option", "-p", "-t", pane, "@clanker_title", _arg(title)],
+                ["select-pane", "-t", pane, "-T", _arg(title)],
+                ["set-hook", "-p", "-t", pane, "pane-title-changed", keep_title],
+            ]
             if created:
-                args += [";", "set-option", "-p", "-t", pane, "@clanker_created", "1"]
-        if args:
-            self.run(*args)
+                commands.append(["set-option", "-p", "-t", pane, "@clanker_created", "1"])
+        if commands:
+            self.run(*_sequence(commands))
 
     def unmark(self, pane: str) -> None:
         self.try_run("set-option", "-p", "-u", "-t", pane, "@clanker_id")
@@ -307,10 +300,7 @@ class Tmux:
     def kill_panes(self, panes: list[str]) -> None:
         """One tmux call for all of them. A pane already gone fails the command and tmux skips
         the rest of the sequence: then each is killed on its own."""
-        args: list[str] = []
-        for pane in panes:
-            args += [";", "kill-pane", "-t", pane] if args else ["kill-pane", "-t", pane]
-        if args and not self.try_run(*args):
+        if panes and not self.try_run(*_sequence([["kill-pane", "-t", pane] for pane in panes])):
             for pane in panes:
                 self.kill_pane(pane)
 
@@ -360,6 +350,15 @@ class Tmux:
             "-t",
             pane,
         ]
+
+
+def _sequence(commands: list[list[str]]) -> list[str]:
+    """Several tmux commands as one invocation's arguments, `;` between them."""
+    return [arg for i, command in enumerate(commands) for arg in ([";", *command] if i else command)]
+
+
+def _pane_ids(ran: Ran) -> list[str]:
+    return [line for line in ran.stdout if line.startswith("%")]
 
 
 def _split_args(target_pane: str, cwd: str, command: list[str], env: dict[str, str]) -> list[str]:
