@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from clanker.config import (
@@ -64,7 +64,7 @@ def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_every_default_is_the_dataclass_default(tmp_path: Path) -> None:
-    # The defaults are written once, in the dataclasses: a file-less load builds exactly Config().
+    # The defaults are written once, in the structs: a file-less load builds exactly Config().
     repo = make_repo(tmp_path / "repo")
     assert load(repo) == Config(repo=repo)
 
@@ -83,10 +83,10 @@ def _leaves(schema: dict[str, object], prefix: tuple[str, ...] = ()) -> set[tupl
 def test_every_setting_reaches_a_field() -> None:
     # No key of the schema is validated and then dropped, and no field is filled from two places.
     assert _leaves(SCHEMA) == set(PLACES) | SPECIAL | set(ALIASES)
-    fields = {f.name for f in dataclasses.fields(Config)}
+    fields = {f.name for f in msgspec.structs.fields(Config)}
     assert set(PLACES.values()) <= fields and len(set(PLACES.values())) == len(PLACES)
-    assert set(AGENT_SCHEMA) == {f.name for f in dataclasses.fields(AgentConfig)}
-    assert set(SCHEMA["worktree"]) - {"root"} == {f.name for f in dataclasses.fields(WorktreeConfig)}
+    assert set(AGENT_SCHEMA) == {f.name for f in msgspec.structs.fields(AgentConfig)}
+    assert set(SCHEMA["worktree"]) - {"root"} == {f.name for f in msgspec.structs.fields(WorktreeConfig)}
 
 
 @pytest.mark.parametrize("text", ["", "# only a comment\n", "---\n"])

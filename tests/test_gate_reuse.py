@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from clanker.config import load
@@ -64,7 +65,7 @@ def test_a_pass_is_reused_for_its_own_tree_and_key_only(tmp_path: Path, monkeypa
     assert runs.read_text().split() == [tree_a, tree_b]
 
     # The same tree under other gate settings: runs again.
-    ctx.cfg = dataclasses.replace(ctx.cfg, gate=(*ctx.cfg.gate, "true"))
+    ctx.cfg = msgspec.structs.replace(ctx.cfg, gate=(*ctx.cfg.gate, "true"))
     assert ctx.gate_tree("T1", "mainline", b).passed
     assert runs.read_text().split() == [tree_a, tree_b, tree_b]
 

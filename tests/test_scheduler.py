@@ -893,7 +893,7 @@ def test_the_plan_is_reviewed_after_landings_or_a_docs_change(
 ) -> None:
     import dataclasses
 
-    from clanker.jobs.plan import review_due
+    from clanker.jobs.review import review_due
 
     st = dataclasses.replace(State(), mainlined=mainlined, reviewed=reviewed, plan_requests=asked)
     assert review_due(st, 10, docs) == due

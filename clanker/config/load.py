@@ -3,12 +3,12 @@ against the schema and build a frozen Config."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import yaml
 
 from ..errors import ConfigError
@@ -241,7 +241,7 @@ def _build(repo: Path, path: Path | None, raw: dict[str, Any], lines: dict[tuple
     notes = _aliases(v, kw, shown, lines)
     agent = _agent(v.get("agent", {}), "agent", shown, lines.get(("agent",)))
     if "stagger_delay_secs" in v:
-        agent = dataclasses.replace(agent, stagger_secs=v["stagger_delay_secs"])
+        agent = msgspec.structs.replace(agent, stagger_secs=v["stagger_delay_secs"])
     override = os.environ.get("CLANKER_MAX_ATTEMPTS")  # `run --max-attempts N`, for that run's fleet
     if override:
         if not override.isdigit() or int(override) < 1:

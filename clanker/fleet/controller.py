@@ -20,8 +20,8 @@ from pathlib import Path
 from ..config import Config
 from ..errors import ClankerError, TmuxError
 from ..jobs import rollup
-from ..jobs.plan import REVIEW, docs_fingerprint, review_due
 from ..jobs.prompts import history_notes
+from ..jobs.review import REVIEW, docs_fingerprint, review_due
 from ..project import preflight
 from ..state import budget, heartbeat, log
 from ..state import events as ev
@@ -227,7 +227,7 @@ class Controller:
 
     def _review_plan(self) -> None:
         """The planner compares the plan with main after enough landings or a change of the plan
-        documents (plan.review_due): event-driven, never a patrol that spends while nothing moved."""
+        documents (review.review_due): event-driven, never a patrol that spends while nothing moved."""
         if self.cfg.planner_agent is None or not self.cfg.planner_docs:
             return
         why = review_due(self.store.state(), self.cfg.planner_review_every, self._docs_fingerprint())

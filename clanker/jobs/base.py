@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..state.events import Event
 from ..state.model import State
 from ..state.reconcile import release_events
-from .context import JobContext
+
+if TYPE_CHECKING:  # the scheduler names jobs without loading what runs them
+    from .context import JobContext
 
 
 @dataclass(frozen=True)

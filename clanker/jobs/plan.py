@@ -4,7 +4,6 @@ current tasks and the newest history summaries, cut to `planner.max_chars`."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from typing import Any
@@ -12,7 +11,6 @@ from typing import Any
 import msgspec
 
 from ..agents.base import Outcome
-from ..config import Config
 from ..errors import UsageError
 from ..state import events as ev
 from ..state.events import Event
@@ -25,6 +23,7 @@ from .base import JobKind, release_all
 from .common import idle, prepare_worktree
 from .context import JobContext
 from .prompts import history_notes, planner_prompt, rollup_prompt
+from .review import REVIEW, docs_fingerprint
 
 TASK_LINE = re.compile(r"^\s*TASK:\s*(\{.*\})\s*$", re.MULTILINE)
 MERGE_LINE = re.compile(r"^\s*MERGE:\s*(\{.*\})\s*$", re.MULTILINE)
@@ -50,34 +49,6 @@ def parse_tasks(text: str) -> list[dict[str, Any]]:
     """`TASK: {"title": …, "prompt": …, "paths": […], "priority": n, "depends_on": […]}` lines."""
     specs = [o for o in _objects(TASK_LINE, text) if isinstance(o.get("title"), str) and o["title"].strip()]
     return specs[:MAX_NEW]
-
-
-REVIEW = "review"  # a plan request that compares the plan documents with what has landed
-
-
-def docs_fingerprint(cfg: Config) -> str:
-    """The plan documents' contents, as one short hash ("" without any)."""
-    h = hashlib.sha1()
-    for name in cfg.planner_docs:
-        try:
-            h.update(name.encode() + b"\0" + (cfg.repo / name).read_bytes())
-        except OSError:
-            h.update(name.encode() + b"\0missing")
-    return h.hexdigest()[:16] if cfg.planner_docs else ""
-
-
-def review_due(state: State, every: int, docs: str) -> str | None:
-    """Why the planner should compare the plan with main now, or None (pure): after `every`
-    landings since the last review, or when the plan documents changed since it — never on a
-    timer, so no tokens are spent while nothing changed."""
-    if not docs or state.plan_request == REVIEW or REVIEW in state.plan_requests:
-        return None
-    landed, seen = state.mainlined - state.reviewed[0], state.reviewed[1]
-    if every > 0 and landed >= every:
-        return f"{landed} landings since the plan was last compared with main"
-    if seen and docs != seen:
-        return "the plan documents changed"
-    return None
 
 
 def parse_merges(text: str) -> list[dict[str, Any]]:
