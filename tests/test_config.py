@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
@@ -467,3 +469,43 @@ def test_a_flocks_toml_converts_to_clanker_yaml_with_its_comments(tmp_path: Path
 def test_judges_at_once_are_a_quarter_of_the_slaves_unless_set(tmp_path: Path, slaves: int, judges: int) -> None:
     assert Config(repo=tmp_path, slaves=slaves).judges == judges
     assert Config(repo=tmp_path, slaves=slaves, judge_max_parallel=1).judges == 1
+
+
+# --- the parse cache -----------------------------------------------------------------------------
+
+
+def test_a_parse_is_kept_and_an_edit_is_parsed_again(tmp_path: Path) -> None:
+    (tmp_path / ".clanker").mkdir()
+    path = write(tmp_path, "slaves: 5\nagent:\n  kind: fake\n")
+    first = load(tmp_path, path)
+    kept = tmp_path / ".clanker" / "cache" / "config.json"
+    assert kept.is_file() and load(tmp_path, path) == first
+    # A process that finds the entry current never imports YAML at all.
+    probe = (
+        "import sys; from pathlib import Path; from clanker.config import load; "
+        f"c = load(Path({str(tmp_path)!r}), Path({str(path)!r})); print(c.slaves, 'yaml' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["5", "False"]
+    path.write_text("slaves: 6\nagent:\n  kind: fake\n")  # same size, new contents
+    assert load(tmp_path, path).slaves == 6
+    path.write_text("slaves: 6\nslaves: 7\n")
+    with pytest.raises(ConfigError, match="duplicate key"):
+        load(tmp_path, path)  # an edit's errors are found, whatever was kept before
+
+
+def test_the_parse_cache_is_only_a_cache(tmp_path: Path) -> None:
+    path = write(tmp_path, "slaves: 2\n")
+    kept = tmp_path / ".clanker" / "cache" / "config.json"
+    assert load(tmp_path, path).slaves == 2 and not (tmp_path / ".clanker").exists(), "reading creates nothing"
+    (tmp_path / ".clanker").mkdir()
+    load(tmp_path, path)
+    kept.write_text('{"key": [1], "data"')  # torn, or from another version
+    assert load(tmp_path, path).slaves == 2
+    # A value JSON would not give back as YAML gave it (a date) is parsed from the file every time.
+    path.write_text("slaves: 2\nagent:\n  args: [2024-01-02]\n")
+    kept.unlink()
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="agent.args"):
+            load(tmp_path, path)
+        assert not kept.exists()

@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-import yaml
 
 from ..errors import ConfigError
+from . import cache
 from .model import (
     CONFIG_NAME,
     TEMPLATE_FIELDS,
@@ -23,6 +23,9 @@ from .model import (
     WorktreeConfig,
 )
 from .schema import SCHEMA, validate
+
+if TYPE_CHECKING:
+    import yaml
 
 
 def find_config(start: Path) -> Path | None:
@@ -45,11 +48,23 @@ def load(repo: Path, path: Path | None = None) -> Config:
     raw: dict[str, Any] = {}
     lines: dict[tuple[str, ...], int] = {}
     if path is not None:
-        raw, lines = _parse(path)
+        raw, lines = _parsed(path, repo / ".clanker" / "cache" / "config.json")
     return _build(repo, path, raw, lines)
 
 
-def _parse(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+def _parsed(path: Path, kept: Path) -> cache.Parsed:
+    """The file's values and each key's line: from the cache while the file is unchanged."""
+    key = cache.key(path)  # before reading: an edit after it is parsed again next time
+    found = cache.read(kept, key)
+    if found is None:
+        found = _parse(path)
+        cache.write(kept, key, found)
+    return found
+
+
+def _parse(path: Path) -> cache.Parsed:
+    import yaml  # only when the file changed since it was last parsed (config/cache.py)
+
     shown = str(path)
     try:
         text = path.read_text(encoding="utf-8")
