@@ -1,18 +1,15 @@
 """The command line: each command parses its options and calls one function of `commands/`,
 imported when the command runs (a slave, `status` or `task add` loads only what it uses).
 
-`entry` is the single error boundary: a ClankerError prints one line (exit 1, bad input 2), Ctrl-C
-exits 130, and anything unexpected writes a crash log and says where it is (exit 3).
+`entry` adds click's own errors (bad usage: exit 2) to the error boundary of start.py, which a
+slave the fleet spawned goes through without click.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
-import sys
 import time
-import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +18,10 @@ import click
 
 from . import __version__
 from .commands import Done
-from .config import Config, load
-from .errors import ClankerError, UsageError
+from .config import Config
+from .errors import UsageError
 from .fleet import envpass
+from .start import guard, leave, settings
 from .state import secrets
 from .state.intake import Branches
 from .state.paths import Paths, prepare
@@ -45,8 +43,7 @@ class Ctx:
     @property
     def cfg(self) -> Config:
         if self._cfg is None:
-            self._cfg = load(self.repo, self.config_opt)
-            secrets.register_names([*self._cfg.env_pass, *(c.env for c in self._cfg.credentials)])
+            self._cfg = settings(self.repo, self.config_opt)
         return self._cfg
 
     def reload(self) -> None:
@@ -447,51 +444,20 @@ def resume_cmd(c: Ctx, slave: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    code = entry(argv)
-    # The interpreter's last collection walks every object the imports made: 25-50 ms for a
-    # slave, and a fleet stopping at once waits on all of them. Frozen, it skips them (atexit
-    # handlers and weakref finalizers still run; Python never promised a cycle's __del__ at exit).
-    gc.freeze()
-    sys.exit(code)
+    leave(entry(argv))
 
 
 def entry(argv: list[str] | None = None) -> int:
-    try:
-        cli.main(args=argv, prog_name="clanker", standalone_mode=False)
-        return 0
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except click.ClickException as e:
-        click.echo(f"clanker: {one_line(e.format_message())}", err=True)
-        return 2 if isinstance(e, click.UsageError | click.BadParameter) else e.exit_code
-    except click.exceptions.Abort:
-        return 130
-    except KeyboardInterrupt:
-        click.echo("clanker: interrupted", err=True)
-        return 130
-    except ClankerError as e:
-        click.echo(f"clanker: {one_line(str(e))}", err=True)
-        return e.exit_code
-    except Exception:
-        path = _crash_log()
-        click.echo(f"clanker: unexpected error — details in {path}; please report it", err=True)
-        return 3
+    def run() -> int:
+        try:
+            cli.main(args=argv, prog_name="clanker", standalone_mode=False)
+            return 0
+        except click.exceptions.Exit as e:
+            return e.exit_code
+        except click.ClickException as e:
+            click.echo(f"clanker: {one_line(e.format_message())}", err=True)
+            return 2 if isinstance(e, click.UsageError | click.BadParameter) else e.exit_code
+        except click.exceptions.Abort:
+            return 130
 
-
-def _crash_log() -> Path:
-    try:
-        base = git.toplevel(Path.cwd()) / ".clanker"
-    except ClankerError:
-        base = Path.home() / ".clanker"
-    base.mkdir(parents=True, exist_ok=True)
-    path = base / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-    import platform  # only a crash needs it: every slave would pay for it at start
-
-    path.write_text(
-        f"clanker {__version__}, python {platform.python_version()}, {platform.platform()}\n"
-        f"argv: {sys.argv}\n\n{traceback.format_exc()}",
-        encoding="utf-8",
-    )
-    return path
+    return guard(run)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from clanker.config import SCHEMA
+from clanker.config import SCHEMA, Config
 
 from .helpers import clanker, clanker_process, events, git, make_repo, status
 
@@ -142,3 +142,28 @@ def test_run_max_attempts_is_for_one_run_and_retry_all_failed_requeues_every_blo
     bad = clanker(repo, "task", "retry")
     assert bad.returncode == 2 and "name one task to retry, or give --all-failed" in bad.stderr
     assert "CLANKER_MAX_ATTEMPTS" not in os.environ  # the override was for that run only
+
+
+def test_a_spawned_slave_starts_without_click_and_fails_as_the_cli_does(tmp_path: Path) -> None:
+    from clanker.fleet.panes import slave_command
+    from clanker.start import spawned_slave
+
+    repo = make_repo(tmp_path / "r", "slaves: 1\n")
+    assert spawned_slave(["--repo", str(repo), "slave", "1", "--executor", "x"]) is None
+    assert spawned_slave(["slave", "1"]) is None and spawned_slave(["--repo", str(repo), "status", "1"]) is None
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
+    # The command line the fleet spawns (slave 0 fails at once, after the settings are read) ...
+    argv = slave_command(Config(repo), 0)
+    fast = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=60)
+
+    def imported(p: subprocess.CompletedProcess[str]) -> set[str]:
+        return {ln.rsplit("|", 1)[1].strip() for ln in p.stderr.splitlines() if ln.startswith("import time:")}
+
+    assert "click" not in imported(fast) and "clanker.fleet.slave" in imported(fast)
+    # ... and the same through click (`--repo=R` is not the spawned form) say the same.
+    parsed = subprocess.run([*argv[:3], f"--repo={repo}", "slave", "0"], cwd=repo, env=env, capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert "click" in imported(parsed)
+    said = [[ln for ln in p.stderr.splitlines() if ln.startswith("clanker:")] for p in (fast, parsed)]
+    assert said[0] == said[1] == ["clanker: slave numbers start at 1: `clanker slave 1`"]
+    assert fast.returncode == parsed.returncode == 1

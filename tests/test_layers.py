@@ -26,8 +26,9 @@ RANKS = {
     "fleet": 6,
     "commands": 7,
     "tui": 8,
-    "cli": 9,
-    "__main__": 10,
+    "start": 9,
+    "cli": 10,
+    "__main__": 11,
 }
 # Only these start child processes: git and tmux through their wrappers, everything else through
 # system/proc.
