@@ -23,6 +23,9 @@ from .launch import Process, prepare
 
 Stream = Literal["out", "err"]
 RSS_EVERY_SECS = 2.0  # how often the agent's memory is sampled while it runs
+# A chatty agent prints hundreds of lines a second: the slave's tick (its loop is alive, a takeover
+# or a spent budget stops the run) reads the log each time, so it runs at most this often.
+TICK_EVERY_SECS = 0.25
 
 
 # What the run loop reads from its one queue: a line from a stream, a stream's end, or cancel().
@@ -202,9 +205,12 @@ class AgentRun:
         reported = 0  # files of the stream already passed to on_files
         used = Usage()  # what the stream reported so far, last time on_usage was told
         last_output = self.clock.monotonic()
+        ticked = float("-inf")
         while open_streams:
-            self.on_tick()
             now = self.clock.monotonic()
+            if now - ticked >= TICK_EVERY_SECS:
+                ticked = now
+                self.on_tick()
             if now - self._sampled >= RSS_EVERY_SECS:
                 self._sampled = now
                 self.peak_rss_mb = max(self.peak_rss_mb, machine.group_rss_mb(proc.pid))

@@ -18,6 +18,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
+from functools import cache
 from pathlib import Path
 
 from ..config import Config
@@ -45,6 +46,13 @@ class SetupFailed(ClankerError):
         self.log = log
 
 
+@cache
+def _real(entry: str) -> Path:
+    """Where a PATH-like entry really is: the same all the slave's life (every gate and agent
+    start remaps a dozen entries, and each resolve is a stat per component)."""
+    return Path(os.path.realpath(entry))
+
+
 def remap(env: Mapping[str, str], checkout: Path, worktree: Path, own: tuple[Path, ...]) -> dict[str, str]:
     """The path variables of `env` that point into the user's checkout, pointed at the worktree's
     copy of the same place where the worktree has one (pure but for `exists`). Entries under
@@ -53,7 +61,7 @@ def remap(env: Mapping[str, str], checkout: Path, worktree: Path, own: tuple[Pat
     def move(entry: str) -> str:
         if not entry or not os.path.isabs(entry):
             return entry
-        real = Path(os.path.realpath(entry))
+        real = _real(entry)
         if not real.is_relative_to(checkout) or any(real.is_relative_to(r) for r in own):
             return entry
         mirror = worktree / real.relative_to(checkout)

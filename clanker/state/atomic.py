@@ -14,15 +14,22 @@ import orjson
 def write_text(path: Path, text: str, mode: int = 0o644, durable: bool = True) -> None:
     """Replace `path` with `text`. `durable`: on disk before it returns (fsync of the file and its
     directory); a cache or a heartbeat, rewritten soon anyway, needs only the atomic rename."""
+    write_bytes(path, text.encode("utf-8"), mode, durable)
+
+
+def write_bytes(path: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fchmod(fd, mode)
             if durable:
-                os.fsync(f.fileno())
-        os.chmod(tmp, mode)
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -38,8 +45,14 @@ def write_text(path: Path, text: str, mode: int = 0o644, durable: bool = True) -
 
 
 def write_json(path: Path, data: Any, durable: bool = True, compact: bool = False) -> None:
-    text = json.dumps(data, separators=(",", ":")) if compact else json.dumps(data, indent=1, sort_keys=True)
-    write_text(path, text + "\n", durable=durable)
+    """`compact`: one line, by orjson (a heartbeat or a snapshot, written often and read by
+    programs); else indented with sorted keys, for a person to read."""
+    if compact:
+        write_bytes(
+            path, orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE), durable=durable
+        )
+    else:
+        write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n", durable=durable)
 
 
 def read_json(path: Path) -> Any | None:
