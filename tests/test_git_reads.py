@@ -216,3 +216,32 @@ def test_the_conflict_watch_reads_the_worktree_once_when_the_agent_ends_right_af
         ["--no-optional-locks", "status", "--porcelain", "-z", "--untracked-files=all"]
     ]
     assert watch.left == ["src/b.py"] and watch.fresh
+
+
+def test_a_detach_at_head_is_git_s_own_and_needs_no_git(repo: Path, spawned: list[list[str]]) -> None:
+    wt = repo.parent / "wt"
+    git(repo, "worktree", "add", "-q", "-b", "clanker/T1", str(wt), "main")
+    (wt / "c.txt").write_text("c\n")
+    git(wt, "add", "c.txt")
+    git(wt, "commit", "-q", "-m", "c")
+    (wt / "left.txt").write_text("a file the detach must not touch\n")
+    at = git(wt, "rev-parse", "HEAD")
+    spawned.clear()
+    cgit.detach(wt)
+    cgit.detach(wt)  # already detached: nothing to do
+    assert spawned == []
+    # git agrees: detached at the same commit, the files and the index as they were, and the
+    # branch free for another worktree.
+    assert git(wt, "rev-parse", "HEAD") == at
+    assert subprocess.run(["git", "symbolic-ref", "-q", "HEAD"], cwd=wt, capture_output=True).returncode == 1
+    assert git(wt, "status", "--porcelain") == "?? left.txt"
+    other = repo.parent / "other"
+    git(repo, "worktree", "add", "-q", str(other), "clanker/T1")
+    assert git(other, "rev-parse", "HEAD") == at
+    # A git command holding HEAD's lock: the detach is git's, which says what is wrong.
+    git(other, "checkout", "-q", "-b", "clanker/T2")
+    lock = other / git(other, "rev-parse", "--git-dir") / "HEAD.lock"
+    lock.write_text("")
+    with pytest.raises(cgit.GitError):
+        cgit.detach(other)
+    assert spawned[-1][:3] == ["checkout", "-q", "--detach"]

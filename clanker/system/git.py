@@ -296,7 +296,35 @@ def checkout_branch(wt: Path, branch: str, base: str) -> tuple[str, str]:
 
 def detach(wt: Path, ref: str = "HEAD") -> None:
     """Let go of the branch so another worktree may check it out; files stay as they are."""
+    if ref == "HEAD" and _detach_here(wt):
+        return
     run(["checkout", "-q", "--detach", ref], wt)
+
+
+def _detach_here(wt: Path) -> bool:
+    """Detach at the commit checked out, by git's own lock-and-rename of HEAD (what a checkout
+    of the same commit does, minus its reflog line): every work job ends so, and a process for
+    it was one of the few a task needs beyond the floor. False: left to git."""
+    dirs = _git_dirs(wt)
+    text = _head(wt)
+    if dirs is None or not text.startswith("ref: refs/heads/"):
+        return dirs is not None and bool(_HEX.fullmatch(text))  # already detached: nothing to do
+    sha = _read_ref(wt, text[5:])
+    if sha is None or sha is UNKNOWN:
+        return False
+    lock = dirs[0] / "HEAD.lock"
+    try:
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except OSError:
+        return False  # a git command holds it (or can't be told): git decides
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(sha + "\n")
+        os.replace(lock, dirs[0] / "HEAD")
+    except OSError:
+        lock.unlink(missing_ok=True)
+        return False
+    return True
 
 
 def porcelain(wt: Path) -> list[str]:
