@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from clanker.errors import GitError
 from clanker.jobs.overlap import may_meet
 from clanker.jobs.watch import ConflictWatch
 from clanker.state.paths import Paths
@@ -242,6 +243,6 @@ def test_a_detach_at_head_is_git_s_own_and_needs_no_git(repo: Path, spawned: lis
     git(other, "checkout", "-q", "-b", "clanker/T2")
     lock = other / git(other, "rev-parse", "--git-dir") / "HEAD.lock"
     lock.write_text("")
-    with pytest.raises(cgit.GitError):
+    with pytest.raises(GitError):
         cgit.detach(other)
     assert spawned[-1][:3] == ["checkout", "-q", "--detach"]

@@ -8,10 +8,11 @@ result's fields, because exit codes lie.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import NamedTuple, Protocol
+
+import msgspec
 
 from ..config import AgentConfig, Price
 from ..state.usage import Usage
@@ -28,8 +29,7 @@ class Outcome(StrEnum):
     PERMANENT = "permanent"
 
 
-@dataclass(frozen=True)
-class AgentRequest:
+class AgentRequest(msgspec.Struct, frozen=True):
     role: str  # worker | judge | planner
     prompt: str
     task_id: str
@@ -39,15 +39,14 @@ class AgentRequest:
     prompt_file: Path
     config: AgentConfig
     resume_session: str | None = None
-    env: dict[str, str] = field(default_factory=dict)  # credential and per-run additions
-    prices: dict[str, Price] = field(default_factory=dict)
+    env: dict[str, str] = msgspec.field(default_factory=dict)  # credential and per-run additions
+    prices: dict[str, Price] = msgspec.field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Launch:
+class Launch(msgspec.Struct, frozen=True):
     argv: list[str]
     cwd: Path
-    env: dict[str, str] = field(default_factory=dict)  # added to the slave's environment
+    env: dict[str, str] = msgspec.field(default_factory=dict)  # added to the slave's environment
     stdin: str | None = None  # None: stdin is /dev/null
 
 
@@ -58,16 +57,15 @@ class Ran(NamedTuple):
     exit: int | None
 
 
-@dataclass
-class AgentResult:
+class AgentResult(msgspec.Struct):
     text: str = ""
     usage: Usage = Usage()
     session_id: str | None = None
     is_error: bool = False
     error: str = ""
     error_kind: str | None = None  # a kind the agent itself stated (the fake agent does)
-    files: list[str] = field(default_factory=list)
-    commands: list[Ran] = field(default_factory=list)  # in the order the agent ran them
+    files: list[str] = msgspec.field(default_factory=list)
+    commands: list[Ran] = msgspec.field(default_factory=list)  # in the order the agent ran them
     reset_at: float | None = None  # out of budget until then (epoch seconds), when the agent says
     model: str | None = None
     api_status: int | None = None  # the HTTP status of the API error the agent reported

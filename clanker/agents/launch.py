@@ -7,20 +7,20 @@ changing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
+
+import msgspec
 
 from ..system.proc import child_env
 from .base import AgentRequest, Launch
 
 
-@dataclass(frozen=True)
-class Process:
+class Process(msgspec.Struct, frozen=True):
     argv: list[str]
     cwd: Path
     env: dict[str, str]  # the whole environment it starts with
     stdin: str | None
-    extra: dict[str, str] = field(default_factory=dict)  # what clanker set in `env`: all a remote run gets
+    extra: dict[str, str] = msgspec.field(default_factory=dict)  # what clanker set in `env`: all a remote run gets
     hold_stdin: bool = False  # keep stdin open after `stdin` is written (a remote run's lifeline)
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import mmap
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from ..config import AgentConfig
 from ..system.proc import output
@@ -51,8 +52,7 @@ KEY_VARS = {
 }
 
 
-@dataclass(frozen=True)
-class Probe:
+class Probe(msgspec.Struct, frozen=True):
     binary: str | None  # resolved path, None when not found
     version: str
     features: dict[str, bool]

@@ -8,9 +8,10 @@ import queue
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
+
+import msgspec
 
 from ..state.secrets import redact
 from ..state.usage import Usage
@@ -29,27 +30,23 @@ TICK_EVERY_SECS = 0.25
 
 
 # What the run loop reads from its one queue: a line from a stream, a stream's end, or cancel().
-@dataclass(frozen=True)
-class Line:
+class Line(msgspec.Struct, frozen=True):
     stream: Stream
     text: str
 
 
-@dataclass(frozen=True)
-class Closed:
+class Closed(msgspec.Struct, frozen=True):
     stream: Stream
 
 
-@dataclass(frozen=True)
-class Cancel:
+class Cancel(msgspec.Struct, frozen=True):
     pass
 
 
 Message = Line | Closed | Cancel
 
 
-@dataclass
-class RunResult:
+class RunResult(msgspec.Struct):
     result: AgentResult
     outcome: Outcome
     exit_code: int | None

@@ -5,13 +5,13 @@ the bottom line). Longer output goes through an `echo` callable the caller passe
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+
+import msgspec
 
 Echo = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class Done:
+class Done(msgspec.Struct, frozen=True):
     code: int = 0
     message: str = ""
 

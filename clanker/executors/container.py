@@ -5,8 +5,9 @@ and seen by the container through the mount, so only paths change: nothing is co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from ..agents.launch import Process
 from ..config import ExecutorConfig
@@ -14,8 +15,7 @@ from ..errors import ConfigError
 from . import launch
 
 
-@dataclass(frozen=True)
-class Container:
+class Container(msgspec.Struct, frozen=True):
     x: ExecutorConfig
     repo: Path
 

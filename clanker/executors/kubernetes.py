@@ -15,12 +15,12 @@ The design is the ssh executor's with `kubectl` as the transport:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 
-@dataclass(frozen=True)
-class Pods:
+
+class Pods(msgspec.Struct, frozen=True):
     name: str  # the StatefulSet
     replicas: int
     namespace: str = "default"

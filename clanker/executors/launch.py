@@ -11,8 +11,9 @@ the agent's whole process group.
 from __future__ import annotations
 
 import base64
-import dataclasses
 from collections.abc import Mapping
+
+import msgspec
 
 from ..agents.launch import Process
 from ..system import remote
@@ -63,4 +64,4 @@ def through(
     sent = {**proc.extra, **env}
     command = remote.login_argv(SCRIPT, where, *proc.argv)
     argv = [*prefix, remote.joined(command)] if joined else [*prefix, *command]
-    return dataclasses.replace(proc, argv=argv, stdin=preamble(sent, prompt, proc.stdin), hold_stdin=True)
+    return msgspec.structs.replace(proc, argv=argv, stdin=preamble(sent, prompt, proc.stdin), hold_stdin=True)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from ..agents.launch import Process
 from ..config import ExecutorConfig
@@ -74,8 +75,7 @@ def repo_id(repo: Path) -> str:
     return f"{name}-{hashlib.sha1(str(repo.resolve()).encode()).hexdigest()[:8]}"
 
 
-@dataclass(frozen=True)
-class SshHost:
+class SshHost(msgspec.Struct, frozen=True):
     x: ExecutorConfig
     repo: Path  # the controller's repository
     slave: str

@@ -14,8 +14,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from ..config import Config
 from ..errors import ClankerError, TmuxError
@@ -47,8 +48,7 @@ SETTLE_SECS = 0.25  # a busy log is looked at in batches: at most this often
 START_GRACE_SECS = 5.0  # a spawned slave not beating by then holds no other back
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(msgspec.Struct, frozen=True):
     finished: bool
     blocked: list[str]
     left: int = 0  # tasks (and the planner) that can still move

@@ -4,7 +4,7 @@ slave looks, nothing written and nothing started."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from ..config import Config
 from ..jobs.kinds import KINDS
@@ -17,8 +17,7 @@ from ..state.paths import Paths
 from . import placement, scheduler
 
 
-@dataclass(frozen=True)
-class Dispatch:
+class Dispatch(msgspec.Struct, frozen=True):
     slave: str
     executor: str
     job: str  # work | judge | mainline | health | plan | preflight
@@ -28,8 +27,7 @@ class Dispatch:
     keys: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Held:
+class Held(msgspec.Struct, frozen=True):
     task: str
     why: str
 

@@ -13,9 +13,10 @@ import json
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from ..config import Config, NotifyConfig
 from ..state import events as ev
@@ -29,12 +30,11 @@ TRIES = 6
 TIMEOUT_SECS = 10.0
 
 
-@dataclass(frozen=True)
-class Note:
+class Note(msgspec.Struct, frozen=True):
     kind: str  # one of config.NOTIFY_KINDS
     text: str
     task: str | None = None
-    event: dict[str, Any] = field(default_factory=dict)
+    event: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def payload(self, repo: Path) -> dict[str, Any]:
         return {"kind": self.kind, "text": f"clanker ({repo.name}): {self.text}", "repo": str(repo),

@@ -13,8 +13,9 @@ import select
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from ..config import Config
 from ..errors import TmuxError
@@ -59,8 +60,7 @@ def pane_env(cfg: Config) -> dict[str, str]:
     return env
 
 
-@dataclass(frozen=True)
-class FleetView:
+class FleetView(msgspec.Struct, frozen=True):
     panes: dict[str, Pane]  # clanker id → pane, for this repo only
     all_panes: list[Pane]
 

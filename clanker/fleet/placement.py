@@ -9,7 +9,8 @@ live slaves only: a dead slave's slot is free again.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+
+import msgspec
 
 from ..config import Config, ExecutorConfig
 from ..state import events as ev
@@ -17,8 +18,7 @@ from ..state.events import Event
 from ..state.model import State
 
 
-@dataclass(frozen=True)
-class Slot:
+class Slot(msgspec.Struct, frozen=True):
     executor: str
     used: int
     slots: int

@@ -7,7 +7,7 @@ concurrency caps, `choose_job` picks the one job a given slave should claim now,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from ..config import BudgetConfig
 from ..jobs.base import Job
@@ -20,8 +20,7 @@ from ..state.model import HOLDS_KEYS, State, Task, TaskState
 CONFLICT_THROTTLE = 0.3  # above this conflict rate, half as many agents work at once
 
 
-@dataclass(frozen=True)
-class Inputs:
+class Inputs(msgspec.Struct, frozen=True):
     """Everything the targets are made of (recorded with them in scheduler.targets)."""
 
     slaves: int  # the hard cap
@@ -35,8 +34,7 @@ class Inputs:
     held: str | None = None  # no agent may start: a spent budget, or the machine short of room
 
 
-@dataclass(frozen=True)
-class Targets:
+class Targets(msgspec.Struct, frozen=True):
     phase: str  # explore | execute | integrate
     work: int  # how many work jobs may run at once
     judge: int  # how many judge jobs may run at once

@@ -7,8 +7,9 @@ slave claims, runs and gives back through, so no part of the fleet dispatches on
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from ..state.events import Event
 from ..state.model import State
@@ -18,15 +19,13 @@ if TYPE_CHECKING:  # the scheduler names jobs without loading what runs them
     from .context import JobContext
 
 
-@dataclass(frozen=True)
-class Job:
+class Job(msgspec.Struct, frozen=True):
     kind: str  # work | judge | mainline | health | plan | preflight
     task: str = ""  # work, judge: the task; plan: the task to split, or "" to plan from the docs
     batch: tuple[str, ...] = ()  # mainline: the accepted tasks to stack, oldest first
 
 
-@dataclass(frozen=True)
-class JobKind:
+class JobKind(msgspec.Struct, frozen=True):
     name: str
     claim: Callable[[Job, str, str], list[Event]]  # (job, slave, preflight key) → the events that give it
     run: Callable[[JobContext, Job], None]

@@ -10,7 +10,8 @@ manifest says, for every note, whether it went in and why (or why not).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+import msgspec
 
 from ..state.locks import keys_for, overlaps
 
@@ -23,8 +24,7 @@ _COMMON = (
 COMMON = frozenset(_COMMON.split())
 
 
-@dataclass(frozen=True)
-class Note:
+class Note(msgspec.Struct, frozen=True):
     key: str  # `T3/work-2`, `rollup/2026-W48`
     task: str  # the task it is about ("" for a rollup)
     text: str
@@ -33,8 +33,7 @@ class Note:
     rollup: bool = False
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(msgspec.Struct, frozen=True):
     key: str
     included: bool
     why: str

@@ -16,7 +16,8 @@ A conflict sends just that task back.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+
+import msgspec
 
 from ..project.gate import GateResult
 from ..state import events as ev
@@ -31,8 +32,7 @@ from .context import JobContext
 MAX_ROUNDS = 8
 
 
-@dataclass(frozen=True)
-class Stacked:
+class Stacked(msgspec.Struct, frozen=True):
     task: Task
     sha: str  # the commit of this task on top of the ones before it
     tree: str | None = None  # its tree, when the merge said (else looked up)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
+
+import msgspec
 
 from ..config import Config
 from ..errors import UsageError
@@ -27,12 +28,11 @@ from . import mainline
 LANDER = "land"  # the holder name while `clanker land` has a task
 
 
-@dataclass
-class Report:
-    landed: list[tuple[str, str]] = field(default_factory=list)  # (task, sha)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (task, why)
-    conflicts: list[tuple[str, str]] = field(default_factory=list)  # (task, files)
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (task, why)
+class Report(msgspec.Struct):
+    landed: list[tuple[str, str]] = msgspec.field(default_factory=list)  # (task, sha)
+    skipped: list[tuple[str, str]] = msgspec.field(default_factory=list)  # (task, why)
+    conflicts: list[tuple[str, str]] = msgspec.field(default_factory=list)  # (task, files)
+    failed: list[tuple[str, str]] = msgspec.field(default_factory=list)  # (task, why)
     validate_ok: bool | None = None
 
     @property

@@ -11,8 +11,9 @@ and refuses (we wait and retry) rather than overwrite one.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from ..errors import GitError
 from ..state.locks import mainline_lock
@@ -21,8 +22,7 @@ from ..state.paths import Paths
 from ..system import git
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(msgspec.Struct, frozen=True):
     base: str  # main's head it was built on
     sha: str | None  # the squashed commit (None when the task changes nothing)
     conflicts: tuple[str, ...] = ()
@@ -69,8 +69,7 @@ def build_on(repo: Path, base: str, task: Task, base_tree: str | None = None) ->
     return Candidate(base, git.commit_tree(repo, merged.tree, base, message(task)), tree=merged.tree)
 
 
-@dataclass(frozen=True)
-class Landed:
+class Landed(msgspec.Struct, frozen=True):
     ok: bool
     sha: str | None = None
     reason: str = ""  # why not: "moved" (main changed), "checkout" (a person's edits in the way)

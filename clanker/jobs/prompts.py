@@ -10,10 +10,11 @@ An unknown one is refused when clanker.yaml is read.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from pathlib import Path
+
+import msgspec
 
 from ..config import Config
 from ..errors import UsageError
@@ -272,7 +273,7 @@ def rollup_prompt(
 def _save_manifest(path: Path | None, manifest: list[contextpack.Entry]) -> None:
     """What a planning run's context pack took in and left out, and why (when asked where)."""
     if path is not None:
-        atomic.write_text(path, json.dumps([dataclasses.asdict(e) for e in manifest], indent=1) + "\n")
+        atomic.write_text(path, json.dumps([msgspec.structs.asdict(e) for e in manifest], indent=1) + "\n")
 
 
 def _cut(text: str, limit: int) -> str:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
+
+import msgspec
 
 from ..state.secrets import redact
 from ..system import proc as procs
@@ -15,8 +16,7 @@ OUTPUT_TAIL = 4000
 Tick = tuple[float, Callable[[], None]]  # (every so many seconds, call this): the caller's loop lives
 
 
-@dataclass(frozen=True)
-class GateResult:
+class GateResult(msgspec.Struct, frozen=True):
     passed: bool
     output: str  # the tail of the combined output
     seconds: float

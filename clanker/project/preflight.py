@@ -28,9 +28,10 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from ..config import Config
 from ..state.events import PreflightRan
@@ -56,8 +57,7 @@ NOISE_DIRS = frozenset(
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(msgspec.Struct, frozen=True):
     """What a preflight found; its fields are the data of the `preflight.ran` event."""
 
     passed: bool
@@ -228,8 +228,7 @@ def _background(checkout: Path, tracked: set[str], seconds: float) -> frozenset[
     return frozenset(watch.opened)
 
 
-@dataclass(frozen=True)
-class Seen:
+class Seen(msgspec.Struct, frozen=True):
     """The tracked files a gate run opened, in the user's checkout and in the worktree."""
 
     checkout: frozenset[str]
@@ -249,11 +248,10 @@ def _watched_gate(cfg: Config, ws: Workspace, tracked: set[str]) -> tuple[GateRe
     return result, seen
 
 
-@dataclass(frozen=True)
-class Diagnosis:
+class Diagnosis(msgspec.Struct, frozen=True):
     causes: tuple[str, ...] = ()
     fix: str = ""
-    copy: tuple[str, ...] = field(default_factory=tuple)
+    copy: tuple[str, ...] = msgspec.field(default_factory=tuple)
     environment: bool = False  # found a cause in the environment (not a guess)
 
 

@@ -9,22 +9,22 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from ..system import git
 
 
-@dataclass(frozen=True)
-class Recipe:
+class Recipe(msgspec.Struct, frozen=True):
     ecosystem: (
         str  # python-uv | python-poetry | python-pip | node-npm | node-pnpm | node-yarn | go | rust | make | none
     )
     gate: tuple[str, ...] = ()
     setup: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()  # one comment line each, written above the keys
-    copy: tuple[str, ...] = field(default_factory=tuple)  # ignored files the checkout has (.env*)
+    copy: tuple[str, ...] = msgspec.field(default_factory=tuple)  # ignored files the checkout has (.env*)
 
 
 def _toml(path: Path) -> dict[str, Any]:

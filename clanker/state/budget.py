@@ -6,7 +6,8 @@ log — a restarted slave, a new controller, `clanker status` on a copy — come
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+
+import msgspec
 
 from ..config import BudgetConfig
 from . import events as ev
@@ -19,8 +20,7 @@ WARN_AT = 0.8  # a budget this far spent is said once (a RISK line), before it s
 BURN_SECS = 15 * 60  # the window of the burn rate
 
 
-@dataclass(frozen=True)
-class Line:
+class Line(msgspec.Struct, frozen=True):
     """One budget of the fleet in its current period."""
 
     budget: str  # daily_usd | total_usd | daily_tokens
@@ -42,8 +42,7 @@ class Line:
         return f"{self.budget} {int(self.used):,} of {int(self.limit):,} tokens"
 
 
-@dataclass(frozen=True)
-class Standing:
+class Standing(msgspec.Struct, frozen=True):
     lines: tuple[Line, ...]
     day: str  # the budget day now
     today_usd: float

@@ -17,7 +17,6 @@ import time
 import types
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -31,8 +30,7 @@ log = logging.getLogger("clanker")
 ENVELOPE = ("v", "ts", "actor", "type", "task")
 
 
-@dataclass(frozen=True)
-class _Field:
+class _Field(msgspec.Struct, frozen=True):
     name: str
     coerce: Callable[[Any], Any]
     default: Any

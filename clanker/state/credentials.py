@@ -8,7 +8,8 @@ when all are spent the slave waits for the earliest reset and resumes by itself.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+
+import msgspec
 
 from ..config import AgentConfig, Credential
 from . import secrets
@@ -27,8 +28,7 @@ def inject_var(cred: Credential, agent: AgentConfig, value: str) -> str:
     return INJECT.get(agent.kind, cred.env)
 
 
-@dataclass(frozen=True)
-class Choice:
+class Choice(msgspec.Struct, frozen=True):
     name: str
     env: dict[str, str]  # what to add to the agent's environment
     wait_until: float | None = None  # every credential is spent: wait until then

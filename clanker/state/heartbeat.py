@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from ..system.clock import SYSTEM, Clock
 from . import atomic
 from .paths import Paths
 
 
-@dataclass(frozen=True)
-class Beat:
+class Beat(msgspec.Struct, frozen=True):
     id: str
     pid: int
     wall: float

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from ..config.model import DEFAULT_BRANCH_PREFIX, DEFAULT_MAIN, Config
 from ..errors import UnknownTask, UsageError
@@ -21,8 +22,7 @@ ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _REF_BAD = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|(^|/)\.|\.lock(/|$)|[./]$")
 
 
-@dataclass(frozen=True)
-class Branches:
+class Branches(msgspec.Struct, frozen=True):
     """Where task branches may live: under `prefix`, and never the mainline itself."""
 
     main: str = DEFAULT_MAIN

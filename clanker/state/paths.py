@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from ..config import Config
 from ..system import git
@@ -12,8 +13,7 @@ from . import atomic
 IGNORE_LINE = "/.clanker/"
 
 
-@dataclass(frozen=True)
-class Paths:
+class Paths(msgspec.Struct, frozen=True):
     repo: Path  # the repository's top-level directory (realpath)
     worktrees_root: Path | None = None
 

@@ -10,9 +10,10 @@ import re
 import shlex
 import subprocess
 import zlib
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+import msgspec
 
 from ..errors import GitError, NotARepoError
 
@@ -236,8 +237,7 @@ def current_branch(cwd: Path) -> str | None:
     return proc.stdout.strip() or None
 
 
-@dataclass(frozen=True)
-class Worktree:
+class Worktree(msgspec.Struct, frozen=True):
     path: Path
     head: str | None
     branch: str | None
@@ -413,8 +413,7 @@ def commits_ahead(repo: Path, base: str, head: str) -> int:
     return int(out(["rev-list", "--count", f"{base}..{head}"], repo) or 0)
 
 
-@dataclass(frozen=True)
-class MergeResult:
+class MergeResult(msgspec.Struct, frozen=True):
     tree: str | None  # the merged tree, None on conflict
     conflicts: tuple[str, ...]
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+
+import msgspec
 
 
-@dataclass(frozen=True)
-class Room:
+class Room(msgspec.Struct, frozen=True):
     free_mb: int | None  # MemAvailable (None where /proc/meminfo can't be read)
     total_mb: int | None
     load1: float | None  # the 1-minute load average

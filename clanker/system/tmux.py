@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+
+import msgspec
 
 from ..errors import ClankerError, TmuxError
 
@@ -37,8 +38,7 @@ LIST_FORMAT = SEP.join(f"#{{{f}}}" for f in FIELDS)
 PASS_ENV = ("PATH", "PYTHONPATH", "VIRTUAL_ENV", "HOME", "LANG", "LC_ALL", "CLANKER_TMUX_SOCKET")
 
 
-@dataclass(frozen=True)
-class Pane:
+class Pane(msgspec.Struct, frozen=True):
     id: str
     dead: bool
     repo: str
@@ -98,8 +98,7 @@ def pass_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k in PASS_ENV}
 
 
-@dataclass(frozen=True)
-class Ran:
+class Ran(msgspec.Struct, frozen=True):
     returncode: int
     stdout: list[str]  # its lines, trailing empty ones dropped
     stderr: list[str]  # its non-empty lines
