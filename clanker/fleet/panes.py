@@ -188,8 +188,11 @@ def stop(cfg: Config, tm: Tmux | None, grace: float = 30.0, only: set[str] | Non
             for p in fv.all_panes
             if p.repo == str(cfg.repo) and p.created and p.clanker_id and (only is None or p.clanker_id in only)
         ]
-        if dead_or_ours:
-            wait_until_dead(tm, cfg.repo, {p.id for p in dead_or_ours}, 5.0)
+        # A pane whose process is gone is closed at once: tmux marks it dead a moment later, and
+        # waiting for that (in 50 ms steps) was most of a run's end.
+        running = {p.id for p in dead_or_ours if not p.dead and heartbeat.pid_alive(p.pid)}
+        if running:
+            wait_until_dead(tm, cfg.repo, running, 5.0)
         tm.kill_panes([p.id for p in dead_or_ours])
     return [sid for sid, _ in targets]
 
