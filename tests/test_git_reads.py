@@ -54,12 +54,18 @@ def test_a_loose_and_a_packed_branch_read_as_git_reads_them(repo: Path, spawned:
     assert spawned == []  # all read from the files
 
 
-def test_a_linked_worktree_reads_the_shared_refs_and_its_own_head(repo: Path, spawned: list[list[str]]) -> None:
+def _worked_on(repo: Path) -> Path:
+    """A linked worktree on branch clanker/T1, one commit ahead of main."""
     wt = repo.parent / "wt"
     git(repo, "worktree", "add", "-q", "-b", "clanker/T1", str(wt), "main")
     (wt / "c.txt").write_text("c\n")
     git(wt, "add", "c.txt")
     git(wt, "commit", "-q", "-m", "c")
+    return wt
+
+
+def test_a_linked_worktree_reads_the_shared_refs_and_its_own_head(repo: Path, spawned: list[list[str]]) -> None:
+    wt = _worked_on(repo)
     spawned.clear()
     assert cgit.head(wt) == git(wt, "rev-parse", "HEAD") != cgit.head(repo)
     assert cgit.current_branch(wt) == "clanker/T1"
@@ -220,11 +226,7 @@ def test_the_conflict_watch_reads_the_worktree_once_when_the_agent_ends_right_af
 
 
 def test_a_detach_at_head_is_git_s_own_and_needs_no_git(repo: Path, spawned: list[list[str]]) -> None:
-    wt = repo.parent / "wt"
-    git(repo, "worktree", "add", "-q", "-b", "clanker/T1", str(wt), "main")
-    (wt / "c.txt").write_text("c\n")
-    git(wt, "add", "c.txt")
-    git(wt, "commit", "-q", "-m", "c")
+    wt = _worked_on(repo)
     (wt / "left.txt").write_text("a file the detach must not touch\n")
     at = git(wt, "rev-parse", "HEAD")
     spawned.clear()
