@@ -20,9 +20,7 @@ from . import __version__
 from .commands import Done
 from .config import Config
 from .errors import UsageError
-from .fleet import envpass
-from .start import guard, leave, settings
-from .state import secrets
+from .start import begin, guard, leave, settings
 from .state.intake import Branches
 from .state.paths import Paths, prepare
 from .state.store import Store
@@ -78,8 +76,7 @@ def cli(ctx: click.Context, repo: Path | None, config_path: Path | None) -> None
 
     With no command: the controller (inside tmux), or a new tmux session running it (outside).
     """
-    envpass.adopt()  # a pane clanker spawned: take in the variables its spawner handed over
-    secrets.register_env()  # keys in the environment are secrets in whatever this process prints
+    begin()
     ctx.obj = Ctx(repo.resolve() if repo else None, config_path)
     if ctx.invoked_subcommand is None:
         controller_cmd(ctx.obj)

@@ -31,6 +31,15 @@ def settings(repo: Path, config: Path | None) -> Config:
     return cfg
 
 
+def begin() -> None:
+    """What every command does first: a pane clanker spawned takes in the variables its spawner
+    handed over, and keys in the environment are secrets in whatever this process prints."""
+    from .fleet import envpass
+
+    envpass.adopt()
+    secrets.register_env()
+
+
 def say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -69,12 +78,10 @@ def spawned_slave(argv: list[str]) -> int | None:
     repo, number = Path(argv[1]), int(argv[3])
 
     def run() -> int:
-        from .fleet import envpass
         from .fleet.slave import run_slave
         from .state.paths import prepare
 
-        envpass.adopt()  # the variables its spawner handed over, as `cli` takes them in
-        secrets.register_env()
+        begin()
         cfg = settings(git.toplevel(repo.resolve()), None)
         prepare(cfg)
         return run_slave(cfg, number, None)
