@@ -78,12 +78,16 @@ def spawned_slave(argv: list[str]) -> int | None:
     repo, number = Path(argv[1]), int(argv[3])
 
     def run() -> int:
+        from .fleet import envpass
         from .fleet.slave import run_slave
-        from .state.paths import prepare
+        from .state.paths import Paths, prepare
 
         begin()
         cfg = settings(git.toplevel(repo.resolve()), None)
-        prepare(cfg)
+        if envpass.spawned():
+            Paths(cfg.repo, cfg.worktrees).ensure()  # its controller saw to `.clanker/` being ignored
+        else:
+            prepare(cfg)
         return run_slave(cfg, number, None)
 
     return guard(run)

@@ -228,6 +228,19 @@ def test_sigterm_checkpoints_work_and_releases_the_claim(tmp_path: Path, tm: Tmu
     assert beat is not None and beat.stopped
 
 
+def test_a_run_stopped_by_a_signal_says_so_and_exits_7_not_done(tmp_path: Path, tm: Tmux) -> None:
+    repo = fleet_repo(tmp_path, slaves=2)
+    add(repo, "Long", "fake: write long/a.txt partial\nfake: sleep 60", "--path", "long")
+    run = clanker_bg(repo, "run", "--until-done", "--timeout", "120")
+    retry_until(lambda: any(e["type"] == "task.claimed" for e in events(repo)) or None, 60)
+    run.send_signal(signal.SIGTERM)
+    out, _ = run.communicate(timeout=60)
+    assert run.returncode == 7, out  # a script must not read "every task is done" into it
+    assert "0/1 tasks done" in out and "stopped by a signal before the end" in out
+    assert json.loads(clanker(repo, "task", "list", "--json").stdout)[0]["state"] == "ready"
+    assert view(tm, repo).panes == {}, "its fleet is stopped with it"
+
+
 def test_demo_headless_on_a_fresh_machine(tmp_path: Path, socket_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # A fresh machine: no git identity configured anywhere.
     empty = tmp_path / "empty-gitconfig"

@@ -66,19 +66,25 @@ def test_spawning_a_fleet_fills_a_window_in_one_tmux_call_and_opens_another_when
     calls: list[str] = []
     run = tm.server.cmd
 
-    def counted(*args: str) -> Ran:
+    def counted(*args: str, env: dict[str, str] | None = None) -> Ran:
         calls.append(args[0])
-        return run(*args)
+        return run(*args, env=env)
 
     monkeypatch.setattr(tm.server, "cmd", counted)
+
+    # Nothing runs on the server yet: no session to ask about, so a new one at once.
+    spawned = panes.spawn_slaves(tm, cfg, [1], panes.view(tm, repo), "first")
+    assert [sid for sid, _ in spawned] == ["c1"]
+    assert calls == ["list-panes", "new-session", "set-option"]
+    tm.kill_session("first")
 
     tm.run("new-session", "-d", "-s", "users-own", "sleep 600")
     before = panes.view(tm, repo)
     calls.clear()
     spawned = panes.spawn_slaves(tm, cfg, [1, 2, 3, 4, 5], before, "roomy")
     assert [sid for sid, _ in spawned] == ["c1", "c2", "c3", "c4", "c5"]
-    # Is there a session, is the server up, make it; one call for the four splits, one to mark all.
-    assert calls == ["has-session", "list-sessions", "new-session", "set-option", "set-option"]
+    # Is there a session, make it; one call for the four splits, one to mark all.
+    assert calls == ["has-session", "new-session", "set-option", "set-option"]
     fleet = panes.view(tm, repo).panes
     assert sorted(fleet) == ["c1", "c2", "c3", "c4", "c5"] and all(p.created for p in fleet.values())
     assert {fleet[sid].id for sid, _ in spawned} == {pane for _, pane in spawned}

@@ -248,3 +248,22 @@ def test_a_detach_at_head_is_git_s_own_and_needs_no_git(repo: Path, spawned: lis
     with pytest.raises(GitError):
         cgit.detach(other)
     assert spawned[-1][:3] == ["checkout", "-q", "--detach"]
+
+
+def test_a_slave_s_worktree_is_made_in_one_git_run_and_made_again_after_a_hand_removal(
+    repo: Path, spawned: list[list[str]]
+) -> None:
+    import shutil
+
+    wt = repo.parent / "wts" / "c1"
+    spawned.clear()
+    cgit.ensure_worktree(repo, wt, "main")
+    assert [a[:2] for a in spawned] == [["worktree", "add"]], "no prune before the first try"
+    shutil.rmtree(wt)  # a person removed it; git still has it registered
+    spawned.clear()
+    cgit.ensure_worktree(repo, wt, "main")
+    assert [a[:2] for a in spawned] == [["worktree", "add"], ["worktree", "prune"], ["worktree", "add"]]
+    assert cgit.head(wt) == git(repo, "rev-parse", "main")
+    spawned.clear()
+    cgit.ensure_worktree(repo, wt, "main")
+    assert spawned == [], "there already: nothing to run"

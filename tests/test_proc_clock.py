@@ -18,6 +18,7 @@ from clanker.state.paths import Paths, prepare
 from clanker.system import proc
 from clanker.system.fswatch import LogWaiter
 from clanker.system.tmux import Tmux
+from clanker.system.treewatch import Watch
 
 from .fakeclock import FakeClock
 from .helpers import clanker, make_repo, retry_until
@@ -167,6 +168,7 @@ def refuse(name):
 
 ctypes.util.find_library = refuse
 from clanker.system.fswatch import LogWaiter
+from clanker.system.treewatch import Watch
 
 waiter = LogWaiter(Path(sys.argv[1]))
 (Path(sys.argv[1]) / "events.log").write_text("x")
@@ -220,3 +222,64 @@ def test_run_until_done_runs_out_of_time_on_its_clock(tmp_path: Path, tm: Tmux) 
     state = ctl.store.state()
     assert state.tasks["T1"].state != "done"
     assert summary(state, code, 900).splitlines()[:2] == ["0/1 tasks done", "time ran out after 900s"]
+
+
+def _changes(root: Path, skip: frozenset[str] = frozenset()) -> tuple[list[Path], Watch]:
+    seen: list[Path] = []
+    return seen, Watch(root, seen.append, skip=skip)
+
+
+def test_the_tree_watch_follows_new_directories_and_every_kind_of_change(tmp_path: Path) -> None:
+    wt = tmp_path / "wt"
+    (wt / "src").mkdir(parents=True)
+    (wt / "src" / "old.py").write_text("old\n")
+    seen, watch = _changes(wt)
+    try:
+        (wt / "src" / "old.py").write_text("changed\n")
+        assert retry_until(lambda: wt / "src" / "old.py" in seen), "a write in a watched directory"
+        (wt / "pkg").mkdir()
+        assert retry_until(lambda: wt / "pkg" in seen)
+        (wt / "pkg" / "deep").mkdir()
+        assert retry_until(lambda: wt / "pkg" / "deep" in seen), "a new directory is followed"
+        (wt / "pkg" / "deep" / "new.py").write_text("new\n")
+        assert retry_until(lambda: wt / "pkg" / "deep" / "new.py" in seen)
+        (wt / "src" / "old.py").rename(wt / "pkg" / "moved.py")
+        assert retry_until(lambda: wt / "pkg" / "moved.py" in seen and wt / "src" / "old.py" in seen)
+        seen.clear()
+        (wt / "pkg" / "moved.py").unlink()
+        assert retry_until(lambda: wt / "pkg" / "moved.py" in seen), "a removal is a change"
+    finally:
+        watch.close()
+    assert not watch.partial
+
+
+def test_the_tree_watch_neither_watches_nor_reports_what_it_skips(tmp_path: Path) -> None:
+    wt = tmp_path / "wt"
+    (wt / "node_modules" / "dep").mkdir(parents=True)
+    (wt / "src").mkdir()
+    seen, watch = _changes(wt, skip=frozenset({"node_modules", ".git"}))
+    try:
+        assert sorted(watch._dirs.values()) == [str(wt), str(wt / "src")]
+        (wt / "node_modules" / "dep" / "index.js").write_text("x\n")
+        (wt / ".git").mkdir()
+        (wt / ".git" / "index").write_text("x\n")
+        (wt / "src" / "a.py").write_text("a\n")  # written last: once it is seen, so would the others be
+        assert retry_until(lambda: wt / "src" / "a.py" in seen)
+        assert [p for p in seen if "node_modules" in p.parts or ".git" in p.parts] == []
+    finally:
+        watch.close()
+
+
+def test_a_tree_watch_without_inotify_says_it_sees_nothing_and_closes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clanker.system import treewatch
+
+    def no_inotify() -> None:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(treewatch, "INotify", no_inotify)
+    seen, watch = _changes(tmp_path)
+    (tmp_path / "a.py").write_text("a\n")
+    watch.close()
+    assert watch.partial and seen == []

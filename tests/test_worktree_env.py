@@ -16,7 +16,7 @@ import pytest
 
 from clanker.config import Config, WorktreeConfig, load
 from clanker.errors import ConfigError
-from clanker.fleet import envpass
+from clanker.fleet import envpass, panes
 from clanker.jobs.overlap import after_main_moved, at_submit, relative
 from clanker.project import preflight, recipes, traps
 from clanker.project.workspace import SetupFailed, Workspace, port_base, remap
@@ -363,6 +363,22 @@ def test_handoff_writes_a_private_file_that_the_pane_reads_once(
     assert envpass.seen(cfg) == ["ANTHROPIC_API_KEY", "MY_SETTING"]
     assert envpass.handoff(Config(repo=tmp_path, env_pass=())) != {}  # the key is still there
     secrets.clear()
+
+
+def test_a_slave_knows_its_controller_made_its_pane_and_keeps_that_from_its_children(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    _no_handed_vars(monkeypatch)
+    handed = panes.slave_env(Config(repo=tmp_path))
+    assert handed[envpass.SPAWNED] == "1" and envpass.SPAWNED not in panes.pane_env(Config(repo=tmp_path))
+    envpass.discard(handed)
+    monkeypatch.setattr(envpass, "_spawned", None)
+    monkeypatch.setenv(envpass.SPAWNED, "1")
+    assert envpass.spawned() and envpass.SPAWNED not in os.environ, "an agent it starts never sees it"
+    assert envpass.spawned(), "asked again, the same answer"
+    monkeypatch.setattr(envpass, "_spawned", None)
+    assert not envpass.spawned(), "a slave a person started marks its own pane"
 
 
 def test_files_no_pane_picked_up_are_cleared_once_per_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,7 +18,8 @@ from . import Done, Echo
 
 def run_until_done(cfg: Config, timeout: float | None, keep: bool, echo: Echo) -> Done:
     """Spawn the slaves, run every task, report: 0 all done, 1 some blocked, 3 out of time, 4 the
-    gate preflight failed (nothing dispatched), 5 tmux kept failing."""
+    gate preflight failed (nothing dispatched), 5 tmux kept failing, 6 a budget is spent, 7 a
+    signal stopped the run."""
     prepare(cfg)
     if cfg.slaves < 2:
         echo("warning: slaves: 1 — nobody but its author could judge a task, so nothing lands on its own;")

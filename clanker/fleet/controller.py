@@ -45,6 +45,7 @@ from .scheduler import gate_status
 from .sources import Puller, add_events
 
 SETTLE_SECS = 0.25  # a busy log is looked at in batches: at most this often
+NEAR_END = 2  # with at most this many tasks left per slave, the end of a run is watched for at each event
 START_GRACE_SECS = 5.0  # a spawned slave not beating by then holds no other back
 
 
@@ -52,6 +53,9 @@ class Outcome(msgspec.Struct, frozen=True):
     finished: bool
     blocked: list[str]
     left: int = 0  # tasks (and the planner) that can still move
+
+
+STOPPED = 7  # `run --until-done` ended by a signal before the tasks did
 
 
 def progress(state: State) -> Outcome:
@@ -163,7 +167,9 @@ class Controller:
                 missing.append(n)
             elif pane.dead and pane.created and self.respawner.due(sid, now):
                 delay = self.respawner.record(sid, now)
-                self.tm.respawn(pane.id, str(self.cfg.repo), fleet.slave_command(self.cfg, n), fleet.pane_env(self.cfg))
+                self.tm.respawn(
+                    pane.id, str(self.cfg.repo), fleet.slave_command(self.cfg, n), fleet.slave_env(self.cfg)
+                )
                 self._spawned.add(sid)
                 if beat is not None and beat.stopped:
                     said = f"slave {sid} had stopped (a signal, its pane closed); started again"
@@ -414,8 +420,8 @@ class Controller:
 
     def run_until_done(self, timeout: float | None = None) -> int:
         """The headless view: tick until every task is done (0) or stuck (1), time runs out (3), or
-        the gate preflight failed (4), tmux kept failing (5), a budget is spent (6), printing the task
-        counts when they change."""
+        the gate preflight failed (4), tmux kept failing (5), a budget is spent (6), a signal stopped
+        it (7), printing the task counts when they change."""
         started = self.clock.monotonic()
         code = 0
         fv: fleet.FleetView | None = None
@@ -424,17 +430,9 @@ class Controller:
         with self.running():
             assert self.waiter is not None
             while not self.stopping.is_set():
-                # Eight busy slaves append dozens of events a second: one look per batch of them
-                # (a person reads the counts line no faster). Once no more tasks are left than
-                # slaves, any event may be the last one, and the run ends the moment it comes.
-                gap = self.clock.monotonic() - looked
-                settle = left > self.cfg.slaves and gap < SETTLE_SECS and not self.held_back
-                if settle:
-                    # What woke us may have left no more tasks than slaves: then the end may be
-                    # near, and a batch would hold it up to SETTLE_SECS (every run paid ~0.1 s).
-                    left = progress(self.store.state()).left
-                    settle = left > self.cfg.slaves
-                if settle and self.clock.wait(self.stopping, SETTLE_SECS - gap):
+                left = self._settle(looked, left)
+                if self.stopping.is_set():
+                    code = STOPPED
                     break
                 looked = self.clock.monotonic()
                 st = self.store.state()
@@ -477,10 +475,34 @@ class Controller:
                     code = 3
                     break
                 self.waiter.wait(self.cfg.heartbeat_secs)
+            else:  # a signal (`clanker stop`, Ctrl-C, the terminal closed) ended it first: not "done"
+                code = STOPPED
             if self.notifier is not None:
                 self._tell()
                 self.notifier.send(finished_note(self.store.state(), code))
         return code
+
+    def _settle(self, looked: float, left: int) -> int:
+        """Eight busy slaves append dozens of events a second: one look per batch of them, at most
+        every SETTLE_SECS (a person reads the counts line no faster). Once no more tasks are left
+        than slaves, any event may be the last one, and the run ends the moment it comes. Near
+        that point the batch is waited out on the log, counting at each wake (a blind wait held
+        the end of a run up to SETTLE_SECS, 0.1 s on average); before it, blind (a count at each
+        of those events cost a controller more than the looks). Returns the tasks left."""
+        assert self.waiter is not None
+        slaves = self.cfg.slaves
+        while left > slaves and not self.held_back and not self.stopping.is_set():
+            remaining = looked + SETTLE_SECS - self.clock.monotonic()
+            if remaining <= 0:
+                break
+            left = progress(self.store.state()).left
+            if left <= slaves:
+                break
+            if left > NEAR_END * slaves:
+                self.clock.wait(self.stopping, remaining)
+                break
+            self.waiter.wait(remaining)
+        return left
 
     def _still_finished(self, result: Outcome) -> bool:
         """Is the run really over? With every task done, yes (unless a review of the plan is now
@@ -528,8 +550,9 @@ def finished_note(state: State, code: int) -> Note:
     counts = state.counts()
     done, total = counts.get("done", 0), state.total
     why = {0: "every task is done", 1: "some tasks are blocked", 3: "out of time", 4: "the gate preflight failed",
-           5: "tmux kept failing", 6: "a budget is spent"}.get(code, f"exit {code}")  # fmt: skip
-    return Note("run.finished", f"run finished: {done}/{total} tasks done — {why}", None, {"exit": code})
+           5: "tmux kept failing", 6: "a budget is spent", STOPPED: "stopped by a signal"}  # fmt: skip
+    return Note("run.finished", f"run finished: {done}/{total} tasks done — {why.get(code, f'exit {code}')}", None,
+                {"exit": code})  # fmt: skip
 
 
 def no_judge(state: State, slaves: int) -> list[str]:
@@ -573,6 +596,8 @@ def summary(
         lines.append(f"time ran out after {timeout:.0f}s" if timeout else "time ran out")
     if code == 5:
         lines.append(f"stopped: {tmux_error or 'tmux kept failing'}; check tmux, then run again")
+    if code == STOPPED:
+        lines.append("stopped by a signal before the end; `clanker run --until-done` goes on from here")
     for t in state.tasks.values():
         if t.state != TaskState.DONE:
             reason = f" — {t.reason}" if t.reason else ""

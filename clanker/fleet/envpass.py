@@ -23,6 +23,10 @@ from ..config import Config
 from ..state import secrets
 
 ENV_FILE = "CLANKER_ENV_FILE"
+# On a slave's command line when a controller started it in a pane the controller made, marked
+# and keeps: the slave needn't mark the pane itself, nor see to `.clanker/` being ignored.
+SPAWNED = "CLANKER_SPAWNED"
+_spawned: bool | None = None
 # What the agent CLIs read: keys, tokens, endpoints, accounts.
 AGENT_VARS = (
     "ANTHROPIC_API_KEY",
@@ -113,6 +117,15 @@ def discard(env: dict[str, str]) -> None:
     if env.get(ENV_FILE):
         with contextlib.suppress(OSError):
             os.unlink(env[ENV_FILE])
+
+
+def spawned() -> bool:
+    """Whether a controller started this process in a pane of its own (asked once: the variable
+    is taken out of the environment, so the agents and gates this process starts never see it)."""
+    global _spawned
+    if _spawned is None:
+        _spawned = os.environ.pop(SPAWNED, None) == "1"
+    return _spawned
 
 
 def adopt() -> list[str]:

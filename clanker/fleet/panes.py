@@ -60,6 +60,11 @@ def pane_env(cfg: Config) -> dict[str, str]:
     return env
 
 
+def slave_env(cfg: Config) -> dict[str, str]:
+    """A slave's pane environment: a controller made the pane, and marks it."""
+    return {**pane_env(cfg), envpass.SPAWNED: "1"}
+
+
 class FleetView(msgspec.Struct, frozen=True):
     panes: dict[str, Pane]  # clanker id → pane, for this repo only
     all_panes: list[Pane]
@@ -92,7 +97,7 @@ def spawn_slaves(tm: Tmux, cfg: Config, numbers: list[int], fv: FleetView, sessi
     try:
         while todo:
             if sibling is not None:
-                wanted = [(slave_command(cfg, n), pane_env(cfg)) for n in todo]
+                wanted = [(slave_command(cfg, n), slave_env(cfg)) for n in todo]
                 ids = tm.split_many(sibling, cwd, wanted)
                 for _, env in wanted[len(ids) :]:
                     envpass.discard(env)  # a split that did not happen hands nothing over
@@ -101,8 +106,9 @@ def spawn_slaves(tm: Tmux, cfg: Config, numbers: list[int], fv: FleetView, sessi
                 if not todo:
                     break
             n = todo.pop(0)  # no window yet, or this one is full: open another one
-            cmd, env = slave_command(cfg, n), pane_env(cfg)
-            if tm.has_session(session):
+            cmd, env = slave_command(cfg, n), slave_env(cfg)
+            # No pane anywhere on the server (none runs yet, most often): no session either.
+            if fv.all_panes and tm.has_session(session):
                 sibling = tm.new_window(session, SLAVES_WINDOW, cwd, cmd, env)
             else:
                 sibling = tm.new_session(session, SLAVES_WINDOW, cwd, cmd, env, hidden(cfg))

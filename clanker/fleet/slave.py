@@ -280,7 +280,7 @@ class Slave:
             self.waiter.poke()
 
     def _mark_pane(self) -> None:
-        if not self.pane:
+        if not self.pane or envpass.spawned():  # the controller that made the pane marked it
             return
         try:
             tmux.Tmux(self.cfg.tmux_socket if not tmux.inside() else None).mark(
@@ -293,7 +293,7 @@ class Slave:
         """A pane a person started this slave in is theirs again: without the label, the
         controller sees c{n} missing and starts its own (a pane clanker made keeps its label and
         is started again in place)."""
-        if not self.pane:
+        if not self.pane or envpass.spawned():  # a pane clanker made keeps its label
             return
         with contextlib.suppress(ClankerError):
             tm = tmux.Tmux(self.cfg.tmux_socket if not tmux.inside() else None)

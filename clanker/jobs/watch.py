@@ -46,12 +46,9 @@ class ConflictWatch:
         self._watch: Watch | None = None
         self._thread = threading.Thread(target=self._loop, name=f"conflict-watch-{task}", daemon=True)
 
-    def _ours(self, path: Path) -> bool:
-        """A file of the worktree's own (not git's, not an environment's)."""
-        return path.is_relative_to(self.worktree) and not (IGNORED_DIRS & set(path.relative_to(self.worktree).parts))
-
     def __enter__(self) -> ConflictWatch:
-        self._watch = Watch(self.worktree, lambda _p: self._flag.set(), self._ours, recursive=True, deletes=True)
+        # Any change outside git's and the environments' directories is a reason to look.
+        self._watch = Watch(self.worktree, lambda _p: self._flag.set(), skip=IGNORED_DIRS)
         self._thread.start()
         return self
 

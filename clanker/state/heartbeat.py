@@ -117,6 +117,9 @@ class SleepDetector:
         return jump > self.tolerance
 
 
+COALESCE_SECS = 0.05
+
+
 class Heart:
     """Writes this process's heartbeat every `interval` seconds from a daemon thread."""
 
@@ -134,7 +137,9 @@ class Heart:
             "loop": clock.time(),
         }
         self._wake = threading.Event()
+        self._halt = threading.Event()  # set at stop: no burst is waited out then
         self._stopping = False
+        self._file = paths.heartbeat(sid)
         self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{sid}", daemon=True)
 
     def start(self) -> None:
@@ -142,11 +147,12 @@ class Heart:
         self._thread.start()
 
     def update(self, **info: Any) -> None:
-        """New facts about this process: written by the heartbeat thread at once (the caller does
-        not wait for the disk), except the agent's process group — which must be on disk before
-        anything else happens, so a successor can stop that agent — and without a running thread."""
+        """New facts about this process: written by the heartbeat thread (the caller does not wait
+        for the disk), except a new agent's process group — which must be on disk before anything
+        else happens, so a successor can stop that agent — and without a running thread. (A group
+        that ended may stay on disk a moment: a successor finds nothing of it left to stop.)"""
         self.info.update(info, loop=self.clock.time())
-        if "agent_pgid" in info or not self._thread.is_alive():
+        if info.get("agent_pgid") is not None or not self._thread.is_alive():
             self.beat()
         else:
             self._wake.set()
@@ -165,11 +171,14 @@ class Heart:
         }
         # No fsync: a heartbeat is rewritten every interval, and after a crash of the machine every
         # one of them is stale anyway. The rename keeps each one whole.
-        atomic.write_json(self.paths.heartbeat(self.sid), data, durable=False, compact=True)
+        atomic.write_json(self._file, data, durable=False, compact=True)
 
     def _loop(self) -> None:
         while True:
-            self.clock.wait(self._wake, self.interval)
+            woken = self.clock.wait(self._wake, self.interval)
+            if woken and not self._stopping:
+                # A job's steps come in bursts (claim, phase, agent, gate): one write for a burst.
+                self.clock.wait(self._halt, COALESCE_SECS)
             self._wake.clear()
             if self._stopping:
                 return
@@ -177,6 +186,7 @@ class Heart:
 
     def stop(self) -> None:
         self._stopping = True
+        self._halt.set()
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(5)

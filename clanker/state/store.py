@@ -38,19 +38,20 @@ class Store:
         self._snapshot_at = time.monotonic()
         paths.ensure()
         self._queue_lock = queue_lock(paths)
+        self._log = paths.events  # asked for at every look: built once
 
     def state(self) -> State:
         """The current state: the last one, plus whatever the log gained since."""
         if self._state is None:
             self._state = self._load_snapshot()
         before = self._state.offset
-        if events.size(self.paths.events) == before:
+        if events.size(self._log) == before:
             # Nothing appended since (the log only grows): a job looks ~30 times, mostly at an
             # unchanged log, and a stat is a tenth of opening and reading it.
             return self._state
         # Folded as it is read (the fold takes any iterable): a cold start never lists the log,
         # and archives finished tasks as it goes, so it never holds a year of them at once.
-        it = events.read_from(self.paths.events, before)
+        it = events.read_from(self._log, before)
         while True:
             folded = fold(self._state, itertools.islice(it, self.fold_chunk))
             if folded is self._state:
@@ -66,7 +67,7 @@ class Store:
     def _archive(self) -> None:
         with self._queue_lock:  # one writer of the archive at a time (the lock is reentrant)
             if self._state is not None:
-                head = events.head(self.paths.events)
+                head = events.head(self._log)
                 self._state = archive.move_finished(self._state, self.paths.archive, head, self.keep_finished)
 
     def _read_archived(self) -> Callable[[int], Task | None]:
@@ -74,8 +75,8 @@ class Store:
 
     def _load_snapshot(self) -> State:
         raw = atomic.read_json(self.paths.snapshot)
-        log_size = events.size(self.paths.events)
-        if isinstance(raw, dict) and raw.get("head") == events.head(self.paths.events):
+        log_size = events.size(self._log)
+        if isinstance(raw, dict) and raw.get("head") == events.head(self._log):
             try:
                 # A snapshot is only a cache: anything odd in it (a hand edit, an older shape) means
                 # the log is folded from the start instead.
@@ -93,7 +94,7 @@ class Store:
         """The archive the snapshot's index points into is there, whole, and of this log."""
         if not snap.archive.entries:
             return True
-        size = archive.valid_size(self.paths.archive, events.head(self.paths.events))
+        size = archive.valid_size(self.paths.archive, events.head(self._log))
         return size is not None and size >= snap.archive.size
 
     def save_snapshot_if_behind(self, now: bool = False) -> None:
@@ -110,7 +111,7 @@ class Store:
             return
         self._archive()
         # A cache of the fold, rebuilt from the log when missing: compact, and no fsync.
-        snap = {"head": events.head(self.paths.events), "state": state_to_json(self._state)}
+        snap = {"head": events.head(self._log), "state": state_to_json(self._state)}
         atomic.write_json(self.paths.snapshot, snap, durable=False, compact=True)
         self._snapshot_offset = self._state.offset
         self._snapshot_at = time.monotonic()
@@ -128,7 +129,7 @@ class Store:
             evs = list(decide(st))
             self._check_all(st, evs)
             if evs:
-                events.append(self.paths.events, evs, locked=True)
+                events.append(self._log, evs, locked=True)
                 self.state()
             return evs
 

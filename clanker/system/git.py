@@ -12,6 +12,7 @@ import subprocess
 import zlib
 from functools import cache
 from pathlib import Path
+from stat import S_ISDIR
 
 import msgspec
 
@@ -44,11 +45,27 @@ def worktree_git_dir(wt: Path) -> Path | None:
     return found if found.is_absolute() else (wt / found).resolve()
 
 
+_EXCLUDES: dict[str, tuple[tuple[int, int, int], str | None]] = {}  # `.git` file → (its stat, where the file goes)
+
+
 def excludes_file(wt: Path) -> Path | None:
     """The worktree's own ignore file, when clanker made one (see `Workspace`)."""
-    gd = worktree_git_dir(wt)
-    path = gd / EXCLUDES if gd is not None else None
-    return path if path is not None and path.is_file() else None
+    # Asked before every git command: where the file would be is read from `.git` once, and
+    # again only when `.git` changes (a worktree made anew in the same place); then one stat.
+    dotgit = os.path.join(wt, ".git")
+    try:
+        st = os.stat(dotgit)
+    except OSError:
+        return None
+    if S_ISDIR(st.st_mode):
+        return None  # the main checkout: its git dir is shared, so it has no ignore file of its own
+    key = (st.st_ino, st.st_mtime_ns, st.st_size)
+    known = _EXCLUDES.get(dotgit)
+    if known is None or known[0] != key:
+        gd = worktree_git_dir(wt)
+        known = _EXCLUDES[dotgit] = (key, os.path.join(gd, EXCLUDES) if gd is not None else None)
+    where = known[1]
+    return Path(where) if where is not None and os.path.isfile(where) else None
 
 
 def run(args: list[str], cwd: Path, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -272,9 +289,12 @@ def ensure_worktree(repo: Path, path: Path, base: str) -> None:
     """A detached worktree at `path` (created from `base` if it does not exist yet)."""
     if (path / ".git").exists():
         return
-    run(["worktree", "prune"], repo)
     path.parent.mkdir(parents=True, exist_ok=True)
-    run(["worktree", "add", "--detach", "-q", str(path), base], repo)
+    add = ["worktree", "add", "--detach", "-q", str(path), base]
+    if run(add, repo, check=False).returncode != 0:
+        # Most often registered still, its directory removed by hand: pruned, then made again.
+        run(["worktree", "prune"], repo)
+        run(add, repo)
 
 
 def checkout_branch(wt: Path, branch: str, base: str) -> tuple[str, str]:

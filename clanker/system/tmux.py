@@ -113,10 +113,11 @@ class Server:
         where = [] if not socket else ["-S", socket] if "/" in socket else ["-L", socket]
         self.prefix = [binary, *where]  # no socket: tmux uses $TMUX inside tmux, else the default server
 
-    def cmd(self, *args: str) -> Ran:
+    def cmd(self, *args: str, env: dict[str, str] | None = None) -> Ran:
+        """`env`: the client's environment, when it must not be this process's (see new_session)."""
         try:
             proc = subprocess.run([*self.prefix, *args], capture_output=True, text=True, encoding="utf-8",
-                                  errors="backslashreplace", check=False)  # fmt: skip
+                                  errors="backslashreplace", check=False, env=env)  # fmt: skip
         except FileNotFoundError:
             raise ClankerError("tmux is not installed: install it (e.g. `apt-get install tmux`) and retry") from None
         out = proc.stdout.split("\n")
@@ -172,8 +173,8 @@ class Tmux:
 
         remain-on-exit is set in the same tmux invocation, before the server can reap the child,
         so a command that dies at once still leaves a dead pane to inspect and respawn. When this
-        starts the tmux server, the server's global environment is copied from this process:
-        the variables in `hide` (keys and tokens) are left out of it.
+        starts the tmux server, the server's global environment is copied from this client:
+        the variables in `hide` (keys and tokens) are left out of the client's.
         """
         args = [
             "new-session",
@@ -201,20 +202,16 @@ class Tmux:
             "remain-on-exit",
             "on",
         ]
-        if self.running():
-            return self.run(*args)[0]
+        # Without `hide` whether or not the server runs yet: one call, not a look first, and a
+        # running server's session copies nothing secret from this client either.
         return self._run_hidden(args, hide)[0]
 
     def _run_hidden(self, args: list[str], hide: frozenset[str]) -> list[str]:
         """A tmux command run as a client whose environment lacks `hide` (it may start the server)."""
-        base = ["tmux"]
-        if self.socket:
-            base += ["-S", self.socket] if "/" in self.socket else ["-L", self.socket]
-        clean = {k: v for k, v in os.environ.items() if k not in hide}
-        proc = subprocess.run([*base, *args], env=clean, capture_output=True, text=True, check=False)
+        proc = self.server.cmd(*args, env={k: v for k, v in os.environ.items() if k not in hide})
         if proc.returncode != 0:
-            raise TmuxError(list(args), proc.stderr)
-        return proc.stdout.splitlines()
+            raise TmuxError(list(args), "\n".join(proc.stderr))
+        return list(proc.stdout)
 
     def new_window(self, session: str, name: str, cwd: str, command: list[str], env: dict[str, str]) -> str:
         out = self.run(
