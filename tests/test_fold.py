@@ -798,3 +798,15 @@ def test_the_events_of_one_append_reach_the_log_in_one_write(tmp_path: Path, mon
     events.append(log, batch, locked=True)
     assert len(writes) == 1 and writes[0].count(b"\n") == 2
     assert [e.type for e, _ in events.read_from(log, 0)] == ["task.added", "task.blocked", "plan.requested"]
+
+
+def test_a_fold_gives_a_state_with_every_field_set_and_the_dataclass_s_own_equality() -> None:
+    import dataclasses
+
+    from clanker.state.events import TaskAdded
+    from clanker.state.model import State
+
+    folded = fold(State(), [(TaskAdded(actor="cli", task="T1", title="One"), 10)])
+    assert set(vars(folded)) == {f.name for f in dataclasses.fields(State)}, "the fold fills State in directly"
+    assert folded == dataclasses.replace(State(tasks=folded.tasks), offset=10, events=1)
+    assert folded.tasks["T1"].title == "One" and folded.offset == 10

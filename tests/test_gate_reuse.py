@@ -3,10 +3,10 @@ commands that count their runs, the real slave job code."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import msgspec
+import msgspec.structs
 import pytest
 
 from clanker.config import load
@@ -134,7 +134,7 @@ def test_the_lander_takes_the_judges_commit_only_on_the_main_it_was_built_on(tmp
     task = Task(id="T1", title="t", branch="clanker/T1")
     cand = mainline.build(repo, "main", task)
     assert cand.sha and cand.tree
-    judged = dataclasses.replace(task, candidate=(cand.sha, cand.base, cand.tree))
+    judged = msgspec.structs.replace(task, candidate=(cand.sha, cand.base, cand.tree))
 
     stack, _ = integrate._stack(ctx, base, [judged])
     assert [(s.sha, s.tree) for s in stack] == [(cand.sha, cand.tree)], "the very commit the judge gated"
@@ -145,6 +145,6 @@ def test_the_lander_takes_the_judges_commit_only_on_the_main_it_was_built_on(tmp
     assert stack[0].sha != cand.sha and git(repo, "rev-parse", f"{stack[0].sha}^").strip() == moved
 
     # a commit that is not there (say, pruned) is never landed: built again
-    gone = dataclasses.replace(task, candidate=("ab" * 20, moved, cand.tree))
+    gone = msgspec.structs.replace(task, candidate=("ab" * 20, moved, cand.tree))
     stack, _ = integrate._stack(ctx, moved, [gone])
     assert stack[0].sha != "ab" * 20 and git(repo, "rev-parse", f"{stack[0].sha}^").strip() == moved

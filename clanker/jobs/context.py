@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import random
 import threading
@@ -13,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
+import msgspec.structs
 
 from ..agents import adapter_for
 from ..agents.base import AgentRequest, AgentResult, Outcome
@@ -333,7 +333,7 @@ class JobContext:
             return False
         st = self.store.state()
         t = st.tasks.get(task_id) if task_id else None
-        why = budget.task_over(dataclasses.replace(t, work=t.work + used), spend) if t is not None else None
+        why = budget.task_over(msgspec.structs.replace(t, work=t.work + used), spend) if t is not None else None
         if why is None and spend.on_exceed == "stop":
             why = budget.standing(st, spend, self.clock.time(), running=used).held
         if why is None:

@@ -16,7 +16,6 @@ snapshot it is a cache: the log stays the only record.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import os
@@ -25,21 +24,22 @@ import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_origin
 
+import msgspec.structs
 import orjson
 
 from .model import TERMINAL, Archive, Archived, State, Task, TaskState, evolve, prompt_key
 from .usage import Usage
 
 KEEP_FINISHED = 200  # finished tasks that stay live: the views show the recent ones
-TASK_FIELDS = tuple(f.name for f in dataclasses.fields(Task))
-TUPLES = tuple(f.name for f in dataclasses.fields(Task) if str(f.type).startswith("tuple"))
+TASK_FIELDS = tuple(f.name for f in msgspec.structs.fields(Task))
+TUPLES = tuple(f.name for f in msgspec.structs.fields(Task) if get_origin(f.type) is tuple)
 
 
 def task_to_json(t: Task) -> dict[str, Any]:
-    # By hand, not dataclasses.asdict (which deep-copies every value): a task's fields are plain
-    # values, tuples of them, and two Usages.
+    # By hand, not asdict (which would keep the Usages and the state as objects): a task's
+    # fields are plain values, tuples of them, and two Usages.
     d = {f: getattr(t, f) for f in TASK_FIELDS}
     d["state"] = str(t.state)
     d["work"], d["judge"] = t.work.to_json(), t.judge.to_json()

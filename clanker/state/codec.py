@@ -12,7 +12,6 @@ turns into a warning and a skip rather than a crash.
 
 from __future__ import annotations
 
-import logging
 import time
 import types
 import typing
@@ -25,7 +24,6 @@ from .events import REGISTRY, Event
 from .usage import Usage
 
 VERSION = 1
-log = logging.getLogger("clanker")
 
 ENVELOPE = ("v", "ts", "actor", "type", "task")
 
@@ -195,7 +193,9 @@ def warn_skipped(problem: str, where: str) -> None:
     key = problem.split(":", 1)[0]
     if key not in _warned:
         _warned.add(key)
-        log.warning("%s: skipped a line: %s", where, problem)
+        import logging  # only a skipped line needs it: every process would pay 1 ms for it at start
+
+        logging.getLogger("clanker").warning("%s: skipped a line: %s", where, problem)
 
 
 def make(type_: str, actor: str = "cli", task: str | None = None, ts: float | None = None, **data: Any) -> Event:

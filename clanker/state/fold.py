@@ -12,6 +12,8 @@ import itertools
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from msgspec.structs import force_setattr
+
 from ..config.model import DEFAULT_BRANCH_PREFIX
 from ..errors import IllegalTransition
 from . import events as ev
@@ -91,7 +93,10 @@ class _Draft:
         )  # fmt: skip
 
     def freeze(self, offset: int) -> State:
-        return State(
+        # Filled in directly, not through State's __init__: a frozen dataclass's sets each of its
+        # 35 fields with object.__setattr__, which was most of a one-event fold (a job's append).
+        st = object.__new__(State)
+        st.__dict__.update(
             tasks=self.tasks, slaves=self.slaves, offset=offset, events=self.events, conflicts=self.conflicts,
             mainlined=self.mainlined, paused=frozenset(self.paused), credentials=self.credentials,
             health_slave=self.health_slave, health_started=self.health_started, health_last=self.health_last,
@@ -103,6 +108,7 @@ class _Draft:
             targets=self.targets, caps=self.caps, down=self.down, origins=self.origins, takeovers=self.takeovers,
             reviewed=self.reviewed,
         )  # fmt: skip
+        return st
 
 
 E = TypeVar("E", bound=Event)
@@ -181,9 +187,9 @@ def _apply_task(d: _Draft, e: Event, fn: Callable[[Task, Any], Task]) -> None:
     if after is before:
         after = evolve(after, updated=e.ts) if moves_to is None else evolve(after, updated=e.ts, state=moves_to)
     else:
-        after.__dict__["updated"] = e.ts  # a copy `fn` just made, seen by nobody yet
+        force_setattr(after, "updated", e.ts)  # a copy `fn` just made, seen by nobody yet
         if moves_to is not None:
-            after.__dict__["state"] = moves_to
+            force_setattr(after, "state", moves_to)
     d.tasks[task_id] = after
     if after.state is TaskState.LANDING and after.slave:
         d.landing[task_id] = after.slave

@@ -3,9 +3,10 @@ events appended since."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
+
+import msgspec.structs
 
 from .archive import index_from_json, index_to_json, task_from_json, task_to_json
 from .model import Down, Preflight, SetupFailure, SlaveInfo, State, Task
@@ -41,12 +42,12 @@ def _live_to_json(state: State) -> dict[str, Any]:
             "red": state.main_red,
         },
         "preflight": {
-            "results": {k: dataclasses.asdict(p) for k, p in sorted(state.preflights.items())},
+            "results": {k: msgspec.structs.asdict(p) for k, p in sorted(state.preflights.items())},
             "slave": state.preflight_slave,
             "started": state.preflight_started,
             "wanted": state.preflight_wanted,
         },
-        "setup_failed": [dataclasses.asdict(f) for f in state.setup_failed.values()],
+        "setup_failed": [msgspec.structs.asdict(f) for f in state.setup_failed.values()],
         "spent": [[m, usd, tokens] for m, (usd, tokens) in sorted(state.spent.items())],
         "budget_said": sorted(state.budget_said),
         "recent": state.recent,
@@ -54,12 +55,12 @@ def _live_to_json(state: State) -> dict[str, Any]:
             "targets": list(state.targets) if state.targets else None,
             "caps": {k: [cap, why] for k, (cap, why) in sorted(state.caps.items())},
         },
-        "down": {k: dataclasses.asdict(v) for k, v in sorted(state.down.items())},
+        "down": {k: msgspec.structs.asdict(v) for k, v in sorted(state.down.items())},
         "origins": dict(sorted(state.origins.items())),
         "takeovers": dict(sorted(state.takeovers.items())),
         "reviewed": list(state.reviewed),
         "tasks": [task_to_json(t) for t in state.tasks.values()],
-        "slaves": [dataclasses.asdict(s) for s in state.slaves.values()],
+        "slaves": [msgspec.structs.asdict(s) for s in state.slaves.values()],
     }
 
 
