@@ -494,6 +494,29 @@ def test_a_parse_is_kept_and_an_edit_is_parsed_again(tmp_path: Path) -> None:
         load(tmp_path, path)  # an edit's errors are found, whatever was kept before
 
 
+def test_the_first_command_in_a_project_keeps_its_parse_once_it_made_the_state_directory(tmp_path: Path) -> None:
+    import shutil
+
+    from clanker.config import cache
+    from clanker.state.paths import prepare
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    path = write(tmp_path, "slaves: 3\n")
+    kept = tmp_path / ".clanker" / "cache" / "config.json"
+    cfg = load(tmp_path, path)  # no .clanker/ yet: nothing is written, the parse is held
+    assert not kept.exists()
+    prepare(cfg)  # what every command does next: the next process reads the parse
+    assert cache.read(kept, cache.key(path)) == ({"slaves": 3}, {("slaves",): 1})
+    # A held parse of a file edited since is never written.
+    shutil.rmtree(tmp_path / ".clanker")
+    load(tmp_path, path)
+    path.write_text("slaves: 4\n")
+    (tmp_path / ".clanker").mkdir()
+    cache.flush()
+    assert not kept.exists()
+    assert load(tmp_path, path).slaves == 4
+
+
 def test_the_parse_cache_is_only_a_cache(tmp_path: Path) -> None:
     path = write(tmp_path, "slaves: 2\n")
     kept = tmp_path / ".clanker" / "cache" / "config.json"

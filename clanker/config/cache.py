@@ -39,11 +39,18 @@ def read(cache: Path, want: list[Any] | None) -> Parsed | None:
         return None  # missing, half-written by an older clanker, or not ours: parse the file
 
 
+_held: list[tuple[Path, list[Any], Parsed]] = []  # a parse made before the state directory was
+
+
 def write(cache: Path, want: list[Any] | None, parsed: Parsed) -> None:
-    """Kept only when the state directory exists (reading settings never creates it) and the
-    values come back from JSON exactly as YAML gave them (no dates, no non-string keys)."""
+    """Kept only when the state directory exists (reading settings never creates it: `flush`
+    writes the parse once it does) and the values come back from JSON exactly as YAML gave
+    them (no dates, no non-string keys)."""
     data, lines = parsed
-    if want is None or not cache.parent.parent.is_dir():
+    if want is None:
+        return
+    if not cache.parent.parent.is_dir():
+        _held[:] = [(cache, want, parsed)]
         return
     try:
         body = orjson.dumps({"key": want, "data": data, "lines": [[list(k), n] for k, n in lines.items()]})
@@ -56,3 +63,12 @@ def write(cache: Path, want: list[Any] | None, parsed: Parsed) -> None:
         os.replace(tmp, cache)  # no fsync: a lost entry is parsed again
     except (OSError, TypeError, orjson.JSONEncodeError):
         return
+
+
+def flush() -> None:
+    """Write the parse `write` held back, now that the state directory exists (the first
+    command in a project makes it after reading the settings): the next process reads it."""
+    if _held:
+        cache, want, parsed = _held.pop()
+        if key(Path(want[2])) == want:  # unchanged since it was parsed
+            write(cache, want, parsed)

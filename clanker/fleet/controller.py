@@ -114,6 +114,7 @@ class Controller:
         self._gate_for: Config | None = None
         self._gate_key: tuple[str, bool] = ("", False)
         self._spawned: set[str] = set()
+        self._view: fleet.FleetView | None = None  # the last tick's look at the panes
         self._tmux_failed_at: float | None = None
         self._watching_since = clock.time()
         self._stuck_said: set[str] = set()
@@ -195,6 +196,7 @@ class Controller:
         self._tell()
         self._review_plan()
         self._roll_up()
+        self._view = fv
         return fv
 
     def _room_to_start(self, fv: fleet.FleetView, beats: dict[str, heartbeat.Beat]) -> int:
@@ -541,7 +543,9 @@ class Controller:
         A dead tmux server is no reason to leave processes behind: they are found by heartbeat."""
         ours = set(self._spawned)
         with contextlib.suppress(ClankerError):
-            ours |= {sid for sid, p in fleet.view(self.tm, self.cfg.repo).panes.items() if p.created and sid != "ctl"}
+            # The last tick's look is enough: since then only this controller made panes.
+            fv = self._view if self._view is not None else fleet.view(self.tm, self.cfg.repo)
+            ours |= {sid for sid, p in fv.panes.items() if p.created and sid != "ctl"}
         if ours:
             fleet.stop(self.cfg, self.tm, only=ours)
 

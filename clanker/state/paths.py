@@ -7,6 +7,7 @@ from pathlib import Path
 import msgspec
 
 from ..config import Config
+from ..config import cache as config_cache
 from ..system import git
 from . import atomic
 
@@ -114,4 +115,5 @@ def prepare(cfg: Config) -> Paths:
     paths = Paths(cfg.repo, cfg.worktrees)
     paths.ensure()
     ensure_ignored(cfg)
+    config_cache.flush()  # the settings' parse, if it was made before `.clanker/` was
     return paths
