@@ -2,11 +2,12 @@
 directory, through one inotify descriptor read by one thread (Watch).
 
 Directories named in `skip` (an environment's: `node_modules`, `.venv`, git's own `.git`) are never
-walked nor watched: in a real project they hold most of the directories, each would cost an inotify
-watch (`fs.inotify.max_user_watches` is 8192 on many systems) and walking them at every job's start
-took longer than the job. What is not watched is still seen by the `git status` each look takes;
-the watch only says when to look. (watchdog did this before: three threads per watch, every
-directory watched, opens and closes reported and filtered out again.)
+walked nor watched: in a real project they hold most of the directories, each would cost an
+inotify watch (`fs.inotify.max_user_watches` is 8192 on many systems), and walking them at every
+job's start is work that grows with the environment, not with the change. What is not watched is
+still seen by the `git status` each look takes; the watch only says when to look. (watchdog did
+this before: three threads per watch, every directory watched, opens and closes reported and
+filtered out again.)
 """
 
 from __future__ import annotations
