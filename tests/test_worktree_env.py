@@ -11,13 +11,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from clanker.config import Config, WorktreeConfig, load
 from clanker.errors import ConfigError
 from clanker.fleet import envpass, panes
-from clanker.jobs.overlap import after_main_moved, at_submit, relative
+from clanker.jobs.overlap import after_main_moved, at_submit, landed_since, relative
 from clanker.project import preflight, recipes, traps
 from clanker.project.workspace import SetupFailed, Workspace, port_base, remap
 from clanker.state import secrets
@@ -462,6 +463,73 @@ def test_a_submitted_task_that_conflicts_with_an_earlier_one_is_held_and_refresh
     assert t2.state == TaskState.REWORK and t2.conflicts == 1 and "shared.txt" in t2.reason
 
 
+def _landed(store: Store, tid: str, files: list[str], base: str, sha: str) -> None:
+    """Task `tid` taken through to main (its commit `sha` on `base`), as the fleet's events say it."""
+    steps: list[tuple[str, str, dict[str, Any]]] = [
+        ("task.added", "cli", {"title": tid}),
+        ("task.claimed", "c1", {"slave": "c1"}),
+        ("task.submitted", "c1", {"slave": "c1", "files": files}),
+        ("task.judge_claimed", "c2", {"slave": "c2"}),
+        ("task.verdict", "c2", {"slave": "c2", "verdict": "done"}),
+        ("task.landing", "c2", {"slave": "c2"}),
+        ("task.mainlined", "c2", {"slave": "c2", "sha": sha, "base": base}),
+    ]
+    for type_, actor, data in steps:
+        store.append(event(type_, actor, tid, data))
+
+
+def test_what_main_s_landings_changed_is_known_from_the_log_only_while_nothing_else_moved_it(tmp_path: Path) -> None:
+    store = fold_store(make_repo(tmp_path / "r"))
+    m0, m1, m2, m3 = ("0" * 40, "1" * 40, "2" * 40, "3" * 40)
+    _landed(store, "T1", ["a.txt"], m0, m1)
+    _landed(store, "T2", ["b/c.txt"], m1, m2)
+    _landed(store, "T3", ["d.txt"], m2, m3)  # a batch in one commit: two tasks, one move
+    _landed(store, "T4", ["e.txt"], m2, m3)
+    st = store.state()
+    assert landed_since(st, m0, m3) == frozenset({"a.txt", "b/c.txt", "d.txt", "e.txt"})
+    assert landed_since(st, m1, m2) == frozenset({"b/c.txt"})
+    assert landed_since(st, m3, m3) == frozenset(), "main did not move"
+    assert landed_since(st, m0, "9" * 40) is None, "main's head is no landing of the log: something else moved it"
+    assert landed_since(st, "8" * 40, m3) is None, "a start the kept landings do not reach"
+    _landed(store, "T5", ["f.txt"], "7" * 40, "6" * 40)  # landed on a commit pushed by hand
+    assert landed_since(store.state(), m0, "6" * 40) is None
+
+
+def test_a_branch_main_moved_away_from_only_elsewhere_is_not_merged_again_at_submit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = make_repo(tmp_path / "r", None, {"a.txt": "a\n", "b.txt": "b\n"})
+    m0 = sh_git(repo, "rev-parse", "main").strip()
+    branch_with(repo, "clanker/T1", "a.txt", "one\n")
+    branch_with(repo, "clanker/T2", "b.txt", "two\n")  # elsewhere
+    branch_with(repo, "clanker/T3", "a.txt", "three\n")  # the same line as T1
+    store = fold_store(repo)
+    sh_git(repo, "merge", "-q", "--ff-only", "clanker/T1")
+    _landed(store, "T1", ["a.txt"], m0, sh_git(repo, "rev-parse", "main").strip())
+    for tid in ("T2", "T3"):
+        store.append(event("task.added", "cli", tid, {"title": tid}))
+        store.append(event("task.claimed", "c1", tid, {"slave": "c1"}))
+    merges: list[str] = []
+    real = git.merge_tree
+
+    def merge_tree(r: Path, a: str, b: str) -> git.MergeResult:
+        merges.append(b)
+        return real(r, a, b)
+
+    monkeypatch.setattr(git, "merge_tree", merge_tree)
+    cfg, st = Config(repo=repo), store.state()
+    assert at_submit(cfg, st, st.tasks["T2"], ["b.txt"], "c1", contains=m0) == []
+    assert merges == [], "main moved by a landing of other files only: no merge to try"
+    refresh = at_submit(cfg, st, st.tasks["T3"], ["a.txt"], "c1", contains=m0)
+    assert merges == ["clanker/T3"] and refresh[-1].type == "task.refresh", "the same file: merged, and it conflicts"
+    # A commit pushed to main by hand: what it changed is not in the log, so git is asked.
+    (repo / "b.txt").write_text("pushed\n")
+    sh_git(repo, "commit", "-qam", "by hand")
+    merges.clear()
+    assert at_submit(cfg, st, st.tasks["T2"], ["b.txt"], "c1", contains=m0)[-1].type == "task.refresh"
+    assert merges == ["clanker/T2"]
+
+
 def test_relative_keeps_only_paths_inside_the_worktree(tmp_path: Path) -> None:
     wt = tmp_path / "wt"
     assert relative(wt, [str(wt / "a/b.py"), "./c.txt", "/etc/passwd", "../x", "d"]) == ["a/b.py", "c.txt", "d"]
@@ -528,6 +596,40 @@ def test_a_worktree_root_inside_the_checkout_is_kept_out_of_its_git_status(tmp_p
     assert sh_git(repo, "status", "--porcelain") == ""
     prepare(cfg)  # once is enough
     assert (repo / ".git/info/exclude").read_text().count("/.worktrees/") == 1
+
+
+@pytest.mark.parametrize(
+    ("gitignore", "exclude", "ours"),
+    [
+        ("", "/.clanker/\n", True),  # what `clanker init` writes
+        (".env\n.clanker\n", "", True),
+        ("!keep.log\n", "/.clanker/\n", False),  # a re-include the top .gitignore could mean: git is asked
+        ("# /.clanker/\n", "", False),
+    ],
+)
+def test_clanker_s_own_ignore_rule_is_read_from_the_files_and_anything_else_asked_of_git(
+    tmp_path: Path, gitignore: str, exclude: str, ours: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clanker.state import paths as state_paths
+
+    repo = make_repo(tmp_path / "r", None, {".gitignore": gitignore} if gitignore else None)
+    (repo / ".git/info/exclude").write_text(exclude)
+    asked: list[str] = []
+    real = git.is_ignored
+
+    def is_ignored(r: Path, path: str) -> bool:
+        asked.append(path)
+        return real(r, path)
+
+    monkeypatch.setattr(git, "is_ignored", is_ignored)
+    cfg = load(repo)
+    assert state_paths._ruled_out(repo) is ours
+    state_paths.prepare(cfg)
+    assert asked == ([] if ours else [".clanker/events.log"])
+    # Either way it is ignored afterwards, and by one rule: git agrees.
+    (repo / ".clanker" / "events.log").write_text("")
+    assert sh_git(repo, "status", "--porcelain", "--", ".clanker") == ""
+    assert real(repo, ".clanker/events.log")
 
 
 def test_an_interrupted_gate_leaves_no_command_running(tmp_path: Path) -> None:

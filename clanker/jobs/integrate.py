@@ -85,14 +85,14 @@ def run_mainline(ctx: JobContext, batch: tuple[str, ...]) -> None:
                 prefix = stack[: good + 1]
                 cand, shas = _candidate(ctx, base, prefix)
                 if mainline.land(ctx.paths, ctx.main, cand, _fence(ctx, prefix)).ok:
-                    _done(ctx, prefix, shas)
+                    _done(ctx, prefix, shas, base)
                     landed_ids = {s.task.id for s in prefix}
                     queue = [t for t in queue if t.id not in landed_ids]
             continue
         cand, shas = _candidate(ctx, base, stack)
         landed = mainline.land(ctx.paths, ctx.main, cand, _fence(ctx, stack))
         if landed.ok:
-            _done(ctx, stack, shas)
+            _done(ctx, stack, shas, base)
             return idle(ctx)
         if landed.reason == "lost":
             ctx.say("  ✗ this batch was taken from this slave (presumed hung): not landing it")
@@ -194,10 +194,13 @@ def _fence(ctx: JobContext, stack: list[Stacked]) -> AbstractContextManager[bool
     return ctx.holding([s.task.id for s in stack], TaskState.LANDING)
 
 
-def _done(ctx: JobContext, stack: list[Stacked], shas: list[str]) -> None:
+def _done(ctx: JobContext, stack: list[Stacked], shas: list[str], base: str) -> None:
     evs: list[Event] = []
+    under, prev = base, base  # what each task's commit sits on: main's head, or the commit before it
     for item, sha in zip(stack, shas, strict=True):
-        evs.append(ev.Mainlined(actor=ctx.sid, task=item.task.id, slave=ctx.sid, sha=sha))
+        if sha != prev:  # a batch in one commit holds all its tasks on the same base
+            under, prev = prev, sha
+        evs.append(ev.Mainlined(actor=ctx.sid, task=item.task.id, slave=ctx.sid, sha=sha, base=under))
         for n, title in enumerate(item.task.follow_ups, 1):
             # Follow-ups exist only once their parent is on main.
             evs.append(

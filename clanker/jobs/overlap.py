@@ -63,8 +63,12 @@ def at_submit(
     still being worked on and touched the same files). `contains`: a commit of main the branch
     is known to contain (while main is still there, the branch merges into it)."""
     repo, main = cfg.repo, cfg.mainline_branch
-    unmoved = contains is not None and git.branch_head(repo, main) == contains
-    merged = None if unmoved else git.merge_tree(repo, main, task.branch)
+    head = git.branch_head(repo, main)
+    unmoved = contains is not None and head == contains
+    # main moved only by the fleet's landings, none of them near these files: it merges cleanly.
+    since = landed_since(state, contains, head) if contains is not None and head is not None else None
+    apart = since is not None and not may_meet(files, since)
+    merged = None if unmoved or apart else git.merge_tree(repo, main, task.branch)
     if merged is not None and merged.tree is None:
         files_ = list(merged.conflicts)
         reasons = f"{main} moved and now conflicts with it in: {', '.join(files_)}; merge {main} and resolve"
@@ -90,6 +94,27 @@ def at_submit(
     if behind:
         evs.append(ev.TaskHeld(actor=actor, task=task.id, slave=actor, behind=tuple(behind)))
     return evs
+
+
+def landed_since(state: State, since: str, head: str) -> frozenset[str] | None:
+    """The files main's moves from `since` to `head` changed, when each move was a landing the
+    log still holds (state.landings): None when anything else moved main meanwhile (a push, a
+    merge by hand) or the moves are older than the landings kept. A landing's files are its
+    task's `touched`: every file its branch changed, the landing's commit changes no other."""
+    groups: list[tuple[str, str, set[str]]] = []  # a batch in one commit is one move
+    for base, sha, files in state.landings:
+        if groups and groups[-1][:2] == (base, sha):
+            groups[-1][2].update(files)
+        else:
+            groups.append((base, sha, set(files)))
+    at, found = since, set[str]()
+    for base, sha, moved in groups:
+        if at == head:
+            break
+        if base and base == at:
+            found |= moved
+            at = sha
+    return frozenset(found) if at == head else None
 
 
 def may_meet(ours: Iterable[str], theirs: Iterable[str]) -> bool:

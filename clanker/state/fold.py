@@ -20,6 +20,7 @@ from . import events as ev
 from .events import Event
 from .legal import check
 from .model import (
+    LANDINGS_KEPT,
     RECENT_OUTCOMES,
     SPENT_MINUTES,
     Archive,
@@ -74,6 +75,7 @@ class _Draft:
     origins: dict[str, str]
     takeovers: dict[str, str]
     reviewed: tuple[int, str]
+    landings: tuple[tuple[str, str, tuple[str, ...]], ...]
     origins_own: bool = dataclasses.field(default=False, init=False)  # copied in this fold call yet
     view: State = dataclasses.field(init=False)  # what the legality check sees: these tasks as they go
 
@@ -89,7 +91,7 @@ class _Draft:
             s.preflight_wanted, dict(s.setup_failed), dict(s.landing) if s.landing is not None else landing_of(s),
             s.archive, dict(s.spent), set(s.budget_said), s.recent, s.targets, dict(s.caps), dict(s.down),
             s.origins,  # copied only when a sourced task is added: it grows with the history
-            dict(s.takeovers), s.reviewed,
+            dict(s.takeovers), s.reviewed, s.landings,
         )  # fmt: skip
 
     def freeze(self, offset: int) -> State:
@@ -106,7 +108,7 @@ class _Draft:
             preflight_wanted=self.preflight_wanted, setup_failed=self.setup_failed, landing=self.landing,
             archive=self.archive, spent=self.spent, budget_said=frozenset(self.budget_said), recent=self.recent,
             targets=self.targets, caps=self.caps, down=self.down, origins=self.origins, takeovers=self.takeovers,
-            reviewed=self.reviewed,
+            reviewed=self.reviewed, landings=self.landings,
         )  # fmt: skip
         return st
 
@@ -173,16 +175,18 @@ def _apply_task(d: _Draft, e: Event, fn: Callable[[Task, Any], Task]) -> None:
         moves_to = check(d.view, e)
     except IllegalTransition:
         return  # a hand-edited log: skipped, never a crash
+    before = d.tasks.get(task_id)
     if type(e) is ev.Mainlined:  # exact classes (none of these is subclassed): cheaper than isinstance
         d.mainlined += 1
         d.recent = (d.recent + "l")[-RECENT_OUTCOMES:]
+        files = before.touched if before is not None else ()
+        d.landings = (*d.landings[-(LANDINGS_KEPT - 1) :], (e.base, e.sha, files))
     elif type(e) is ev.AttemptFinished:
         _spend(d, e)
     elif type(e) is ev.TaskAdded and e.origin:
         if not d.origins_own:
             d.origins, d.origins_own = dict(d.origins), True
         d.origins[e.origin] = task_id
-    before = d.tasks.get(task_id)
     after = fn(before or NO_TASK, e)  # only task.added is legal without a task, and it makes its own
     if after is before:
         after = evolve(after, updated=e.ts) if moves_to is None else evolve(after, updated=e.ts, state=moves_to)

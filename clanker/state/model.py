@@ -302,6 +302,7 @@ class Archive:
 
 
 RECENT_OUTCOMES = 50
+LANDINGS_KEPT = 64
 SPENT_MINUTES = 26 * 60  # a day from any `day_starts`, whatever the clock change, and some
 
 
@@ -348,6 +349,9 @@ class State:
     origins: dict[str, str] = field(default_factory=dict)  # a task source's id → the task made of it
     takeovers: dict[str, str] = field(default_factory=dict)  # slave → its task, a person taking it over
     reviewed: tuple[int, str] = (0, "")  # the plan's last review: landings then, the docs' fingerprint
+    # The newest LANDINGS_KEPT landings (main's head before, after, the task's files), oldest first:
+    # what main's moves changed since a branch began, known without git while the fleet moved it.
+    landings: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
 
     @property
     def preflight(self) -> Preflight | None:

@@ -93,7 +93,7 @@ def ensure_ignored(cfg: Config) -> str:
     """Keep `.clanker/` (and a worktree root of its own inside the repository) out of git;
     returns where the rule lives (or already lived)."""
     rules = []
-    if not git.is_ignored(cfg.repo, ".clanker/events.log"):
+    if not _ruled_out(cfg.repo) and not git.is_ignored(cfg.repo, ".clanker/events.log"):
         rules.append(IGNORE_LINE)
     root = cfg.worktrees
     if root is not None and root.is_relative_to(cfg.repo) and root != cfg.repo:
@@ -109,6 +109,30 @@ def ensure_ignored(cfg: Config) -> str:
     sep = "" if not existing or existing.endswith("\n") else "\n"
     atomic.write_text(target, existing + sep + "\n".join(rules) + "\n")
     return str(target)
+
+
+RULES = frozenset({IGNORE_LINE, ".clanker/", "/.clanker", ".clanker"})
+
+
+def _ruled_out(repo: Path) -> bool:
+    """`.clanker/` is ignored by a rule of the top `.gitignore` or of `.git/info/exclude` (the
+    rule clanker writes, or a plain form of it), read from the files themselves: asking
+    `git check-ignore` was a process at every command's start. Only where no `!` rule of the top
+    `.gitignore` could take it back (it outranks info/exclude; nothing inside an ignored
+    directory can be re-included); anything else is asked of git."""
+    dotgit = repo / ".git"
+    if not dotgit.is_dir():
+        return False  # a submodule's or a linked worktree's checkout: git knows where its files are
+    found = False
+    for f in (repo / ".gitignore", dotgit / "info" / "exclude"):
+        try:
+            lines = [line.strip() for line in f.read_text(encoding="utf-8").splitlines()]
+        except (OSError, UnicodeDecodeError):
+            continue
+        if f.name == ".gitignore" and any(line.startswith("!") for line in lines):
+            return False
+        found = found or any(line in RULES for line in lines)
+    return found
 
 
 def prepare(cfg: Config) -> Paths:

@@ -51,6 +51,7 @@ def _live_to_json(state: State) -> dict[str, Any]:
         "spent": [[m, usd, tokens] for m, (usd, tokens) in sorted(state.spent.items())],
         "budget_said": sorted(state.budget_said),
         "recent": state.recent,
+        "landings": [[base, sha, list(files)] for base, sha, files in state.landings],
         "scheduler": {
             "targets": list(state.targets) if state.targets else None,
             "caps": {k: [cap, why] for k, (cap, why) in sorted(state.caps.items())},
@@ -109,6 +110,7 @@ def state_from_json(raw: dict[str, Any], read: Callable[[int], Task | None] | No
         origins={str(k): str(v) for k, v in (raw.get("origins") or {}).items()},
         takeovers={str(k): str(v) for k, v in (raw.get("takeovers") or {}).items()},
         reviewed=_reviewed(raw),
+        landings=tuple((str(b), str(s), tuple(str(f) for f in fs)) for b, s, fs in raw.get("landings") or []),
         caps={str(k): (int(v[0]), str(v[1])) for k, v in ((raw.get("scheduler") or {}).get("caps") or {}).items()},
     )
 
