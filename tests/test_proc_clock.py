@@ -138,13 +138,15 @@ def test_log_waiter_waits_on_its_clock(tmp_path: Path) -> None:
         waiter.close()
 
 
+def no_inotify() -> None:
+    """INotify() when the user is out of inotify instances."""
+    raise OSError(24, "Too many open files")
+
+
 def test_a_log_waiter_without_inotify_waits_out_its_timeouts_and_can_be_poked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from clanker.system import fswatch
-
-    def no_inotify() -> None:
-        raise OSError(24, "Too many open files")
 
     monkeypatch.setattr(fswatch, "INotify", no_inotify)
     waiter = LogWaiter(tmp_path)
@@ -274,9 +276,6 @@ def test_a_tree_watch_without_inotify_says_it_sees_nothing_and_closes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from clanker.system import treewatch
-
-    def no_inotify() -> None:
-        raise OSError(24, "Too many open files")
 
     monkeypatch.setattr(treewatch, "INotify", no_inotify)
     seen, watch = _changes(tmp_path)

@@ -33,8 +33,28 @@ def _env() -> dict[str, str]:
 EXCLUDES = "clanker-exclude"  # a linked worktree's own ignore file, in its private git dir
 
 
+_GIT_FILES: dict[str, tuple[tuple[int, int, int, int], Path | None]] = {}  # `.git` → (its stat, what it said)
+
+
 def worktree_git_dir(wt: Path) -> Path | None:
     """The private git dir of a linked worktree (`.git` is a file there), else None."""
+    # Asked before every git command (its ignore file) and at every ref read: `.git` is read once,
+    # and again only when it changes (a worktree made anew in the same place); else one stat.
+    dotgit = os.path.join(wt, ".git")
+    try:
+        st = os.stat(dotgit)
+    except OSError:
+        return None
+    key = (st.st_mode, st.st_ino, st.st_mtime_ns, st.st_size)
+    known = _GIT_FILES.get(dotgit)
+    if known is not None and known[0] == key:
+        return known[1]
+    found = None if S_ISDIR(st.st_mode) else _gitdir_of(wt)
+    _GIT_FILES[dotgit] = (key, found)
+    return found
+
+
+def _gitdir_of(wt: Path) -> Path | None:
     try:
         text = (wt / ".git").read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
@@ -45,27 +65,11 @@ def worktree_git_dir(wt: Path) -> Path | None:
     return found if found.is_absolute() else (wt / found).resolve()
 
 
-_EXCLUDES: dict[str, tuple[tuple[int, int, int], str | None]] = {}  # `.git` file → (its stat, where the file goes)
-
-
 def excludes_file(wt: Path) -> Path | None:
     """The worktree's own ignore file, when clanker made one (see `Workspace`)."""
-    # Asked before every git command: where the file would be is read from `.git` once, and
-    # again only when `.git` changes (a worktree made anew in the same place); then one stat.
-    dotgit = os.path.join(wt, ".git")
-    try:
-        st = os.stat(dotgit)
-    except OSError:
-        return None
-    if S_ISDIR(st.st_mode):
-        return None  # the main checkout: its git dir is shared, so it has no ignore file of its own
-    key = (st.st_ino, st.st_mtime_ns, st.st_size)
-    known = _EXCLUDES.get(dotgit)
-    if known is None or known[0] != key:
-        gd = worktree_git_dir(wt)
-        known = _EXCLUDES[dotgit] = (key, os.path.join(gd, EXCLUDES) if gd is not None else None)
-    where = known[1]
-    return Path(where) if where is not None and os.path.isfile(where) else None
+    gd = worktree_git_dir(wt)
+    path = gd / EXCLUDES if gd is not None else None
+    return path if path is not None and path.is_file() else None
 
 
 def run(args: list[str], cwd: Path, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:

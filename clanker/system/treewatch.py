@@ -40,19 +40,18 @@ class Watch:
         self.skip = skip
         self.partial = False
         self._dirs: dict[int, str] = {}  # watch descriptor → its directory
-        self._ino: INotify | None = None
-        self._stop_r, self._stop_w = os.pipe()
+        self._thread: threading.Thread | None = None
         try:
             self._ino = INotify()
         except OSError:  # out of inotify instances: nothing is followed, and that is said
             self.partial = True
-        else:
-            self._add_tree(str(directory))
-        self._thread = threading.Thread(target=self._loop, name="tree-watch", daemon=True)
+            return
+        self._stop_r, self._stop_w = os.pipe()
+        self._add_tree(str(directory))
+        self._thread = threading.Thread(target=self._loop, args=(self._ino,), name="tree-watch", daemon=True)
         self._thread.start()
 
     def _add_tree(self, top: str) -> None:
-        assert self._ino is not None
         for here, subdirs, _files in os.walk(top):
             subdirs[:] = [d for d in subdirs if d not in self.skip]
             try:
@@ -63,14 +62,12 @@ class Watch:
                     self.partial = True
                     return
 
-    def _loop(self) -> None:
-        assert self._ino is not None or self.partial
-        fds = [self._stop_r] if self._ino is None else [self._ino.fileno(), self._stop_r]
+    def _loop(self, ino: INotify) -> None:
         while True:
-            ready, _, _ = select.select(fds, [], [])
-            if self._stop_r in ready or self._ino is None:
+            ready, _, _ = select.select([ino.fileno(), self._stop_r], [], [])
+            if self._stop_r in ready:
                 return
-            for ev in self._ino.read(timeout=0):
+            for ev in ino.read(timeout=0):
                 if ev.mask & flags.Q_OVERFLOW:
                     self.partial = True
                     continue
@@ -86,15 +83,17 @@ class Watch:
                 self.on_change(Path(path))
 
     def close(self) -> None:
+        if self._thread is None:
+            return  # nothing was followed
         with contextlib.suppress(OSError):
             os.write(self._stop_w, b"x")
         # Joined, so no change is reported by a thread that is being torn down.
         self._thread.join(timeout=5)
-        if self._ino is not None:
-            self._ino.close()
+        self._ino.close()
         for fd in (self._stop_r, self._stop_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
+        self._thread = None
 
     def __enter__(self) -> Watch:
         return self
